@@ -1,0 +1,21 @@
+//! Errors of the job pool's calls. A job that fails to *start* is not an error
+//! of the pool: it is a job whose status is [`Status::Error`](super::Status).
+
+use std::path::PathBuf;
+
+use super::JobId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+
+    #[error("cannot prepare the data directory {}: {source}", path.display())]
+    DataDir { path: PathBuf, source: std::io::Error },
+
+    #[error("the job pool must be created inside a tokio runtime")]
+    NoRuntime,
+
+    #[error("cannot read the output of job {id}: {source}")]
+    ReadOutput { id: JobId, source: std::io::Error },
+}

@@ -1,0 +1,278 @@
+//! One job: its record, its lifecycle and its supervisor task.
+
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::Signal;
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
+
+use super::process::{self, ExitEvent, Started};
+use super::spool::{self, OutputReader, Progress, Sink, Stream};
+use super::{JobId, JobStatus, Output, Status, Termination};
+
+/// How long the pumps may keep draining after the job's group was killed. Only
+/// a process that left the group (with `setsid`) can hold a pipe open longer;
+/// its remaining output is then given up so the job can complete.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+pub(crate) struct Job {
+    pub id: JobId,
+    pub command: String,
+    pub args: Vec<String>,
+    pub started_at: SystemTime,
+    pid: Option<u32>,
+    spool_paths: [PathBuf; 2],
+    lifecycle: Mutex<Lifecycle>,
+    events: watch::Sender<Progress>,
+}
+
+struct Lifecycle {
+    /// Present until the process is reaped. Whoever takes it kills what is
+    /// left of the group and reaps; afterwards no signal may be sent.
+    child: Option<Child>,
+    status: Status,
+    finished_at: Option<SystemTime>,
+    output_error: Option<String>,
+}
+
+/// What a pool needs to know to start a job.
+pub(crate) struct Spec<'a> {
+    pub id: JobId,
+    pub command: String,
+    pub args: Vec<String>,
+    pub spool_dir: &'a std::path::Path,
+    pub output_limit: u64,
+}
+
+impl Job {
+    /// Creates the job's spool files and starts its process and supervisor.
+    /// Never fails: a job that cannot start is returned in the error state.
+    /// Must be called inside the runtime's context.
+    pub fn start(spec: Spec<'_>) -> Arc<Job> {
+        let started_at = SystemTime::now();
+        let spool_paths = Stream::BOTH.map(|s| spool::spool_path(spec.spool_dir, spec.id, s));
+        let started = (|| {
+            let files = [
+                spool::create_spool_file(&spool_paths[0])?,
+                spool::create_spool_file(&spool_paths[1])?,
+            ];
+            let started = process::start(&spec.command, &spec.args)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)))?;
+            Ok::<_, io::Error>((started, files))
+        })();
+        let (child, supervision, status) = match started {
+            Ok((
+                Started {
+                    child,
+                    exit,
+                    stdout,
+                    stderr,
+                },
+                files,
+            )) => (Some(child), Some((exit, stdout, stderr, files)), Status::Running),
+            Err(e) => {
+                for path in &spool_paths {
+                    let _ = std::fs::remove_file(path);
+                }
+                (None, None, Status::Error(e.to_string()))
+            }
+        };
+        let finished = supervision.is_none();
+        let job = Arc::new(Job {
+            id: spec.id,
+            command: spec.command,
+            args: spec.args,
+            started_at,
+            pid: child.as_ref().map(Child::id),
+            spool_paths,
+            lifecycle: Mutex::new(Lifecycle {
+                child,
+                status,
+                finished_at: finished.then(SystemTime::now),
+                output_error: None,
+            }),
+            events: watch::Sender::new(Progress::new(finished)),
+        });
+        if let Some((exit, stdout, stderr, [out_file, err_file])) = supervision {
+            tokio::spawn(Arc::clone(&job).supervise(
+                exit,
+                [stdout, stderr],
+                [out_file, err_file],
+                spec.output_limit,
+            ));
+        }
+        job
+    }
+
+    /// Drains the job's output, waits for its main process to exit, kills what
+    /// is left of its group, reaps, and marks the job finished.
+    async fn supervise(
+        self: Arc<Self>,
+        exit: ExitEvent,
+        [stdout, stderr]: [pipe::Receiver; 2],
+        [out_file, err_file]: [File; 2],
+        output_limit: u64,
+    ) {
+        let sink = Sink {
+            events: &self.events,
+            output_limit,
+            report_error: &|stream, e| self.record_output_error(stream, e),
+        };
+        let pumps = async {
+            tokio::join!(
+                spool::pump(Stream::Stdout, stdout, out_file, &sink),
+                spool::pump(Stream::Stderr, stderr, err_file, &sink),
+            )
+        };
+        tokio::pin!(pumps);
+        // A job may close its output before it exits, or exit first.
+        let drained = tokio::select! {
+            biased;
+            _ = exit.exited() => false,
+            _ = &mut pumps => true,
+        };
+        if drained {
+            exit.exited().await;
+        }
+        let termination = self.reap();
+        if !drained && tokio::time::timeout(DRAIN_AFTER_EXIT, &mut pumps).await.is_err() {
+            tracing::warn!(job = %self.id, "a process that left the job's group holds its output open; the rest is dropped");
+            self.events.send_modify(|p| p.truncated = true);
+        }
+        self.finish(termination);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Lifecycle> {
+        // A panic while holding this lock leaves plain data behind; keep going.
+        self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kills what is left of the job's group and reaps its main process, if
+    /// nobody has yet. Blocks only until the group's leader is gone, which is
+    /// immediate when it has already exited.
+    pub fn reap(&self) -> Option<Termination> {
+        let mut child = {
+            let mut lifecycle = self.lock();
+            let child = lifecycle.child.take()?;
+            process::signal_group(child.id(), Signal::SIGKILL);
+            child
+        };
+        self.events.send_modify(|p| p.exited = true);
+        child.wait().ok().map(process::termination)
+    }
+
+    /// Signals the job's process group if its leader is not yet reaped.
+    /// Returns whether the signal was sent.
+    pub fn signal(&self, signal: Signal) -> bool {
+        let lifecycle = self.lock();
+        match &lifecycle.child {
+            Some(child) => {
+                process::signal_group(child.id(), signal);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn record_output_error(&self, stream: Stream, e: &io::Error) {
+        tracing::warn!(job = %self.id, stream = stream.name(), error = %e, "job output could not be stored; the job goes on, marked truncated");
+        let mut lifecycle = self.lock();
+        lifecycle
+            .output_error
+            .get_or_insert_with(|| format!("cannot store {}: {e}", stream.name()));
+    }
+
+    fn finish(&self, termination: Option<Termination>) {
+        {
+            let mut lifecycle = self.lock();
+            // Someone else reaped (the pool was dropped): it was killed.
+            let termination = termination.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32));
+            lifecycle.status = Status::Completed(termination);
+            lifecycle.finished_at = Some(SystemTime::now());
+        }
+        self.events.send_modify(|p| {
+            p.exited = true;
+            p.finished = true;
+        });
+    }
+
+    pub fn status(&self) -> JobStatus {
+        let truncated = self.events.borrow().truncated;
+        let lifecycle = self.lock();
+        JobStatus {
+            id: self.id,
+            command: self.command.clone(),
+            args: self.args.clone(),
+            status: lifecycle.status.clone(),
+            pid: self.pid,
+            started_at: self.started_at,
+            finished_at: lifecycle.finished_at,
+            truncated,
+            output_error: lifecycle.output_error.clone(),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.events.borrow().finished
+    }
+
+    pub async fn wait_exited(&self) {
+        let _ = self.events.subscribe().wait_for(|p| p.exited).await;
+    }
+
+    pub async fn wait_finished(&self) {
+        let _ = self.events.subscribe().wait_for(|p| p.finished).await;
+    }
+
+    /// A reader of one stream from `offset`. The file is opened now, so the
+    /// reader keeps working if the job is deleted while it follows.
+    pub fn reader(&self, stream: Stream, offset: u64) -> io::Result<OutputReader> {
+        let events = self.events.subscribe();
+        let file = match File::open(&self.spool_paths[stream.index()]) {
+            Ok(file) => Some(file),
+            // A job that never started has no spool files and no output.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.pid.is_none() => None,
+            Err(e) => return Err(e),
+        };
+        Ok(OutputReader::new(file, stream, offset, events))
+    }
+
+    /// The output stored so far, both streams.
+    pub fn output(&self) -> io::Result<Output> {
+        let progress = *self.events.borrow();
+        let mut output = Output {
+            truncated: progress.truncated,
+            ..Output::default()
+        };
+        if self.pid.is_none() {
+            return Ok(output);
+        }
+        for (stream, buf) in [
+            (Stream::Stdout, &mut output.stdout),
+            (Stream::Stderr, &mut output.stderr),
+        ] {
+            let len = usize::try_from(progress.stored(stream)).map_err(io::Error::other)?;
+            let file = File::open(&self.spool_paths[stream.index()])?;
+            buf.resize(len, 0);
+            std::os::unix::fs::FileExt::read_exact_at(&file, buf, 0)?;
+        }
+        Ok(output)
+    }
+
+    pub fn remove_spool_files(&self) {
+        for path in &self.spool_paths {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(job = %self.id, path = %path.display(), error = %e, "cannot remove spool file")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The job pool: start commands as supervised processes, keep their complete
+//! output, let any number of readers follow it, and stop or delete them.
+//!
+//! This module knows nothing of HTTP or TLS; the server puts one [`JobPool`]
+//! behind each client identity.
+//!
+//! # Design
+//!
+//! * **One process group per job.** A job's main process is spawned (via
+//!   `posix_spawn`, no `pre_exec`) as the leader of a new process group with
+//!   stdin from `/dev/null`. Stopping or deleting a job signals the whole
+//!   group, so its children go too.
+//! * **Exit is observed without reaping.** Each job has a pidfd that becomes
+//!   readable when the main process exits. Until the supervisor reaps the
+//!   zombie, its pid (and so the group id) cannot be reused, so every
+//!   `killpg` is guaranteed to hit the job's own group. Whoever takes the
+//!   `Child` out of the job's state is the one that kills the rest of the
+//!   group and reaps: after that no signal is ever sent again.
+//! * **Output is spooled to files, not memory.** Two pumps copy the job's
+//!   stdout and stderr pipes into files in the pool's data directory, always
+//!   draining the pipes so a job never blocks on output nobody reads. Past the
+//!   per-job cap, bytes are read and dropped and the job is marked truncated.
+//! * **One event per job.** A `tokio::sync::watch` channel carries the job's
+//!   [`Progress`](spool::Progress): bytes spooled per stream, and whether the
+//!   job has exited and finished. Readers ([`OutputReader`]) wait on it instead
+//!   of polling, and read the spool files at their own pace, so a slow reader
+//!   holds back only itself and keeps at most one chunk in memory.
+//! * **Completed means complete.** When the main process exits, what is left
+//!   of its group is killed, the pumps drain the pipes to EOF, and only then
+//!   does the job's status turn `completed`.
+//! * **Short locks.** The pool's map and each job's state are behind
+//!   `std::sync::Mutex`es that are never held across a spawn, a wait, an
+//!   `.await` or file I/O.
+
+mod error;
+mod job;
+mod pool;
+mod process;
+mod spool;
+mod status;
+
+pub use error::JobError;
+pub use pool::{JobPool, PoolConfig};
+pub use spool::{OutputReader, Stream};
+pub use status::{JobId, JobStatus, Output, Status, Termination};

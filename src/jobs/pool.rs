@@ -1,0 +1,203 @@
+//! The pool: a map of jobs, their shared limits, and the calls on them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::runtime::Handle;
+
+use super::job::{Job, Spec};
+use super::spool::{self, OutputReader, Stream};
+use super::{JobError, JobId, JobStatus, Output};
+
+/// Settings shared by every job of a pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Where the pool keeps its jobs' output. The pool owns this directory:
+    /// it creates it (mode 0700) and removes spool files it finds there.
+    pub data_dir: PathBuf,
+    /// Output bytes kept per job, both streams together; the rest is dropped
+    /// and the job marked truncated.
+    pub output_limit: u64,
+    /// How long [`JobPool::stop`] waits after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+}
+
+impl PoolConfig {
+    pub const DEFAULT_OUTPUT_LIMIT: u64 = 2 << 30;
+    pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
+
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        PoolConfig {
+            data_dir: data_dir.into(),
+            output_limit: Self::DEFAULT_OUTPUT_LIMIT,
+            stop_grace: Self::DEFAULT_STOP_GRACE,
+        }
+    }
+}
+
+/// A thread-safe pool of jobs. Dropping it (or [`JobPool::shutdown`]) kills
+/// every job's process group and reaps it.
+pub struct JobPool {
+    config: PoolConfig,
+    jobs: Mutex<BTreeMap<JobId, Arc<Job>>>,
+    next_id: AtomicU64,
+    runtime: Handle,
+}
+
+impl JobPool {
+    /// Creates a pool whose jobs are supervised on the current tokio runtime.
+    pub fn new(config: PoolConfig) -> Result<Self, JobError> {
+        let runtime = Handle::try_current().map_err(|_| JobError::NoRuntime)?;
+        take_over_dir(&config.data_dir).map_err(|source| JobError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        Ok(JobPool {
+            config,
+            jobs: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            runtime,
+        })
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, BTreeMap<JobId, Arc<Job>>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, id: JobId) -> Result<Arc<Job>, JobError> {
+        self.jobs().get(&id).cloned().ok_or(JobError::NotFound(id))
+    }
+
+    /// Starts `command` with `args` and returns the new job's id. This always
+    /// creates a job: one that cannot start has status `Error` with the reason.
+    pub fn create(&self, command: impl Into<String>, args: Vec<String>) -> JobId {
+        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let _runtime = self.runtime.enter();
+        let job = Job::start(Spec {
+            id,
+            command: command.into(),
+            args,
+            spool_dir: &self.config.data_dir,
+            output_limit: self.config.output_limit,
+        });
+        self.jobs().insert(id, job);
+        id
+    }
+
+    pub fn status(&self, id: JobId) -> Result<JobStatus, JobError> {
+        Ok(self.get(id)?.status())
+    }
+
+    /// Every job of the pool, by id.
+    pub fn list(&self) -> Vec<JobStatus> {
+        let jobs: Vec<Arc<Job>> = self.jobs().values().cloned().collect();
+        jobs.iter().map(|job| job.status()).collect()
+    }
+
+    /// The number of jobs whose process has not finished.
+    pub fn running(&self) -> usize {
+        self.jobs().values().filter(|job| !job.is_finished()).count()
+    }
+
+    /// Everything the job has written so far, both streams. For large
+    /// output prefer [`JobPool::reader`], which holds one chunk at a time.
+    pub fn output(&self, id: JobId) -> Result<Output, JobError> {
+        self.get(id)?
+            .output()
+            .map_err(|source| JobError::ReadOutput { id, source })
+    }
+
+    /// A reader that follows one stream of a job from byte `offset`.
+    pub fn reader(&self, id: JobId, stream: Stream, offset: u64) -> Result<OutputReader, JobError> {
+        self.get(id)?
+            .reader(stream, offset)
+            .map_err(|source| JobError::ReadOutput { id, source })
+    }
+
+    /// Waits until the job has finished, and returns its final status.
+    pub async fn wait(&self, id: JobId) -> Result<JobStatus, JobError> {
+        let job = self.get(id)?;
+        job.wait_finished().await;
+        Ok(job.status())
+    }
+
+    /// SIGTERM to the job's process group, then SIGKILL once the pool's grace
+    /// period has passed. Returns the final status.
+    pub async fn stop(&self, id: JobId) -> Result<JobStatus, JobError> {
+        self.stop_with_grace(id, self.config.stop_grace).await
+    }
+
+    /// Like [`JobPool::stop`] with a grace period of its own.
+    pub async fn stop_with_grace(&self, id: JobId, grace: Duration) -> Result<JobStatus, JobError> {
+        let job = self.get(id)?;
+        if job.signal(Signal::SIGTERM) && tokio::time::timeout(grace, job.wait_exited()).await.is_err() {
+            job.signal(Signal::SIGKILL);
+        }
+        job.wait_finished().await;
+        Ok(job.status())
+    }
+
+    /// Removes a job. A running job is killed (its whole group) and reaped
+    /// first; its stored output is removed. Once this returns `Ok` the job
+    /// is gone, and the cleanup completes even if the caller stops waiting.
+    pub async fn delete(&self, id: JobId) -> Result<(), JobError> {
+        let job = self.jobs().remove(&id).ok_or(JobError::NotFound(id))?;
+        job.signal(Signal::SIGKILL);
+        let cleanup = self.runtime.spawn(async move {
+            job.wait_finished().await;
+            job.remove_spool_files();
+        });
+        // The task only fails if the runtime is shutting down, and then the
+        // pool's drop does the cleanup.
+        let _ = cleanup.await;
+        Ok(())
+    }
+
+    /// Kills every job's process group and waits until each is reaped and
+    /// its output drained. The records stay queryable.
+    pub async fn shutdown(&self) {
+        let jobs: Vec<Arc<Job>> = self.jobs().values().cloned().collect();
+        for job in &jobs {
+            job.signal(Signal::SIGKILL);
+        }
+        for job in &jobs {
+            job.wait_finished().await;
+        }
+    }
+}
+
+impl Drop for JobPool {
+    fn drop(&mut self) {
+        let jobs = std::mem::take(&mut *self.jobs());
+        for job in jobs.values() {
+            // Synchronous kill and reap: the runtime may already be gone.
+            job.reap();
+            job.remove_spool_files();
+        }
+    }
+}
+
+/// Creates the pool's directory (0700) and removes spool files that an
+/// earlier pool left in it. Other files are left alone.
+fn take_over_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_str().is_some_and(spool::is_spool_file_name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! Output spooling: pumps that copy a job's pipes into files, the progress
+//! event they publish, and readers that follow the files.
+//!
+//! The spool files are written and read with plain blocking calls on the
+//! async worker. That is deliberate: they are page-cache writes and reads of at
+//! most one chunk, which take microseconds, while a trip through
+//! `spawn_blocking` per chunk would cost more than the I/O itself.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
+
+use super::JobId;
+
+/// Bytes moved per read from a pipe, and the most one reader holds at once.
+pub(crate) const CHUNK: usize = 64 * 1024;
+
+/// One of a job's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub const BOTH: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// What a job's event channel carries. Every change wakes the job's readers
+/// and waiters.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    /// Bytes stored so far, per stream (indexed by [`Stream`]).
+    stored: [u64; 2],
+    pub truncated: bool,
+    /// The main process has exited (it may not be reaped yet).
+    pub exited: bool,
+    /// The job is over: reaped, and its output drained to the end.
+    pub finished: bool,
+}
+
+impl Progress {
+    /// The progress of a new job; one that never started is over at once.
+    pub fn new(over: bool) -> Self {
+        Progress {
+            exited: over,
+            finished: over,
+            ..Progress::default()
+        }
+    }
+
+    pub fn stored(&self, stream: Stream) -> u64 {
+        self.stored[stream.index()]
+    }
+
+    fn total_stored(&self) -> u64 {
+        self.stored.iter().sum()
+    }
+}
+
+/// The path of one stream's spool file for a job.
+pub(crate) fn spool_path(dir: &Path, id: JobId, stream: Stream) -> PathBuf {
+    dir.join(format!("{id}.{}", stream.name()))
+}
+
+/// Whether `name` is a file this module could have made (so the pool may
+/// remove it when it takes over its directory).
+pub(crate) fn is_spool_file_name(name: &str) -> bool {
+    name.rsplit_once('.').is_some_and(|(id, ext)| {
+        (ext == "stdout" || ext == "stderr") && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Creates an empty spool file that only the server's user can read.
+pub(crate) fn create_spool_file(path: &Path) -> io::Result<File> {
+    File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Where a pump records what it stored, and how a pump learns the room left.
+pub(crate) struct Sink<'a> {
+    pub events: &'a watch::Sender<Progress>,
+    pub output_limit: u64,
+    /// Called with an error that cost output, so it can be logged and shown.
+    pub report_error: &'a (dyn Fn(Stream, &io::Error) + Sync),
+}
+
+/// Copies `pipe` into `file` until EOF. It never stops reading early, so the
+/// job is never blocked on a full pipe: bytes past the cap, or after a write
+/// error, are read and dropped, and the job is marked truncated.
+pub(crate) async fn pump(stream: Stream, mut pipe: pipe::Receiver, mut file: File, sink: &Sink<'_>) {
+    let mut buf = vec![0u8; CHUNK];
+    let mut can_write = true;
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                (sink.report_error)(stream, &e);
+                sink.events.send_modify(|p| p.truncated = true);
+                return;
+            }
+        };
+        let room = sink
+            .output_limit
+            .saturating_sub(sink.events.borrow().total_stored());
+        let keep = n.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let mut stored = 0;
+        if can_write && keep > 0 {
+            match file.write_all(&buf[..keep]) {
+                Ok(()) => stored = keep,
+                Err(e) => {
+                    can_write = false;
+                    (sink.report_error)(stream, &e);
+                }
+            }
+        }
+        sink.events.send_modify(|p| {
+            p.stored[stream.index()] += stored as u64;
+            p.truncated |= stored < n;
+        });
+    }
+}
+
+/// Follows one stream of one job from a byte offset: yields every byte from
+/// there on, waits for more while the job runs, and ends once the job has
+/// finished and every stored byte was read.
+///
+/// A reader holds an open file, so it keeps working even if the job is deleted
+/// while it follows; at most one chunk of output is in memory per reader.
+pub struct OutputReader {
+    file: Option<File>,
+    stream: Stream,
+    offset: u64,
+    events: watch::Receiver<Progress>,
+}
+
+impl OutputReader {
+    pub(crate) fn new(
+        file: Option<File>,
+        stream: Stream,
+        offset: u64,
+        events: watch::Receiver<Progress>,
+    ) -> Self {
+        OutputReader {
+            file,
+            stream,
+            offset,
+            events,
+        }
+    }
+
+    /// The offset of the next byte this reader will yield.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next chunk of output (at most 64 KiB), or `None` at the end.
+    pub async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            let (stored, finished) = {
+                let p = self.events.borrow_and_update();
+                (p.stored(self.stream), p.finished)
+            };
+            if self.offset < stored {
+                let Some(file) = &self.file else {
+                    return Ok(None);
+                };
+                let want = usize::try_from(stored - self.offset).map_or(CHUNK, |n| n.min(CHUNK));
+                let mut buf = vec![0u8; want];
+                let n = file.read_at(&mut buf, self.offset)?;
+                if n == 0 {
+                    // The file is shorter than recorded: it was cut from
+                    // outside. End rather than spin.
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "spool file is shorter than the output it recorded",
+                    ));
+                }
+                buf.truncate(n);
+                self.offset += n as u64;
+                return Ok(Some(Bytes::from(buf)));
+            }
+            if finished {
+                return Ok(None);
+            }
+            if self.events.changed().await.is_err() {
+                // The job's record is gone (its pool was dropped).
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads everything from the offset to the end of the job's output.
+    pub async fn read_to_end(mut self) -> io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        while let Some(chunk) = self.next_chunk().await? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_file_names_are_recognised_and_nothing_else() {
+        assert!(is_spool_file_name("1.stdout"));
+        assert!(is_spool_file_name("42.stderr"));
+        assert!(!is_spool_file_name(".stdout"));
+        assert!(!is_spool_file_name("x.stdout"));
+        assert!(!is_spool_file_name("1.stdin"));
+        assert!(!is_spool_file_name("important.txt"));
+    }
+}

@@ -1,0 +1,11 @@
+//! rcmd runs commands on remote Linux machines for clients authenticated by
+//! mutual TLS. The crate is one binary with three roles, one module each:
+//!
+//! * [`pki`]: the certificate authority (`rcmd pki ...`);
+//! * [`server`]: the HTTPS API in front of a [`jobs::JobPool`] per client;
+//! * [`client`]: the command-line client;
+//!
+//! plus [`jobs`], the process-supervision library underneath the server, and
+//! [`wire`], the JSON bodies that server and client share.
+
+pub mod jobs;

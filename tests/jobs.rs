@@ -1,0 +1,520 @@
+//! The job pool library, with real processes and real spool files.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcmd::jobs::{JobError, JobId, JobPool, PoolConfig, Status, Stream, Termination};
+use support::TempDir;
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn sh(script: &str) -> (String, Vec<String>) {
+    ("sh".into(), args(&["-c", script]))
+}
+
+struct Fixture {
+    pool: JobPool,
+    dir: TempDir,
+}
+
+fn pool_with(label: &str, configure: impl FnOnce(&mut PoolConfig)) -> Fixture {
+    let dir = TempDir::new(label);
+    let mut config = PoolConfig::new(dir.path().join("data"));
+    configure(&mut config);
+    Fixture {
+        pool: JobPool::new(config).expect("pool"),
+        dir,
+    }
+}
+
+fn pool(label: &str) -> Fixture {
+    pool_with(label, |_| {})
+}
+
+impl Fixture {
+    fn run(&self, (cmd, args): (String, Vec<String>)) -> JobId {
+        self.pool.create(cmd, args)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_zero_and_non_zero_are_reported() {
+    let f = pool("exit");
+    let ok = f.run(sh("exit 0"));
+    let three = f.run(sh("exit 3"));
+    assert_eq!(
+        f.pool.wait(ok).await.unwrap().status,
+        Status::Completed(Termination::Exited(0))
+    );
+    let status = f.pool.wait(three).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(3)));
+    assert!(status.pid.is_some());
+    assert!(status.finished_at.unwrap() >= status.started_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_is_running_while_the_process_runs() {
+    let f = pool("running");
+    let id = f.run(("sleep".into(), args(&["30"])));
+    let status = f.pool.status(id).unwrap();
+    assert_eq!(status.status, Status::Running);
+    assert!(status.finished_at.is_none());
+    assert_eq!(status.command, "sleep");
+    assert_eq!(status.args, args(&["30"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_from_outside_reports_the_signal() {
+    let f = pool("outside-kill");
+    let id = f.run(("sleep".into(), args(&["30"])));
+    let pid = f.pool.status(id).unwrap().pid.unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = f.pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_that_cannot_start_are_jobs_in_the_error_state() {
+    let f = pool("start-errors");
+    let not_executable = f.dir.path().join("not-executable");
+    std::fs::write(&not_executable, "#!/bin/sh\necho hi\n").unwrap();
+    let cases = [
+        ("/no/such/command".to_string(), vec![], "No such file"),
+        (
+            not_executable.to_str().unwrap().to_string(),
+            vec![],
+            "Permission denied",
+        ),
+        (String::new(), vec![], "empty"),
+        ("echo".to_string(), vec!["a\0b".to_string()], "nul byte"),
+    ];
+    for (cmd, cmd_args, expected) in cases {
+        let id = f.pool.create(cmd.clone(), cmd_args);
+        let status = f.pool.status(id).unwrap();
+        match &status.status {
+            Status::Error(message) => {
+                assert!(
+                    message.contains(expected),
+                    "{cmd:?}: {message:?} lacks {expected:?}"
+                )
+            }
+            other => panic!("{cmd:?} should be an error, is {other:?}"),
+        }
+        assert_eq!(status.pid, None);
+        assert!(status.finished_at.is_some());
+        let output = f.pool.output(id).unwrap();
+        assert!(output.stdout.is_empty() && output.stderr.is_empty());
+        assert!(
+            f.pool
+                .reader(id, Stream::Stdout, 0)
+                .unwrap()
+                .read_to_end()
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        f.pool.delete(id).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_ids_are_a_typed_error_on_every_call() {
+    let f = pool("unknown");
+    let id = JobId(99);
+    assert!(matches!(f.pool.status(id), Err(JobError::NotFound(JobId(99)))));
+    assert!(matches!(f.pool.output(id), Err(JobError::NotFound(_))));
+    assert!(matches!(
+        f.pool.reader(id, Stream::Stderr, 0),
+        Err(JobError::NotFound(_))
+    ));
+    assert!(matches!(f.pool.wait(id).await, Err(JobError::NotFound(_))));
+    assert!(matches!(f.pool.stop(id).await, Err(JobError::NotFound(_))));
+    assert!(matches!(f.pool.delete(id).await, Err(JobError::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_count_from_one() {
+    let f = pool("ids");
+    assert_eq!(f.run(sh("true")), JobId(1));
+    assert_eq!(f.run(sh("true")), JobId(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_and_stderr_stay_separate_and_binary_safe() {
+    let f = pool("binary");
+    // Every byte value, 0 to 255, on stdout; a different text on stderr.
+    let id = f.run(sh(
+        "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; printf 'to stderr' >&2",
+    ));
+    f.pool.wait(id).await.unwrap();
+    let output = f.pool.output(id).unwrap();
+    assert_eq!(output.stdout, (0..=255u8).collect::<Vec<_>>());
+    assert_eq!(output.stderr, b"to stderr");
+    assert!(!output.truncated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_never_blocks_on_output_nobody_reads() {
+    let f = pool("unread");
+    // 8 MiB is far more than a pipe holds; no reader exists while it runs.
+    let id = f.run(sh("head -c 8388608 /dev/zero; head -c 8388608 /dev/zero >&2"));
+    let status = f.pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    let output = f.pool.output(id).unwrap();
+    assert_eq!((output.stdout.len(), output.stderr.len()), (8 << 20, 8 << 20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_output_is_complete_and_exact() {
+    let f = pool("huge");
+    const SIZE: u64 = 120 << 20;
+    let id = f.run(sh(&format!("yes 0123456789abcde | head -c {SIZE}")));
+    // Follow it live, checking every byte without holding it all.
+    let mut reader = f.pool.reader(id, Stream::Stdout, 0).unwrap();
+    let pattern = b"0123456789abcde\n";
+    let mut offset = 0u64;
+    while let Some(chunk) = reader.next_chunk().await.unwrap() {
+        for (i, byte) in chunk.iter().enumerate() {
+            assert_eq!(
+                *byte,
+                pattern[((offset + i as u64) % 16) as usize],
+                "byte {}",
+                offset + i as u64
+            );
+        }
+        offset += chunk.len() as u64;
+    }
+    assert_eq!(offset, SIZE);
+    assert_eq!(
+        f.pool.status(id).unwrap().status,
+        Status::Completed(Termination::Exited(0))
+    );
+    let spool = std::fs::metadata(f.dir.path().join("data").join(format!("{id}.stdout"))).unwrap();
+    assert_eq!(spool.len(), SIZE, "output lives in the spool file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_past_the_cap_is_dropped_and_marked_truncated() {
+    let f = pool_with("cap", |c| c.output_limit = 1000);
+    let id = f.run(sh("head -c 100000 /dev/zero; echo done >&2; exit 7"));
+    let status = f.pool.wait(id).await.unwrap();
+    // The job ran to its own end, unharmed by the cap (no SIGPIPE).
+    assert_eq!(status.status, Status::Completed(Termination::Exited(7)));
+    assert!(status.truncated);
+    let output = f.pool.output(id).unwrap();
+    assert_eq!(output.stdout.len() + output.stderr.len(), 1000);
+    assert!(output.truncated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_under_the_cap_is_not_truncated() {
+    let f = pool_with("under-cap", |c| c.output_limit = 1000);
+    let id = f.run(sh("head -c 1000 /dev/zero"));
+    assert!(!f.pool.wait(id).await.unwrap().truncated);
+    assert_eq!(f.pool.output(id).unwrap().stdout.len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completes_when_the_main_process_exits_even_if_a_child_holds_the_pipe() {
+    let f = pool("grandchild");
+    let sleep = support::marked_sleep(f.dir.path(), "grandchild");
+    let id = f.run(sh(&format!("{sleep} 1000 & echo hi")));
+    let status = f.pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(f.pool.output(id).unwrap().stdout, b"hi\n");
+    support::wait_no_process(&sleep);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_is_dev_null() {
+    let f = pool("stdin");
+    let id = f.run(("cat".into(), vec![]));
+    let status = f.pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert!(f.pool.output(id).unwrap().stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_job_leads_its_own_process_group() {
+    let f = pool("pgid");
+    let id = f.run(sh("ps -o pgid= -p $$; echo $$"));
+    f.pool.wait(id).await.unwrap();
+    let stdout = String::from_utf8(f.pool.output(id).unwrap().stdout).unwrap();
+    let mut lines = stdout.split_whitespace();
+    assert_eq!(lines.next(), lines.next(), "pgid equals the job's pid");
+    assert_ne!(
+        nix::unistd::getpgrp().as_raw().to_string(),
+        f.pool.status(id).unwrap().pid.unwrap().to_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_followers_see_identical_complete_bytes() {
+    let f = pool("followers");
+    let id = f.run(sh(
+        "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); sleep 0.005; done",
+    ));
+    let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
+    let followers: Vec<_> = (0..5)
+        .map(|_| {
+            let reader = f.pool.reader(id, Stream::Stdout, 0).unwrap();
+            tokio::spawn(reader.read_to_end())
+        })
+        .collect();
+    for follower in followers {
+        assert_eq!(
+            String::from_utf8(follower.await.unwrap().unwrap()).unwrap(),
+            expected
+        );
+    }
+    // One that starts after the last byte gets the same.
+    let late = f
+        .pool
+        .reader(id, Stream::Stdout, 0)
+        .unwrap()
+        .read_to_end()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8(late).unwrap(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_from_an_offset_yields_exactly_the_remainder() {
+    let f = pool("offset");
+    let id = f.run(sh("printf 0123456789; sleep 0.05; printf abcdef"));
+    let reader = f.pool.reader(id, Stream::Stdout, 4).unwrap();
+    assert_eq!(reader.offset(), 4);
+    assert_eq!(reader.read_to_end().await.unwrap(), b"456789abcdef");
+    let past_the_end = f.pool.reader(id, Stream::Stdout, 1000).unwrap();
+    assert!(past_the_end.read_to_end().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_sends_sigterm_to_the_group() {
+    let f = pool("stop");
+    let sleep = support::marked_sleep(f.dir.path(), "stop");
+    let id = f.run(sh(&format!("{sleep} 1000 & {sleep} 1000")));
+    support::wait_until("both sleeps run", Duration::from_secs(10), || {
+        support::pids_matching(&sleep).len() >= 2
+    });
+    let status = f.pool.stop(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Signaled(15)));
+    support::wait_no_process(&sleep);
+    // The record stays.
+    assert_eq!(
+        f.pool.status(id).unwrap().status,
+        Status::Completed(Termination::Signaled(15))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_escalates_to_sigkill_after_the_grace_period() {
+    let f = pool_with("stop-grace", |c| c.stop_grace = Duration::from_millis(200));
+    // Ignoring SIGTERM is inherited by the sleeps it starts.
+    let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"));
+    f.pool
+        .reader(id, Stream::Stdout, 0)
+        .unwrap()
+        .next_chunk()
+        .await
+        .unwrap();
+    let status = f.pool.stop(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_without_grace_kills_at_once() {
+    let f = pool("stop-now");
+    let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"));
+    f.pool
+        .reader(id, Stream::Stdout, 0)
+        .unwrap()
+        .next_chunk()
+        .await
+        .unwrap();
+    let status = f.pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_of_a_finished_job_changes_nothing() {
+    let f = pool("stop-finished");
+    let id = f.run(sh("exit 4"));
+    f.pool.wait(id).await.unwrap();
+    let status = f.pool.stop(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(4)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_of_a_running_job_kills_its_group_and_removes_its_output() {
+    let f = pool("delete-running");
+    let sleep = support::marked_sleep(f.dir.path(), "delete");
+    let id = f.run(sh(&format!("echo started; {sleep} 1000 & {sleep} 1000")));
+    support::wait_until("both sleeps run", Duration::from_secs(10), || {
+        support::pids_matching(&sleep).len() >= 2
+    });
+    f.pool.delete(id).await.unwrap();
+    assert!(matches!(f.pool.status(id), Err(JobError::NotFound(_))));
+    support::wait_no_process(&sleep);
+    let data = f.dir.path().join("data");
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "spool files removed"
+    );
+    assert!(matches!(f.pool.delete(id).await, Err(JobError::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_of_a_finished_job_removes_it() {
+    let f = pool("delete-finished");
+    let id = f.run(sh("echo hi"));
+    f.pool.wait(id).await.unwrap();
+    f.pool.delete(id).await.unwrap();
+    assert!(matches!(f.pool.output(id), Err(JobError::NotFound(_))));
+    assert_eq!(std::fs::read_dir(f.dir.path().join("data")).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_of_a_deleted_job_ends_with_what_was_written() {
+    let f = pool("delete-follow");
+    let id = f.run(sh("echo first; sleep 1000"));
+    let mut reader = f.pool.reader(id, Stream::Stdout, 0).unwrap();
+    assert_eq!(&reader.next_chunk().await.unwrap().unwrap()[..], b"first\n");
+    f.pool.delete(id).await.unwrap();
+    assert!(reader.next_chunk().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_kills_every_job_and_its_children() {
+    let f = pool("shutdown");
+    let sleep = support::marked_sleep(f.dir.path(), "shutdown");
+    let ids: Vec<_> = (0..5)
+        .map(|_| f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))))
+        .collect();
+    support::wait_until("all sleeps run", Duration::from_secs(10), || {
+        support::pids_matching(&sleep).len() >= 10
+    });
+    f.pool.shutdown().await;
+    for id in ids {
+        assert_eq!(
+            f.pool.status(id).unwrap().status,
+            Status::Completed(Termination::Signaled(9))
+        );
+    }
+    support::wait_no_process(&sleep);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_pool_kills_every_job_and_removes_its_files() {
+    let f = pool("drop");
+    let sleep = support::marked_sleep(f.dir.path(), "drop");
+    let pids: Vec<u32> = (0..3)
+        .map(|_| {
+            f.pool
+                .status(f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))))
+                .unwrap()
+                .pid
+                .unwrap()
+        })
+        .collect();
+    support::wait_until("all sleeps run", Duration::from_secs(10), || {
+        support::pids_matching(&sleep).len() >= 6
+    });
+    let Fixture { pool, dir } = f;
+    drop(pool);
+    // Reaped synchronously by the drop: the leaders are gone at once.
+    assert!(pids.iter().all(|pid| !support::is_alive(*pid)));
+    support::wait_no_process(&sleep);
+    assert_eq!(std::fs::read_dir(dir.path().join("data")).unwrap().count(), 0);
+}
+
+#[test]
+fn many_threads_create_and_query_at_once() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = TempDir::new("threads");
+    let pool = {
+        let _guard = runtime.enter();
+        Arc::new(JobPool::new(PoolConfig::new(dir.path().join("data"))).unwrap())
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                let ids: Vec<_> = (0..200)
+                    .map(|i| {
+                        (
+                            i,
+                            pool.create(
+                                "sh",
+                                args(&["-c", &format!("echo {t}-{i}; echo e{i} >&2; exit {}", i % 5)]),
+                            ),
+                        )
+                    })
+                    .collect();
+                for (_, id) in &ids {
+                    // Querying while the other threads create.
+                    pool.status(*id).unwrap();
+                }
+                ids
+            })
+        })
+        .collect();
+    let all: Vec<_> = threads
+        .into_iter()
+        .enumerate()
+        .map(|(t, h)| (t, h.join().unwrap()))
+        .collect();
+    runtime.block_on(async {
+        for (t, ids) in &all {
+            for (i, id) in ids {
+                let status = pool.wait(*id).await.unwrap();
+                assert_eq!(status.status, Status::Completed(Termination::Exited(i % 5)));
+                let output = pool.output(*id).unwrap();
+                assert_eq!(output.stdout, format!("{t}-{i}\n").into_bytes());
+                assert_eq!(output.stderr, format!("e{i}\n").into_bytes());
+            }
+        }
+    });
+    let mut ids: Vec<u64> = all
+        .iter()
+        .flat_map(|(_, ids)| ids.iter().map(|(_, id)| id.0))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=1600).collect::<Vec<_>>(), "every id given exactly once");
+    assert_eq!(pool.list().len(), 1600);
+    drop(pool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pool_removes_stale_spool_files_but_nothing_else() {
+    let dir = TempDir::new("stale");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("1.stdout"), "old").unwrap();
+    std::fs::write(data.join("keep.txt"), "mine").unwrap();
+    let _pool = JobPool::new(PoolConfig::new(&data)).unwrap();
+    assert!(!data.join("1.stdout").exists());
+    assert!(data.join("keep.txt").exists());
+}
+
+#[test]
+fn a_pool_outside_a_runtime_is_a_clear_error() {
+    let dir = TempDir::new("no-runtime");
+    assert!(matches!(
+        JobPool::new(PoolConfig::new(dir.path())),
+        Err(JobError::NoRuntime)
+    ));
+}

@@ -1,0 +1,88 @@
+//! Helpers shared by the integration tests: temp dirs, waiting on conditions,
+//! and finding processes by a unique marker.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+pub mod pki;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A directory under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("rcmd-test-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `condition` until it holds, or panics with `what` after `limit`.
+/// For conditions that have no event to wait on (another process's state).
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Pids of processes whose command line contains `marker`.
+pub fn pids_matching(marker: &str) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(marker)
+        .output()
+        .expect("pgrep runs (install procps)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until no process's command line contains `marker`.
+pub fn wait_no_process(marker: &str) {
+    wait_until(
+        &format!("no process matches {marker}"),
+        Duration::from_secs(10),
+        || pids_matching(marker).is_empty(),
+    );
+}
+
+/// A copy of /bin/sleep under a unique name in `dir`, so that every process
+/// started from it can be found with pgrep, children included.
+pub fn marked_sleep(dir: &Path, label: &str) -> String {
+    let path = dir.join(format!("marked-sleep-{label}-{}", std::process::id()));
+    std::fs::copy("/bin/sleep", &path).expect("copy /bin/sleep");
+    path.to_str().expect("utf-8 temp path").to_owned()
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,1 @@
+//! PKI fixture (filled in by the PKI issue).
