@@ -8,4 +8,8 @@
 //! plus [`jobs`], the process-supervision library underneath the server, and
 //! [`wire`], the JSON bodies that server and client share.
 
+pub mod client;
 pub mod jobs;
+pub mod pki;
+pub mod server;
+pub mod wire;

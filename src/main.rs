@@ -1,3 +1,73 @@
+//! The rcmd binary: parse the command line and hand over to the library.
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+/// rcmd: run commands on remote Linux machines over mutual TLS.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rcmd",
+    version,
+    allow_external_subcommands = true,
+    override_usage = "rcmd pki init|client ...\n       rcmd serve [OPTIONS]\n       rcmd CERTDIR HOST:PORT exec|run|status|output|logs|stop|wait|delete|list ...",
+    after_help = "Client commands: rcmd CERTDIR HOST:PORT --help\n\n".to_owned() + rcmd::client::EXIT_STATUS_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The certificate authority: create a CA, issue client certificates.
+    #[command(subcommand)]
+    Pki(rcmd::pki::cli::PkiCommand),
+    /// Run the HTTPS job server (mTLS, TLS 1.3 only).
+    Serve(rcmd::server::ServeArgs),
+    /// CERTDIR HOST:PORT COMMAND: talk to a server.
+    #[command(external_subcommand)]
+    Client(Vec<OsString>),
+}
+
 fn main() {
-    println!("rcmd");
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Pki(command) => report(rcmd::pki::cli::run(command)),
+        Command::Serve(args) => {
+            init_logging();
+            report(runtime().block_on(rcmd::server::serve(args)))
+        }
+        Command::Client(words) => {
+            let args = rcmd::client::ClientArgs::parse_from(words);
+            runtime().block_on(rcmd::client::run(args))
+        }
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// One line on stderr for a failure, and exit status 1.
+fn report(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("rcmd: {e:#}");
+            1
+        }
+    }
 }

@@ -16,6 +16,9 @@ pub enum JobError {
     #[error("the job pool must be created inside a tokio runtime")]
     NoRuntime,
 
+    #[error("the job pool is shutting down")]
+    ShuttingDown,
+
     #[error("cannot read the output of job {id}: {source}")]
     ReadOutput { id: JobId, source: std::io::Error },
 }

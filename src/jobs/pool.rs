@@ -135,14 +135,18 @@ impl JobPool {
         self.stop_with_grace(id, self.config.stop_grace).await
     }
 
-    /// Like [`JobPool::stop`] with a grace period of its own.
+    /// Like [`JobPool::stop`] with a grace period of its own. The escalation
+    /// to SIGKILL happens even if the caller stops waiting.
     pub async fn stop_with_grace(&self, id: JobId, grace: Duration) -> Result<JobStatus, JobError> {
         let job = self.get(id)?;
-        if job.signal(Signal::SIGTERM) && tokio::time::timeout(grace, job.wait_exited()).await.is_err() {
-            job.signal(Signal::SIGKILL);
-        }
-        job.wait_finished().await;
-        Ok(job.status())
+        let stopping = self.runtime.spawn(async move {
+            if job.signal(Signal::SIGTERM) && tokio::time::timeout(grace, job.wait_exited()).await.is_err() {
+                job.signal(Signal::SIGKILL);
+            }
+            job.wait_finished().await;
+            job.status()
+        });
+        stopping.await.map_err(|_| JobError::ShuttingDown)
     }
 
     /// Removes a job. A running job is killed (its whole group) and reaped

@@ -154,6 +154,8 @@ pub struct OutputReader {
     file: Option<File>,
     stream: Stream,
     offset: u64,
+    /// Where reading stops early: set by [`OutputReader::up_to_now`].
+    end: Option<u64>,
     events: watch::Receiver<Progress>,
 }
 
@@ -168,8 +170,16 @@ impl OutputReader {
             file,
             stream,
             offset,
+            end: None,
             events,
         }
+    }
+
+    /// Stops this reader at the output stored so far, instead of following
+    /// the job to its end.
+    pub fn up_to_now(mut self) -> Self {
+        self.end = Some(self.events.borrow().stored(self.stream));
+        self
     }
 
     /// The offset of the next byte this reader will yield.
@@ -182,7 +192,10 @@ impl OutputReader {
         loop {
             let (stored, finished) = {
                 let p = self.events.borrow_and_update();
-                (p.stored(self.stream), p.finished)
+                match self.end {
+                    Some(end) => (end.min(p.stored(self.stream)), true),
+                    None => (p.stored(self.stream), p.finished),
+                }
             };
             if self.offset < stored {
                 let Some(file) = &self.file else {

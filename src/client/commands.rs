@@ -1,0 +1,247 @@
+//! The client's commands: each sends its requests and prints the answer.
+
+use std::io::Write;
+use std::time::Duration;
+
+use reqwest::Method;
+
+use super::connection::Connection;
+use super::error::{ClientError, exit};
+use crate::jobs::Stream;
+use crate::wire;
+
+/// How often a dropped stream is resumed before giving up, in a row.
+const MAX_RESUMES: u32 = 8;
+
+/// Where a command's answer goes: for people, or JSON for scripts.
+#[derive(Debug, Clone, Copy)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(value).expect("wire types serialise"));
+}
+
+/// The status line the CLI prints.
+pub fn describe(status: &wire::JobStatus) -> String {
+    match status.status {
+        wire::State::Running => "Running".to_owned(),
+        wire::State::Error => format!("Error: {}", status.error_msg.as_deref().unwrap_or("unknown")),
+        wire::State::Completed => match (status.exit_code, status.signal) {
+            (Some(code), _) => format!("Completed, exit status: {code}"),
+            (None, Some(signal)) => {
+                format!(
+                    "Completed, killed by signal: {signal} ({})",
+                    wire::signal_name(signal)
+                )
+            }
+            (None, None) => "Completed".to_owned(),
+        },
+    }
+}
+
+fn print_status(status: &wire::JobStatus, format: Format) {
+    match format {
+        Format::Human => println!("{}", describe(status)),
+        Format::Json => print_json(status),
+    }
+}
+
+/// The exit status of `run` and `wait`: the job's own, as a shell gives it.
+fn job_exit_code(status: &wire::JobStatus) -> i32 {
+    match status.status {
+        wire::State::Error => exit::CANNOT_START,
+        _ => status.shell_exit_code().unwrap_or(exit::REFUSED),
+    }
+}
+
+async fn create(conn: &Connection, cmd: &str, args: &[String]) -> Result<u64, ClientError> {
+    let body = wire::CreateJob {
+        cmd: cmd.to_owned(),
+        args: args.to_vec(),
+    };
+    let response = conn.call(Method::PUT, "/jobs", Some(&body), None).await?;
+    let created: wire::Created = conn.json(response).await?;
+    Ok(created.id)
+}
+
+async fn fetch_status(conn: &Connection, id: u64, wait: bool) -> Result<wire::JobStatus, ClientError> {
+    let path = format!("/jobs/{id}/status{}", if wait { "?wait=true" } else { "" });
+    let mut failures = 0;
+    loop {
+        let attempt = async {
+            let response = conn.call(Method::GET, &path, None::<&()>, Some(id)).await?;
+            conn.json::<wire::JobStatus>(response).await
+        };
+        match attempt.await {
+            Err(e) if wait && is_resumable(&e) && failures < MAX_RESUMES => {
+                failures += 1;
+                backoff(failures).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+pub async fn exec(conn: &Connection, cmd: &str, args: &[String], format: Format) -> Result<i32, ClientError> {
+    let id = create(conn, cmd, args).await?;
+    match format {
+        Format::Human => println!("{id}"),
+        Format::Json => print_json(&wire::Created { id }),
+    }
+    Ok(0)
+}
+
+pub async fn status(conn: &Connection, id: u64, format: Format) -> Result<i32, ClientError> {
+    print_status(&fetch_status(conn, id, false).await?, format);
+    Ok(0)
+}
+
+pub async fn wait(conn: &Connection, id: u64, format: Format) -> Result<i32, ClientError> {
+    let status = fetch_status(conn, id, true).await?;
+    print_status(&status, format);
+    Ok(job_exit_code(&status))
+}
+
+pub async fn stop(conn: &Connection, id: u64, format: Format) -> Result<i32, ClientError> {
+    let response = conn
+        .call(Method::POST, &format!("/jobs/{id}/stop"), None::<&()>, Some(id))
+        .await?;
+    let status: wire::JobStatus = conn.json(response).await?;
+    print_status(&status, format);
+    Ok(0)
+}
+
+pub async fn delete(conn: &Connection, id: u64) -> Result<i32, ClientError> {
+    conn.call(Method::DELETE, &format!("/jobs/{id}"), None::<&()>, Some(id))
+        .await?;
+    Ok(0)
+}
+
+pub async fn list(conn: &Connection, format: Format) -> Result<i32, ClientError> {
+    let response = conn.call(Method::GET, "/jobs", None::<&()>, None).await?;
+    let list: wire::JobList = conn.json(response).await?;
+    match format {
+        Format::Json => print_json(&list),
+        Format::Human => {
+            println!("{:>6}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED");
+            for job in &list.jobs {
+                let command = std::iter::once(job.cmd.as_str()).chain(job.args.iter().map(String::as_str));
+                println!(
+                    "{:>6}  {:<40}  {:<20}  {}",
+                    job.id,
+                    describe(job),
+                    job.started_at.get(..19).unwrap_or(&job.started_at),
+                    command.collect::<Vec<_>>().join(" ")
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Prints both streams of a job: what is there now, or (`follow`) all of it
+/// as it comes, to the end of the job.
+pub async fn output(conn: &Connection, id: u64, follow: bool) -> Result<i32, ClientError> {
+    let (out, err) = tokio::join!(
+        copy_stream(conn, id, Stream::Stdout, follow),
+        copy_stream(conn, id, Stream::Stderr, follow)
+    );
+    out?;
+    err?;
+    Ok(0)
+}
+
+/// `run`: start the job, stream its output live, exit with its status.
+/// Ctrl-C stops the remote job (a second one leaves at once).
+pub async fn run(conn: &Connection, cmd: &str, args: &[String]) -> Result<i32, ClientError> {
+    let id = create(conn, cmd, args).await?;
+    let streams = output(conn, id, true);
+    tokio::pin!(streams);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = &mut streams => {
+                result?;
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                if stopping {
+                    return Ok(130);
+                }
+                stopping = true;
+                eprintln!("rcmd: stopping job {id} (Ctrl-C again to leave it)");
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = conn.call(Method::POST, &format!("/jobs/{id}/stop"), None::<&()>, Some(id)).await {
+                        eprintln!("rcmd: cannot stop job {id}: {e}");
+                    }
+                });
+            }
+        }
+    }
+    let status = fetch_status(conn, id, true).await?;
+    if status.status == wire::State::Error {
+        eprintln!(
+            "rcmd: {}",
+            status
+                .error_msg
+                .as_deref()
+                .unwrap_or("the command could not start")
+        );
+    }
+    Ok(job_exit_code(&status))
+}
+
+fn is_resumable(e: &ClientError) -> bool {
+    matches!(e, ClientError::Connect { .. } | ClientError::Other(_))
+}
+
+async fn backoff(failures: u32) {
+    tokio::time::sleep(Duration::from_millis(100 << failures.min(5))).await;
+}
+
+/// Copies one raw stream to our stdout or stderr. A dropped connection is
+/// resumed at the byte reached, so nothing is lost or doubled.
+async fn copy_stream(conn: &Connection, id: u64, stream: Stream, follow: bool) -> Result<(), ClientError> {
+    let mut offset = 0u64;
+    let mut failures = 0;
+    loop {
+        let path = format!(
+            "/jobs/{id}/output/{}?follow={follow}&offset={offset}",
+            stream.name()
+        );
+        let attempt = async {
+            let mut response = conn.call(Method::GET, &path, None::<&()>, Some(id)).await?;
+            while let Some(chunk) = response.chunk().await.map_err(|e| conn.transport_error(&e))? {
+                write_to(stream, &chunk)?;
+                offset += chunk.len() as u64;
+                failures = 0;
+            }
+            Ok(())
+        };
+        match attempt.await {
+            Err(e) if is_resumable(&e) && failures < MAX_RESUMES => {
+                failures += 1;
+                backoff(failures).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn write_to(stream: Stream, bytes: &[u8]) -> Result<(), ClientError> {
+    let result = match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        }
+        Stream::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(bytes).and_then(|()| err.flush())
+        }
+    };
+    result.map_err(ClientError::Write)
+}

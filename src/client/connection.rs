@@ -1,0 +1,211 @@
+//! One HTTPS connection to a server with the client's certificate: rustls
+//! with the ring provider, TLS 1.3 only, trusting only the CA from the client
+//! directory, checking that the server's certificate names HOST.
+
+use std::error::Error as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode};
+
+use super::error::ClientError;
+use crate::pki;
+use crate::wire;
+
+/// Warn when the client certificate has fewer days left than this.
+const EXPIRY_WARNING_DAYS: i64 = 7;
+
+#[derive(Clone)]
+pub struct Connection {
+    http: reqwest::Client,
+    base: String,
+    addr: String,
+    host: String,
+}
+
+/// Splits `HOST:PORT` (or `[IPV6]:PORT`) into the host and the URL authority.
+fn parse_addr(addr: &str) -> Result<(String, String), ClientError> {
+    let bad = || ClientError::BadAddress(addr.to_owned());
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
+        (host, port)
+    } else {
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        if host.contains(':') {
+            return Err(bad());
+        }
+        (host, port)
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok((host.to_owned(), authority))
+}
+
+impl Connection {
+    /// Loads the client directory and prepares a client for `addr`. Nothing is
+    /// sent yet; an expired certificate fails here, before any connection.
+    pub fn new(certdir: &Path, addr: &str) -> Result<Connection, ClientError> {
+        let (host, authority) = parse_addr(addr)?;
+        let files = pki::load_client(certdir)?;
+        let days_left = files.identity.info.days_left(time::OffsetDateTime::now_utc());
+        if days_left < EXPIRY_WARNING_DAYS {
+            eprintln!(
+                "rcmd: warning: the client certificate in {} expires in {days_left} days ({}); ask for a renewal (`rcmd pki renew NAME`)",
+                certdir.display(),
+                pki::format_time(files.identity.info.not_after)
+            );
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // reqwest is built without a provider of its own; make ring the one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| ClientError::Other(e.to_string()))?
+            .with_root_certificates(files.roots)
+            .with_client_auth_cert(files.identity.chain, files.identity.key)
+            .map_err(|e| ClientError::Other(format!("client certificate: {e}")))?;
+        // HTTP/1.1: one stream per connection streams bulk output fastest.
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ClientError::Other(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Connection {
+            http,
+            base: format!("https://{authority}"),
+            addr: addr.to_owned(),
+            host,
+        })
+    }
+
+    /// Sends a request; maps transport failures to clear errors.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> Result<Response, ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            let json = serde_json::to_vec(body).expect("request bodies serialise");
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json);
+        }
+        request.send().await.map_err(|e| self.transport_error(&e))
+    }
+
+    /// Sends a request and checks for success; a 404 becomes "job not found".
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+        job: Option<u64>,
+    ) -> Result<Response, ClientError> {
+        let response = self.send(method, path, body).await?;
+        check(response, job).await
+    }
+
+    /// Reads a JSON answer.
+    pub async fn json<T: serde::de::DeserializeOwned>(&self, response: Response) -> Result<T, ClientError> {
+        let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Other(format!("unexpected answer from {}: {e}", self.addr)))
+    }
+
+    /// Classifies a reqwest failure: TLS, connection, or other.
+    pub fn transport_error(&self, e: &reqwest::Error) -> ClientError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+        let mut detail = e.to_string();
+        while let Some(s) = source {
+            if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+                return ClientError::Tls {
+                    addr: self.addr.clone(),
+                    host: self.host.clone(),
+                    detail: tls.to_string(),
+                };
+            }
+            if let Some(io) = s.downcast_ref::<std::io::Error>()
+                && let Some(tls) = io
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return ClientError::Tls {
+                    addr: self.addr.clone(),
+                    host: self.host.clone(),
+                    detail: tls.to_string(),
+                };
+            }
+            detail = s.to_string();
+            source = s.source();
+        }
+        if e.is_connect() {
+            ClientError::Connect {
+                addr: self.addr.clone(),
+                detail,
+            }
+        } else {
+            ClientError::Other(format!("request to {} failed: {detail}", self.addr))
+        }
+    }
+}
+
+/// Turns a non-success response into an error with the server's message.
+pub async fn check(response: Response, job: Option<u64>) -> Result<Response, ClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    if status == StatusCode::NOT_FOUND
+        && let Some(id) = job
+    {
+        return Err(ClientError::NoSuchJob(id));
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<wire::Error>(&text)
+        .map(|e| e.error)
+        .unwrap_or(text);
+    Err(ClientError::Server(format!(
+        "the server refused the request ({status}): {message}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_and_without_brackets() {
+        assert_eq!(
+            parse_addr("localhost:8443").unwrap(),
+            ("localhost".into(), "localhost:8443".into())
+        );
+        assert_eq!(
+            parse_addr("127.0.0.1:1").unwrap(),
+            ("127.0.0.1".into(), "127.0.0.1:1".into())
+        );
+        assert_eq!(
+            parse_addr("[::1]:8443").unwrap(),
+            ("::1".into(), "[::1]:8443".into())
+        );
+        for bad in [
+            "localhost",
+            "::1:8443",
+            ":8443",
+            "host:port",
+            "host:70000",
+            "[::1]",
+        ] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The client's failures, each with the exit status the CLI documents.
+
+use crate::pki::PkiError;
+
+/// Exit statuses of the client (also in `rcmd --help` and README):
+pub mod exit {
+    /// The server refused the request: no such job, invalid input, ...
+    pub const REFUSED: i32 = 1;
+    /// Could not talk to the server at all: the client directory, the
+    /// connection, or TLS. 255 as ssh uses it, so that `run` and `wait`
+    /// can pass the job's own status through unchanged.
+    pub const UNREACHABLE: i32 = 255;
+    /// `run`: the command could not be started, as a shell reports it.
+    pub const CANNOT_START: i32 = 127;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "{0} (a client directory holds ca.crt, client.crt and client.key; `rcmd pki client NAME` makes one)"
+    )]
+    Certs(#[from] PkiError),
+
+    #[error("invalid address {0:?}: expected HOST:PORT, or [IPV6]:PORT")]
+    BadAddress(String),
+
+    #[error("cannot connect to {addr}: {detail}")]
+    Connect { addr: String, detail: String },
+
+    #[error(
+        "TLS with {addr} failed: {detail} (check that the client certificate was issued by this server's CA and is still valid, and that the server's certificate names {host})"
+    )]
+    Tls {
+        addr: String,
+        host: String,
+        detail: String,
+    },
+
+    #[error("{0}")]
+    Server(String),
+
+    #[error("job {0} not found")]
+    NoSuchJob(u64),
+
+    #[error("cannot write output: {0}")]
+    Write(std::io::Error),
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ClientError::Server(_) | ClientError::NoSuchJob(_) | ClientError::Write(_) => exit::REFUSED,
+            _ => exit::UNREACHABLE,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The command-line client: `rcmd CERTDIR HOST:PORT COMMAND ...`.
+//!
+//! [`connection`] builds the mTLS HTTPS client from a client directory and
+//! turns transport failures into clear errors; [`commands`] sends each
+//! command's requests and prints the answers.
+
+mod commands;
+mod connection;
+mod error;
+
+use std::path::PathBuf;
+
+pub use commands::describe;
+pub use error::{ClientError, exit};
+
+use commands::Format;
+use connection::Connection;
+
+/// `rcmd CERTDIR HOST:PORT COMMAND ...`
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "rcmd CERTDIR HOST:PORT",
+    no_binary_name = true,
+    about = "Run and manage jobs on an rcmd server",
+    after_help = EXIT_STATUS_HELP
+)]
+pub struct ClientArgs {
+    /// A client directory: ca.crt, client.crt, client.key.
+    pub certdir: PathBuf,
+
+    /// The server, as HOST:PORT or [IPV6]:PORT. TLS checks that the server's
+    /// certificate names HOST.
+    pub addr: String,
+
+    /// Print JSON (exec, status, list, wait, stop), for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0    success
+  1    the server refused: job not found, invalid request, ...
+  2    invalid command line
+  255  cannot talk to the server: client directory, connection or TLS
+  run and wait exit with the job's own status (128+N for signal N, 127 if
+  the command could not start).";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Start CMD with ARGS and print its job id. Everything after CMD is
+    /// passed on as it is, `-la` and `--help` included.
+    Exec {
+        cmd: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Start CMD, stream its output live, and exit with its status, like ssh.
+    /// Ctrl-C stops the remote job.
+    Run {
+        cmd: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print a job's status: Running, Completed (exit status or signal), or Error.
+    Status { id: u64 },
+    /// Write a job's stdout to stdout and its stderr to stderr, bytes as they are.
+    Output {
+        id: u64,
+        /// Keep streaming until the job ends (same as `logs -f`).
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Print a job's output so far, or follow it to the end with -f.
+    Logs {
+        id: u64,
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop a job: SIGTERM to its process group, then SIGKILL after a grace period.
+    Stop { id: u64 },
+    /// Wait for a job to end, print its status and exit with it.
+    Wait { id: u64 },
+    /// Delete a job (killing it if it runs) and its stored output.
+    Delete { id: u64 },
+    /// List your jobs.
+    List,
+}
+
+/// Runs one client command and returns the process's exit status. Errors
+/// are printed as one line on stderr.
+pub async fn run(args: ClientArgs) -> i32 {
+    match dispatch(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rcmd: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
+    let conn = Connection::new(&args.certdir, &args.addr)?;
+    let format = if args.json { Format::Json } else { Format::Human };
+    match args.command {
+        ClientCommand::Exec { cmd, args } => commands::exec(&conn, &cmd, &args, format).await,
+        ClientCommand::Run { cmd, args } => commands::run(&conn, &cmd, &args).await,
+        ClientCommand::Status { id } => commands::status(&conn, id, format).await,
+        ClientCommand::Output { id, follow } | ClientCommand::Logs { id, follow } => {
+            commands::output(&conn, id, follow).await
+        }
+        ClientCommand::Stop { id } => commands::stop(&conn, id, format).await,
+        ClientCommand::Wait { id } => commands::wait(&conn, id, format).await,
+        ClientCommand::Delete { id } => commands::delete(&conn, id).await,
+        ClientCommand::List => commands::list(&conn, format).await,
+    }
+}

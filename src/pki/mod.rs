@@ -1,0 +1,154 @@
+//! rcmd's certificate authority: a P-256 CA, server and client certificates
+//! made with rcgen, the on-disk layout of a cert directory, and loaders that
+//! turn a directory back into what rustls needs.
+//!
+//! # A cert directory
+//!
+//! ```text
+//! certs/
+//!   ca.crt  ca.key          the CA (ca.key never leaves this directory)
+//!   server.crt server.key   the server identity (serverAuth)
+//!   client.crt client.key   a first client identity (clientAuth)
+//!   index.json              every certificate issued: serial, CN, kind, expiry
+//!   alice/                  `rcmd pki client alice`: a self-contained client dir
+//!     ca.crt client.crt client.key
+//! ```
+//!
+//! Any folder holding `ca.crt`, `client.crt` and `client.key` is a client
+//! directory; `certs/` itself is one right after `pki init`.
+
+pub mod cli;
+mod error;
+pub mod files;
+mod index;
+mod inspect;
+mod issue;
+mod load;
+mod name;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{FileProblem, PkiError};
+pub use index::{Entry, Index, Kind};
+pub use inspect::{CertInfo, format_time};
+pub use issue::{Ca, Issued, San, host_name, server_sans};
+pub use load::{ClientFiles, Identity, ServerFiles, certified_key, load_client, load_roots, load_server};
+pub use name::validate_client_name;
+
+use files::Secrecy;
+
+pub const DEFAULT_CA_DAYS: u32 = 3650;
+pub const DEFAULT_DAYS: u32 = 365;
+
+/// What `rcmd pki init` makes.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub dir: PathBuf,
+    /// Extra names for the server certificate.
+    pub sans: Vec<San>,
+    /// Validity of the server and client certificates.
+    pub days: u32,
+    pub ca_days: u32,
+    /// CN of the first client identity.
+    pub client: String,
+    /// Replace an existing CA.
+    pub force: bool,
+}
+
+impl InitOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        InitOptions {
+            dir: dir.into(),
+            sans: Vec::new(),
+            days: DEFAULT_DAYS,
+            ca_days: DEFAULT_CA_DAYS,
+            client: default_client_name(),
+            force: false,
+        }
+    }
+}
+
+/// The name of the user running rcmd, as a client name: the first client
+/// identity is theirs.
+pub fn default_client_name() -> String {
+    let from_uid = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    from_uid
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|name| validate_client_name(name).is_ok())
+        .unwrap_or_else(|| "client".to_owned())
+}
+
+/// Whether `dir` holds a CA (either half of it).
+pub fn has_ca(dir: &Path) -> bool {
+    dir.join(files::CA_CERT).exists() || dir.join(files::CA_KEY).exists()
+}
+
+/// Creates a CA, a server identity and a first client identity in
+/// `options.dir`. Refuses to touch an existing CA unless `force`. Returns the
+/// files written.
+pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
+    let dir = &options.dir;
+    validate_client_name(&options.client)?;
+    for existing in [files::CA_KEY, files::CA_CERT].map(|f| dir.join(f)) {
+        if existing.exists() && !options.force {
+            return Err(PkiError::CaExists { path: existing });
+        }
+    }
+    let host = host_name().unwrap_or_else(|| "localhost".to_owned());
+    let (ca, ca_issued) = Ca::create(&format!("rcmd CA on {host}"), options.ca_days)?;
+    let server = ca.issue_server(&server_sans(&options.sans), options.days)?;
+    let client = ca.issue_client(&options.client, options.days)?;
+
+    files::create_dir(dir)?;
+    let path = |name: &str| dir.join(name);
+    ca_issued.write(&path(files::CA_CERT), &path(files::CA_KEY))?;
+    server.write(&path(files::SERVER_CERT), &path(files::SERVER_KEY))?;
+    client.write(&path(files::CLIENT_CERT), &path(files::CLIENT_KEY))?;
+    // A new CA starts a new history: the old index and CRL belong to the old CA.
+    Index {
+        certificates: [&ca_issued, &server, &client]
+            .iter()
+            .map(|i| i.entry.clone())
+            .collect(),
+    }
+    .save(dir)?;
+    match std::fs::remove_file(path(files::CRL)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(PkiError::io(path(files::CRL), e)),
+        _ => {}
+    }
+    Ok([
+        files::CA_CERT,
+        files::CA_KEY,
+        files::SERVER_CERT,
+        files::SERVER_KEY,
+        files::CLIENT_CERT,
+        files::CLIENT_KEY,
+        files::INDEX,
+    ]
+    .map(path)
+    .to_vec())
+}
+
+/// Issues a client identity for `name` into `dir/name/`, a self-contained
+/// client directory (the CA certificate, never its key). Returns that folder.
+pub fn issue_client_dir(dir: &Path, name: &str, days: u32, force: bool) -> Result<PathBuf, PkiError> {
+    validate_client_name(name)?;
+    let ca = Ca::load(dir)?;
+    let target = dir.join(name);
+    if target.exists() && !force {
+        return Err(PkiError::ClientExists { path: target });
+    }
+    let client = ca.issue_client(name, days)?;
+    files::create_dir(&target)?;
+    files::write_atomic(
+        &target.join(files::CA_CERT),
+        ca.cert_pem.as_bytes(),
+        Secrecy::Public,
+    )?;
+    client.write(&target.join(files::CLIENT_CERT), &target.join(files::CLIENT_KEY))?;
+    issue::record(dir, &[&client])?;
+    Ok(target)
+}

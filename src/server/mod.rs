@@ -1,0 +1,201 @@
+//! `rcmd serve`: the HTTPS API, with mutual TLS, in front of one job pool per
+//! client.
+//!
+//! * [`tls`]: TLS 1.3 only, ring, a client certificate chaining to our CA
+//!   and carrying a CN, required at the handshake.
+//! * [`identity`]: the [`ClientId`](identity::ClientId) extractor: the CN.
+//! * [`pools`]: a job pool per client, created on first use.
+//! * [`routes`]: the handlers; another client's job is a 404.
+//! * [`json_output`]: the seed's JSON output call, streamed.
+//!
+//! Shutdown (SIGINT or SIGTERM) stops accepting, kills and reaps every job's
+//! process group, then lets connections finish.
+
+mod error;
+mod identity;
+mod json_output;
+mod pools;
+mod routes;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use axum_server::Handle;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::jobs::{self, PoolConfig};
+use crate::pki;
+use crate::wire;
+
+pub use tls::common_name;
+
+/// `rcmd serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The cert directory: ca.crt, server.crt and server.key (never ca.key).
+    #[arg(long, default_value = "certs", value_name = "DIR")]
+    pub certs: PathBuf,
+
+    /// Address to listen on. Port 0 picks a free port (printed at start).
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Where job output is spooled [default: $TMPDIR/rcmd-UID-PORT, or
+    /// rcmd-UID-pPID for port 0].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// One-command start: create a PKI in --certs if it has none, listen on
+    /// loopback, and print the client command to try. mTLS stays on.
+    #[arg(long)]
+    pub dev: bool,
+
+    /// Output bytes kept per job (stdout and stderr together); the rest is
+    /// dropped and the job marked truncated.
+    #[arg(long, default_value_t = PoolConfig::DEFAULT_OUTPUT_LIMIT, value_name = "BYTES")]
+    pub max_output: u64,
+
+    /// Seconds between SIGTERM and SIGKILL when a job is stopped.
+    #[arg(long, default_value_t = PoolConfig::DEFAULT_STOP_GRACE.as_secs_f64(), value_name = "SECONDS")]
+    pub stop_grace: f64,
+}
+
+/// How long connections get to finish after the jobs were killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    if args.dev && !pki::has_ca(&args.certs) {
+        pki::init(&pki::InitOptions::new(&args.certs))?;
+        println!("created a new PKI in {}", args.certs.display());
+    }
+    let files = pki::load_server(&args.certs).map_err(|e| {
+        anyhow::anyhow!(
+            "{e} (create one with `rcmd pki init --dir {}`)",
+            args.certs.display()
+        )
+    })?;
+    warn_if_expiring(&files);
+    let tls = RustlsConfig::from_config(tls::server_config(files)?);
+
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir(args.listen.port()));
+    let mut template = PoolConfig::new(&data_dir);
+    template.output_limit = args.max_output;
+    template.stop_grace =
+        Duration::try_from_secs_f64(args.stop_grace).context("--stop-grace must be a number of seconds")?;
+    let state = Arc::new(routes::AppState {
+        pools: pools::Pools::new(data_dir.clone(), template),
+    });
+
+    let handle = Handle::new();
+    let server = axum_server::bind(args.listen)
+        .acceptor(RustlsAcceptor::new(tls).handshake_timeout(Duration::from_secs(10)))
+        .accept_error_handler(|peer: Option<&SocketAddr>, error: &std::io::Error| {
+            tracing::warn!(peer = ?peer, %error, "connection refused at the TLS handshake");
+        })
+        .handle(handle.clone())
+        .serve(routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>());
+    let server = tokio::spawn(server);
+    let Some(addr) = handle.listening().await else {
+        return match server.await {
+            Ok(Err(e)) => Err(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)),
+            _ => Err(anyhow::anyhow!("cannot listen on {}", args.listen)),
+        };
+    };
+    println!("rcmd listening on {addr} (job output in {})", data_dir.display());
+    if args.dev {
+        println!("try: rcmd {} {addr} exec echo hello", args.certs.display());
+    }
+
+    wait_for_shutdown_signal().await?;
+    tracing::info!("shutting down: killing every job");
+    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    for pool in state.pools.all() {
+        pool.shutdown().await;
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, server).await;
+    Ok(())
+}
+
+async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+/// One folder per server: two servers must never share one, as each takes
+/// over its folders. With port 0 the port is not known yet; the pid is unique.
+fn default_data_dir(port: u16) -> PathBuf {
+    let server = if port == 0 {
+        format!("p{}", std::process::id())
+    } else {
+        port.to_string()
+    };
+    std::env::temp_dir().join(format!("rcmd-{}-{server}", nix::unistd::getuid()))
+}
+
+/// Every live job costs descriptors (two pipes, a pidfd, two spool files).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+fn warn_if_expiring(files: &pki::ServerFiles) {
+    let now = time::OffsetDateTime::now_utc();
+    for (what, info) in [
+        ("server certificate", &files.identity.info),
+        ("CA certificate", &files.ca),
+    ] {
+        let days = info.days_left(now);
+        if days < 30 {
+            tracing::warn!(days_left = days, not_after = %pki::format_time(info.not_after), "the {what} expires soon");
+        }
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    pki::format_time(t.into())
+}
+
+/// A job's status as the API shows it.
+pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
+    let (status, exit_code, signal, error_msg) = match &s.status {
+        jobs::Status::Running => (wire::State::Running, None, None, None),
+        jobs::Status::Error(message) => (wire::State::Error, None, None, Some(message.clone())),
+        jobs::Status::Completed(jobs::Termination::Exited(code)) => {
+            (wire::State::Completed, Some(*code), None, None)
+        }
+        jobs::Status::Completed(jobs::Termination::Signaled(sig)) => {
+            (wire::State::Completed, None, Some(*sig), None)
+        }
+    };
+    wire::JobStatus {
+        status,
+        exit_code,
+        error_msg,
+        signal,
+        id: s.id.0,
+        cmd: s.command.clone(),
+        args: s.args.clone(),
+        pid: s.pid,
+        started_at: rfc3339(s.started_at),
+        finished_at: s.finished_at.map(rfc3339),
+        truncated: s.truncated,
+        output_error: s.output_error.clone(),
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTP API: routes, handlers, and the request log.
+//!
+//! Every handler takes a [`ClientId`] and reaches jobs only through that
+//! client's own pool, so another client's job is simply not there: 404.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum_server::tls::TlsInfo;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::identity::ClientId;
+use super::json_output;
+use super::pools::Pools;
+use super::tls::common_name;
+use crate::jobs::{JobError, JobId, JobPool, OutputReader, Stream};
+use crate::wire;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+/// The most arguments one job may have.
+pub const MAX_ARGS: usize = 4096;
+
+pub struct AppState {
+    pub pools: Pools,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/jobs", put(create).get(list))
+        .route("/jobs/{id}", axum::routing::delete(delete))
+        .route("/jobs/{id}/status", get(status))
+        .route("/jobs/{id}/output", get(output_json))
+        .route("/jobs/{id}/output/{stream}", get(output_raw))
+        .route("/jobs/{id}/stop", post(stop))
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Logs every request with the client's CN, and records that CN for the
+/// [`ClientId`] extractor so the certificate is parsed once per request.
+async fn log_request(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client = request
+        .extensions()
+        .get::<Arc<TlsInfo>>()
+        .and_then(|info| info.peer_certificates.first())
+        .and_then(|leaf| common_name(leaf));
+    if let Some(cn) = &client {
+        request.extensions_mut().insert(ClientId(cn.clone()));
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    tracing::info!(
+        client = client.as_deref().unwrap_or("-"),
+        peer = ?peer,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn no_such_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route: see the API in README.md")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+}
+
+/// The job (and, for the raw output call, the stream) named in the path.
+struct JobPath {
+    id: JobId,
+    stream: Option<Stream>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for JobPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
+        let raw = params.get("id").map(String::as_str).unwrap_or_default();
+        let id = match raw.parse::<u64>() {
+            Ok(id) if id > 0 => JobId(id),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid job id {raw:?}: ids are positive integers"
+                )));
+            }
+        };
+        let stream = match params.get("stream").map(String::as_str) {
+            None => None,
+            Some("stdout") => Some(Stream::Stdout),
+            Some("stderr") => Some(Stream::Stderr),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown stream {other:?}: use stdout or stderr"
+                )));
+            }
+        };
+        Ok(JobPath { id, stream })
+    }
+}
+
+fn pool(state: &AppState, client: &ClientId) -> Result<Arc<JobPool>, ApiError> {
+    state
+        .pools
+        .get(client)
+        .map_err(|e| ApiError::internal(format!("cannot open the job store: {e:#}")))
+}
+
+/// Parses a query string, with a JSON error for a bad one.
+fn query<T: serde::de::DeserializeOwned>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+async fn create(
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<wire::Created>, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!("cannot read the request body: {}", e.body_text()),
+        )
+    })?;
+    let request: wire::CreateJob = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body like {{\"cmd\": \"echo\", \"args\": [\"hi\"]}}: {e}"
+        ))
+    })?;
+    if request.cmd.is_empty() {
+        return Err(ApiError::bad_request("cmd must not be empty"));
+    }
+    if request.args.len() > MAX_ARGS {
+        return Err(ApiError::bad_request(format!(
+            "too many args: at most {MAX_ARGS}"
+        )));
+    }
+    if request.cmd.contains('\0') || request.args.iter().any(|a| a.contains('\0')) {
+        return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
+    }
+    let pool = pool(&state, &client)?;
+    let id = pool.create(request.cmd, request.args);
+    Ok(Json(wire::Created { id: id.0 }))
+}
+
+async fn list(client: ClientId, State(state): State<Arc<AppState>>) -> Result<Json<wire::JobList>, ApiError> {
+    let jobs = pool(&state, &client)?
+        .list()
+        .iter()
+        .map(super::status_body)
+        .collect();
+    Ok(Json(wire::JobList { jobs }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    /// Answer only once the job has finished.
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn status(
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    job: JobPath,
+    q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<wire::JobStatus>, ApiError> {
+    let q = query(q)?;
+    let pool = pool(&state, &client)?;
+    let status = if q.wait {
+        pool.wait(job.id).await
+    } else {
+        pool.status(job.id)
+    };
+    status
+        .map(|s| Json(super::status_body(&s)))
+        .map_err(|_| ApiError::bare_not_found())
+}
+
+async fn output_json(
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    job: JobPath,
+) -> Result<Response, ApiError> {
+    let pool = pool(&state, &client)?;
+    let truncated = pool
+        .status(job.id)
+        .map_err(|_| ApiError::bare_not_found())?
+        .truncated;
+    let reader = |stream| open_reader(&pool, job.id, stream, 0).map(|r| r.up_to_now());
+    let body = json_output::body(reader(Stream::Stdout)?, reader(Stream::Stderr)?, truncated);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn open_reader(pool: &JobPool, id: JobId, stream: Stream, offset: u64) -> Result<OutputReader, ApiError> {
+    pool.reader(id, stream, offset).map_err(|e| match e {
+        JobError::NotFound(_) => ApiError::bare_not_found(),
+        other => ApiError::internal(other.to_string()),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuery {
+    /// Keep the response open and stream bytes until the job ends.
+    #[serde(default)]
+    follow: bool,
+    /// Start at this byte.
+    #[serde(default)]
+    offset: u64,
+}
+
+async fn output_raw(
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    job: JobPath,
+    q: Result<Query<RawQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let stream = job.stream.expect("the route has a stream");
+    let pool = pool(&state, &client)?;
+    let reader = open_reader(&pool, job.id, stream, q.offset)?;
+    let reader = if q.follow { reader } else { reader.up_to_now() };
+    let chunks = futures_util::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        match reader.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(reader))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(chunks),
+    )
+        .into_response())
+}
+
+async fn stop(
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    job: JobPath,
+) -> Result<Json<wire::JobStatus>, ApiError> {
+    let pool = pool(&state, &client)?;
+    let status = pool
+        .stop(job.id)
+        .await
+        .map_err(|_| ApiError::no_such_job(job.id.0))?;
+    Ok(Json(super::status_body(&status)))
+}
+
+async fn delete(
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    job: JobPath,
+) -> Result<StatusCode, ApiError> {
+    let pool = pool(&state, &client)?;
+    pool.delete(job.id)
+        .await
+        .map_err(|_| ApiError::no_such_job(job.id.0))?;
+    Ok(StatusCode::OK)
+}

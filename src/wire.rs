@@ -1,0 +1,103 @@
+//! The JSON bodies of the HTTP API, defined once for server and client.
+//!
+//! The seed's shapes are fixed: `{"cmd", "args"}` in, `{"id"}` out,
+//! `{"status", "exit_code" | "error_msg"}`, `{"stdout", "stderr"}` and
+//! `{"error"}`. Everything else here is an added field or an added call.
+
+use serde::{Deserialize, Serialize};
+
+/// `PUT /jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    pub cmd: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// The answer to `PUT /jobs`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Created {
+    pub id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Completed,
+    Error,
+}
+
+/// `GET /jobs/{id}/status`, and each entry of `GET /jobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub status: State,
+    /// For a completed job that exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// For a job in the error state: why it could not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_msg: Option<String>,
+    /// For a completed job that a signal ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub cmd: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// RFC 3339, UTC.
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Output was dropped: past the server's cap, or not storable.
+    #[serde(default)]
+    pub truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_error: Option<String>,
+}
+
+impl JobStatus {
+    /// The exit status a shell would give: the code, or 128 + the signal.
+    pub fn shell_exit_code(&self) -> Option<i32> {
+        match (self.exit_code, self.signal) {
+            (Some(code), _) => Some(code),
+            (None, Some(signal)) => Some(128 + signal),
+            _ => None,
+        }
+    }
+}
+
+/// `GET /jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobList {
+    pub jobs: Vec<JobStatus>,
+}
+
+/// `GET /jobs/{id}/output`: text only (invalid UTF-8 is replaced); the raw
+/// calls `/output/stdout` and `/output/stderr` carry bytes as they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Every error body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Error {
+    pub error: String,
+}
+
+/// The name of a signal number, for people.
+pub fn signal_name(signal: i32) -> &'static str {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str())
+        .unwrap_or("unknown signal")
+}
