@@ -1,0 +1,371 @@
+//! `rcmd pki init` and `rcmd pki client`: the certificates' fields, the files'
+//! modes, and every refusal, through the library and the real binary.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use rcmd::pki::{self, CertInfo, InitOptions, Kind};
+use support::TempDir;
+use support::pki::{TestPki, read};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+fn rcmd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rcmd"))
+        .args(args)
+        .output()
+        .expect("run rcmd")
+}
+
+fn der(path: &Path) -> Vec<u8> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(&read(path)).unwrap().to_vec()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_makes_a_p256_ca_with_the_right_constraints() {
+    let pki = TestPki::new(&[]);
+    let ca_der = der(&pki.certs().join("ca.crt"));
+    let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
+    let constraints = ca.basic_constraints().unwrap().unwrap().value;
+    assert!(constraints.ca);
+    assert_eq!(constraints.path_len_constraint, Some(0));
+    let usage = ca.key_usage().unwrap().unwrap().value;
+    assert!(usage.key_cert_sign() && usage.crl_sign() && usage.digital_signature());
+    assert_eq!(
+        ca.signature_algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.4.3.2",
+        "ecdsa-with-SHA256"
+    );
+    let curve = ca
+        .public_key()
+        .algorithm
+        .parameters
+        .as_ref()
+        .unwrap()
+        .as_oid()
+        .unwrap();
+    assert_eq!(curve.to_id_string(), "1.2.840.10045.3.1.7", "P-256");
+    let info = CertInfo::parse(&ca_der).unwrap();
+    assert!(info.common_name.unwrap().starts_with("rcmd CA on "));
+    let days = (info.not_after - info.not_before).whole_days();
+    assert!((3649..=3651).contains(&days), "about 10 years, got {days} days");
+    assert!(ca.verify_signature(None).is_ok(), "self-signed");
+}
+
+#[test]
+fn the_server_certificate_names_loopback_the_host_and_every_san() {
+    let dir = TempDir::new("sans");
+    let mut options = InitOptions::new(dir.path().join("certs"));
+    options.sans = vec!["rcmd.example".parse().unwrap(), "10.1.2.3".parse().unwrap()];
+    pki::init(&options).unwrap();
+    let info = CertInfo::parse(&der(&dir.path().join("certs/server.crt"))).unwrap();
+    assert!(info.server_auth && !info.client_auth && !info.is_ca);
+    for name in ["localhost", "rcmd.example"] {
+        assert!(
+            info.dns_names.iter().any(|n| n == name),
+            "{name} in {:?}",
+            info.dns_names
+        );
+    }
+    if let Some(host) = pki::host_name() {
+        assert!(
+            info.dns_names.contains(&host.to_ascii_lowercase()),
+            "host name {host}"
+        );
+    }
+    for ip in ["127.0.0.1", "::1", "10.1.2.3"] {
+        assert!(info.ip_addresses.contains(&ip.parse().unwrap()), "{ip}");
+    }
+    let days = (info.not_after - info.not_before).whole_days();
+    assert!((365..=366).contains(&days), "about a year, got {days}");
+}
+
+#[test]
+fn the_first_client_identity_is_a_client_certificate() {
+    let pki = TestPki::new(&[]);
+    let info = CertInfo::parse(&der(&pki.certs().join("client.crt"))).unwrap();
+    assert_eq!(info.common_name.as_deref(), Some("owner"));
+    assert!(info.client_auth && !info.server_auth && !info.is_ca);
+    // The cert dir is itself a client directory.
+    pki::load_client(&pki.certs()).unwrap();
+}
+
+#[test]
+fn issued_certificates_chain_to_the_ca() {
+    let pki = TestPki::new(&["alice"]);
+    let ca_der = der(&pki.certs().join("ca.crt"));
+    let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
+    for leaf in ["server.crt", "client.crt", "alice/client.crt"] {
+        let leaf_der = der(&pki.certs().join(leaf));
+        let (_, cert) = X509Certificate::from_der(&leaf_der).unwrap();
+        assert_eq!(cert.issuer(), ca.subject(), "{leaf}");
+        cert.verify_signature(Some(ca.public_key()))
+            .unwrap_or_else(|e| panic!("{leaf}: {e}"));
+    }
+}
+
+#[test]
+fn openssl_verifies_the_chain_where_present() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("openssl not installed: skipped");
+        return;
+    }
+    let pki = TestPki::new(&["alice"]);
+    let ca = pki.certs().join("ca.crt");
+    for (leaf, purpose) in [
+        ("server.crt", "sslserver"),
+        ("client.crt", "sslclient"),
+        ("alice/client.crt", "sslclient"),
+    ] {
+        let out = Command::new("openssl")
+            .args(["verify", "-purpose", purpose, "-CAfile"])
+            .arg(&ca)
+            .arg(pki.certs().join(leaf))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{leaf}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn serials_are_random_and_recorded_in_the_index() {
+    let pki = TestPki::new(&["alice", "bob"]);
+    let index = pki::Index::load(&pki.certs()).unwrap();
+    let kinds: Vec<_> = index
+        .certificates
+        .iter()
+        .map(|e| (e.cn.as_str(), e.kind))
+        .collect();
+    assert_eq!(kinds.len(), 5);
+    assert!(kinds.contains(&("owner", Kind::Client)) && kinds.contains(&("alice", Kind::Client)));
+    assert_eq!(kinds.iter().filter(|(_, k)| *k == Kind::Server).count(), 1);
+    let mut serials: Vec<_> = index.certificates.iter().map(|e| e.serial.clone()).collect();
+    for entry in &index.certificates {
+        assert!(
+            entry.serial.len() >= 30,
+            "a 16-byte random serial: {}",
+            entry.serial
+        );
+    }
+    serials.dedup();
+    assert_eq!(serials.len(), 5);
+    let alice = CertInfo::parse(&der(&pki.client("alice").join("client.crt"))).unwrap();
+    assert!(
+        index
+            .certificates
+            .iter()
+            .any(|e| e.serial == alice.serial && e.cn == "alice")
+    );
+}
+
+#[test]
+fn private_keys_are_0600_and_no_temp_files_are_left() {
+    let pki = TestPki::new(&["alice"]);
+    for key in ["ca.key", "server.key", "client.key", "alice/client.key"] {
+        assert_eq!(mode(&pki.certs().join(key)), 0o600, "{key}");
+    }
+    assert_eq!(mode(&pki.certs()), 0o700);
+    for dir in [pki.certs(), pki.client("alice")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(!name.contains(".tmp"), "temp file left: {name}");
+        }
+    }
+    assert!(
+        !pki.client("alice").join("ca.key").exists(),
+        "the CA key is never copied"
+    );
+}
+
+#[test]
+fn init_refuses_an_existing_ca_and_changes_nothing() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    let before: Vec<_> = ["ca.key", "ca.crt", "server.crt", "index.json"]
+        .map(|f| read(&certs.join(f)))
+        .to_vec();
+    let out = rcmd(&["pki", "init", "--dir", certs.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("--force") && stderr.contains("ca.key"),
+        "{stderr}"
+    );
+    let after: Vec<_> = ["ca.key", "ca.crt", "server.crt", "index.json"]
+        .map(|f| read(&certs.join(f)))
+        .to_vec();
+    assert_eq!(before, after, "byte-for-byte unchanged");
+}
+
+#[test]
+fn init_with_force_replaces_the_ca() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    let old = read(&certs.join("ca.key"));
+    let out = rcmd(&[
+        "pki",
+        "init",
+        "--force",
+        "--client",
+        "carol",
+        "--dir",
+        certs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(old, read(&certs.join("ca.key")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("rcmd serve --certs") && stdout.contains("exec echo hello"),
+        "{stdout}"
+    );
+    let index = pki::Index::load(&certs).unwrap();
+    assert_eq!(index.certificates.len(), 3, "a new CA starts a new index");
+}
+
+#[test]
+fn client_writes_a_self_contained_directory() {
+    let pki = TestPki::new(&[]);
+    let out = rcmd(&["pki", "client", "alice", "--dir", pki.certs().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let alice = pki.client("alice");
+    assert_eq!(read(&alice.join("ca.crt")), read(&pki.certs().join("ca.crt")));
+    let files = pki::load_client(&alice).unwrap();
+    assert_eq!(files.identity.info.common_name.as_deref(), Some("alice"));
+}
+
+#[test]
+fn client_refuses_an_existing_name_unless_forced() {
+    let pki = TestPki::new(&["alice"]);
+    let certs = pki.certs();
+    let old = read(&pki.client("alice").join("client.crt"));
+    let out = rcmd(&["pki", "client", "alice", "--dir", certs.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(old, read(&pki.client("alice").join("client.crt")));
+    let out = rcmd(&[
+        "pki",
+        "client",
+        "alice",
+        "--force",
+        "--dir",
+        certs.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert_ne!(old, read(&pki.client("alice").join("client.crt")));
+}
+
+#[test]
+fn every_unsafe_client_name_is_refused_clearly() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    let long = "x".repeat(65);
+    for (name, reason) in [
+        ("", "empty"),
+        (long.as_str(), "64 bytes"),
+        (".", "not names"),
+        ("..", "not names"),
+        ("a/b", "`/`"),
+        ("a\\b", "`/`"),
+        ("tab\there", "control"),
+        ("-rf", "start with `-`"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rcmd"))
+            .args(["pki", "client", "--dir", certs.to_str().unwrap(), "--", name])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(reason) && stderr.lines().count() == 1,
+            "{name:?}: {stderr}"
+        );
+    }
+    let entries: Vec<_> = std::fs::read_dir(&certs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries.len(), 7, "nothing was created: {entries:?}");
+}
+
+#[test]
+fn client_without_a_ca_says_to_run_init_first() {
+    let dir = TempDir::new("no-ca");
+    let out = rcmd(&["pki", "client", "alice", "--dir", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `rcmd pki init"));
+}
+
+#[test]
+fn a_mismatched_or_corrupt_ca_key_is_named() {
+    let pki = TestPki::new(&[]);
+    let other = TestPki::new(&[]);
+    let certs = pki.certs();
+    std::fs::copy(other.certs().join("ca.key"), certs.join("ca.key")).unwrap();
+    let err = pki::issue_client_dir(&certs, "alice", 1, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ca.key") && err.contains("does not match"), "{err}");
+    std::fs::write(certs.join("ca.key"), "garbage").unwrap();
+    let err = pki::issue_client_dir(&certs, "alice", 1, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ca.key"), "{err}");
+    std::fs::write(certs.join("ca.crt"), "garbage").unwrap();
+    let err = pki::issue_client_dir(&certs, "alice", 1, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ca.crt") && err.contains("PEM"), "{err}");
+}
+
+#[test]
+fn loaders_name_the_file_and_the_problem() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    pki::load_server(&certs).unwrap();
+
+    let other = TestPki::new(&[]);
+    std::fs::copy(other.certs().join("server.key"), certs.join("server.key")).unwrap();
+    let err = pki::load_server(&certs).err().unwrap().to_string();
+    assert!(
+        err.contains("server.key") && err.contains("does not match"),
+        "{err}"
+    );
+
+    std::fs::remove_file(certs.join("server.crt")).unwrap();
+    let err = pki::load_server(&certs).err().unwrap().to_string();
+    assert!(err.contains("server.crt") && err.contains("missing"), "{err}");
+
+    let expired = pki.odd_client("expired", false, support::pki::expired);
+    let err = pki::load_client(&expired).err().unwrap().to_string();
+    assert!(err.contains("client.crt") && err.contains("expired"), "{err}");
+
+    let early = pki.odd_client("early", false, support::pki::not_yet_valid);
+    let err = pki::load_client(&early).err().unwrap().to_string();
+    assert!(
+        err.contains("client.crt") && err.contains("not valid before"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_sans_are_refused() {
+    for bad in ["", "bad name", "-x.example", "a..b"] {
+        assert!(bad.parse::<pki::San>().is_err(), "{bad:?}");
+    }
+    let out = rcmd(&["pki", "init", "--san", "bad name", "--dir", "/nonexistent/never"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad name"));
+}
