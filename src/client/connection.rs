@@ -124,27 +124,17 @@ impl Connection {
 
     /// Classifies a reqwest failure: TLS, connection, or other.
     pub fn transport_error(&self, e: &reqwest::Error) -> ClientError {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+        if let Some(tls) = find_tls_error(e) {
+            return ClientError::Tls {
+                addr: self.addr.clone(),
+                host: self.host.clone(),
+                detail: tls.to_string(),
+            };
+        }
+        // The innermost cause says most (e.g. "Connection refused").
         let mut detail = e.to_string();
+        let mut source = e.source();
         while let Some(s) = source {
-            if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-                return ClientError::Tls {
-                    addr: self.addr.clone(),
-                    host: self.host.clone(),
-                    detail: tls.to_string(),
-                };
-            }
-            if let Some(io) = s.downcast_ref::<std::io::Error>()
-                && let Some(tls) = io
-                    .get_ref()
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return ClientError::Tls {
-                    addr: self.addr.clone(),
-                    host: self.host.clone(),
-                    detail: tls.to_string(),
-                };
-            }
             detail = s.to_string();
             source = s.source();
         }
@@ -157,6 +147,20 @@ impl Connection {
             ClientError::Other(format!("request to {} failed: {detail}", self.addr))
         }
     }
+}
+
+/// The rustls error behind a failure, if any. io::Error hides what it wraps
+/// from `source()`, so it is unwrapped by hand.
+fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+        && let Some(tls) = find_tls_error(inner)
+    {
+        return Some(tls);
+    }
+    e.source().and_then(find_tls_error)
 }
 
 /// Turns a non-success response into an error with the server's message.

@@ -152,11 +152,13 @@ async fn create(
             format!("cannot read the request body: {}", e.body_text()),
         )
     })?;
-    let request: wire::CreateJob = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected a JSON body like {{\"cmd\": \"echo\", \"args\": [\"hi\"]}}: {e}"
-        ))
-    })?;
+    let shape = r#"expected a JSON object like {"cmd": "echo", "args": ["hi"]}"#;
+    // serde would also take a struct from an array; the API takes objects.
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return Err(ApiError::bad_request(shape));
+    }
+    let request: wire::CreateJob =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{shape}: {e}")))?;
     if request.cmd.is_empty() {
         return Err(ApiError::bad_request("cmd must not be empty"));
     }

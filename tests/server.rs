@@ -1,0 +1,477 @@
+//! `rcmd serve` and the client over real mTLS on loopback: the seed's flow,
+//! isolation between clients, TLS refusals, bad input, binary output, and
+//! shutdown. Each test makes a fresh PKI and its own server.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use support::server::{TestServer, http, http_as};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_seed_flow_exec_status_output_delete() {
+    let server = TestServer::start(&[], &[]);
+    let id = server.ok("owner", &["exec", "echo", "hi"]);
+    assert_eq!(id, "1\n");
+    server.ok("owner", &["wait", "1"]);
+    assert_eq!(
+        server.ok("owner", &["status", "1"]),
+        "Completed, exit status: 0\n"
+    );
+    assert_eq!(server.ok("owner", &["output", "1"]), "hi\n");
+    server.ok("owner", &["delete", "1"]);
+    let out = server.rcmd("owner", &["status", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "rcmd: job 1 not found\n");
+}
+
+#[test]
+fn everything_after_the_command_is_passed_verbatim() {
+    let server = TestServer::start(&[], &[]);
+    server.ok("owner", &["exec", "echo", "-la", "--help", "--json"]);
+    server.ok("owner", &["wait", "1"]);
+    assert_eq!(server.ok("owner", &["output", "1"]), "-la --help --json\n");
+}
+
+#[test]
+fn status_lines_for_exit_signal_and_error() {
+    let server = TestServer::start(&[], &[]);
+    server.ok("owner", &["exec", "sh", "-c", "exit 3"]);
+    server.ok("owner", &["exec", "sh", "-c", "kill -KILL $$"]);
+    server.ok("owner", &["exec", "/no/such/command"]);
+    server.ok("owner", &["exec", "sleep", "30"]);
+    for id in ["1", "2", "3"] {
+        server.rcmd("owner", &["wait", id]);
+    }
+    assert_eq!(
+        server.ok("owner", &["status", "1"]),
+        "Completed, exit status: 3\n"
+    );
+    assert_eq!(
+        server.ok("owner", &["status", "2"]),
+        "Completed, killed by signal: 9 (SIGKILL)\n"
+    );
+    let error = server.ok("owner", &["status", "3"]);
+    assert!(
+        error.starts_with("Error: ") && error.contains("No such file"),
+        "{error}"
+    );
+    assert_eq!(server.ok("owner", &["status", "4"]), "Running\n");
+    let json: Value = serde_json::from_str(&server.ok("owner", &["--json", "status", "4"])).unwrap();
+    assert_eq!(json["status"], "running");
+    assert!(json["pid"].as_u64().is_some() && json["started_at"].is_string());
+}
+
+#[test]
+fn another_clients_job_is_invisible() {
+    let server = TestServer::start(&["alice", "bob"], &[]);
+    assert_eq!(server.ok("alice", &["exec", "sleep", "30"]), "1\n");
+    for command in ["status", "output", "delete", "stop", "wait"] {
+        let out = server.rcmd("bob", &[command, "1"]);
+        assert_eq!(out.status.code(), Some(1), "bob {command}");
+        assert_eq!(stderr(&out), "rcmd: job 1 not found\n", "bob {command}");
+    }
+    // Bob's own ids start at 1 too, and are his.
+    assert_eq!(server.ok("bob", &["exec", "echo", "bob"]), "1\n");
+    assert_eq!(server.ok("alice", &["status", "1"]), "Running\n");
+    server.ok("alice", &["delete", "1"]);
+    server.ok("bob", &["wait", "1"]);
+    assert_eq!(server.ok("bob", &["output", "1"]), "bob\n");
+}
+
+#[tokio::test]
+async fn not_found_responses_reveal_nothing() {
+    let server = TestServer::start(&["alice", "bob"], &[]);
+    server.ok("alice", &["exec", "sleep", "30"]);
+    let bob = http_as(&server, "bob");
+    for (method, path) in [
+        (Method::GET, "/jobs/1/status"),
+        (Method::GET, "/jobs/1/output"),
+        (Method::GET, "/jobs/1/output/stdout"),
+        (Method::GET, "/jobs/1/output/stderr?follow=true"),
+    ] {
+        let response = bob
+            .request(method.clone(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(response.bytes().await.unwrap().is_empty(), "{path}: no body");
+    }
+    for (method, path) in [(Method::DELETE, "/jobs/1"), (Method::POST, "/jobs/1/stop")] {
+        let alices = bob
+            .request(method.clone(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        let missing = bob
+            .request(method, server.url(&path.replace('1', "77")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(alices.status(), StatusCode::NOT_FOUND);
+        let alices: Value = alices.json().await.unwrap();
+        let missing: Value = missing.json().await.unwrap();
+        assert_eq!(alices["error"], "no job with id 1");
+        assert_eq!(
+            missing["error"], "no job with id 77",
+            "same shape as a job that never existed"
+        );
+    }
+    let list: Value = bob
+        .get(server.url("/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["jobs"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_json_api_has_the_seed_shapes() {
+    let server = TestServer::start(&[], &[]);
+    let client = http_as(&server, "owner");
+    let response = client
+        .put(server.url("/jobs"))
+        .body(r#"{"cmd": "echo", "args": ["hi"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        serde_json::json!({"id": 1})
+    );
+    let status: Value = client
+        .get(server.url("/jobs/1/status?wait=true"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (status["status"].as_str(), status["exit_code"].as_i64()),
+        (Some("completed"), Some(0))
+    );
+    let output: Value = client
+        .get(server.url("/jobs/1/output"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (output["stdout"].as_str(), output["stderr"].as_str()),
+        (Some("hi\n"), Some(""))
+    );
+    client
+        .put(server.url("/jobs"))
+        .body(r#"{"cmd": "/nope"}"#)
+        .send()
+        .await
+        .unwrap();
+    let status: Value = client
+        .get(server.url("/jobs/2/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "error");
+    assert!(status["error_msg"].as_str().unwrap().contains("No such file"));
+    let output: Value = client
+        .get(server.url("/jobs/2/output"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (output["stdout"].as_str(), output["stderr"].as_str()),
+        (Some(""), Some(""))
+    );
+    let deleted = client.delete(server.url("/jobs/1")).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert!(deleted.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
+    let server = TestServer::start(&[], &[]);
+    let client = http_as(&server, "owner");
+    let huge = format!(r#"{{"cmd": "echo", "args": ["{}"]}}"#, "x".repeat(2 << 20));
+    let many_args = serde_json::json!({"cmd": "echo", "args": vec!["a"; 5000]}).to_string();
+    let cases: Vec<(Method, &str, Vec<u8>)> = vec![
+        (Method::PUT, "/jobs", b"not json".to_vec()),
+        (Method::PUT, "/jobs", b"".to_vec()),
+        (Method::PUT, "/jobs", br#"{"args": ["x"]}"#.to_vec()),
+        (Method::PUT, "/jobs", br#"{"cmd": ""}"#.to_vec()),
+        (Method::PUT, "/jobs", br#"{"cmd": 5}"#.to_vec()),
+        (Method::PUT, "/jobs", br#"{"cmd": "echo", "args": "hi"}"#.to_vec()),
+        (Method::PUT, "/jobs", br#"{"cmd": "echo", "args": [1]}"#.to_vec()),
+        (Method::PUT, "/jobs", br#"{"cmd": "echo", "extra": 1}"#.to_vec()),
+        (Method::PUT, "/jobs", br#"["echo"]"#.to_vec()),
+        (Method::PUT, "/jobs", br#"{"cmd": "ec\u0000ho"}"#.to_vec()),
+        (Method::PUT, "/jobs", b"{\"cmd\": \"\xff\xfe\"}".to_vec()),
+        (Method::PUT, "/jobs", huge.into_bytes()),
+        (Method::PUT, "/jobs", many_args.into_bytes()),
+        (Method::GET, "/jobs/abc/status", vec![]),
+        (Method::GET, "/jobs/0/status", vec![]),
+        (Method::GET, "/jobs/-1/status", vec![]),
+        (Method::GET, "/jobs/99999999999999999999999/status", vec![]),
+        (Method::GET, "/jobs/1/output/stdin", vec![]),
+        (Method::GET, "/jobs/1/output/stdout?offset=x", vec![]),
+        (Method::GET, "/jobs/1/output/stdout?follow=maybe", vec![]),
+        (Method::DELETE, "/jobs/abc", vec![]),
+        (Method::GET, "/nothing/here", vec![]),
+        (Method::POST, "/jobs", vec![]),
+        (Method::PATCH, "/jobs/1/status", vec![]),
+    ];
+    for (method, path, body) in cases {
+        let shown = format!(
+            "{method} {path} {:?}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        );
+        let response = client
+            .request(method, server.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_client_error(),
+            "{shown}: {}",
+            response.status()
+        );
+        let error: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{shown}: not JSON: {e}"));
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{shown}: {error}"
+        );
+    }
+    // Nothing was created, and the server still answers correctly.
+    let list: Value = client
+        .get(server.url("/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["jobs"], serde_json::json!([]));
+    server.ok("owner", &["exec", "true"]);
+    assert_eq!(server.ok("owner", &["wait", "1"]), "Completed, exit status: 0\n");
+}
+
+#[tokio::test]
+async fn tls_refusals_and_the_good_client_still_works() {
+    let server = TestServer::start(&[], &[]);
+    let foreign = server.pki.odd_client("foreign", true, |_| {});
+    let expired = server.pki.odd_client("expired", false, support::pki::expired);
+    let early = server.pki.odd_client("early", false, support::pki::not_yet_valid);
+    let server_eku = server
+        .pki
+        .odd_client("server-eku", false, support::pki::server_eku_only);
+    let no_cn = server
+        .pki
+        .odd_client("no-cn", false, support::pki::no_common_name);
+    let empty_cn = server.pki.odd_client("empty-cn", false, |p| {
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "");
+    });
+    let cases = [
+        ("no certificate", None),
+        ("foreign CA", Some(foreign.as_path())),
+        ("expired", Some(expired.as_path())),
+        ("not yet valid", Some(early.as_path())),
+        ("server-only EKU", Some(server_eku.as_path())),
+        ("no CN", Some(no_cn.as_path())),
+        ("empty CN", Some(empty_cn.as_path())),
+    ];
+    for (what, dir) in cases {
+        let result = http(&server, dir).get(server.url("/jobs")).send().await;
+        assert!(
+            result.is_err(),
+            "{what}: the server must refuse, got {:?}",
+            result.map(|r| r.status())
+        );
+        assert_eq!(
+            server.ok("owner", &["list", "--json"]),
+            "{\"jobs\":[]}\n",
+            "after {what}"
+        );
+    }
+    support::wait_until("refusals are logged", Duration::from_secs(5), || {
+        server.log().matches("refused at the TLS handshake").count() >= cases.len()
+    });
+}
+
+#[test]
+fn a_tls12_only_client_is_refused() {
+    let server = TestServer::start(&[], &[]);
+    let certs = server.pki.certs();
+    let out = Command::new("openssl")
+        .args(["s_client", "-tls1_2", "-connect", &server.addr, "-CAfile"])
+        .arg(certs.join("ca.crt"))
+        .arg("-cert")
+        .arg(certs.join("client.crt"))
+        .arg("-key")
+        .arg(certs.join("client.key"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl is installed (.ci/run installs it)");
+    assert!(!out.status.success(), "TLS 1.2 must fail");
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("alert") || text.contains("protocol"), "{text}");
+    assert!(server.ok("owner", &["list"]).starts_with("    ID"));
+}
+
+#[test]
+fn a_tls13_openssl_client_negotiates_tls13() {
+    let server = TestServer::start(&[], &[]);
+    let certs = server.pki.certs();
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &server.addr, "-CAfile"])
+        .arg(certs.join("ca.crt"))
+        .arg("-cert")
+        .arg(certs.join("client.crt"))
+        .arg("-key")
+        .arg(certs.join("client.key"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TLSv1.3"), "{text}");
+}
+
+#[test]
+fn the_client_checks_the_server_name() {
+    // The certificate names 127.0.0.1 and localhost, not 127.0.0.2.
+    let server = TestServer::start(&[], &["--listen", "127.0.0.2:0"]);
+    let port = server.port().to_owned();
+    let out = Command::new(support::server::RCMD)
+        .arg(server.pki.certs())
+        .arg(format!("127.0.0.2:{port}"))
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let message = stderr(&out);
+    assert!(
+        message.contains("TLS") && message.contains("not valid for name"),
+        "{message}"
+    );
+}
+
+#[test]
+fn binary_output_round_trips_byte_for_byte() {
+    let server = TestServer::start(&[], &[]);
+    let script = "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; printf '\\377\\000err' >&2";
+    server.ok("owner", &["exec", "sh", "-c", script]);
+    server.ok("owner", &["wait", "1"]);
+    let out = server.rcmd("owner", &["output", "1"]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, (0..=255u8).collect::<Vec<_>>());
+    assert_eq!(out.stderr, b"\xff\x00err");
+}
+
+#[test]
+fn graceful_shutdown_leaves_no_job_process() {
+    let mut server = TestServer::start(&[], &[]);
+    let sleep = support::marked_sleep(server.data.path(), "server-shutdown");
+    for _ in 0..3 {
+        server.ok(
+            "owner",
+            &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")],
+        );
+    }
+    support::wait_until("the jobs run", Duration::from_secs(10), || {
+        support::pids_matching(&sleep).len() >= 6
+    });
+    let status = server.terminate();
+    assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
+    support::wait_no_process(&sleep);
+}
+
+#[test]
+fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
+    let server = TestServer::start(&[], &[]);
+    let out = Command::new(support::server::RCMD)
+        .arg(server.pki.certs())
+        .args(["127.0.0.1:1", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let message = stderr(&out);
+    assert!(
+        message.contains("cannot connect to 127.0.0.1:1") && message.lines().count() == 1,
+        "{message}"
+    );
+
+    let out = Command::new(support::server::RCMD)
+        .args(["/no/such/dir", &server.addr, "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let message = stderr(&out);
+    assert!(
+        message.contains("/no/such/dir/ca.crt: missing") && message.lines().count() == 1,
+        "{message}"
+    );
+
+    let out = Command::new(support::server::RCMD)
+        .args(["/tmp", "nonsense", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("HOST:PORT"));
+
+    let out = server.rcmd("owner", &["status", "notanumber"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}
+
+#[test]
+fn an_expired_client_certificate_fails_locally_with_a_clear_error() {
+    let server = TestServer::start(&[], &[]);
+    let expired = server.pki.odd_client("expired", false, support::pki::expired);
+    let out = Command::new(support::server::RCMD)
+        .arg(&expired)
+        .args([&server.addr, "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    assert!(!server.log().contains("odd-expired"), "no connection was made");
+}
+
+#[test]
+fn serve_without_certificates_says_how_to_make_them() {
+    let dir = support::TempDir::new("no-certs");
+    let out = Command::new(support::server::RCMD)
+        .args(["serve", "--listen", "127.0.0.1:0", "--certs"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("ca.crt: missing") && message.contains("rcmd pki init"),
+        "{message}"
+    );
+}

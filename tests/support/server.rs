@@ -1,0 +1,182 @@
+//! A real `rcmd serve` on an ephemeral loopback port with a fresh PKI, and
+//! clients for it: the real binary, and reqwest with any client directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::pki::TestPki;
+use super::{TempDir, wait_until};
+
+pub const RCMD: &str = env!("CARGO_BIN_EXE_rcmd");
+
+pub struct TestServer {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    /// `IP:PORT` as the server printed it.
+    pub addr: String,
+    pub pki: TestPki,
+    pub data: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server whose PKI has the "owner" client plus `clients`, on
+    /// 127.0.0.1 unless `extra_args` has a `--listen` of its own.
+    pub fn start(clients: &[&str], extra_args: &[&str]) -> TestServer {
+        let listen = if extra_args.contains(&"--listen") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        };
+        let pki = TestPki::new(clients);
+        let data = TempDir::new("server-data");
+        let log = std::fs::File::create(data.path().join("server.log")).unwrap();
+        let mut child = Command::new(RCMD)
+            .arg("serve")
+            .args(listen)
+            .arg("--certs")
+            .arg(pki.certs())
+            .arg("--data-dir")
+            .arg(data.path().join("jobs"))
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start rcmd serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .split_whitespace()
+            .nth(3)
+            .filter(|_| line.starts_with("rcmd listening on "))
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
+                panic!("server did not start: {line:?}\n{log}")
+            })
+            .to_owned();
+        TestServer {
+            child,
+            _stdout: stdout,
+            addr,
+            pki,
+            data,
+        }
+    }
+
+    pub fn port(&self) -> &str {
+        self.addr.rsplit_once(':').unwrap().1
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The client directory of `client` ("owner" is the cert dir itself).
+    pub fn client_dir(&self, client: &str) -> PathBuf {
+        if client == "owner" {
+            self.pki.certs()
+        } else {
+            self.pki.client(client)
+        }
+    }
+
+    /// A command for the real client binary as `client`.
+    pub fn command(&self, client: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(RCMD);
+        command.arg(self.client_dir(client)).arg(&self.addr).args(args);
+        command
+    }
+
+    /// Runs the real client binary as `client` and returns what it did.
+    pub fn rcmd(&self, client: &str, args: &[&str]) -> Output {
+        self.command(client, args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rcmd")
+    }
+
+    /// Runs the client, expects success, and returns its stdout.
+    pub fn ok(&self, client: &str, args: &[&str]) -> String {
+        let out = self.rcmd(client, args);
+        assert!(
+            out.status.success(),
+            "rcmd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port())
+    }
+
+    /// Sends SIGTERM and waits for the server to exit; returns its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let mut status = None;
+        wait_until("the server exits", Duration::from_secs(15), || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// rustls client settings for tests: TLS 1.3, trusting `ca`, and presenting
+/// the identity in `client_dir` if given.
+pub fn tls_config(ca: &Path, client_dir: Option<&Path>) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match client_dir {
+        Some(dir) => builder
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(dir.join("client.crt")).unwrap()],
+                PrivateKeyDer::from_pem_file(dir.join("client.key")).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
+}
+
+/// A reqwest client for the server as the client in `client_dir`.
+pub fn http(server: &TestServer, client_dir: Option<&Path>) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(&server.pki.certs().join("ca.crt"), client_dir))
+        .build()
+        .unwrap()
+}
+
+pub fn http_as(server: &TestServer, client: &str) -> reqwest::Client {
+    http(server, Some(&server.client_dir(client)))
+}
