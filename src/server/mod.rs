@@ -71,6 +71,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     raise_fd_limit();
+    if args.dev && !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--dev listens on loopback only; drop --dev to listen on {}",
+            args.listen
+        );
+    }
     if args.dev && !pki::has_ca(&args.certs) {
         pki::init(&pki::InitOptions::new(&args.certs))?;
         println!("created a new PKI in {}", args.certs.display());
@@ -113,7 +119,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     println!("rcmd listening on {addr} (job output in {})", data_dir.display());
     if args.dev {
-        println!("try: rcmd {} {addr} exec echo hello", args.certs.display());
+        // The exact command: this very binary, as it was invoked.
+        let exe = std::env::args().next().unwrap_or_else(|| "rcmd".to_owned());
+        println!("try: {exe} {} {addr} run echo hello", args.certs.display());
     }
 
     wait_for_shutdown_signal().await?;
