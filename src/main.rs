@@ -25,6 +25,9 @@ enum Command {
     Pki(rcmd::pki::cli::PkiCommand),
     /// Run the HTTPS job server (mTLS, TLS 1.3 only).
     Serve(rcmd::server::ServeArgs),
+    /// Internal: the guard that kills jobs if the server is killed.
+    #[command(name = "__guard", hide = true)]
+    Guard,
     /// CERTDIR HOST:PORT COMMAND: talk to a server.
     #[command(external_subcommand)]
     Client(Vec<OsString>),
@@ -38,6 +41,7 @@ fn main() {
             init_logging();
             report(runtime().block_on(rcmd::server::serve(args)))
         }
+        Command::Guard => rcmd::server::guard::run(),
         Command::Client(words) => {
             let args = rcmd::client::ClientArgs::parse_from(words);
             runtime().block_on(rcmd::client::run(args))

@@ -16,6 +16,9 @@ pub enum JobError {
     #[error("the job pool must be created inside a tokio runtime")]
     NoRuntime,
 
+    #[error("quota reached: {0}")]
+    Quota(super::limits::Quota),
+
     #[error("the job pool is shutting down")]
     ShuttingDown,
 

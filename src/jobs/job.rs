@@ -11,9 +11,10 @@ use nix::sys::signal::Signal;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use super::limits::Usage;
 use super::process::{self, ExitEvent, Started};
 use super::spool::{self, OutputReader, Progress, Sink, Stream};
-use super::{JobId, JobStatus, Output, Status, Termination};
+use super::{JobId, JobStatus, Output, PoolConfig, Status, Termination};
 
 /// How long the pumps may keep draining after the job's group was killed. Only
 /// a process that left the group (with `setsid`) can hold a pipe open longer;
@@ -29,6 +30,7 @@ pub(crate) struct Job {
     spool_paths: [PathBuf; 2],
     lifecycle: Mutex<Lifecycle>,
     events: watch::Sender<Progress>,
+    shared: Arc<Shared>,
 }
 
 struct Lifecycle {
@@ -40,22 +42,27 @@ struct Lifecycle {
     output_error: Option<String>,
 }
 
+/// What a pool shares with its jobs: its settings and its counters.
+pub(crate) struct Shared {
+    pub config: PoolConfig,
+    pub usage: Usage,
+}
+
 /// What a pool needs to know to start a job.
-pub(crate) struct Spec<'a> {
+pub(crate) struct Spec {
     pub id: JobId,
     pub command: String,
     pub args: Vec<String>,
-    pub spool_dir: &'a std::path::Path,
-    pub output_limit: u64,
+    pub shared: Arc<Shared>,
 }
 
 impl Job {
     /// Creates the job's spool files and starts its process and supervisor.
     /// Never fails: a job that cannot start is returned in the error state.
     /// Must be called inside the runtime's context.
-    pub fn start(spec: Spec<'_>) -> Arc<Job> {
+    pub fn start(spec: Spec) -> Arc<Job> {
         let started_at = SystemTime::now();
-        let spool_paths = Stream::BOTH.map(|s| spool::spool_path(spec.spool_dir, spec.id, s));
+        let spool_paths = Stream::BOTH.map(|s| spool::spool_path(&spec.shared.config.data_dir, spec.id, s));
         let started = (|| {
             let files = [
                 spool::create_spool_file(&spool_paths[0])?,
@@ -79,9 +86,14 @@ impl Job {
                 for path in &spool_paths {
                     let _ = std::fs::remove_file(path);
                 }
+                // Never running: it does not count as such.
+                Usage::release(&spec.shared.usage.running);
                 (None, None, Status::Error(e.to_string()))
             }
         };
+        if let (Some(child), Some(watcher)) = (&child, &spec.shared.config.watcher) {
+            watcher.started(child.id());
+        }
         let finished = supervision.is_none();
         let job = Arc::new(Job {
             id: spec.id,
@@ -97,14 +109,10 @@ impl Job {
                 output_error: None,
             }),
             events: watch::Sender::new(Progress::new(finished)),
+            shared: spec.shared,
         });
         if let Some((exit, stdout, stderr, [out_file, err_file])) = supervision {
-            tokio::spawn(Arc::clone(&job).supervise(
-                exit,
-                [stdout, stderr],
-                [out_file, err_file],
-                spec.output_limit,
-            ));
+            tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr], [out_file, err_file]));
         }
         job
     }
@@ -116,11 +124,12 @@ impl Job {
         exit: ExitEvent,
         [stdout, stderr]: [pipe::Receiver; 2],
         [out_file, err_file]: [File; 2],
-        output_limit: u64,
     ) {
         let sink = Sink {
             events: &self.events,
-            output_limit,
+            output_limit: self.shared.config.output_limit,
+            pool_stored: &self.shared.usage.stored,
+            pool_limit: self.shared.config.max_stored_bytes,
             report_error: &|stream, e| self.record_output_error(stream, e),
         };
         let pumps = async {
@@ -163,7 +172,11 @@ impl Job {
             child
         };
         self.events.send_modify(|p| p.exited = true);
-        child.wait().ok().map(process::termination)
+        let status = child.wait().ok().map(process::termination);
+        if let Some(watcher) = &self.shared.config.watcher {
+            watcher.reaped(child.id());
+        }
+        status
     }
 
     /// Signals the job's process group if its leader is not yet reaped.
@@ -195,6 +208,7 @@ impl Job {
             lifecycle.status = Status::Completed(termination);
             lifecycle.finished_at = Some(SystemTime::now());
         }
+        Usage::release(&self.shared.usage.running);
         self.events.send_modify(|p| {
             p.exited = true;
             p.finished = true;
@@ -264,7 +278,23 @@ impl Job {
         Ok(output)
     }
 
-    pub fn remove_spool_files(&self) {
+    /// Gives back everything the job holds: its spool files, its stored
+    /// bytes and its place in the pool's count. Called once, when the job
+    /// leaves its pool.
+    pub fn forget(&self) {
+        let stored = {
+            let p = self.events.borrow();
+            p.stored(Stream::Stdout) + p.stored(Stream::Stderr)
+        };
+        self.shared
+            .usage
+            .stored
+            .fetch_sub(stored, std::sync::atomic::Ordering::SeqCst);
+        Usage::release(&self.shared.usage.jobs);
+        self.remove_spool_files();
+    }
+
+    fn remove_spool_files(&self) {
         for path in &self.spool_paths {
             match std::fs::remove_file(path) {
                 Ok(()) => {}

@@ -34,12 +34,14 @@
 
 mod error;
 mod job;
+mod limits;
 mod pool;
 mod process;
 mod spool;
 mod status;
 
 pub use error::JobError;
+pub use limits::{GroupWatcher, Quota};
 pub use pool::{JobPool, PoolConfig};
 pub use spool::{OutputReader, Stream};
 pub use status::{JobId, JobStatus, Output, Status, Termination};

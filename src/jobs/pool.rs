@@ -1,7 +1,7 @@
 //! The pool: a map of jobs, their shared limits, and the calls on them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::runtime::Handle;
 
-use super::job::{Job, Spec};
+use super::job::{Job, Shared, Spec};
+use super::limits::{GroupWatcher, Quota, Usage};
 use super::spool::{self, OutputReader, Stream};
 use super::{JobError, JobId, JobStatus, Output};
 
@@ -24,6 +25,14 @@ pub struct PoolConfig {
     pub output_limit: u64,
     /// How long [`JobPool::stop`] waits after SIGTERM before SIGKILL.
     pub stop_grace: Duration,
+    /// Quotas enforced by [`JobPool::try_create`]: running jobs, kept jobs.
+    pub max_running: usize,
+    pub max_jobs: usize,
+    /// Output bytes stored by all jobs together. Past it, new jobs are
+    /// refused and running ones have further output dropped (truncated).
+    pub max_stored_bytes: u64,
+    /// Told of every job's process group as it starts and is reaped.
+    pub watcher: Option<Arc<dyn GroupWatcher>>,
 }
 
 impl PoolConfig {
@@ -35,6 +44,10 @@ impl PoolConfig {
             data_dir: data_dir.into(),
             output_limit: Self::DEFAULT_OUTPUT_LIMIT,
             stop_grace: Self::DEFAULT_STOP_GRACE,
+            max_running: usize::MAX,
+            max_jobs: usize::MAX,
+            max_stored_bytes: u64::MAX,
+            watcher: None,
         }
     }
 }
@@ -42,7 +55,7 @@ impl PoolConfig {
 /// A thread-safe pool of jobs. Dropping it (or [`JobPool::shutdown`]) kills
 /// every job's process group and reaps it.
 pub struct JobPool {
-    config: PoolConfig,
+    shared: Arc<Shared>,
     jobs: Mutex<BTreeMap<JobId, Arc<Job>>>,
     next_id: AtomicU64,
     runtime: Handle,
@@ -57,7 +70,10 @@ impl JobPool {
             source,
         })?;
         Ok(JobPool {
-            config,
+            shared: Arc::new(Shared {
+                config,
+                usage: Usage::default(),
+            }),
             jobs: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             runtime,
@@ -65,7 +81,7 @@ impl JobPool {
     }
 
     pub fn config(&self) -> &PoolConfig {
-        &self.config
+        &self.shared.config
     }
 
     fn jobs(&self) -> MutexGuard<'_, BTreeMap<JobId, Arc<Job>>> {
@@ -77,16 +93,41 @@ impl JobPool {
     }
 
     /// Starts `command` with `args` and returns the new job's id. This always
-    /// creates a job: one that cannot start has status `Error` with the reason.
+    /// creates a job, whatever the quotas: one that cannot start has status
+    /// `Error` with the reason.
     pub fn create(&self, command: impl Into<String>, args: Vec<String>) -> JobId {
+        let usage = &self.shared.usage;
+        usage.jobs.fetch_add(1, Ordering::SeqCst);
+        usage.running.fetch_add(1, Ordering::SeqCst);
+        self.start(command.into(), args)
+    }
+
+    /// Like [`JobPool::create`], but refuses a job that would exceed one of
+    /// the pool's quotas, saying which.
+    pub fn try_create(&self, command: impl Into<String>, args: Vec<String>) -> Result<JobId, JobError> {
+        let (config, usage) = (&self.shared.config, &self.shared.usage);
+        if usage.stored.load(Ordering::SeqCst) >= config.max_stored_bytes {
+            return Err(JobError::Quota(Quota::StoredBytes(config.max_stored_bytes)));
+        }
+        if !Usage::reserve(&usage.jobs, config.max_jobs) {
+            return Err(JobError::Quota(Quota::Jobs(config.max_jobs)));
+        }
+        if !Usage::reserve(&usage.running, config.max_running) {
+            Usage::release(&usage.jobs);
+            return Err(JobError::Quota(Quota::Running(config.max_running)));
+        }
+        Ok(self.start(command.into(), args))
+    }
+
+    /// Starts a job whose `jobs` and `running` units are already counted.
+    fn start(&self, command: String, args: Vec<String>) -> JobId {
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let _runtime = self.runtime.enter();
         let job = Job::start(Spec {
             id,
-            command: command.into(),
+            command,
             args,
-            spool_dir: &self.config.data_dir,
-            output_limit: self.config.output_limit,
+            shared: Arc::clone(&self.shared),
         });
         self.jobs().insert(id, job);
         id
@@ -132,7 +173,7 @@ impl JobPool {
     /// SIGTERM to the job's process group, then SIGKILL once the pool's grace
     /// period has passed. Returns the final status.
     pub async fn stop(&self, id: JobId) -> Result<JobStatus, JobError> {
-        self.stop_with_grace(id, self.config.stop_grace).await
+        self.stop_with_grace(id, self.shared.config.stop_grace).await
     }
 
     /// Like [`JobPool::stop`] with a grace period of its own. The escalation
@@ -157,7 +198,7 @@ impl JobPool {
         job.signal(Signal::SIGKILL);
         let cleanup = self.runtime.spawn(async move {
             job.wait_finished().await;
-            job.remove_spool_files();
+            job.forget();
         });
         // The task only fails if the runtime is shutting down, and then the
         // pool's drop does the cleanup.
@@ -184,14 +225,14 @@ impl Drop for JobPool {
         for job in jobs.values() {
             // Synchronous kill and reap: the runtime may already be gone.
             job.reap();
-            job.remove_spool_files();
+            job.forget();
         }
     }
 }
 
 /// Creates the pool's directory (0700) and removes spool files that an
 /// earlier pool left in it. Other files are left alone.
-fn take_over_dir(dir: &std::path::Path) -> std::io::Result<()> {
+fn take_over_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

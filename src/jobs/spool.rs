@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -101,7 +102,11 @@ pub(crate) fn create_spool_file(path: &Path) -> io::Result<File> {
 /// Where a pump records what it stored, and how a pump learns the room left.
 pub(crate) struct Sink<'a> {
     pub events: &'a watch::Sender<Progress>,
+    /// Bytes kept per job.
     pub output_limit: u64,
+    /// Bytes stored by the whole pool, and the most it may store.
+    pub pool_stored: &'a AtomicU64,
+    pub pool_limit: u64,
     /// Called with an error that cost output, so it can be logged and shown.
     pub report_error: &'a (dyn Fn(Stream, &io::Error) + Sync),
 }
@@ -123,9 +128,13 @@ pub(crate) async fn pump(stream: Stream, mut pipe: pipe::Receiver, mut file: Fil
                 return;
             }
         };
-        let room = sink
+        let job_room = sink
             .output_limit
             .saturating_sub(sink.events.borrow().total_stored());
+        let pool_room = sink
+            .pool_limit
+            .saturating_sub(sink.pool_stored.load(Ordering::Relaxed));
+        let room = job_room.min(pool_room);
         let keep = n.min(usize::try_from(room).unwrap_or(usize::MAX));
         let mut stored = 0;
         if can_write && keep > 0 {
@@ -137,6 +146,7 @@ pub(crate) async fn pump(stream: Stream, mut pipe: pipe::Receiver, mut file: Fil
                 }
             }
         }
+        sink.pool_stored.fetch_add(stored as u64, Ordering::Relaxed);
         sink.events.send_modify(|p| {
             p.stored[stream.index()] += stored as u64;
             p.truncated |= stored < n;

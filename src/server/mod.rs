@@ -12,8 +12,10 @@
 //! process group, then lets connections finish.
 
 mod error;
+pub mod guard;
 mod identity;
 mod json_output;
+mod limit;
 mod pools;
 mod routes;
 mod tls;
@@ -63,6 +65,37 @@ pub struct ServeArgs {
     /// Seconds between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value_t = PoolConfig::DEFAULT_STOP_GRACE.as_secs_f64(), value_name = "SECONDS")]
     pub stop_grace: f64,
+
+    /// Per client: the most jobs running at once; more get 429.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_running: usize,
+
+    /// Per client: the most jobs kept (finished or not, until deleted).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_jobs: usize,
+
+    /// Per client: the most output bytes stored by all its jobs together.
+    /// Past it, output is dropped (jobs marked truncated) and new jobs get 429.
+    #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
+    pub max_stored: u64,
+
+    /// The most connections open at once; more are closed at once.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Seconds a connection may take to complete its TLS handshake.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub handshake_timeout: f64,
+
+    /// Seconds a client may take to send a request's headers. On an idle
+    /// HTTP/1.1 keep-alive connection this is also the idle timeout.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub request_timeout: f64,
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a number of seconds, not {value}"))
 }
 
 /// How long connections get to finish after the jobs were killed.
@@ -96,20 +129,37 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_data_dir(args.listen.port()));
     let mut template = PoolConfig::new(&data_dir);
     template.output_limit = args.max_output;
-    template.stop_grace =
-        Duration::try_from_secs_f64(args.stop_grace).context("--stop-grace must be a number of seconds")?;
+    template.stop_grace = seconds(args.stop_grace, "--stop-grace")?;
+    template.max_running = args.max_running;
+    template.max_jobs = args.max_jobs;
+    template.max_stored_bytes = args.max_stored;
+    let guard = Arc::new(guard::Guard::start().context("cannot start the guard process")?);
+    template.watcher = Some(guard.clone());
     let state = Arc::new(routes::AppState {
         pools: pools::Pools::new(data_dir.clone(), template),
     });
 
     let handle = Handle::new();
-    let server = axum_server::bind(args.listen)
-        .acceptor(RustlsAcceptor::new(tls).handshake_timeout(Duration::from_secs(10)))
+    let request_timeout = seconds(args.request_timeout, "--request-timeout")?;
+    let acceptor = RustlsAcceptor::new(tls)
+        .handshake_timeout(seconds(args.handshake_timeout, "--handshake-timeout")?)
+        .acceptor(limit::ConnectionLimit::new(args.max_connections));
+    let mut server = axum_server::bind(args.listen)
+        .acceptor(acceptor)
+        .first_request_timeout(request_timeout)
         .accept_error_handler(|peer: Option<&SocketAddr>, error: &std::io::Error| {
             tracing::warn!(peer = ?peer, %error, "connection refused at the TLS handshake");
         })
-        .handle(handle.clone())
-        .serve(routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>());
+        .handle(handle.clone());
+    server.http_builder().http1().header_read_timeout(request_timeout);
+    // Dead HTTP/2 peers are found by pings.
+    server
+        .http_builder()
+        .http2()
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let server =
+        server.serve(routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>());
     let server = tokio::spawn(server);
     let Some(addr) = handle.listening().await else {
         return match server.await {

@@ -171,8 +171,11 @@ async fn create(
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
     }
     let pool = pool(&state, &client)?;
-    let id = pool.create(request.cmd, request.args);
-    Ok(Json(wire::Created { id: id.0 }))
+    match pool.try_create(request.cmd, request.args) {
+        Ok(id) => Ok(Json(wire::Created { id: id.0 })),
+        Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
+        Err(other) => Err(ApiError::internal(other.to_string())),
+    }
 }
 
 async fn list(client: ClientId, State(state): State<Arc<AppState>>) -> Result<Json<wire::JobList>, ApiError> {
