@@ -10,8 +10,9 @@ use super::error::{ClientError, exit};
 use crate::jobs::Stream;
 use crate::wire;
 
-/// How often a dropped stream is resumed before giving up, in a row.
-const MAX_RESUMES: u32 = 8;
+/// How often a dropped stream is resumed before giving up, in a row: with
+/// the backoff below, about three seconds for a server that is gone.
+const MAX_RESUMES: u32 = 5;
 
 /// Where a command's answer goes: for people, or JSON for scripts.
 #[derive(Debug, Clone, Copy)]

@@ -28,23 +28,21 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server whose PKI has the "owner" client plus `clients`, on
-    /// 127.0.0.1 unless `extra_args` has a `--listen` of its own.
+    /// 127.0.0.1 with its data in a temp dir, unless `extra_args` has a
+    /// `--listen` or `--data-dir` of its own.
     pub fn start(clients: &[&str], extra_args: &[&str]) -> TestServer {
-        let listen = if extra_args.contains(&"--listen") {
-            &[][..]
-        } else {
-            &["--listen", "127.0.0.1:0"][..]
-        };
         let pki = TestPki::new(clients);
         let data = TempDir::new("server-data");
         let log = std::fs::File::create(data.path().join("server.log")).unwrap();
-        let mut child = Command::new(RCMD)
-            .arg("serve")
-            .args(listen)
-            .arg("--certs")
-            .arg(pki.certs())
-            .arg("--data-dir")
-            .arg(data.path().join("jobs"))
+        let mut command = Command::new(RCMD);
+        command.arg("serve").arg("--certs").arg(pki.certs());
+        if !extra_args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        if !extra_args.contains(&"--data-dir") {
+            command.arg("--data-dir").arg(data.path().join("jobs"));
+        }
+        let mut child = command
             .args(extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
