@@ -1,8 +1,13 @@
 //! `rcmd pki ...`: the certificate commands and what they print.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{DEFAULT_DAYS, InitOptions, San, default_client_name};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{
+    CertInfo, DEFAULT_DAYS, Entry, Index, InitOptions, San, default_client_name, files, format_time,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PkiCommand {
@@ -43,6 +48,42 @@ pub enum PkiCommand {
         /// Replace an existing client directory for NAME.
         #[arg(long)]
         force: bool,
+    },
+    /// List every certificate issued: CN, kind, serial, expiry, days left,
+    /// and whether it is valid, expired or revoked.
+    List {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a certificate by CN (every certificate of that name) or serial:
+    /// marks it in the index and rewrites DIR/crl.pem, signed by the CA.
+    /// Servers refuse it after `kill -HUP`. Revoking twice is harmless.
+    Revoke {
+        /// A client's name, or a serial number in hex.
+        target: String,
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+    /// Issue a new certificate for a client (or `server`) with a new key and
+    /// serial, replacing its files. The old one stays valid until it expires
+    /// or is revoked, so the switch needs no downtime.
+    Renew {
+        /// A client's name, or `server`.
+        name: String,
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        days: u32,
+    },
+    /// Show a certificate: subject, names, usages, validity, serial and
+    /// SHA-256 fingerprint.
+    Show {
+        /// A PEM certificate file.
+        file: PathBuf,
     },
 }
 
@@ -88,6 +129,119 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
                 target.display()
             );
         }
+        PkiCommand::List { dir, json } => list(&dir, json)?,
+        PkiCommand::Revoke { target, dir } => {
+            let revoked = super::revoke(&dir, &target)?;
+            if revoked.is_empty() {
+                println!("{target} was already revoked");
+            }
+            for entry in &revoked {
+                println!(
+                    "revoked {} {} (serial {})",
+                    entry.kind.name(),
+                    entry.cn,
+                    entry.serial
+                );
+            }
+            println!(
+                "wrote {}; make servers reload it: kill -HUP <server pid>",
+                dir.join(files::CRL).display()
+            );
+        }
+        PkiCommand::Renew { name, dir, days } => {
+            let folder = super::renew(&dir, &name, days)?;
+            println!("renewed {name} in {}", folder.display());
+            if name == "server" {
+                println!("make the server use it, without downtime: kill -HUP <server pid>");
+            }
+        }
+        PkiCommand::Show { file } => show(&super::read_info(&file)?),
     }
     Ok(())
+}
+
+/// Whether an index entry is usable now, and its days left.
+fn state(entry: &Entry, now: OffsetDateTime) -> (&'static str, Option<i64>) {
+    let not_after = OffsetDateTime::parse(&entry.not_after, &Rfc3339).ok();
+    let state = match (&entry.revoked_at, not_after) {
+        (Some(_), _) => "revoked",
+        (None, Some(t)) if t < now => "expired",
+        _ => "valid",
+    };
+    (state, not_after.map(|t| (t - now).whole_days()))
+}
+
+fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let index = Index::load(dir)?;
+    let now = OffsetDateTime::now_utc();
+    if json {
+        let rows: Vec<_> = index
+            .certificates
+            .iter()
+            .map(|e| {
+                let (state, days_left) = state(e, now);
+                serde_json::json!({
+                    "cn": e.cn, "kind": e.kind, "serial": e.serial, "not_after": e.not_after,
+                    "days_left": days_left, "state": state, "revoked_at": e.revoked_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<7} {:<34} {:<21} {:>9}  STATE",
+        "CN", "KIND", "SERIAL", "NOT AFTER", "DAYS LEFT"
+    );
+    for e in &index.certificates {
+        let (state, days_left) = state(e, now);
+        let days = days_left.map_or("?".to_owned(), |d| d.to_string());
+        println!(
+            "{:<24} {:<7} {:<34} {:<21} {:>9}  {state}",
+            e.cn,
+            e.kind.name(),
+            e.serial,
+            e.not_after,
+            days
+        );
+    }
+    Ok(())
+}
+
+fn show(info: &CertInfo) {
+    let mut usages = Vec::new();
+    if info.server_auth {
+        usages.push("serverAuth");
+    }
+    if info.client_auth {
+        usages.push("clientAuth");
+    }
+    let names: Vec<String> = info
+        .dns_names
+        .iter()
+        .cloned()
+        .chain(info.ip_addresses.iter().map(ToString::to_string))
+        .collect();
+    let or_dash = |list: Vec<String>| {
+        if list.is_empty() {
+            "-".to_owned()
+        } else {
+            list.join(", ")
+        }
+    };
+    println!("subject:     {}", info.subject);
+    println!("CA:          {}", if info.is_ca { "yes" } else { "no" });
+    println!("names:       {}", or_dash(names));
+    println!(
+        "usages:      {}",
+        or_dash(usages.iter().map(ToString::to_string).collect())
+    );
+    println!("not before:  {}", format_time(info.not_before));
+    let days_left = info.days_left(OffsetDateTime::now_utc());
+    println!(
+        "not after:   {} ({days_left} days left)",
+        format_time(info.not_after)
+    );
+    println!("serial:      {}", info.serial);
+    println!("SHA-256:     {}", info.sha256_fingerprint);
 }

@@ -20,6 +20,15 @@ pub enum PkiError {
     #[error("{} already exists: use --force to issue a new certificate for it", path.display())]
     ClientExists { path: PathBuf },
 
+    #[error("no certificate with CN or serial {target:?} in the index (see `rcmd pki list`)")]
+    NotInIndex { target: String },
+
+    #[error("the CA cannot be revoked; replace it with `rcmd pki init --force`")]
+    RevokeCa,
+
+    #[error("no client named {name:?} in {} (issue one with `rcmd pki client {name}`)", dir.display())]
+    NoSuchClient { name: String, dir: PathBuf },
+
     #[error("invalid client name {name:?}: {reason}")]
     BadName { name: String, reason: &'static str },
 

@@ -224,6 +224,10 @@ impl Ca {
         Ok(Ca { cert_pem, issuer })
     }
 
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     fn sign(&self, mut params: CertificateParams, cn: &str, kind: Kind) -> Result<Issued, PkiError> {
         let key = new_key()?;
         params.is_ca = IsCa::ExplicitNoCa;

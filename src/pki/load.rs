@@ -161,7 +161,7 @@ pub fn load_client(dir: &Path) -> Result<ClientFiles, PkiError> {
     let identity = load_identity(
         &dir.join(files::CLIENT_CERT),
         &dir.join(files::CLIENT_KEY),
-        "ask the CA's operator for a new one (`rcmd pki client NAME --force`)",
+        "renew it (`rcmd pki renew NAME` where the CA is)",
     )?;
     Ok(ClientFiles { identity, roots })
 }

@@ -98,6 +98,9 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{flag} must be a number of seconds, not {value}"))
 }
 
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
 /// How long connections get to finish after the jobs were killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -114,14 +117,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pki::init(&pki::InitOptions::new(&args.certs))?;
         println!("created a new PKI in {}", args.certs.display());
     }
-    let files = pki::load_server(&args.certs).map_err(|e| {
+    let (config, mut identity) = load_tls(&args.certs).map_err(|e| {
         anyhow::anyhow!(
-            "{e} (create one with `rcmd pki init --dir {}`)",
+            "{e:#} (create one with `rcmd pki init --dir {}`)",
             args.certs.display()
         )
     })?;
-    warn_if_expiring(&files);
-    let tls = RustlsConfig::from_config(tls::server_config(files)?);
+    identity.warn_if_expiring();
+    let tls = RustlsConfig::from_config(config);
 
     let data_dir = args
         .data_dir
@@ -141,7 +144,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let handle = Handle::new();
     let request_timeout = seconds(args.request_timeout, "--request-timeout")?;
-    let acceptor = RustlsAcceptor::new(tls)
+    let acceptor = RustlsAcceptor::new(tls.clone())
         .handshake_timeout(seconds(args.handshake_timeout, "--handshake-timeout")?)
         .acceptor(limit::ConnectionLimit::new(args.max_connections));
     let mut server = axum_server::bind(args.listen)
@@ -174,23 +177,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("try: {exe} {} {addr} run echo hello", args.certs.display());
     }
 
-    wait_for_shutdown_signal().await?;
+    // Until SIGINT or SIGTERM: SIGHUP reloads the certificates, and once a
+    // day the expiry dates are checked.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + DAY, DAY);
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = daily.tick() => identity.warn_if_expiring(),
+            _ = hangup.recv() => match load_tls(&args.certs) {
+                Ok((config, reloaded)) => {
+                    tls.reload_from_config(config);
+                    identity = reloaded;
+                    tracing::info!(server_serial = %identity.server.serial, "reloaded the certificates, key, CA and CRL; new connections use them");
+                }
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed; still using the previous certificates"),
+            },
+        }
+    }
     tracing::info!("shutting down: killing every job");
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
     for pool in state.pools.all() {
         pool.shutdown().await;
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, server).await;
-    Ok(())
-}
-
-async fn wait_for_shutdown_signal() -> anyhow::Result<()> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
     Ok(())
 }
 
@@ -213,17 +226,33 @@ fn raise_fd_limit() {
     }
 }
 
-fn warn_if_expiring(files: &pki::ServerFiles) {
-    let now = time::OffsetDateTime::now_utc();
-    for (what, info) in [
-        ("server certificate", &files.identity.info),
-        ("CA certificate", &files.ca),
-    ] {
-        let days = info.days_left(now);
-        if days < 30 {
-            tracing::warn!(days_left = days, not_after = %pki::format_time(info.not_after), "the {what} expires soon");
+/// The dates the server watches: its own certificate's and the CA's.
+struct Identity {
+    server: pki::CertInfo,
+    ca: pki::CertInfo,
+}
+
+impl Identity {
+    /// Logs a warning for each that expires within 30 days.
+    fn warn_if_expiring(&self) {
+        let now = time::OffsetDateTime::now_utc();
+        for (what, info) in [("server certificate", &self.server), ("CA certificate", &self.ca)] {
+            let days = info.days_left(now);
+            if days < EXPIRY_WARNING_DAYS {
+                tracing::warn!(days_left = days, not_after = %pki::format_time(info.not_after), "the {what} expires soon: renew it (`rcmd pki renew server`, then kill -HUP)");
+            }
         }
     }
+}
+
+/// Loads the cert directory and builds the TLS configuration from it.
+fn load_tls(certs: &std::path::Path) -> anyhow::Result<(Arc<rustls::ServerConfig>, Identity)> {
+    let files = pki::load_server(certs)?;
+    let identity = Identity {
+        server: files.identity.info.clone(),
+        ca: files.ca.clone(),
+    };
+    Ok((tls::server_config(files)?, identity))
 }
 
 fn rfc3339(t: SystemTime) -> String {

@@ -1,0 +1,159 @@
+//! After issuing: revoking (the index and a CRL signed by the CA), renewing
+//! (same CN, new key and serial), and reading the index back.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::files::{self, Secrecy};
+use super::index::{Entry, Index, Kind};
+use super::inspect::{CertInfo, format_time};
+use super::issue::{self, Ca, San};
+use super::{FileProblem, PkiError, validate_client_name};
+
+/// How long a CRL is valid for. webpki does not enforce it by default; it is
+/// set far out so that a forgotten CRL never locks every client out.
+const CRL_DAYS: i64 = 3650;
+
+/// Marks every certificate whose CN or serial is `target` revoked, and
+/// rewrites `crl.pem`. Revoking again is harmless. Returns the entries
+/// revoked now (empty if they already were).
+pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
+    let ca = Ca::load(dir)?;
+    let mut index = Index::load(dir)?;
+    let serial = normalise_serial(target);
+    let matches: Vec<usize> = index
+        .certificates
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.cn == target || e.serial == serial)
+        .map(|(i, _)| i)
+        .collect();
+    if matches.is_empty() {
+        return Err(PkiError::NotInIndex {
+            target: target.to_owned(),
+        });
+    }
+    if matches.iter().any(|&i| index.certificates[i].kind == Kind::Ca) {
+        return Err(PkiError::RevokeCa);
+    }
+    let now = format_time(OffsetDateTime::now_utc());
+    let mut revoked = Vec::new();
+    for i in matches {
+        let entry = &mut index.certificates[i];
+        if entry.revoked_at.is_none() {
+            entry.revoked_at = Some(now.clone());
+            revoked.push(entry.clone());
+        }
+    }
+    index.save(dir)?;
+    write_crl(dir, &ca, &index)?;
+    Ok(revoked)
+}
+
+fn normalise_serial(text: &str) -> String {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    hex.trim_start_matches('0').to_owned()
+}
+
+fn serial_bytes(hex: &str) -> Option<Vec<u8>> {
+    let padded = if hex.len() % 2 == 1 {
+        format!("0{hex}")
+    } else {
+        hex.to_owned()
+    };
+    (0..padded.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// Writes `crl.pem`: every revoked certificate of the index, signed by the CA.
+fn write_crl(dir: &Path, ca: &Ca, index: &Index) -> Result<(), PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let revoked_certs = index
+        .certificates
+        .iter()
+        .filter_map(|e| {
+            let revoked_at = e.revoked_at.as_deref()?;
+            Some(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&serial_bytes(&e.serial)?),
+                revocation_time: OffsetDateTime::parse(revoked_at, &Rfc3339).unwrap_or(now),
+                reason_code: Some(RevocationReason::Unspecified),
+                invalidity_date: None,
+            })
+        })
+        .collect();
+    let params = CertificateRevocationListParams {
+        this_update: now - time::Duration::minutes(5),
+        next_update: now + time::Duration::days(CRL_DAYS),
+        // Increases with every rewrite.
+        crl_number: SerialNumber::from_slice(&(now.unix_timestamp() as u64).to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let pem = params.signed_by(ca.issuer())?.pem()?;
+    files::write_atomic(&dir.join(files::CRL), pem.as_bytes(), Secrecy::Public)
+}
+
+/// Issues a new certificate with a new key and serial for `name` (a client
+/// name, or `server`), replacing its files. The old certificate stays valid
+/// until it expires or is revoked. Returns the folder that was updated.
+pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
+    let ca = Ca::load(dir)?;
+    let (issued, folder, cert, key) = if name == "server" {
+        let current = read_info(&dir.join(files::SERVER_CERT))?;
+        let mut sans: Vec<San> = current.dns_names.into_iter().map(San::Dns).collect();
+        sans.extend(current.ip_addresses.into_iter().map(San::Ip));
+        (
+            ca.issue_server(&sans, days)?,
+            dir.to_owned(),
+            files::SERVER_CERT,
+            files::SERVER_KEY,
+        )
+    } else {
+        validate_client_name(name)?;
+        let folder = client_folder(dir, name)?;
+        (
+            ca.issue_client(name, days)?,
+            folder,
+            files::CLIENT_CERT,
+            files::CLIENT_KEY,
+        )
+    };
+    issued.write(&folder.join(cert), &folder.join(key))?;
+    issue::record(dir, &[&issued])?;
+    Ok(folder)
+}
+
+/// Where the identity of client `name` lives: `dir/name/`, or `dir` itself
+/// for the first identity made by `pki init`.
+fn client_folder(dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
+    let own = dir.join(name);
+    if own.join(files::CLIENT_CERT).exists() {
+        return Ok(own);
+    }
+    let first = dir.join(files::CLIENT_CERT);
+    if first.exists() && read_info(&first)?.common_name.as_deref() == Some(name) {
+        return Ok(dir.to_owned());
+    }
+    Err(PkiError::NoSuchClient {
+        name: name.to_owned(),
+        dir: dir.to_owned(),
+    })
+}
+
+/// Parses a certificate file (`rcmd pki show`).
+pub fn read_info(path: &Path) -> Result<CertInfo, PkiError> {
+    let der = super::load::read_cert(path)?;
+    CertInfo::parse(&der).map_err(|e| PkiError::file(path, FileProblem::BadCertificate(e)))
+}

@@ -1,0 +1,240 @@
+//! Certificate lifecycle: list, revoke, renew, show, reload on SIGHUP, and
+//! expiry warnings, against a real server.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use support::server::{RCMD, TestServer};
+
+fn pki(args: &[&str], dir: &std::path::Path) -> String {
+    let out = Command::new(RCMD)
+        .arg("pki")
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pki {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn hangup(server: &TestServer) {
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
+}
+
+fn works(server: &TestServer, client: &str) -> bool {
+    server.rcmd(client, &["list"]).status.success()
+}
+
+/// The serial of the certificate the server presents to a new connection.
+fn presented_serial(server: &TestServer) -> String {
+    let certs = server.pki.certs();
+    let script = format!(
+        "openssl s_client -connect {} -CAfile {c}/ca.crt -cert {c}/client.crt -key {c}/client.key </dev/null 2>/dev/null | openssl x509 -noout -serial",
+        server.addr,
+        c = certs.display()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+#[test]
+fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
+    let server = TestServer::start(&["alice", "bob"], &[]);
+    let certs = server.pki.certs();
+    assert!(works(&server, "alice"));
+    let out = pki(&["revoke", "alice"], &certs);
+    assert!(out.contains("revoked client alice"), "{out}");
+    assert!(
+        pki(&["revoke", "alice"], &certs).contains("already revoked"),
+        "revoking twice is harmless"
+    );
+    hangup(&server);
+    support::wait_until("alice is refused", Duration::from_secs(10), || {
+        !works(&server, "alice")
+    });
+    let out = server.rcmd("alice", &["list"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+    assert!(works(&server, "bob"), "bob is unaffected");
+    // A renewed certificate has a new serial, which is not on the CRL.
+    pki(&["renew", "alice"], &certs);
+    assert!(works(&server, "alice"));
+    assert!(server.log().contains("reloaded the certificates"));
+}
+
+#[test]
+fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_on() {
+    let server = TestServer::start(&[], &[]);
+    let certs = server.pki.certs();
+    let old_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
+    assert_eq!(presented_serial(&server), old_serial);
+    let script = "i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done";
+    server.ok("owner", &["exec", "sh", "-c", script]);
+    let follower = server
+        .command("owner", &["logs", "1", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    pki(&["renew", "server"], &certs);
+    let new_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
+    assert_ne!(new_serial, old_serial);
+    hangup(&server);
+    support::wait_until(
+        "new connections see the new certificate",
+        Duration::from_secs(10),
+        || presented_serial(&server) == new_serial,
+    );
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let expected: String = (0..40).map(|i| format!("tick {i}\n")).collect();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        expected,
+        "the stream opened before the reload continued"
+    );
+}
+
+#[test]
+fn a_broken_reload_keeps_the_old_configuration() {
+    let server = TestServer::start(&[], &[]);
+    let certs = server.pki.certs();
+    std::fs::write(certs.join("crl.pem"), "not a CRL").unwrap();
+    hangup(&server);
+    support::wait_until("the failed reload is logged", Duration::from_secs(10), || {
+        server.log().contains("reload failed")
+    });
+    assert!(server.log().contains("crl.pem"));
+    assert!(works(&server, "owner"));
+
+    std::fs::remove_file(certs.join("crl.pem")).unwrap();
+    let other = support::pki::TestPki::new(&[]);
+    std::fs::copy(other.certs().join("server.key"), certs.join("server.key")).unwrap();
+    hangup(&server);
+    support::wait_until(
+        "the second failed reload is logged",
+        Duration::from_secs(10),
+        || server.log().contains("server.key"),
+    );
+    assert!(
+        works(&server, "owner"),
+        "new connections still get the old, working certificate"
+    );
+}
+
+#[test]
+fn list_shows_revoked_expiring_and_expired_certificates() {
+    let pki_dir = support::pki::TestPki::new(&["alice"]);
+    let certs = pki_dir.certs();
+    pki(&["client", "soon", "--days", "3"], &certs);
+    pki(&["client", "gone", "--days", "0"], &certs);
+    pki(&["revoke", "alice"], &certs);
+    let rows: Vec<Value> = serde_json::from_str(&pki(&["list", "--json"], &certs)).unwrap();
+    let row = |cn: &str| rows.iter().find(|r| r["cn"] == cn).unwrap().clone();
+    assert_eq!(row("alice")["state"], "revoked");
+    assert_eq!(row("soon")["state"], "valid");
+    assert!((2..=3).contains(&row("soon")["days_left"].as_i64().unwrap()));
+    assert_eq!(row("gone")["state"], "expired");
+    assert_eq!(row("owner")["kind"], "client");
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "ca").count(), 1);
+    let table = pki(&["list"], &certs);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("alice") && l.ends_with("revoked")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("gone") && l.ends_with("expired")),
+        "{table}"
+    );
+}
+
+#[test]
+fn show_prints_the_fingerprint_serial_and_names() {
+    let pki_dir = support::pki::TestPki::new(&[]);
+    let path = pki_dir.certs().join("server.crt");
+    let out = Command::new(RCMD)
+        .args(["pki", "show"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_file(&path).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+    let fingerprint: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    assert!(text.contains(&fingerprint.join(":")), "{text}");
+    let info = rcmd::pki::read_info(&path).unwrap();
+    assert!(text.contains(&info.serial));
+    assert!(
+        text.contains("serverAuth") && text.contains("localhost") && text.contains("127.0.0.1"),
+        "{text}"
+    );
+    let missing = Command::new(RCMD)
+        .args(["pki", "show", "/no/such.crt"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such.crt: missing"));
+}
+
+#[test]
+fn revoking_an_unknown_name_or_the_ca_is_refused_clearly() {
+    let pki_dir = support::pki::TestPki::new(&[]);
+    let certs = pki_dir.certs();
+    let out = Command::new(RCMD)
+        .args(["pki", "revoke", "nobody", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rcmd pki list"));
+    let ca_serial = rcmd::pki::read_info(&certs.join("ca.crt")).unwrap().serial;
+    let out = Command::new(RCMD)
+        .args(["pki", "revoke", &ca_serial, "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CA cannot be revoked"));
+    let out = Command::new(RCMD)
+        .args(["pki", "renew", "nobody", "--dir"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rcmd pki client nobody"));
+}
+
+#[test]
+fn the_client_warns_before_its_certificate_expires() {
+    let server = TestServer::start(&[], &[]);
+    pki(&["client", "soon", "--days", "3"], &server.pki.certs());
+    let out = server.rcmd("soon", &["list"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("warning").count(),
+        1,
+        "once per invocation: {stderr}"
+    );
+    assert!(
+        stderr.contains("expires in") && stderr.contains("rcmd pki renew"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&server.rcmd("owner", &["list"]).stderr).contains("warning"));
+}
