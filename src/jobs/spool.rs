@@ -6,6 +6,7 @@
 //! most one chunk, which take microseconds, while a trip through
 //! `spawn_blocking` per chunk would cost more than the I/O itself.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -13,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
@@ -111,46 +111,85 @@ pub(crate) struct Sink<'a> {
     pub report_error: &'a (dyn Fn(Stream, &io::Error) + Sync),
 }
 
+thread_local! {
+    /// The pumps' read buffer, one per worker thread: a pump reads and stores
+    /// a chunk without awaiting in between, so an idle job holds no buffer.
+    static PUMP_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0u8; CHUNK]);
+}
+
 /// Copies `pipe` into `file` until EOF. It never stops reading early, so the
 /// job is never blocked on a full pipe: bytes past the cap, or after a write
 /// error, are read and dropped, and the job is marked truncated.
-pub(crate) async fn pump(stream: Stream, mut pipe: pipe::Receiver, mut file: File, sink: &Sink<'_>) {
-    let mut buf = vec![0u8; CHUNK];
-    let mut can_write = true;
+pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, file: File, sink: &Sink<'_>) {
+    let mut spool = SpoolWriter {
+        stream,
+        file,
+        can_write: true,
+    };
     loop {
-        let n = match pipe.read(&mut buf).await {
+        if let Err(e) = pipe.readable().await {
+            spool.fail(sink, &e);
+            return;
+        }
+        let read = PUMP_BUFFER.with_borrow_mut(|buf| {
+            let read = pipe.try_read(buf);
+            if let Ok(n @ 1..) = read {
+                spool.store(sink, &buf[..n]);
+            }
+            read
+        });
+        match read {
             Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => {
-                (sink.report_error)(stream, &e);
-                sink.events.send_modify(|p| p.truncated = true);
+                spool.fail(sink, &e);
                 return;
             }
-        };
+        }
+    }
+}
+
+/// One stream's spool file and whether it can still be written.
+struct SpoolWriter {
+    stream: Stream,
+    file: File,
+    can_write: bool,
+}
+
+impl SpoolWriter {
+    /// Keeps what fits under the job's and the pool's caps, drops the rest.
+    fn store(&mut self, sink: &Sink<'_>, bytes: &[u8]) {
         let job_room = sink
             .output_limit
             .saturating_sub(sink.events.borrow().total_stored());
         let pool_room = sink
             .pool_limit
             .saturating_sub(sink.pool_stored.load(Ordering::Relaxed));
-        let room = job_room.min(pool_room);
-        let keep = n.min(usize::try_from(room).unwrap_or(usize::MAX));
+        let keep = bytes
+            .len()
+            .min(usize::try_from(job_room.min(pool_room)).unwrap_or(usize::MAX));
         let mut stored = 0;
-        if can_write && keep > 0 {
-            match file.write_all(&buf[..keep]) {
+        if self.can_write && keep > 0 {
+            match self.file.write_all(&bytes[..keep]) {
                 Ok(()) => stored = keep,
                 Err(e) => {
-                    can_write = false;
-                    (sink.report_error)(stream, &e);
+                    self.can_write = false;
+                    (sink.report_error)(self.stream, &e);
                 }
             }
         }
         sink.pool_stored.fetch_add(stored as u64, Ordering::Relaxed);
         sink.events.send_modify(|p| {
-            p.stored[stream.index()] += stored as u64;
-            p.truncated |= stored < n;
+            p.stored[self.stream.index()] += stored as u64;
+            p.truncated |= stored < bytes.len();
         });
+    }
+
+    /// The pipe itself failed: what is left of the output is lost.
+    fn fail(&self, sink: &Sink<'_>, e: &io::Error) {
+        (sink.report_error)(self.stream, e);
+        sink.events.send_modify(|p| p.truncated = true);
     }
 }
 
