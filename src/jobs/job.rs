@@ -57,35 +57,22 @@ pub(crate) struct Spec {
 }
 
 impl Job {
-    /// Creates the job's spool files and starts its process and supervisor.
-    /// Never fails: a job that cannot start is returned in the error state.
-    /// Must be called inside the runtime's context.
+    /// Starts the job's process and supervisor. Never fails: a job that
+    /// cannot start is returned in the error state. Must be called inside
+    /// the runtime's context.
     pub fn start(spec: Spec) -> Arc<Job> {
         let started_at = SystemTime::now();
         let spool_paths = Stream::BOTH.map(|s| spool::spool_path(&spec.shared.config.data_dir, spec.id, s));
-        let started = (|| {
-            let files = [
-                spool::create_spool_file(&spool_paths[0])?,
-                spool::create_spool_file(&spool_paths[1])?,
-            ];
-            let started = process::start(&spec.command, &spec.args)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)))?;
-            Ok::<_, io::Error>((started, files))
-        })();
+        let started = process::start(&spec.command, &spec.args)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)));
         let (child, supervision, status) = match started {
-            Ok((
-                Started {
-                    child,
-                    exit,
-                    stdout,
-                    stderr,
-                },
-                files,
-            )) => (Some(child), Some((exit, stdout, stderr, files)), Status::Running),
+            Ok(Started {
+                child,
+                exit,
+                stdout,
+                stderr,
+            }) => (Some(child), Some((exit, stdout, stderr)), Status::Running),
             Err(e) => {
-                for path in &spool_paths {
-                    let _ = std::fs::remove_file(path);
-                }
                 // Never running: it does not count as such.
                 Usage::release(&spec.shared.usage.running);
                 (None, None, Status::Error(e.to_string()))
@@ -111,20 +98,15 @@ impl Job {
             events: watch::Sender::new(Progress::new(finished)),
             shared: spec.shared,
         });
-        if let Some((exit, stdout, stderr, [out_file, err_file])) = supervision {
-            tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr], [out_file, err_file]));
+        if let Some((exit, stdout, stderr)) = supervision {
+            tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr]));
         }
         job
     }
 
     /// Drains the job's output, waits for its main process to exit, kills what
     /// is left of its group, reaps, and marks the job finished.
-    async fn supervise(
-        self: Arc<Self>,
-        exit: ExitEvent,
-        [stdout, stderr]: [pipe::Receiver; 2],
-        [out_file, err_file]: [File; 2],
-    ) {
+    async fn supervise(self: Arc<Self>, exit: ExitEvent, [stdout, stderr]: [pipe::Receiver; 2]) {
         let sink = Sink {
             events: &self.events,
             output_limit: self.shared.config.output_limit,
@@ -134,8 +116,8 @@ impl Job {
         };
         let pumps = async {
             tokio::join!(
-                spool::pump(Stream::Stdout, stdout, out_file, &sink),
-                spool::pump(Stream::Stderr, stderr, err_file, &sink),
+                spool::pump(Stream::Stdout, stdout, &self.spool_paths[0], &sink),
+                spool::pump(Stream::Stderr, stderr, &self.spool_paths[1], &sink),
             )
         };
         tokio::pin!(pumps);
@@ -243,17 +225,18 @@ impl Job {
         let _ = self.events.subscribe().wait_for(|p| p.finished).await;
     }
 
-    /// A reader of one stream from `offset`. The file is opened now, so the
-    /// reader keeps working if the job is deleted while it follows.
+    /// A reader of one stream from `offset`. A spool file that exists is
+    /// opened now, so the reader keeps working if the job is deleted while it
+    /// follows; one that does not yet (no output so far) is opened later.
     pub fn reader(&self, stream: Stream, offset: u64) -> io::Result<OutputReader> {
         let events = self.events.subscribe();
-        let file = match File::open(&self.spool_paths[stream.index()]) {
+        let path = self.spool_paths[stream.index()].clone();
+        let file = match File::open(&path) {
             Ok(file) => Some(file),
-            // A job that never started has no spool files and no output.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.pid.is_none() => None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        Ok(OutputReader::new(file, stream, offset, events))
+        Ok(OutputReader::new(path, file, stream, offset, events))
     }
 
     /// The output stored so far, both streams.
@@ -263,14 +246,15 @@ impl Job {
             truncated: progress.truncated,
             ..Output::default()
         };
-        if self.pid.is_none() {
-            return Ok(output);
-        }
         for (stream, buf) in [
             (Stream::Stdout, &mut output.stdout),
             (Stream::Stderr, &mut output.stderr),
         ] {
             let len = usize::try_from(progress.stored(stream)).map_err(io::Error::other)?;
+            if len == 0 {
+                // Spool files are made with the first byte.
+                continue;
+            }
             let file = File::open(&self.spool_paths[stream.index()])?;
             buf.resize(len, 0);
             std::os::unix::fs::FileExt::read_exact_at(&file, buf, 0)?;

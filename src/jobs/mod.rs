@@ -20,6 +20,8 @@
 //!   stdout and stderr pipes into files in the pool's data directory, always
 //!   draining the pipes so a job never blocks on output nobody reads. Past the
 //!   per-job cap, bytes are read and dropped and the job is marked truncated.
+//!   A spool file is made with its stream's first byte, so the many jobs
+//!   that print nothing cost no files.
 //! * **One event per job.** A `tokio::sync::watch` channel carries the job's
 //!   [`Progress`](spool::Progress): bytes spooled per stream, and whether the
 //!   job has exited and finished. Readers ([`OutputReader`]) wait on it instead

@@ -117,13 +117,15 @@ thread_local! {
     static PUMP_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0u8; CHUNK]);
 }
 
-/// Copies `pipe` into `file` until EOF. It never stops reading early, so the
-/// job is never blocked on a full pipe: bytes past the cap, or after a write
-/// error, are read and dropped, and the job is marked truncated.
-pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, file: File, sink: &Sink<'_>) {
+/// Copies `pipe` into the spool file at `path` until EOF. It never stops
+/// reading early, so the job is never blocked on a full pipe: bytes past the
+/// cap, or after a write error, are read and dropped, and the job is marked
+/// truncated.
+pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, path: &Path, sink: &Sink<'_>) {
     let mut spool = SpoolWriter {
         stream,
-        file,
+        path,
+        file: None,
         can_write: true,
     };
     loop {
@@ -150,14 +152,16 @@ pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, file: File, sink:
     }
 }
 
-/// One stream's spool file and whether it can still be written.
-struct SpoolWriter {
+/// One stream's spool file, made with the first byte (a job without output
+/// costs no file), and whether it can still be written.
+struct SpoolWriter<'a> {
     stream: Stream,
-    file: File,
+    path: &'a Path,
+    file: Option<File>,
     can_write: bool,
 }
 
-impl SpoolWriter {
+impl SpoolWriter<'_> {
     /// Keeps what fits under the job's and the pool's caps, drops the rest.
     fn store(&mut self, sink: &Sink<'_>, bytes: &[u8]) {
         let job_room = sink
@@ -171,7 +175,16 @@ impl SpoolWriter {
             .min(usize::try_from(job_room.min(pool_room)).unwrap_or(usize::MAX));
         let mut stored = 0;
         if self.can_write && keep > 0 {
-            match self.file.write_all(&bytes[..keep]) {
+            let file = match self.file.take() {
+                Some(file) => Ok(file),
+                None => create_spool_file(self.path),
+            };
+            let written = file.and_then(|mut file| {
+                file.write_all(&bytes[..keep])?;
+                self.file = Some(file);
+                Ok(())
+            });
+            match written {
                 Ok(()) => stored = keep,
                 Err(e) => {
                     self.can_write = false;
@@ -200,6 +213,8 @@ impl SpoolWriter {
 /// A reader holds an open file, so it keeps working even if the job is deleted
 /// while it follows; at most one chunk of output is in memory per reader.
 pub struct OutputReader {
+    path: PathBuf,
+    /// Opened when the reader is made, or with the first byte to read.
     file: Option<File>,
     stream: Stream,
     offset: u64,
@@ -210,12 +225,14 @@ pub struct OutputReader {
 
 impl OutputReader {
     pub(crate) fn new(
+        path: PathBuf,
         file: Option<File>,
         stream: Stream,
         offset: u64,
         events: watch::Receiver<Progress>,
     ) -> Self {
         OutputReader {
+            path,
             file,
             stream,
             offset,
@@ -247,9 +264,15 @@ impl OutputReader {
                 }
             };
             if self.offset < stored {
-                let Some(file) = &self.file else {
-                    return Ok(None);
-                };
+                if self.file.is_none() {
+                    match File::open(&self.path) {
+                        Ok(file) => self.file = Some(file),
+                        // Deleted before this reader first read: nothing more.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                        Err(e) => return Err(e),
+                    }
+                }
+                let file = self.file.as_ref().expect("opened above");
                 let want = usize::try_from(stored - self.offset).map_or(CHUNK, |n| n.min(CHUNK));
                 let mut buf = vec![0u8; want];
                 let n = file.read_at(&mut buf, self.offset)?;
