@@ -123,7 +123,10 @@ id=$("$rcmd" "$c" "$addr" exec head -c "$big" /dev/zero)
 "$rcmd" "$c" "$addr" wait "$id" >/dev/null
 out_runs=$([ $quick = 1 ] && echo 2 || echo 5)
 r=$("$load" latency "$out_runs" sh -c "'$rcmd' '$c' '$addr' output $id > /dev/null" | median_of)
-f=$("$load" latency "$out_runs" sh -c "'$rcmd' '$c' '$addr' run head -c $big /dev/zero > /dev/null" | median_of)
+# Spool files are page cache over disk: keep only one job's output at a time,
+# as ext4 throttles writers once several GiB are dirty.
+"$rcmd" "$c" "$addr" delete "$id"
+f=$("$load" latency "$out_runs" sh -c "'$rcmd' '$c' '$addr' run --rm head -c $big /dev/zero > /dev/null" | median_of)
 s=$("$load" latency "$out_runs" sh -c "ssh ${ssh_opts[*]} 127.0.0.1 'head -c $big /dev/zero' > /dev/null" | median_of)
 l=$("$load" latency "$out_runs" sh -c "head -c $big /dev/zero | cat > /dev/null" | median_of)
 gib=$(awk -v b="$big" 'BEGIN { print b / 1073741824 }')

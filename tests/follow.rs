@@ -142,6 +142,18 @@ fn run_streams_and_exits_with_the_jobs_status() {
 }
 
 #[test]
+fn run_rm_deletes_the_job_once_it_has_ended() {
+    let server = TestServer::start(&[], &[]);
+    let out = server.rcmd("owner", &["run", "--rm", "sh", "-c", "echo kept; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(out.stdout, b"kept\n");
+    assert_eq!(server.ok("owner", &["--json", "list"]), "{\"jobs\":[]}\n");
+    // Without --rm the job stays.
+    server.ok("owner", &["run", "true"]);
+    assert!(server.ok("owner", &["list"]).contains("true"));
+}
+
+#[test]
 fn run_of_a_missing_command_fails_clearly() {
     let server = TestServer::start(&[], &[]);
     let out = server.rcmd("owner", &["run", "/no/such/command", "arg"]);

@@ -155,9 +155,10 @@ pub async fn output(conn: &Connection, id: u64, follow: bool) -> Result<i32, Cli
     Ok(0)
 }
 
-/// `run`: start the job, stream its output live, exit with its status.
-/// Ctrl-C stops the remote job (a second one leaves at once).
-pub async fn run(conn: &Connection, cmd: &str, args: &[String]) -> Result<i32, ClientError> {
+/// `run`: start the job, stream its output live, exit with its status, and
+/// with `remove`, delete it. Ctrl-C stops the remote job (a second one
+/// leaves at once).
+pub async fn run(conn: &Connection, cmd: &str, args: &[String], remove: bool) -> Result<i32, ClientError> {
     let id = create(conn, cmd, args).await?;
     let streams = output(conn, id, true);
     tokio::pin!(streams);
@@ -193,6 +194,9 @@ pub async fn run(conn: &Connection, cmd: &str, args: &[String]) -> Result<i32, C
                 .unwrap_or("the command could not start")
         );
     }
+    if remove {
+        delete(conn, id).await?;
+    }
     Ok(job_exit_code(&status))
 }
 
@@ -207,6 +211,7 @@ async fn backoff(failures: u32) {
 /// Copies one raw stream to our stdout or stderr. A dropped connection is
 /// resumed at the byte reached, so nothing is lost or doubled.
 async fn copy_stream(conn: &Connection, id: u64, stream: Stream, follow: bool) -> Result<(), ClientError> {
+    let mut out = Unbuffered::new(stream).map_err(ClientError::Write)?;
     let mut offset = 0u64;
     let mut failures = 0;
     loop {
@@ -217,7 +222,7 @@ async fn copy_stream(conn: &Connection, id: u64, stream: Stream, follow: bool) -
         let attempt = async {
             let mut response = conn.call(Method::GET, &path, None::<&()>, Some(id)).await?;
             while let Some(chunk) = response.chunk().await.map_err(|e| conn.transport_error(&e))? {
-                write_to(stream, &chunk)?;
+                out.0.write_all(&chunk).map_err(ClientError::Write)?;
                 offset += chunk.len() as u64;
                 failures = 0;
             }
@@ -233,16 +238,19 @@ async fn copy_stream(conn: &Connection, id: u64, stream: Stream, follow: bool) -
     }
 }
 
-fn write_to(stream: Stream, bytes: &[u8]) -> Result<(), ClientError> {
-    let result = match stream {
-        Stream::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes).and_then(|()| out.flush())
-        }
-        Stream::Stderr => {
-            let mut err = std::io::stderr().lock();
-            err.write_all(bytes).and_then(|()| err.flush())
-        }
-    };
-    result.map_err(ClientError::Write)
+/// Our own stdout or stderr, written directly: std's stdout is line-buffered,
+/// which scans every chunk for newlines and splits binary output into
+/// needless writes. Each chunk goes out whole, at once, so live output shows
+/// without delay.
+struct Unbuffered(std::fs::File);
+
+impl Unbuffered {
+    fn new(stream: Stream) -> std::io::Result<Unbuffered> {
+        use std::os::fd::AsFd;
+        let fd = match stream {
+            Stream::Stdout => std::io::stdout().as_fd().try_clone_to_owned()?,
+            Stream::Stderr => std::io::stderr().as_fd().try_clone_to_owned()?,
+        };
+        Ok(Unbuffered(std::fs::File::from(fd)))
+    }
 }

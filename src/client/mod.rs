@@ -61,6 +61,9 @@ pub enum ClientCommand {
     /// Start CMD, stream its output live, and exit with its status, like ssh.
     /// Ctrl-C stops the remote job.
     Run {
+        /// Delete the job and its stored output once it has ended.
+        #[arg(long)]
+        rm: bool,
         cmd: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -107,7 +110,7 @@ async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
     let format = if args.json { Format::Json } else { Format::Human };
     match args.command {
         ClientCommand::Exec { cmd, args } => commands::exec(&conn, &cmd, &args, format).await,
-        ClientCommand::Run { cmd, args } => commands::run(&conn, &cmd, &args).await,
+        ClientCommand::Run { rm, cmd, args } => commands::run(&conn, &cmd, &args, rm).await,
         ClientCommand::Status { id } => commands::status(&conn, id, format).await,
         ClientCommand::Output { id, follow } | ClientCommand::Logs { id, follow } => {
             commands::output(&conn, id, follow).await

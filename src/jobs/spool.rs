@@ -19,8 +19,12 @@ use tokio::sync::watch;
 
 use super::JobId;
 
-/// Bytes moved per read from a pipe, and the most one reader holds at once.
-pub(crate) const CHUNK: usize = 64 * 1024;
+/// Bytes moved per read from a pipe (the size of an enlarged pipe).
+const PUMP_CHUNK: usize = 1 << 20;
+/// The capacity of a new pipe on Linux.
+const PIPE_DEFAULT: usize = 64 * 1024;
+/// The most one reader reads, and holds, at once.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// One of a job's two output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,7 +118,7 @@ pub(crate) struct Sink<'a> {
 thread_local! {
     /// The pumps' read buffer, one per worker thread: a pump reads and stores
     /// a chunk without awaiting in between, so an idle job holds no buffer.
-    static PUMP_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0u8; CHUNK]);
+    static PUMP_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0u8; PUMP_CHUNK]);
 }
 
 /// Copies `pipe` into the spool file at `path` until EOF. It never stops
@@ -128,6 +132,7 @@ pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, path: &Path, sink
         file: None,
         can_write: true,
     };
+    let mut enlarged = false;
     loop {
         if let Err(e) = pipe.readable().await {
             spool.fail(sink, &e);
@@ -142,6 +147,13 @@ pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, path: &Path, sink
         });
         match read {
             Ok(0) => return,
+            Ok(n) if n == PIPE_DEFAULT && !enlarged => {
+                // A full pipe: a chatty job. A bigger pipe lets it run ahead
+                // while the pump writes (only chatty jobs get one, as pipe
+                // memory counts against a per-user limit).
+                enlarged = true;
+                let _ = nix::fcntl::fcntl(&pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PUMP_CHUNK as i32));
+            }
             Ok(_) => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => {
@@ -253,7 +265,7 @@ impl OutputReader {
         self.offset
     }
 
-    /// The next chunk of output (at most 64 KiB), or `None` at the end.
+    /// The next chunk of output (at most 256 KiB), or `None` at the end.
     pub async fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
         loop {
             let (stored, finished) = {
@@ -273,7 +285,7 @@ impl OutputReader {
                     }
                 }
                 let file = self.file.as_ref().expect("opened above");
-                let want = usize::try_from(stored - self.offset).map_or(CHUNK, |n| n.min(CHUNK));
+                let want = usize::try_from(stored - self.offset).map_or(READ_CHUNK, |n| n.min(READ_CHUNK));
                 let mut buf = vec![0u8; want];
                 let n = file.read_at(&mut buf, self.offset)?;
                 if n == 0 {

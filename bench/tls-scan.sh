@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Scans a freshly started rcmd server with sslyze (from PyPI, in a private
+# virtualenv) and prints only what matters: the protocol versions accepted,
+# the cipher suites, the curves, and whether a client certificate is
+# required. Not part of CI (it installs sslyze and takes a minute).
+#
+#   bench/tls-scan.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q --bin rcmd
+rcmd=$PWD/target/release/rcmd
+tmp=$(mktemp -d /tmp/rcmd-scan.XXXXXX)
+server=
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+venv=${SSLYZE_VENV:-/tmp/rcmd-sslyze-venv}
+if ! [ -x "$venv/bin/sslyze" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q sslyze
+fi
+
+"$rcmd" pki init --dir "$tmp/certs" --client scanner >/dev/null
+RUST_LOG=warn "$rcmd" serve --certs "$tmp/certs" --listen 127.0.0.1:0 --data-dir "$tmp/data" >"$tmp/out" 2>/dev/null &
+server=$!
+for _ in $(seq 50); do grep -q listening "$tmp/out" && break; sleep 0.1; done
+addr=$(sed -n 's/^rcmd listening on \([^ ]*\).*/\1/p' "$tmp/out")
+
+# Without a client certificate: what the server offers, and that it requires one.
+"$venv/bin/sslyze" --json_out="$tmp/anon.json" --quiet \
+  --sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves --certinfo "localhost{127.0.0.1}:${addr##*:}" >/dev/null || true
+# With one: the cipher suites actually accepted.
+"$venv/bin/sslyze" --json_out="$tmp/auth.json" --quiet \
+  --cert "$tmp/certs/client.crt" --key "$tmp/certs/client.key" --keyform PEM \
+  --tlsv1_2 --tlsv1_3 --elliptic_curves "localhost{127.0.0.1}:${addr##*:}" >/dev/null || true
+
+python3 - "$tmp/anon.json" "$tmp/auth.json" <<'PY'
+import json, sys
+
+def scan(path):
+    with open(path) as f:
+        return json.load(f)["server_scan_results"][0]
+
+def accepted(result, key):
+    attempt = result["scan_result"].get(key) or {}
+    suites = (attempt.get("result") or {}).get("accepted_cipher_suites") or []
+    return [s["cipher_suite"]["name"] for s in suites]
+
+anon, auth = scan(sys.argv[1]), scan(sys.argv[2])
+print("connectivity:", anon.get("connectivity_status"), "| client certificate:",
+      (anon.get("connectivity_result") or {}).get("client_auth_requirement"))
+for key, name in [("ssl_2_0_cipher_suites", "SSL 2.0"), ("ssl_3_0_cipher_suites", "SSL 3.0"),
+                  ("tls_1_0_cipher_suites", "TLS 1.0"), ("tls_1_1_cipher_suites", "TLS 1.1"),
+                  ("tls_1_2_cipher_suites", "TLS 1.2"), ("tls_1_3_cipher_suites", "TLS 1.3")]:
+    suites = accepted(auth, key) if key in ("tls_1_2_cipher_suites", "tls_1_3_cipher_suites") else accepted(anon, key)
+    print(f"{name}: {'accepted: ' + ', '.join(suites) if suites else 'refused'}")
+curves = ((auth["scan_result"].get("elliptic_curves") or {}).get("result") or {})
+print("curves accepted:", ", ".join(c["name"] for c in curves.get("supported_curves") or []) or "none reported")
+PY
