@@ -39,22 +39,24 @@ fn main() {
         Command::Pki(command) => report(rcmd::pki::cli::run(command)),
         Command::Serve(args) => {
             init_logging();
-            report(runtime().block_on(rcmd::server::serve(args)))
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            report(
+                runtime
+                    .map_err(anyhow::Error::from)
+                    .and_then(|r| r.block_on(rcmd::server::serve(args))),
+            )
         }
         Command::Guard => rcmd::server::guard::run(),
         Command::Client(words) => {
             let args = rcmd::client::ClientArgs::parse_from(words);
-            runtime().block_on(rcmd::client::run(args))
+            // One thread is plenty for a client, and starts faster.
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(rcmd::client::run(args)),
+                Err(e) => report(Err(e.into())),
+            }
         }
     };
     std::process::exit(code);
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("cannot start the async runtime")
 }
 
 fn init_logging() {

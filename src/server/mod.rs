@@ -107,6 +107,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     raise_fd_limit();
+    // Handle signals before anyone can know our address and send one: a
+    // SIGHUP or SIGTERM that came before would end the server outright.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     if args.dev && !args.listen.ip().is_loopback() {
         anyhow::bail!(
             "--dev listens on loopback only; drop --dev to listen on {}",
@@ -179,9 +184,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     // Until SIGINT or SIGTERM: SIGHUP reloads the certificates, and once a
     // day the expiry dates are checked.
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
     let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + DAY, DAY);
     loop {
         tokio::select! {
