@@ -8,10 +8,12 @@
 //!
 //! Set JOBS_BENCH_SECONDS to change the length of each round (default 2).
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rcmd::jobs::{JobPool, PoolConfig, Status, Termination};
+
+#[path = "../bench/raw_spawn.rs"]
+mod raw_spawn;
 
 const ROUNDS: usize = 5;
 
@@ -24,31 +26,6 @@ fn peak_rss_kib() -> u64 {
 fn median(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (values[values.len() / 2], values[0], values[values.len() - 1])
-}
-
-/// Raw baseline: `threads` OS threads, each spawning /bin/true and waiting.
-fn raw_rate(threads: usize, round: Duration) -> f64 {
-    let started = Instant::now();
-    let counts: Vec<_> = (0..threads)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while started.elapsed() < round {
-                    let status = Command::new("/bin/true")
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::piped())
-                        .status()
-                        .unwrap();
-                    assert!(status.success());
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let total: u64 = counts.into_iter().map(|h| h.join().unwrap()).sum();
-    total as f64 / started.elapsed().as_secs_f64()
 }
 
 /// The pool: `threads` tasks, each creating a /bin/true job and waiting.
@@ -86,16 +63,9 @@ fn pool_rate(
 
 fn main() {
     let round = Duration::from_secs_f64(
-        std::env::var("JOBS_BENCH_SECONDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2.0),
+        std::env::var("JOBS_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = std::env::temp_dir().join(format!("rcmd-bench-jobs-{}", std::process::id()));
     let pool = {
         let _guard = runtime.enter();
@@ -104,10 +74,7 @@ fn main() {
 
     let before = peak_rss_kib();
     let started = Instant::now();
-    let id = pool.create(
-        "head",
-        vec!["-c".into(), (1u64 << 30).to_string(), "/dev/zero".into()],
-    );
+    let id = pool.create("head", vec!["-c".into(), (1u64 << 30).to_string(), "/dev/zero".into()]);
     let status = runtime.block_on(pool.wait(id)).unwrap();
     let elapsed = started.elapsed();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
@@ -126,7 +93,7 @@ fn main() {
         let mut pooled = Vec::new();
         let mut ratios = Vec::new();
         for _ in 0..ROUNDS {
-            let r = raw_rate(threads, round);
+            let r = raw_spawn::raw_spawn_rate(threads, round);
             let p = pool_rate(&runtime, &pool, threads, round);
             raw.push(r);
             pooled.push(p);

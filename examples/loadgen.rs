@@ -20,12 +20,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+#[path = "../bench/raw_spawn.rs"]
+mod raw_spawn;
+
 fn client(certs: &Path) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(certs.join("ca.crt")).unwrap())
-        .unwrap();
+    roots.add(CertificateDer::from_pem_file(certs.join("ca.crt")).unwrap()).unwrap();
     let mut tls =
         rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -37,10 +38,7 @@ fn client(certs: &Path) -> reqwest::Client {
             )
             .unwrap();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .build()
-        .unwrap()
+    reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
 }
 
 /// Percentile of sorted values.
@@ -79,53 +77,19 @@ fn latency(runs: usize, command: &[String]) {
 }
 
 fn spawn(threads: usize, seconds: f64) {
-    let round = Duration::from_secs_f64(seconds);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while started.elapsed() < round {
-                    let status = Command::new("/bin/true")
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::piped())
-                        .status()
-                        .unwrap();
-                    assert!(status.success());
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
-    println!(
-        "spawn threads={threads} per_second={:.0}",
-        total as f64 / started.elapsed().as_secs_f64()
-    );
+    let rate = raw_spawn::raw_spawn_rate(threads, Duration::from_secs_f64(seconds));
+    println!("spawn threads={threads} per_second={rate:.0}");
 }
 
 async fn create(client: &reqwest::Client, base: &str, cmd: &[String]) -> u64 {
     let body = serde_json::json!({"cmd": cmd[0], "args": &cmd[1..]});
-    let response = client
-        .put(format!("{base}/jobs"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = client.put(format!("{base}/jobs")).json(&body).send().await.unwrap();
     assert!(response.status().is_success(), "create: {}", response.status());
-    response.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_u64()
-        .unwrap()
+    response.json::<serde_json::Value>().await.unwrap()["id"].as_u64().unwrap()
 }
 
 async fn wait(client: &reqwest::Client, base: &str, id: u64) {
-    let response = client
-        .get(format!("{base}/jobs/{id}/status?wait=true"))
-        .send()
-        .await
-        .unwrap();
+    let response = client.get(format!("{base}/jobs/{id}/status?wait=true")).send().await.unwrap();
     assert!(response.status().is_success());
     response.bytes().await.unwrap();
 }
@@ -152,10 +116,7 @@ async fn throughput(certs: &Path, base: String, clients: usize, seconds: f64) {
     for task in tasks {
         total += task.await.unwrap();
     }
-    println!(
-        "throughput clients={clients} per_second={:.0}",
-        total as f64 / started.elapsed().as_secs_f64()
-    );
+    println!("throughput clients={clients} per_second={:.0}", total as f64 / started.elapsed().as_secs_f64());
 }
 
 async fn fill(certs: &Path, base: String, count: usize, cmd: Vec<String>) {
@@ -171,10 +132,7 @@ async fn fill(certs: &Path, base: String, count: usize, cmd: Vec<String>) {
             wait(&client, &base, *id).await;
         }
     }
-    println!(
-        "fill count={count} seconds={:.2}",
-        started.elapsed().as_secs_f64()
-    );
+    println!("fill count={count} seconds={:.2}", started.elapsed().as_secs_f64());
 }
 
 async fn status(certs: &Path, base: String, clients: usize, seconds: f64, max_id: u64) {
@@ -189,16 +147,8 @@ async fn status(certs: &Path, base: String, clients: usize, seconds: f64, max_id
                 while started.elapsed() < round {
                     id = id % max_id + 1;
                     let sent = Instant::now();
-                    let response = client
-                        .get(format!("{base}/jobs/{id}/status"))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(
-                        response.status().is_success(),
-                        "status {id}: {}",
-                        response.status()
-                    );
+                    let response = client.get(format!("{base}/jobs/{id}/status")).send().await.unwrap();
+                    assert!(response.status().is_success(), "status {id}: {}", response.status());
                     response.bytes().await.unwrap();
                     latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
                 }
@@ -233,27 +183,15 @@ fn stamps() {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let num = |i: usize| -> f64 {
-        args[i]
-            .parse()
-            .unwrap_or_else(|_| panic!("argument {i} must be a number"))
-    };
+    let num =
+        |i: usize| -> f64 { args[i].parse().unwrap_or_else(|_| panic!("argument {i} must be a number")) };
     let base = |i: usize| format!("https://{}", args[i]);
     match args.first().map(String::as_str) {
         Some("latency") => latency(num(1) as usize, &args[2..]),
         Some("spawn") => spawn(num(1) as usize, num(2)),
         Some("throughput") => throughput(Path::new(&args[1]), base(2), num(3) as usize, num(4)).await,
         Some("fill") => fill(Path::new(&args[1]), base(2), num(3) as usize, args[4..].to_vec()).await,
-        Some("status") => {
-            status(
-                Path::new(&args[1]),
-                base(2),
-                num(3) as usize,
-                num(4),
-                num(5) as u64,
-            )
-            .await
-        }
+        Some("status") => status(Path::new(&args[1]), base(2), num(3) as usize, num(4), num(5) as u64).await,
         Some("stamps") => stamps(),
         _ => {
             eprintln!("usage: see the top of examples/loadgen.rs");

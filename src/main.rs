@@ -40,11 +40,7 @@ fn main() {
         Command::Serve(args) => {
             init_logging();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-            report(
-                runtime
-                    .map_err(anyhow::Error::from)
-                    .and_then(|r| r.block_on(rcmd::server::serve(args))),
-            )
+            report(runtime.map_err(anyhow::Error::from).and_then(|r| r.block_on(rcmd::server::serve(args))))
         }
         Command::Guard => rcmd::server::guard::run(),
         Command::Client(words) => {
@@ -61,10 +57,7 @@ fn main() {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 /// One line on stderr for a failure, and exit status 1.

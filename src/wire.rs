@@ -97,7 +97,5 @@ pub struct Error {
 
 /// The name of a signal number, for people.
 pub fn signal_name(signal: i32) -> &'static str {
-    nix::sys::signal::Signal::try_from(signal)
-        .map(|s| s.as_str())
-        .unwrap_or("unknown signal")
+    nix::sys::signal::Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown signal")
 }

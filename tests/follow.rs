@@ -42,13 +42,7 @@ fn five_concurrent_followers_get_identical_bytes_and_end_with_the_job() {
     let server = TestServer::start(&[], &[]);
     let id = exec(&server, &ticker(100, "0.02"));
     let followers: Vec<_> = (0..5)
-        .map(|_| {
-            server
-                .command("owner", &["logs", &id, "-f"])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| server.command("owner", &["logs", &id, "-f"]).stdout(Stdio::piped()).spawn().unwrap())
         .collect();
     for follower in followers {
         let out = follower.wait_with_output().unwrap();
@@ -56,10 +50,7 @@ fn five_concurrent_followers_get_identical_bytes_and_end_with_the_job() {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected_ticks(100));
     }
     // Every stream ended because the job did.
-    assert_eq!(
-        server.ok("owner", &["status", &id]),
-        "Completed, exit status: 0\n"
-    );
+    assert_eq!(server.ok("owner", &["status", &id]), "Completed, exit status: 0\n");
 }
 
 #[tokio::test]
@@ -71,11 +62,7 @@ async fn following_from_an_offset_yields_exactly_the_remainder() {
     for offset in [0, 1, 7, full.len() - 1, full.len(), full.len() + 5] {
         let url = server.url(&format!("/jobs/{id}/output/stdout?follow=true&offset={offset}"));
         let body = client.get(url).send().await.unwrap().bytes().await.unwrap();
-        assert_eq!(
-            body,
-            full.as_bytes().get(offset..).unwrap_or_default(),
-            "offset {offset}"
-        );
+        assert_eq!(body, full.as_bytes().get(offset..).unwrap_or_default(), "offset {offset}");
     }
 }
 
@@ -85,21 +72,15 @@ async fn a_follower_that_disconnects_leaves_the_server_and_job_unharmed() {
     let id = exec(&server, &ticker(30, "0.02"));
     let client = http_as(&server, "owner");
     {
-        let mut response = client
-            .get(server.url(&format!("/jobs/{id}/output/stdout?follow=true")))
-            .send()
-            .await
-            .unwrap();
+        let mut response =
+            client.get(server.url(&format!("/jobs/{id}/output/stdout?follow=true"))).send().await.unwrap();
         let first = response.chunk().await.unwrap().unwrap();
         assert!(first.starts_with(b"tick 0\n"));
         // Dropped here, mid-stream.
     }
     drop(client);
     assert_eq!(server.ok("owner", &["logs", &id, "-f"]), expected_ticks(30));
-    assert_eq!(
-        server.ok("owner", &["status", &id]),
-        "Completed, exit status: 0\n"
-    );
+    assert_eq!(server.ok("owner", &["status", &id]), "Completed, exit status: 0\n");
 }
 
 #[test]
@@ -113,10 +94,7 @@ fn binary_output_through_follow_is_byte_exact() {
     assert_eq!(out.stderr.len(), 300000);
     let again = server.command("owner", &["output", &id]).output().unwrap();
     assert_eq!(again.stdout, out.stdout);
-    assert_eq!(
-        again.stderr, out.stderr,
-        "the followed bytes equal the stored bytes"
-    );
+    assert_eq!(again.stderr, out.stderr, "the followed bytes equal the stored bytes");
 }
 
 #[test]
@@ -124,21 +102,9 @@ fn run_streams_and_exits_with_the_jobs_status() {
     let server = TestServer::start(&[], &[]);
     let out = server.rcmd("owner", &["run", "sh", "-c", "echo out; echo err >&2"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        (out.stdout.as_slice(), out.stderr.as_slice()),
-        (&b"out\n"[..], &b"err\n"[..])
-    );
-    assert_eq!(
-        server.rcmd("owner", &["run", "sh", "-c", "exit 3"]).status.code(),
-        Some(3)
-    );
-    assert_eq!(
-        server
-            .rcmd("owner", &["run", "sh", "-c", "kill -TERM $$"])
-            .status
-            .code(),
-        Some(128 + 15)
-    );
+    assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+    assert_eq!(server.rcmd("owner", &["run", "sh", "-c", "exit 3"]).status.code(), Some(3));
+    assert_eq!(server.rcmd("owner", &["run", "sh", "-c", "kill -TERM $$"]).status.code(), Some(128 + 15));
 }
 
 #[test]
@@ -170,10 +136,7 @@ fn ctrl_c_stops_the_remote_job() {
     let server = TestServer::start(&[], &[]);
     let sleep = support::marked_sleep(server.data.path(), "ctrl-c");
     let mut cli = server
-        .command(
-            "owner",
-            &["run", "sh", "-c", &format!("echo started; {sleep} 1000")],
-        )
+        .command("owner", &["run", "sh", "-c", &format!("echo started; {sleep} 1000")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -186,16 +149,8 @@ fn ctrl_c_stops_the_remote_job() {
     });
     kill(Pid::from_raw(cli.id() as i32), Signal::SIGINT).unwrap();
     let out = cli.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(128 + 15),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        server.ok("owner", &["status", "1"]),
-        "Completed, killed by signal: 15 (SIGTERM)\n"
-    );
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(server.ok("owner", &["status", "1"]), "Completed, killed by signal: 15 (SIGTERM)\n");
     support::wait_no_process(&sleep);
 }
 
@@ -210,27 +165,18 @@ fn stop_wait_and_list() {
         list.contains("Running") && list.contains("sleep 1000") && list.contains("exit status: 5"),
         "{list}"
     );
-    assert_eq!(
-        server.ok("owner", &["stop", "1"]),
-        "Completed, killed by signal: 15 (SIGTERM)\n"
-    );
+    assert_eq!(server.ok("owner", &["stop", "1"]), "Completed, killed by signal: 15 (SIGTERM)\n");
     let out = server.rcmd("owner", &["wait", "1"]);
     assert_eq!(out.status.code(), Some(143));
     let list: Value = serde_json::from_str(&server.ok("owner", &["--json", "list"])).unwrap();
     let jobs = list["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 2);
-    assert_eq!(
-        (jobs[0]["id"].as_u64(), jobs[0]["signal"].as_i64()),
-        (Some(1), Some(15))
-    );
+    assert_eq!((jobs[0]["id"].as_u64(), jobs[0]["signal"].as_i64()), (Some(1), Some(15)));
     assert!(jobs[0]["finished_at"].is_string() && jobs[0]["pid"].is_u64());
     let created: Value = serde_json::from_str(&server.ok("owner", &["--json", "exec", "true"])).unwrap();
     assert_eq!(created["id"], 3);
     let waited: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "3"])).unwrap();
-    assert_eq!(
-        (waited["status"].as_str(), waited["exit_code"].as_i64()),
-        (Some("completed"), Some(0))
-    );
+    assert_eq!((waited["status"].as_str(), waited["exit_code"].as_i64()), (Some("completed"), Some(0)));
 }
 
 #[test]
@@ -242,12 +188,7 @@ fn run_resumes_after_the_connection_drops() {
     let out = std::process::Command::new(support::server::RCMD)
         .arg(server.pki.certs())
         .arg(&proxy.addr)
-        .args([
-            "run",
-            "sh",
-            "-c",
-            "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done",
-        ])
+        .args(["run", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

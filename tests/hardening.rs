@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::server::{TestServer, http_as};
+use support::server::{TestServer, get_json, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -21,11 +21,8 @@ fn stderr(out: &std::process::Output) -> String {
 fn fds_and_threads(pid: u32) -> (usize, usize) {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap();
+    let threads =
+        status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok()).unwrap();
     (fds, threads)
 }
 
@@ -39,10 +36,8 @@ fn zombie_children(pid: u32) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
             continue;
         };
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
         if fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str()) {
             zombies.push(child);
         }
@@ -57,11 +52,7 @@ fn quotas_answer_429_and_spare_other_clients() {
     server.ok("alice", &["exec", "sleep", "1000"]);
     let out = server.rcmd("alice", &["exec", "true"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("429") && stderr(&out).contains("running"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("429") && stderr(&out).contains("running"), "{}", stderr(&out));
     // Bob is unaffected.
     server.ok("bob", &["exec", "true"]);
     server.ok("alice", &["stop", "1"]);
@@ -79,40 +70,20 @@ async fn the_stored_output_quota_truncates_then_refuses_with_a_json_429() {
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "1"])).unwrap();
     assert_eq!(status["truncated"], true);
     assert_eq!(status["exit_code"], 0);
-    let response = http_as(&server, "owner")
-        .put(server.url("/jobs"))
-        .body(r#"{"cmd": "true"}"#)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        http_as(&server, "owner").put(server.url("/jobs")).body(r#"{"cmd": "true"}"#).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     let body: Value = response.json().await.unwrap();
-    assert!(
-        body["error"].as_str().unwrap().contains("stored output"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("stored output"), "{body}");
 }
 
 #[tokio::test]
 async fn a_job_that_fills_its_output_cap_is_marked_truncated() {
     let server = TestServer::start(&[], &["--max-output", "1000"]);
-    server.ok(
-        "owner",
-        &["exec", "sh", "-c", "head -c 5000 /dev/zero; echo done"],
-    );
+    server.ok("owner", &["exec", "sh", "-c", "head -c 5000 /dev/zero; echo done"]);
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "1"])).unwrap();
-    assert_eq!(
-        (status["truncated"].as_bool(), status["exit_code"].as_i64()),
-        (Some(true), Some(0))
-    );
-    let output: Value = http_as(&server, "owner")
-        .get(server.url("/jobs/1/output"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!((status["truncated"].as_bool(), status["exit_code"].as_i64()), (Some(true), Some(0)));
+    let output: Value = get_json(&http_as(&server, "owner"), &server, "/jobs/1/output").await;
     assert_eq!(output["truncated"], true);
     assert_eq!(output["stdout"].as_str().unwrap().len(), 1000);
 }
@@ -126,32 +97,21 @@ fn a_job_killed_from_outside_is_reported_with_its_signal() {
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     let out = server.rcmd("owner", &["wait", "1"]);
     assert_eq!(out.status.code(), Some(128 + 9));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "Completed, killed by signal: 9 (SIGKILL)\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Completed, killed by signal: 9 (SIGKILL)\n");
 }
 
 #[test]
 fn five_hundred_idle_connections_do_not_block_a_new_client() {
     let server = TestServer::start(&[], &[]);
-    let idle: Vec<TcpStream> = (0..500)
-        .map(|_| TcpStream::connect(&server.addr).unwrap())
-        .collect();
-    assert!(
-        server
-            .ok("owner", &["run", "echo", "through"])
-            .contains("through")
-    );
+    let idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
+    assert!(server.ok("owner", &["run", "echo", "through"]).contains("through"));
     drop(idle);
 }
 
 #[test]
 fn past_the_connection_cap_new_connections_are_closed_until_others_leave() {
     let server = TestServer::start(&[], &["--max-connections", "5", "--handshake-timeout", "60"]);
-    let idle: Vec<TcpStream> = (0..5)
-        .map(|_| TcpStream::connect(&server.addr).unwrap())
-        .collect();
+    let idle: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
     support::wait_until("the cap is reached", Duration::from_secs(10), || {
         server.rcmd("owner", &["list"]).status.code() == Some(255)
     });
@@ -165,9 +125,7 @@ fn past_the_connection_cap_new_connections_are_closed_until_others_leave() {
 #[test]
 fn a_silent_connection_is_dropped_after_the_handshake_timeout() {
     let server = TestServer::start(&[], &["--max-connections", "2", "--handshake-timeout", "0.3"]);
-    let _silent: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(&server.addr).unwrap())
-        .collect();
+    let _silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
     // The silent ones hold the only two places until the timeout frees them.
     support::wait_until("the silent connections time out", Duration::from_secs(10), || {
         server.rcmd("owner", &["list"]).status.success()
@@ -220,14 +178,10 @@ async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
     for task in tasks {
         task.await.unwrap();
     }
-    support::wait_until(
-        "descriptors and threads back to baseline",
-        Duration::from_secs(20),
-        || {
-            let (fds, threads) = fds_and_threads(server.pid());
-            fds <= base_fds && threads <= base_threads
-        },
-    );
+    support::wait_until("descriptors and threads back to baseline", Duration::from_secs(20), || {
+        let (fds, threads) = fds_and_threads(server.pid());
+        fds <= base_fds && threads <= base_threads
+    });
     assert!(zombie_children(server.pid()).is_empty());
 }
 
@@ -242,10 +196,7 @@ fn sigterm_mid_load_leaves_no_process_behind() {
     let mut runs = Vec::new();
     for client in ["owner", "alice", "bob"] {
         for _ in 0..3 {
-            server.ok(
-                client,
-                &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")],
-            );
+            server.ok(client, &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")]);
         }
         runs.push(
             server
@@ -272,15 +223,9 @@ fn a_server_killed_with_sigkill_takes_its_jobs_with_it() {
     let server = TestServer::start(&[], &[]);
     let sleep = support::marked_sleep(server.data.path(), "sigkill");
     for _ in 0..3 {
-        server.ok(
-            "owner",
-            &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")],
-        );
+        server.ok("owner", &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")]);
     }
-    server.ok(
-        "owner",
-        &["exec", "sh", "-c", &format!("({sleep} 1000 &) ; {sleep} 1000")],
-    );
+    server.ok("owner", &["exec", "sh", "-c", &format!("({sleep} 1000 &) ; {sleep} 1000")]);
     support::wait_until("the jobs run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 8
     });
@@ -307,10 +252,7 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -323,23 +265,14 @@ fn a_full_disk_marks_the_job_and_the_server_stays_up() {
     };
     let data_dir = disk.0.to_str().unwrap().to_owned();
     let server = TestServer::start(&[], &["--data-dir", &data_dir]);
-    server.ok(
-        "owner",
-        &["exec", "sh", "-c", "head -c 3000000 /dev/zero; echo survived >&2"],
-    );
+    server.ok("owner", &["exec", "sh", "-c", "head -c 3000000 /dev/zero; echo survived >&2"]);
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "1"])).unwrap();
-    assert_eq!(
-        (status["exit_code"].as_i64(), status["truncated"].as_bool()),
-        (Some(0), Some(true))
-    );
+    assert_eq!((status["exit_code"].as_i64(), status["truncated"].as_bool()), (Some(0), Some(true)));
     let reason = status["output_error"].as_str().unwrap_or_default();
     assert!(reason.contains("No space left"), "{status}");
     assert!(server.log().contains("could not be stored"), "logged");
     server.ok("owner", &["delete", "1"]);
-    assert_eq!(
-        server.ok("owner", &["run", "echo", "still serving"]),
-        "still serving\n"
-    );
+    assert_eq!(server.ok("owner", &["run", "echo", "still serving"]), "still serving\n");
     drop(server);
     drop(disk);
 }

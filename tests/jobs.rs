@@ -25,10 +25,7 @@ fn pool_with(label: &str, configure: impl FnOnce(&mut PoolConfig)) -> Fixture {
     let dir = TempDir::new(label);
     let mut config = PoolConfig::new(dir.path().join("data"));
     configure(&mut config);
-    Fixture {
-        pool: JobPool::new(config).expect("pool"),
-        dir,
-    }
+    Fixture { pool: JobPool::new(config).expect("pool"), dir }
 }
 
 fn pool(label: &str) -> Fixture {
@@ -46,10 +43,7 @@ async fn exit_codes_zero_and_non_zero_are_reported() {
     let f = pool("exit");
     let ok = f.run(sh("exit 0"));
     let three = f.run(sh("exit 3"));
-    assert_eq!(
-        f.pool.wait(ok).await.unwrap().status,
-        Status::Completed(Termination::Exited(0))
-    );
+    assert_eq!(f.pool.wait(ok).await.unwrap().status, Status::Completed(Termination::Exited(0)));
     let status = f.pool.wait(three).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(3)));
     assert!(status.pid.is_some());
@@ -72,11 +66,8 @@ async fn a_job_killed_from_outside_reports_the_signal() {
     let f = pool("outside-kill");
     let id = f.run(("sleep".into(), args(&["30"])));
     let pid = f.pool.status(id).unwrap().pid.unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
     let status = f.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
 }
@@ -88,11 +79,7 @@ async fn commands_that_cannot_start_are_jobs_in_the_error_state() {
     std::fs::write(&not_executable, "#!/bin/sh\necho hi\n").unwrap();
     let cases = [
         ("/no/such/command".to_string(), vec![], "No such file"),
-        (
-            not_executable.to_str().unwrap().to_string(),
-            vec![],
-            "Permission denied",
-        ),
+        (not_executable.to_str().unwrap().to_string(), vec![], "Permission denied"),
         (String::new(), vec![], "empty"),
         ("echo".to_string(), vec!["a\0b".to_string()], "nul byte"),
     ];
@@ -101,10 +88,7 @@ async fn commands_that_cannot_start_are_jobs_in_the_error_state() {
         let status = f.pool.status(id).unwrap();
         match &status.status {
             Status::Error(message) => {
-                assert!(
-                    message.contains(expected),
-                    "{cmd:?}: {message:?} lacks {expected:?}"
-                )
+                assert!(message.contains(expected), "{cmd:?}: {message:?} lacks {expected:?}")
             }
             other => panic!("{cmd:?} should be an error, is {other:?}"),
         }
@@ -112,15 +96,7 @@ async fn commands_that_cannot_start_are_jobs_in_the_error_state() {
         assert!(status.finished_at.is_some());
         let output = f.pool.output(id).unwrap();
         assert!(output.stdout.is_empty() && output.stderr.is_empty());
-        assert!(
-            f.pool
-                .reader(id, Stream::Stdout, 0)
-                .unwrap()
-                .read_to_end()
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(f.pool.reader(id, Stream::Stdout, 0).unwrap().read_to_end().await.unwrap().is_empty());
         f.pool.delete(id).await.unwrap();
     }
 }
@@ -131,10 +107,7 @@ async fn unknown_ids_are_a_typed_error_on_every_call() {
     let id = JobId(99);
     assert!(matches!(f.pool.status(id), Err(JobError::NotFound(JobId(99)))));
     assert!(matches!(f.pool.output(id), Err(JobError::NotFound(_))));
-    assert!(matches!(
-        f.pool.reader(id, Stream::Stderr, 0),
-        Err(JobError::NotFound(_))
-    ));
+    assert!(matches!(f.pool.reader(id, Stream::Stderr, 0), Err(JobError::NotFound(_))));
     assert!(matches!(f.pool.wait(id).await, Err(JobError::NotFound(_))));
     assert!(matches!(f.pool.stop(id).await, Err(JobError::NotFound(_))));
     assert!(matches!(f.pool.delete(id).await, Err(JobError::NotFound(_))));
@@ -183,20 +156,12 @@ async fn huge_output_is_complete_and_exact() {
     let mut offset = 0u64;
     while let Some(chunk) = reader.next_chunk().await.unwrap() {
         for (i, byte) in chunk.iter().enumerate() {
-            assert_eq!(
-                *byte,
-                pattern[((offset + i as u64) % 16) as usize],
-                "byte {}",
-                offset + i as u64
-            );
+            assert_eq!(*byte, pattern[((offset + i as u64) % 16) as usize], "byte {}", offset + i as u64);
         }
         offset += chunk.len() as u64;
     }
     assert_eq!(offset, SIZE);
-    assert_eq!(
-        f.pool.status(id).unwrap().status,
-        Status::Completed(Termination::Exited(0))
-    );
+    assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Exited(0)));
     let spool = std::fs::metadata(f.dir.path().join("data").join(format!("{id}.stdout"))).unwrap();
     assert_eq!(spool.len(), SIZE, "output lives in the spool file");
 }
@@ -259,9 +224,7 @@ async fn each_job_leads_its_own_process_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_followers_see_identical_complete_bytes() {
     let f = pool("followers");
-    let id = f.run(sh(
-        "i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); sleep 0.005; done",
-    ));
+    let id = f.run(sh("i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); sleep 0.005; done"));
     let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
     let followers: Vec<_> = (0..5)
         .map(|_| {
@@ -270,19 +233,10 @@ async fn concurrent_followers_see_identical_complete_bytes() {
         })
         .collect();
     for follower in followers {
-        assert_eq!(
-            String::from_utf8(follower.await.unwrap().unwrap()).unwrap(),
-            expected
-        );
+        assert_eq!(String::from_utf8(follower.await.unwrap().unwrap()).unwrap(), expected);
     }
     // One that starts after the last byte gets the same.
-    let late = f
-        .pool
-        .reader(id, Stream::Stdout, 0)
-        .unwrap()
-        .read_to_end()
-        .await
-        .unwrap();
+    let late = f.pool.reader(id, Stream::Stdout, 0).unwrap().read_to_end().await.unwrap();
     assert_eq!(String::from_utf8(late).unwrap(), expected);
 }
 
@@ -309,10 +263,7 @@ async fn stop_sends_sigterm_to_the_group() {
     assert_eq!(status.status, Status::Completed(Termination::Signaled(15)));
     support::wait_no_process(&sleep);
     // The record stays.
-    assert_eq!(
-        f.pool.status(id).unwrap().status,
-        Status::Completed(Termination::Signaled(15))
-    );
+    assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Signaled(15)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,12 +271,7 @@ async fn stop_escalates_to_sigkill_after_the_grace_period() {
     let f = pool_with("stop-grace", |c| c.stop_grace = Duration::from_millis(200));
     // Ignoring SIGTERM is inherited by the sleeps it starts.
     let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"));
-    f.pool
-        .reader(id, Stream::Stdout, 0)
-        .unwrap()
-        .next_chunk()
-        .await
-        .unwrap();
+    f.pool.reader(id, Stream::Stdout, 0).unwrap().next_chunk().await.unwrap();
     let status = f.pool.stop(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
 }
@@ -334,12 +280,7 @@ async fn stop_escalates_to_sigkill_after_the_grace_period() {
 async fn stop_without_grace_kills_at_once() {
     let f = pool("stop-now");
     let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"));
-    f.pool
-        .reader(id, Stream::Stdout, 0)
-        .unwrap()
-        .next_chunk()
-        .await
-        .unwrap();
+    f.pool.reader(id, Stream::Stdout, 0).unwrap().next_chunk().await.unwrap();
     let status = f.pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
 }
@@ -365,11 +306,7 @@ async fn delete_of_a_running_job_kills_its_group_and_removes_its_output() {
     assert!(matches!(f.pool.status(id), Err(JobError::NotFound(_))));
     support::wait_no_process(&sleep);
     let data = f.dir.path().join("data");
-    assert_eq!(
-        std::fs::read_dir(&data).unwrap().count(),
-        0,
-        "spool files removed"
-    );
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "spool files removed");
     assert!(matches!(f.pool.delete(id).await, Err(JobError::NotFound(_))));
 }
 
@@ -397,18 +334,13 @@ async fn a_follower_of_a_deleted_job_ends_with_what_was_written() {
 async fn shutdown_kills_every_job_and_its_children() {
     let f = pool("shutdown");
     let sleep = support::marked_sleep(f.dir.path(), "shutdown");
-    let ids: Vec<_> = (0..5)
-        .map(|_| f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))))
-        .collect();
+    let ids: Vec<_> = (0..5).map(|_| f.run(sh(&format!("{sleep} 1000 & {sleep} 1000")))).collect();
     support::wait_until("all sleeps run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 10
     });
     f.pool.shutdown().await;
     for id in ids {
-        assert_eq!(
-            f.pool.status(id).unwrap().status,
-            Status::Completed(Termination::Signaled(9))
-        );
+        assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Signaled(9)));
     }
     support::wait_no_process(&sleep);
 }
@@ -418,13 +350,7 @@ async fn dropping_the_pool_kills_every_job_and_removes_its_files() {
     let f = pool("drop");
     let sleep = support::marked_sleep(f.dir.path(), "drop");
     let pids: Vec<u32> = (0..3)
-        .map(|_| {
-            f.pool
-                .status(f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))))
-                .unwrap()
-                .pid
-                .unwrap()
-        })
+        .map(|_| f.pool.status(f.run(sh(&format!("{sleep} 1000 & {sleep} 1000")))).unwrap().pid.unwrap())
         .collect();
     support::wait_until("all sleeps run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 6
@@ -439,11 +365,7 @@ async fn dropping_the_pool_kills_every_job_and_removes_its_files() {
 
 #[test]
 fn many_threads_create_and_query_at_once() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = TempDir::new("threads");
     let pool = {
         let _guard = runtime.enter();
@@ -472,11 +394,7 @@ fn many_threads_create_and_query_at_once() {
             })
         })
         .collect();
-    let all: Vec<_> = threads
-        .into_iter()
-        .enumerate()
-        .map(|(t, h)| (t, h.join().unwrap()))
-        .collect();
+    let all: Vec<_> = threads.into_iter().enumerate().map(|(t, h)| (t, h.join().unwrap())).collect();
     runtime.block_on(async {
         for (t, ids) in &all {
             for (i, id) in ids {
@@ -488,10 +406,7 @@ fn many_threads_create_and_query_at_once() {
             }
         }
     });
-    let mut ids: Vec<u64> = all
-        .iter()
-        .flat_map(|(_, ids)| ids.iter().map(|(_, id)| id.0))
-        .collect();
+    let mut ids: Vec<u64> = all.iter().flat_map(|(_, ids)| ids.iter().map(|(_, id)| id.0)).collect();
     ids.sort_unstable();
     assert_eq!(ids, (1..=1600).collect::<Vec<_>>(), "every id given exactly once");
     assert_eq!(pool.list().len(), 1600);
@@ -513,10 +428,7 @@ async fn a_new_pool_removes_stale_spool_files_but_nothing_else() {
 #[test]
 fn a_pool_outside_a_runtime_is_a_clear_error() {
     let dir = TempDir::new("no-runtime");
-    assert!(matches!(
-        JobPool::new(PoolConfig::new(dir.path())),
-        Err(JobError::NoRuntime)
-    ));
+    assert!(matches!(JobPool::new(PoolConfig::new(dir.path())), Err(JobError::NoRuntime)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,28 +460,15 @@ async fn try_create_refuses_past_the_kept_jobs_quota_until_one_is_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stored_bytes_quota_truncates_and_then_refuses() {
     let f = pool_with("quota-bytes", |c| c.max_stored_bytes = 10_000);
-    let a = f
-        .pool
-        .try_create("head", args(&["-c", "6000", "/dev/zero"]))
-        .unwrap();
+    let a = f.pool.try_create("head", args(&["-c", "6000", "/dev/zero"])).unwrap();
     assert!(!f.pool.wait(a).await.unwrap().truncated);
-    let b = f
-        .pool
-        .try_create("head", args(&["-c", "6000", "/dev/zero"]))
-        .unwrap();
+    let b = f.pool.try_create("head", args(&["-c", "6000", "/dev/zero"])).unwrap();
     let status = f.pool.wait(b).await.unwrap();
     assert!(status.truncated);
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
-    assert_eq!(
-        f.pool.output(b).unwrap().stdout.len(),
-        4000,
-        "cut at the pool's quota"
-    );
+    assert_eq!(f.pool.output(b).unwrap().stdout.len(), 4000, "cut at the pool's quota");
     let err = f.pool.try_create("true", vec![]).unwrap_err();
-    assert!(
-        matches!(err, JobError::Quota(Quota::StoredBytes(10_000))),
-        "{err}"
-    );
+    assert!(matches!(err, JobError::Quota(Quota::StoredBytes(10_000))), "{err}");
     f.pool.delete(a).await.unwrap();
     f.pool.try_create("true", vec![]).unwrap();
 }

@@ -12,18 +12,8 @@ use serde_json::Value;
 use support::server::{RCMD, TestServer};
 
 fn pki(args: &[&str], dir: &std::path::Path) -> String {
-    let out = Command::new(RCMD)
-        .arg("pki")
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pki {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(RCMD).arg("pki").args(args).arg("--dir").arg(dir).output().unwrap();
+    assert!(out.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -44,10 +34,7 @@ fn presented_serial(server: &TestServer) -> String {
         c = certs.display()
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
+    String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_ascii_lowercase()
 }
 
 #[test]
@@ -57,14 +44,9 @@ fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
     assert!(works(&server, "alice"));
     let out = pki(&["revoke", "alice"], &certs);
     assert!(out.contains("revoked client alice"), "{out}");
-    assert!(
-        pki(&["revoke", "alice"], &certs).contains("already revoked"),
-        "revoking twice is harmless"
-    );
+    assert!(pki(&["revoke", "alice"], &certs).contains("already revoked"), "revoking twice is harmless");
     hangup(&server);
-    support::wait_until("alice is refused", Duration::from_secs(10), || {
-        !works(&server, "alice")
-    });
+    support::wait_until("alice is refused", Duration::from_secs(10), || !works(&server, "alice"));
     let out = server.rcmd("alice", &["list"]);
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
@@ -83,20 +65,15 @@ fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_
     assert_eq!(presented_serial(&server), old_serial);
     let script = "i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done";
     server.ok("owner", &["exec", "sh", "-c", script]);
-    let follower = server
-        .command("owner", &["logs", "1", "-f"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let follower =
+        server.command("owner", &["logs", "1", "-f"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     pki(&["renew", "server"], &certs);
     let new_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
     assert_ne!(new_serial, old_serial);
     hangup(&server);
-    support::wait_until(
-        "new connections see the new certificate",
-        Duration::from_secs(10),
-        || presented_serial(&server) == new_serial,
-    );
+    support::wait_until("new connections see the new certificate", Duration::from_secs(10), || {
+        presented_serial(&server) == new_serial
+    });
     let out = follower.wait_with_output().unwrap();
     assert!(out.status.success());
     let expected: String = (0..40).map(|i| format!("tick {i}\n")).collect();
@@ -123,15 +100,10 @@ fn a_broken_reload_keeps_the_old_configuration() {
     let other = support::pki::TestPki::new(&[]);
     std::fs::copy(other.certs().join("server.key"), certs.join("server.key")).unwrap();
     hangup(&server);
-    support::wait_until(
-        "the second failed reload is logged",
-        Duration::from_secs(10),
-        || server.log().contains("server.key"),
-    );
-    assert!(
-        works(&server, "owner"),
-        "new connections still get the old, working certificate"
-    );
+    support::wait_until("the second failed reload is logged", Duration::from_secs(10), || {
+        server.log().contains("server.key")
+    });
+    assert!(works(&server, "owner"), "new connections still get the old, working certificate");
 }
 
 #[test]
@@ -150,29 +122,15 @@ fn list_shows_revoked_expiring_and_expired_certificates() {
     assert_eq!(row("owner")["kind"], "client");
     assert_eq!(rows.iter().filter(|r| r["kind"] == "ca").count(), 1);
     let table = pki(&["list"], &certs);
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("alice") && l.ends_with("revoked")),
-        "{table}"
-    );
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("gone") && l.ends_with("expired")),
-        "{table}"
-    );
+    assert!(table.lines().any(|l| l.starts_with("alice") && l.ends_with("revoked")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("gone") && l.ends_with("expired")), "{table}");
 }
 
 #[test]
 fn show_prints_the_fingerprint_serial_and_names() {
     let pki_dir = support::pki::TestPki::new(&[]);
     let path = pki_dir.certs().join("server.crt");
-    let out = Command::new(RCMD)
-        .args(["pki", "show"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = Command::new(RCMD).args(["pki", "show"]).arg(&path).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     use rustls::pki_types::CertificateDer;
@@ -187,10 +145,7 @@ fn show_prints_the_fingerprint_serial_and_names() {
         text.contains("serverAuth") && text.contains("localhost") && text.contains("127.0.0.1"),
         "{text}"
     );
-    let missing = Command::new(RCMD)
-        .args(["pki", "show", "/no/such.crt"])
-        .output()
-        .unwrap();
+    let missing = Command::new(RCMD).args(["pki", "show", "/no/such.crt"]).output().unwrap();
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such.crt: missing"));
 }
 
@@ -198,25 +153,13 @@ fn show_prints_the_fingerprint_serial_and_names() {
 fn revoking_an_unknown_name_or_the_ca_is_refused_clearly() {
     let pki_dir = support::pki::TestPki::new(&[]);
     let certs = pki_dir.certs();
-    let out = Command::new(RCMD)
-        .args(["pki", "revoke", "nobody", "--dir"])
-        .arg(&certs)
-        .output()
-        .unwrap();
+    let out = Command::new(RCMD).args(["pki", "revoke", "nobody", "--dir"]).arg(&certs).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rcmd pki list"));
     let ca_serial = rcmd::pki::read_info(&certs.join("ca.crt")).unwrap().serial;
-    let out = Command::new(RCMD)
-        .args(["pki", "revoke", &ca_serial, "--dir"])
-        .arg(&certs)
-        .output()
-        .unwrap();
+    let out = Command::new(RCMD).args(["pki", "revoke", &ca_serial, "--dir"]).arg(&certs).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("CA cannot be revoked"));
-    let out = Command::new(RCMD)
-        .args(["pki", "renew", "nobody", "--dir"])
-        .arg(&certs)
-        .output()
-        .unwrap();
+    let out = Command::new(RCMD).args(["pki", "renew", "nobody", "--dir"]).arg(&certs).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("rcmd pki client nobody"));
 }
 
@@ -227,14 +170,7 @@ fn the_client_warns_before_its_certificate_expires() {
     let out = server.rcmd("soon", &["list"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.matches("warning").count(),
-        1,
-        "once per invocation: {stderr}"
-    );
-    assert!(
-        stderr.contains("expires in") && stderr.contains("rcmd pki renew"),
-        "{stderr}"
-    );
+    assert_eq!(stderr.matches("warning").count(), 1, "once per invocation: {stderr}");
+    assert!(stderr.contains("expires in") && stderr.contains("rcmd pki renew"), "{stderr}");
     assert!(!String::from_utf8_lossy(&server.rcmd("owner", &["list"]).stderr).contains("warning"));
 }

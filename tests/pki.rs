@@ -13,10 +13,7 @@ use support::pki::{TestPki, read};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 fn rcmd(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rcmd"))
-        .args(args)
-        .output()
-        .expect("run rcmd")
+    Command::new(env!("CARGO_BIN_EXE_rcmd")).args(args).output().expect("run rcmd")
 }
 
 fn der(path: &Path) -> Vec<u8> {
@@ -39,19 +36,8 @@ fn init_makes_a_p256_ca_with_the_right_constraints() {
     assert_eq!(constraints.path_len_constraint, Some(0));
     let usage = ca.key_usage().unwrap().unwrap().value;
     assert!(usage.key_cert_sign() && usage.crl_sign() && usage.digital_signature());
-    assert_eq!(
-        ca.signature_algorithm.algorithm.to_id_string(),
-        "1.2.840.10045.4.3.2",
-        "ecdsa-with-SHA256"
-    );
-    let curve = ca
-        .public_key()
-        .algorithm
-        .parameters
-        .as_ref()
-        .unwrap()
-        .as_oid()
-        .unwrap();
+    assert_eq!(ca.signature_algorithm.algorithm.to_id_string(), "1.2.840.10045.4.3.2", "ecdsa-with-SHA256");
+    let curve = ca.public_key().algorithm.parameters.as_ref().unwrap().as_oid().unwrap();
     assert_eq!(curve.to_id_string(), "1.2.840.10045.3.1.7", "P-256");
     let info = CertInfo::parse(&ca_der).unwrap();
     assert!(info.common_name.unwrap().starts_with("rcmd CA on "));
@@ -69,17 +55,10 @@ fn the_server_certificate_names_loopback_the_host_and_every_san() {
     let info = CertInfo::parse(&der(&dir.path().join("certs/server.crt"))).unwrap();
     assert!(info.server_auth && !info.client_auth && !info.is_ca);
     for name in ["localhost", "rcmd.example"] {
-        assert!(
-            info.dns_names.iter().any(|n| n == name),
-            "{name} in {:?}",
-            info.dns_names
-        );
+        assert!(info.dns_names.iter().any(|n| n == name), "{name} in {:?}", info.dns_names);
     }
     if let Some(host) = pki::host_name() {
-        assert!(
-            info.dns_names.contains(&host.to_ascii_lowercase()),
-            "host name {host}"
-        );
+        assert!(info.dns_names.contains(&host.to_ascii_lowercase()), "host name {host}");
     }
     for ip in ["127.0.0.1", "::1", "10.1.2.3"] {
         assert!(info.ip_addresses.contains(&ip.parse().unwrap()), "{ip}");
@@ -107,8 +86,7 @@ fn issued_certificates_chain_to_the_ca() {
         let leaf_der = der(&pki.certs().join(leaf));
         let (_, cert) = X509Certificate::from_der(&leaf_der).unwrap();
         assert_eq!(cert.issuer(), ca.subject(), "{leaf}");
-        cert.verify_signature(Some(ca.public_key()))
-            .unwrap_or_else(|e| panic!("{leaf}: {e}"));
+        cert.verify_signature(Some(ca.public_key())).unwrap_or_else(|e| panic!("{leaf}: {e}"));
     }
 }
 
@@ -120,22 +98,16 @@ fn openssl_verifies_the_chain_where_present() {
     }
     let pki = TestPki::new(&["alice"]);
     let ca = pki.certs().join("ca.crt");
-    for (leaf, purpose) in [
-        ("server.crt", "sslserver"),
-        ("client.crt", "sslclient"),
-        ("alice/client.crt", "sslclient"),
-    ] {
+    for (leaf, purpose) in
+        [("server.crt", "sslserver"), ("client.crt", "sslclient"), ("alice/client.crt", "sslclient")]
+    {
         let out = Command::new("openssl")
             .args(["verify", "-purpose", purpose, "-CAfile"])
             .arg(&ca)
             .arg(pki.certs().join(leaf))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{leaf}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{leaf}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
@@ -143,31 +115,18 @@ fn openssl_verifies_the_chain_where_present() {
 fn serials_are_random_and_recorded_in_the_index() {
     let pki = TestPki::new(&["alice", "bob"]);
     let index = pki::Index::load(&pki.certs()).unwrap();
-    let kinds: Vec<_> = index
-        .certificates
-        .iter()
-        .map(|e| (e.cn.as_str(), e.kind))
-        .collect();
+    let kinds: Vec<_> = index.certificates.iter().map(|e| (e.cn.as_str(), e.kind)).collect();
     assert_eq!(kinds.len(), 5);
     assert!(kinds.contains(&("owner", Kind::Client)) && kinds.contains(&("alice", Kind::Client)));
     assert_eq!(kinds.iter().filter(|(_, k)| *k == Kind::Server).count(), 1);
     let mut serials: Vec<_> = index.certificates.iter().map(|e| e.serial.clone()).collect();
     for entry in &index.certificates {
-        assert!(
-            entry.serial.len() >= 30,
-            "a 16-byte random serial: {}",
-            entry.serial
-        );
+        assert!(entry.serial.len() >= 30, "a 16-byte random serial: {}", entry.serial);
     }
     serials.dedup();
     assert_eq!(serials.len(), 5);
     let alice = CertInfo::parse(&der(&pki.client("alice").join("client.crt"))).unwrap();
-    assert!(
-        index
-            .certificates
-            .iter()
-            .any(|e| e.serial == alice.serial && e.cn == "alice")
-    );
+    assert!(index.certificates.iter().any(|e| e.serial == alice.serial && e.cn == "alice"));
 }
 
 #[test]
@@ -183,30 +142,22 @@ fn private_keys_are_0600_and_no_temp_files_are_left() {
             assert!(!name.contains(".tmp"), "temp file left: {name}");
         }
     }
-    assert!(
-        !pki.client("alice").join("ca.key").exists(),
-        "the CA key is never copied"
-    );
+    assert!(!pki.client("alice").join("ca.key").exists(), "the CA key is never copied");
 }
 
 #[test]
 fn init_refuses_an_existing_ca_and_changes_nothing() {
     let pki = TestPki::new(&[]);
     let certs = pki.certs();
-    let before: Vec<_> = ["ca.key", "ca.crt", "server.crt", "index.json"]
-        .map(|f| read(&certs.join(f)))
-        .to_vec();
+    let before: Vec<_> =
+        ["ca.key", "ca.crt", "server.crt", "index.json"].map(|f| read(&certs.join(f))).to_vec();
     let out = rcmd(&["pki", "init", "--dir", certs.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.contains("--force") && stderr.contains("ca.key"),
-        "{stderr}"
-    );
-    let after: Vec<_> = ["ca.key", "ca.crt", "server.crt", "index.json"]
-        .map(|f| read(&certs.join(f)))
-        .to_vec();
+    assert!(stderr.contains("--force") && stderr.contains("ca.key"), "{stderr}");
+    let after: Vec<_> =
+        ["ca.key", "ca.crt", "server.crt", "index.json"].map(|f| read(&certs.join(f))).to_vec();
     assert_eq!(before, after, "byte-for-byte unchanged");
 }
 
@@ -215,22 +166,11 @@ fn init_with_force_replaces_the_ca() {
     let pki = TestPki::new(&[]);
     let certs = pki.certs();
     let old = read(&certs.join("ca.key"));
-    let out = rcmd(&[
-        "pki",
-        "init",
-        "--force",
-        "--client",
-        "carol",
-        "--dir",
-        certs.to_str().unwrap(),
-    ]);
+    let out = rcmd(&["pki", "init", "--force", "--client", "carol", "--dir", certs.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_ne!(old, read(&certs.join("ca.key")));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("rcmd serve --certs") && stdout.contains("exec echo hello"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("rcmd serve --certs") && stdout.contains("exec echo hello"), "{stdout}");
     let index = pki::Index::load(&certs).unwrap();
     assert_eq!(index.certificates.len(), 3, "a new CA starts a new index");
 }
@@ -255,14 +195,7 @@ fn client_refuses_an_existing_name_unless_forced() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     assert_eq!(old, read(&pki.client("alice").join("client.crt")));
-    let out = rcmd(&[
-        "pki",
-        "client",
-        "alice",
-        "--force",
-        "--dir",
-        certs.to_str().unwrap(),
-    ]);
+    let out = rcmd(&["pki", "client", "alice", "--force", "--dir", certs.to_str().unwrap()]);
     assert!(out.status.success());
     assert_ne!(old, read(&pki.client("alice").join("client.crt")));
 }
@@ -288,15 +221,9 @@ fn every_unsafe_client_name_is_refused_clearly() {
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{name:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains(reason) && stderr.lines().count() == 1,
-            "{name:?}: {stderr}"
-        );
+        assert!(stderr.contains(reason) && stderr.lines().count() == 1, "{name:?}: {stderr}");
     }
-    let entries: Vec<_> = std::fs::read_dir(&certs)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let entries: Vec<_> = std::fs::read_dir(&certs).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 7, "nothing was created: {entries:?}");
 }
 
@@ -314,19 +241,13 @@ fn a_mismatched_or_corrupt_ca_key_is_named() {
     let other = TestPki::new(&[]);
     let certs = pki.certs();
     std::fs::copy(other.certs().join("ca.key"), certs.join("ca.key")).unwrap();
-    let err = pki::issue_client_dir(&certs, "alice", 1, false)
-        .unwrap_err()
-        .to_string();
+    let err = pki::issue_client_dir(&certs, "alice", 1, false).unwrap_err().to_string();
     assert!(err.contains("ca.key") && err.contains("does not match"), "{err}");
     std::fs::write(certs.join("ca.key"), "garbage").unwrap();
-    let err = pki::issue_client_dir(&certs, "alice", 1, false)
-        .unwrap_err()
-        .to_string();
+    let err = pki::issue_client_dir(&certs, "alice", 1, false).unwrap_err().to_string();
     assert!(err.contains("ca.key"), "{err}");
     std::fs::write(certs.join("ca.crt"), "garbage").unwrap();
-    let err = pki::issue_client_dir(&certs, "alice", 1, false)
-        .unwrap_err()
-        .to_string();
+    let err = pki::issue_client_dir(&certs, "alice", 1, false).unwrap_err().to_string();
     assert!(err.contains("ca.crt") && err.contains("PEM"), "{err}");
 }
 
@@ -339,10 +260,7 @@ fn loaders_name_the_file_and_the_problem() {
     let other = TestPki::new(&[]);
     std::fs::copy(other.certs().join("server.key"), certs.join("server.key")).unwrap();
     let err = pki::load_server(&certs).err().unwrap().to_string();
-    assert!(
-        err.contains("server.key") && err.contains("does not match"),
-        "{err}"
-    );
+    assert!(err.contains("server.key") && err.contains("does not match"), "{err}");
 
     std::fs::remove_file(certs.join("server.crt")).unwrap();
     let err = pki::load_server(&certs).err().unwrap().to_string();
@@ -354,10 +272,7 @@ fn loaders_name_the_file_and_the_problem() {
 
     let early = pki.odd_client("early", false, support::pki::not_yet_valid);
     let err = pki::load_client(&early).err().unwrap().to_string();
-    assert!(
-        err.contains("client.crt") && err.contains("not valid before"),
-        "{err}"
-    );
+    assert!(err.contains("client.crt") && err.contains("not valid before"), "{err}");
 }
 
 #[test]

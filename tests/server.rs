@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use support::server::{TestServer, http, http_as};
+use support::server::{TestServer, get_json, http, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -21,10 +21,7 @@ fn the_seed_flow_exec_status_output_delete() {
     let id = server.ok("owner", &["exec", "echo", "hi"]);
     assert_eq!(id, "1\n");
     server.ok("owner", &["wait", "1"]);
-    assert_eq!(
-        server.ok("owner", &["status", "1"]),
-        "Completed, exit status: 0\n"
-    );
+    assert_eq!(server.ok("owner", &["status", "1"]), "Completed, exit status: 0\n");
     assert_eq!(server.ok("owner", &["output", "1"]), "hi\n");
     server.ok("owner", &["delete", "1"]);
     let out = server.rcmd("owner", &["status", "1"]);
@@ -50,19 +47,10 @@ fn status_lines_for_exit_signal_and_error() {
     for id in ["1", "2", "3"] {
         server.rcmd("owner", &["wait", id]);
     }
-    assert_eq!(
-        server.ok("owner", &["status", "1"]),
-        "Completed, exit status: 3\n"
-    );
-    assert_eq!(
-        server.ok("owner", &["status", "2"]),
-        "Completed, killed by signal: 9 (SIGKILL)\n"
-    );
+    assert_eq!(server.ok("owner", &["status", "1"]), "Completed, exit status: 3\n");
+    assert_eq!(server.ok("owner", &["status", "2"]), "Completed, killed by signal: 9 (SIGKILL)\n");
     let error = server.ok("owner", &["status", "3"]);
-    assert!(
-        error.starts_with("Error: ") && error.contains("No such file"),
-        "{error}"
-    );
+    assert!(error.starts_with("Error: ") && error.contains("No such file"), "{error}");
     assert_eq!(server.ok("owner", &["status", "4"]), "Running\n");
     let json: Value = serde_json::from_str(&server.ok("owner", &["--json", "status", "4"])).unwrap();
     assert_eq!(json["status"], "running");
@@ -97,42 +85,20 @@ async fn not_found_responses_reveal_nothing() {
         (Method::GET, "/jobs/1/output/stdout"),
         (Method::GET, "/jobs/1/output/stderr?follow=true"),
     ] {
-        let response = bob
-            .request(method.clone(), server.url(path))
-            .send()
-            .await
-            .unwrap();
+        let response = bob.request(method.clone(), server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         assert!(response.bytes().await.unwrap().is_empty(), "{path}: no body");
     }
     for (method, path) in [(Method::DELETE, "/jobs/1"), (Method::POST, "/jobs/1/stop")] {
-        let alices = bob
-            .request(method.clone(), server.url(path))
-            .send()
-            .await
-            .unwrap();
-        let missing = bob
-            .request(method, server.url(&path.replace('1', "77")))
-            .send()
-            .await
-            .unwrap();
+        let alices = bob.request(method.clone(), server.url(path)).send().await.unwrap();
+        let missing = bob.request(method, server.url(&path.replace('1', "77"))).send().await.unwrap();
         assert_eq!(alices.status(), StatusCode::NOT_FOUND);
         let alices: Value = alices.json().await.unwrap();
         let missing: Value = missing.json().await.unwrap();
         assert_eq!(alices["error"], "no job with id 1");
-        assert_eq!(
-            missing["error"], "no job with id 77",
-            "same shape as a job that never existed"
-        );
+        assert_eq!(missing["error"], "no job with id 77", "same shape as a job that never existed");
     }
-    let list: Value = bob
-        .get(server.url("/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&bob, &server, "/jobs").await;
     assert_eq!(list["jobs"], serde_json::json!([]));
 }
 
@@ -140,69 +106,20 @@ async fn not_found_responses_reveal_nothing() {
 async fn the_json_api_has_the_seed_shapes() {
     let server = TestServer::start(&[], &[]);
     let client = http_as(&server, "owner");
-    let response = client
-        .put(server.url("/jobs"))
-        .body(r#"{"cmd": "echo", "args": ["hi"]}"#)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        client.put(server.url("/jobs")).body(r#"{"cmd": "echo", "args": ["hi"]}"#).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        serde_json::json!({"id": 1})
-    );
-    let status: Value = client
-        .get(server.url("/jobs/1/status?wait=true"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (status["status"].as_str(), status["exit_code"].as_i64()),
-        (Some("completed"), Some(0))
-    );
-    let output: Value = client
-        .get(server.url("/jobs/1/output"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (output["stdout"].as_str(), output["stderr"].as_str()),
-        (Some("hi\n"), Some(""))
-    );
-    client
-        .put(server.url("/jobs"))
-        .body(r#"{"cmd": "/nope"}"#)
-        .send()
-        .await
-        .unwrap();
-    let status: Value = client
-        .get(server.url("/jobs/2/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap(), serde_json::json!({"id": 1}));
+    let status: Value = get_json(&client, &server, "/jobs/1/status?wait=true").await;
+    assert_eq!((status["status"].as_str(), status["exit_code"].as_i64()), (Some("completed"), Some(0)));
+    let output: Value = get_json(&client, &server, "/jobs/1/output").await;
+    assert_eq!((output["stdout"].as_str(), output["stderr"].as_str()), (Some("hi\n"), Some("")));
+    client.put(server.url("/jobs")).body(r#"{"cmd": "/nope"}"#).send().await.unwrap();
+    let status: Value = get_json(&client, &server, "/jobs/2/status").await;
     assert_eq!(status["status"], "error");
     assert!(status["error_msg"].as_str().unwrap().contains("No such file"));
-    let output: Value = client
-        .get(server.url("/jobs/2/output"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (output["stdout"].as_str(), output["stderr"].as_str()),
-        (Some(""), Some(""))
-    );
+    let output: Value = get_json(&client, &server, "/jobs/2/output").await;
+    assert_eq!((output["stdout"].as_str(), output["stderr"].as_str()), (Some(""), Some("")));
     let deleted = client.delete(server.url("/jobs/1")).send().await.unwrap();
     assert_eq!(deleted.status(), StatusCode::OK);
     assert!(deleted.bytes().await.unwrap().is_empty());
@@ -241,39 +158,14 @@ async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
         (Method::PATCH, "/jobs/1/status", vec![]),
     ];
     for (method, path, body) in cases {
-        let shown = format!(
-            "{method} {path} {:?}",
-            String::from_utf8_lossy(&body[..body.len().min(40)])
-        );
-        let response = client
-            .request(method, server.url(path))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_client_error(),
-            "{shown}: {}",
-            response.status()
-        );
-        let error: Value = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("{shown}: not JSON: {e}"));
-        assert!(
-            error["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{shown}: {error}"
-        );
+        let shown = format!("{method} {path} {:?}", String::from_utf8_lossy(&body[..body.len().min(40)]));
+        let response = client.request(method, server.url(path)).body(body).send().await.unwrap();
+        assert!(response.status().is_client_error(), "{shown}: {}", response.status());
+        let error: Value = response.json().await.unwrap_or_else(|e| panic!("{shown}: not JSON: {e}"));
+        assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{shown}: {error}");
     }
     // Nothing was created, and the server still answers correctly.
-    let list: Value = client
-        .get(server.url("/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&client, &server, "/jobs").await;
     assert_eq!(list["jobs"], serde_json::json!([]));
     server.ok("owner", &["exec", "true"]);
     assert_eq!(server.ok("owner", &["wait", "1"]), "Completed, exit status: 0\n");
@@ -285,12 +177,8 @@ async fn tls_refusals_and_the_good_client_still_works() {
     let foreign = server.pki.odd_client("foreign", true, |_| {});
     let expired = server.pki.odd_client("expired", false, support::pki::expired);
     let early = server.pki.odd_client("early", false, support::pki::not_yet_valid);
-    let server_eku = server
-        .pki
-        .odd_client("server-eku", false, support::pki::server_eku_only);
-    let no_cn = server
-        .pki
-        .odd_client("no-cn", false, support::pki::no_common_name);
+    let server_eku = server.pki.odd_client("server-eku", false, support::pki::server_eku_only);
+    let no_cn = server.pki.odd_client("no-cn", false, support::pki::no_common_name);
     let empty_cn = server.pki.odd_client("empty-cn", false, |p| {
         p.distinguished_name = rcgen::DistinguishedName::new();
         p.distinguished_name.push(rcgen::DnType::CommonName, "");
@@ -306,16 +194,8 @@ async fn tls_refusals_and_the_good_client_still_works() {
     ];
     for (what, dir) in cases {
         let result = http(&server, dir).get(server.url("/jobs")).send().await;
-        assert!(
-            result.is_err(),
-            "{what}: the server must refuse, got {:?}",
-            result.map(|r| r.status())
-        );
-        assert_eq!(
-            server.ok("owner", &["list", "--json"]),
-            "{\"jobs\":[]}\n",
-            "after {what}"
-        );
+        assert!(result.is_err(), "{what}: the server must refuse, got {:?}", result.map(|r| r.status()));
+        assert_eq!(server.ok("owner", &["list", "--json"]), "{\"jobs\":[]}\n", "after {what}");
     }
     support::wait_until("refusals are logged", Duration::from_secs(5), || {
         server.log().matches("refused at the TLS handshake").count() >= cases.len()
@@ -373,10 +253,7 @@ fn the_client_checks_the_server_name() {
         .unwrap();
     assert_eq!(out.status.code(), Some(255));
     let message = stderr(&out);
-    assert!(
-        message.contains("TLS") && message.contains("not valid for name"),
-        "{message}"
-    );
+    assert!(message.contains("TLS") && message.contains("not valid for name"), "{message}");
 }
 
 #[test]
@@ -396,10 +273,7 @@ fn graceful_shutdown_leaves_no_job_process() {
     let mut server = TestServer::start(&[], &[]);
     let sleep = support::marked_sleep(server.data.path(), "server-shutdown");
     for _ in 0..3 {
-        server.ok(
-            "owner",
-            &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")],
-        );
+        server.ok("owner", &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")]);
     }
     support::wait_until("the jobs run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 6
@@ -419,26 +293,15 @@ fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
         .unwrap();
     assert_eq!(out.status.code(), Some(255));
     let message = stderr(&out);
-    assert!(
-        message.contains("cannot connect to 127.0.0.1:1") && message.lines().count() == 1,
-        "{message}"
-    );
+    assert!(message.contains("cannot connect to 127.0.0.1:1") && message.lines().count() == 1, "{message}");
 
-    let out = Command::new(support::server::RCMD)
-        .args(["/no/such/dir", &server.addr, "list"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(support::server::RCMD).args(["/no/such/dir", &server.addr, "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     let message = stderr(&out);
-    assert!(
-        message.contains("/no/such/dir/ca.crt: missing") && message.lines().count() == 1,
-        "{message}"
-    );
+    assert!(message.contains("/no/such/dir/ca.crt: missing") && message.lines().count() == 1, "{message}");
 
-    let out = Command::new(support::server::RCMD)
-        .args(["/tmp", "nonsense", "list"])
-        .output()
-        .unwrap();
+    let out = Command::new(support::server::RCMD).args(["/tmp", "nonsense", "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("HOST:PORT"));
 
@@ -450,11 +313,8 @@ fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
 fn an_expired_client_certificate_fails_locally_with_a_clear_error() {
     let server = TestServer::start(&[], &[]);
     let expired = server.pki.odd_client("expired", false, support::pki::expired);
-    let out = Command::new(support::server::RCMD)
-        .arg(&expired)
-        .args([&server.addr, "list"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(support::server::RCMD).arg(&expired).args([&server.addr, "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
     assert!(!server.log().contains("odd-expired"), "no connection was made");
@@ -470,8 +330,5 @@ fn serve_without_certificates_says_how_to_make_them() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(
-        message.contains("ca.crt: missing") && message.contains("rcmd pki init"),
-        "{message}"
-    );
+    assert!(message.contains("ca.crt: missing") && message.contains("rcmd pki init"), "{message}");
 }

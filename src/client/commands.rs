@@ -33,10 +33,7 @@ pub fn describe(status: &wire::JobStatus) -> String {
         wire::State::Completed => match (status.exit_code, status.signal) {
             (Some(code), _) => format!("Completed, exit status: {code}"),
             (None, Some(signal)) => {
-                format!(
-                    "Completed, killed by signal: {signal} ({})",
-                    wire::signal_name(signal)
-                )
+                format!("Completed, killed by signal: {signal} ({})", wire::signal_name(signal))
             }
             (None, None) => "Completed".to_owned(),
         },
@@ -59,10 +56,7 @@ fn job_exit_code(status: &wire::JobStatus) -> i32 {
 }
 
 async fn create(conn: &Connection, cmd: &str, args: &[String]) -> Result<u64, ClientError> {
-    let body = wire::CreateJob {
-        cmd: cmd.to_owned(),
-        args: args.to_vec(),
-    };
+    let body = wire::CreateJob { cmd: cmd.to_owned(), args: args.to_vec() };
     let response = conn.call(Method::PUT, "/jobs", Some(&body), None).await?;
     let created: wire::Created = conn.json(response).await?;
     Ok(created.id)
@@ -107,17 +101,14 @@ pub async fn wait(conn: &Connection, id: u64, format: Format) -> Result<i32, Cli
 }
 
 pub async fn stop(conn: &Connection, id: u64, format: Format) -> Result<i32, ClientError> {
-    let response = conn
-        .call(Method::POST, &format!("/jobs/{id}/stop"), None::<&()>, Some(id))
-        .await?;
+    let response = conn.call(Method::POST, &format!("/jobs/{id}/stop"), None::<&()>, Some(id)).await?;
     let status: wire::JobStatus = conn.json(response).await?;
     print_status(&status, format);
     Ok(0)
 }
 
 pub async fn delete(conn: &Connection, id: u64) -> Result<i32, ClientError> {
-    conn.call(Method::DELETE, &format!("/jobs/{id}"), None::<&()>, Some(id))
-        .await?;
+    conn.call(Method::DELETE, &format!("/jobs/{id}"), None::<&()>, Some(id)).await?;
     Ok(0)
 }
 
@@ -186,13 +177,7 @@ pub async fn run(conn: &Connection, cmd: &str, args: &[String], remove: bool) ->
     }
     let status = fetch_status(conn, id, true).await?;
     if status.status == wire::State::Error {
-        eprintln!(
-            "rcmd: {}",
-            status
-                .error_msg
-                .as_deref()
-                .unwrap_or("the command could not start")
-        );
+        eprintln!("rcmd: {}", status.error_msg.as_deref().unwrap_or("the command could not start"));
     }
     if remove {
         delete(conn, id).await?;
@@ -215,10 +200,7 @@ async fn copy_stream(conn: &Connection, id: u64, stream: Stream, follow: bool) -
     let mut offset = 0u64;
     let mut failures = 0;
     loop {
-        let path = format!(
-            "/jobs/{id}/output/{}?follow={follow}&offset={offset}",
-            stream.name()
-        );
+        let path = format!("/jobs/{id}/output/{}?follow={follow}&offset={offset}", stream.name());
         let attempt = async {
             let mut response = conn.call(Method::GET, &path, None::<&()>, Some(id)).await?;
             while let Some(chunk) = response.chunk().await.map_err(|e| conn.transport_error(&e))? {

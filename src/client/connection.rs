@@ -40,11 +40,7 @@ fn parse_addr(addr: &str) -> Result<(String, String), ClientError> {
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad());
     }
-    let authority = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     Ok((host.to_owned(), authority))
 }
 
@@ -78,12 +74,7 @@ impl Connection {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ClientError::Other(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Connection {
-            http,
-            base: format!("https://{authority}"),
-            addr: addr.to_owned(),
-            host,
-        })
+        Ok(Connection { http, base: format!("https://{authority}"), addr: addr.to_owned(), host })
     }
 
     /// Sends a request; maps transport failures to clear errors.
@@ -96,9 +87,7 @@ impl Connection {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             let json = serde_json::to_vec(body).expect("request bodies serialise");
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(json);
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(json);
         }
         request.send().await.map_err(|e| self.transport_error(&e))
     }
@@ -139,10 +128,7 @@ impl Connection {
             source = s.source();
         }
         if e.is_connect() {
-            ClientError::Connect {
-                addr: self.addr.clone(),
-                detail,
-            }
+            ClientError::Connect { addr: self.addr.clone(), detail }
         } else {
             ClientError::Other(format!("request to {} failed: {detail}", self.addr))
         }
@@ -175,12 +161,8 @@ pub async fn check(response: Response, job: Option<u64>) -> Result<Response, Cli
         return Err(ClientError::NoSuchJob(id));
     }
     let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<wire::Error>(&text)
-        .map(|e| e.error)
-        .unwrap_or(text);
-    Err(ClientError::Server(format!(
-        "the server refused the request ({status}): {message}"
-    )))
+    let message = serde_json::from_str::<wire::Error>(&text).map(|e| e.error).unwrap_or(text);
+    Err(ClientError::Server(format!("the server refused the request ({status}): {message}")))
 }
 
 #[cfg(test)]
@@ -189,26 +171,10 @@ mod tests {
 
     #[test]
     fn addresses_parse_with_and_without_brackets() {
-        assert_eq!(
-            parse_addr("localhost:8443").unwrap(),
-            ("localhost".into(), "localhost:8443".into())
-        );
-        assert_eq!(
-            parse_addr("127.0.0.1:1").unwrap(),
-            ("127.0.0.1".into(), "127.0.0.1:1".into())
-        );
-        assert_eq!(
-            parse_addr("[::1]:8443").unwrap(),
-            ("::1".into(), "[::1]:8443".into())
-        );
-        for bad in [
-            "localhost",
-            "::1:8443",
-            ":8443",
-            "host:port",
-            "host:70000",
-            "[::1]",
-        ] {
+        assert_eq!(parse_addr("localhost:8443").unwrap(), ("localhost".into(), "localhost:8443".into()));
+        assert_eq!(parse_addr("127.0.0.1:1").unwrap(), ("127.0.0.1".into(), "127.0.0.1:1".into()));
+        assert_eq!(parse_addr("[::1]:8443").unwrap(), ("::1".into(), "[::1]:8443".into()));
+        for bad in ["localhost", "::1:8443", ":8443", "host:port", "host:70000", "[::1]"] {
             assert!(parse_addr(bad).is_err(), "{bad}");
         }
     }

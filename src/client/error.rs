@@ -30,11 +30,7 @@ pub enum ClientError {
     #[error(
         "TLS with {addr} failed: {detail} (check that the client certificate was issued by this server's CA and is still valid, and that the server's certificate names {host})"
     )]
-    Tls {
-        addr: String,
-        host: String,
-        detail: String,
-    },
+    Tls { addr: String, host: String, detail: String },
 
     #[error("{0}")]
     Server(String),

@@ -66,12 +66,9 @@ impl Job {
         let started = process::start(&spec.command, &spec.args)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)));
         let (child, supervision, status) = match started {
-            Ok(Started {
-                child,
-                exit,
-                stdout,
-                stderr,
-            }) => (Some(child), Some((exit, stdout, stderr)), Status::Running),
+            Ok(Started { child, exit, stdout, stderr }) => {
+                (Some(child), Some((exit, stdout, stderr)), Status::Running)
+            }
             Err(e) => {
                 // Never running: it does not count as such.
                 Usage::release(&spec.shared.usage.running);
@@ -177,9 +174,7 @@ impl Job {
     fn record_output_error(&self, stream: Stream, e: &io::Error) {
         tracing::warn!(job = %self.id, stream = stream.name(), error = %e, "job output could not be stored; the job goes on, marked truncated");
         let mut lifecycle = self.lock();
-        lifecycle
-            .output_error
-            .get_or_insert_with(|| format!("cannot store {}: {e}", stream.name()));
+        lifecycle.output_error.get_or_insert_with(|| format!("cannot store {}: {e}", stream.name()));
     }
 
     fn finish(&self, termination: Option<Termination>) {
@@ -242,14 +237,8 @@ impl Job {
     /// The output stored so far, both streams.
     pub fn output(&self) -> io::Result<Output> {
         let progress = *self.events.borrow();
-        let mut output = Output {
-            truncated: progress.truncated,
-            ..Output::default()
-        };
-        for (stream, buf) in [
-            (Stream::Stdout, &mut output.stdout),
-            (Stream::Stderr, &mut output.stderr),
-        ] {
+        let mut output = Output { truncated: progress.truncated, ..Output::default() };
+        for (stream, buf) in [(Stream::Stdout, &mut output.stdout), (Stream::Stderr, &mut output.stderr)] {
             let len = usize::try_from(progress.stored(stream)).map_err(io::Error::other)?;
             if len == 0 {
                 // Spool files are made with the first byte.
@@ -270,10 +259,7 @@ impl Job {
             let p = self.events.borrow();
             p.stored(Stream::Stdout) + p.stored(Stream::Stderr)
         };
-        self.shared
-            .usage
-            .stored
-            .fetch_sub(stored, std::sync::atomic::Ordering::SeqCst);
+        self.shared.usage.stored.fetch_sub(stored, std::sync::atomic::Ordering::SeqCst);
         Usage::release(&self.shared.usage.jobs);
         self.remove_spool_files();
     }

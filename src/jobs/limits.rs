@@ -26,14 +26,12 @@ pub enum Quota {
 impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Quota::Running(max) => write!(
-                f,
-                "{max} jobs are running, the most allowed: wait for one to finish, or stop one"
-            ),
-            Quota::Jobs(max) => write!(
-                f,
-                "{max} jobs are kept, the most allowed: delete finished jobs to make room"
-            ),
+            Quota::Running(max) => {
+                write!(f, "{max} jobs are running, the most allowed: wait for one to finish, or stop one")
+            }
+            Quota::Jobs(max) => {
+                write!(f, "{max} jobs are kept, the most allowed: delete finished jobs to make room")
+            }
             Quota::StoredBytes(max) => {
                 write!(
                     f,
@@ -55,9 +53,7 @@ pub(crate) struct Usage {
 impl Usage {
     /// Takes one unit of `counter` if that keeps it at or under `max`.
     pub fn reserve(counter: &AtomicUsize, max: usize) -> bool {
-        counter
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
-            .is_ok()
+        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1)).is_ok()
     }
 
     pub fn release(counter: &AtomicUsize) {

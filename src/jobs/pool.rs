@@ -65,15 +65,10 @@ impl JobPool {
     /// Creates a pool whose jobs are supervised on the current tokio runtime.
     pub fn new(config: PoolConfig) -> Result<Self, JobError> {
         let runtime = Handle::try_current().map_err(|_| JobError::NoRuntime)?;
-        take_over_dir(&config.data_dir).map_err(|source| JobError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        take_over_dir(&config.data_dir)
+            .map_err(|source| JobError::DataDir { path: config.data_dir.clone(), source })?;
         Ok(JobPool {
-            shared: Arc::new(Shared {
-                config,
-                usage: Usage::default(),
-            }),
+            shared: Arc::new(Shared { config, usage: Usage::default() }),
             jobs: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             runtime,
@@ -123,12 +118,7 @@ impl JobPool {
     fn start(&self, command: String, args: Vec<String>) -> JobId {
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let _runtime = self.runtime.enter();
-        let job = Job::start(Spec {
-            id,
-            command,
-            args,
-            shared: Arc::clone(&self.shared),
-        });
+        let job = Job::start(Spec { id, command, args, shared: Arc::clone(&self.shared) });
         self.jobs().insert(id, job);
         id
     }
@@ -151,16 +141,12 @@ impl JobPool {
     /// Everything the job has written so far, both streams. For large
     /// output prefer [`JobPool::reader`], which holds one chunk at a time.
     pub fn output(&self, id: JobId) -> Result<Output, JobError> {
-        self.get(id)?
-            .output()
-            .map_err(|source| JobError::ReadOutput { id, source })
+        self.get(id)?.output().map_err(|source| JobError::ReadOutput { id, source })
     }
 
     /// A reader that follows one stream of a job from byte `offset`.
     pub fn reader(&self, id: JobId, stream: Stream, offset: u64) -> Result<OutputReader, JobError> {
-        self.get(id)?
-            .reader(stream, offset)
-            .map_err(|source| JobError::ReadOutput { id, source })
+        self.get(id)?.reader(stream, offset).map_err(|source| JobError::ReadOutput { id, source })
     }
 
     /// Waits until the job has finished, and returns its final status.
@@ -234,10 +220,7 @@ impl Drop for JobPool {
 /// earlier pool left in it. Other files are left alone.
 fn take_over_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name().to_str().is_some_and(spool::is_spool_file_name) {

@@ -31,10 +31,7 @@ pub(crate) struct Started {
 /// which stays fast however large the server's memory grows.
 pub(crate) fn start(command: &str, args: &[String]) -> io::Result<Started> {
     if command.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the command is empty",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"));
     }
     let mut child = Command::new(OsStr::new(command))
         .args(args)
@@ -53,12 +50,7 @@ pub(crate) fn start(command: &str, args: &[String]) -> io::Result<Started> {
         ))
     })();
     match handles {
-        Ok((exit, stdout, stderr)) => Ok(Started {
-            child,
-            exit,
-            stdout,
-            stderr,
-        }),
+        Ok((exit, stdout, stderr)) => Ok(Started { child, exit, stdout, stderr }),
         Err(e) => {
             // Not supervisable: do not leave it running.
             signal_group(child.id(), Signal::SIGKILL);

@@ -64,11 +64,7 @@ pub(crate) struct Progress {
 impl Progress {
     /// The progress of a new job; one that never started is over at once.
     pub fn new(over: bool) -> Self {
-        Progress {
-            exited: over,
-            finished: over,
-            ..Progress::default()
-        }
+        Progress { exited: over, finished: over, ..Progress::default() }
     }
 
     pub fn stored(&self, stream: Stream) -> u64 {
@@ -95,12 +91,7 @@ pub(crate) fn is_spool_file_name(name: &str) -> bool {
 
 /// Creates an empty spool file that only the server's user can read.
 pub(crate) fn create_spool_file(path: &Path) -> io::Result<File> {
-    File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    File::options().write(true).create(true).truncate(true).mode(0o600).open(path)
 }
 
 /// Where a pump records what it stored, and how a pump learns the room left.
@@ -126,12 +117,7 @@ thread_local! {
 /// cap, or after a write error, are read and dropped, and the job is marked
 /// truncated.
 pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, path: &Path, sink: &Sink<'_>) {
-    let mut spool = SpoolWriter {
-        stream,
-        path,
-        file: None,
-        can_write: true,
-    };
+    let mut spool = SpoolWriter { stream, path, file: None, can_write: true };
     let mut enlarged = false;
     loop {
         if let Err(e) = pipe.readable().await {
@@ -176,15 +162,9 @@ struct SpoolWriter<'a> {
 impl SpoolWriter<'_> {
     /// Keeps what fits under the job's and the pool's caps, drops the rest.
     fn store(&mut self, sink: &Sink<'_>, bytes: &[u8]) {
-        let job_room = sink
-            .output_limit
-            .saturating_sub(sink.events.borrow().total_stored());
-        let pool_room = sink
-            .pool_limit
-            .saturating_sub(sink.pool_stored.load(Ordering::Relaxed));
-        let keep = bytes
-            .len()
-            .min(usize::try_from(job_room.min(pool_room)).unwrap_or(usize::MAX));
+        let job_room = sink.output_limit.saturating_sub(sink.events.borrow().total_stored());
+        let pool_room = sink.pool_limit.saturating_sub(sink.pool_stored.load(Ordering::Relaxed));
+        let keep = bytes.len().min(usize::try_from(job_room.min(pool_room)).unwrap_or(usize::MAX));
         let mut stored = 0;
         if self.can_write && keep > 0 {
             let file = match self.file.take() {
@@ -243,14 +223,7 @@ impl OutputReader {
         offset: u64,
         events: watch::Receiver<Progress>,
     ) -> Self {
-        OutputReader {
-            path,
-            file,
-            stream,
-            offset,
-            end: None,
-            events,
-        }
+        OutputReader { path, file, stream, offset, end: None, events }
     }
 
     /// Stops this reader at the output stored so far, instead of following

@@ -89,13 +89,7 @@ pub enum PkiCommand {
 
 pub fn run(command: PkiCommand) -> anyhow::Result<()> {
     match command {
-        PkiCommand::Init {
-            dir,
-            san,
-            days,
-            client,
-            force,
-        } => {
+        PkiCommand::Init { dir, san, days, client, force } => {
             let options = InitOptions {
                 sans: san,
                 days,
@@ -113,17 +107,9 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
             println!("  rcmd serve --certs {dir}");
             println!("  rcmd {dir} 127.0.0.1:8443 exec echo hello");
         }
-        PkiCommand::Client {
-            name,
-            dir,
-            days,
-            force,
-        } => {
+        PkiCommand::Client { name, dir, days, force } => {
             let target = super::issue_client_dir(&dir, &name, days, force)?;
-            println!(
-                "created {} (ca.crt, client.crt, client.key) for {name:?}",
-                target.display()
-            );
+            println!("created {} (ca.crt, client.crt, client.key) for {name:?}", target.display());
             println!(
                 "hand that folder to {name}, who runs: rcmd {} HOST:PORT exec echo hello",
                 target.display()
@@ -136,12 +122,7 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
                 println!("{target} was already revoked");
             }
             for entry in &revoked {
-                println!(
-                    "revoked {} {} (serial {})",
-                    entry.kind.name(),
-                    entry.cn,
-                    entry.serial
-                );
+                println!("revoked {} {} (serial {})", entry.kind.name(), entry.cn, entry.serial);
             }
             println!(
                 "wrote {}; make servers reload it: kill -HUP <server pid>",
@@ -189,10 +170,7 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
-        "{:<24} {:<7} {:<34} {:<21} {:>9}  STATE",
-        "CN", "KIND", "SERIAL", "NOT AFTER", "DAYS LEFT"
-    );
+    println!("{:<24} {:<7} {:<34} {:<21} {:>9}  STATE", "CN", "KIND", "SERIAL", "NOT AFTER", "DAYS LEFT");
     for e in &index.certificates {
         let (state, days_left) = state(e, now);
         let days = days_left.map_or("?".to_owned(), |d| d.to_string());
@@ -216,32 +194,18 @@ fn show(info: &CertInfo) {
     if info.client_auth {
         usages.push("clientAuth");
     }
-    let names: Vec<String> = info
-        .dns_names
-        .iter()
-        .cloned()
-        .chain(info.ip_addresses.iter().map(ToString::to_string))
-        .collect();
+    let names: Vec<String> =
+        info.dns_names.iter().cloned().chain(info.ip_addresses.iter().map(ToString::to_string)).collect();
     let or_dash = |list: Vec<String>| {
-        if list.is_empty() {
-            "-".to_owned()
-        } else {
-            list.join(", ")
-        }
+        if list.is_empty() { "-".to_owned() } else { list.join(", ") }
     };
     println!("subject:     {}", info.subject);
     println!("CA:          {}", if info.is_ca { "yes" } else { "no" });
     println!("names:       {}", or_dash(names));
-    println!(
-        "usages:      {}",
-        or_dash(usages.iter().map(ToString::to_string).collect())
-    );
+    println!("usages:      {}", or_dash(usages.iter().map(ToString::to_string).collect()));
     println!("not before:  {}", format_time(info.not_before));
     let days_left = info.days_left(OffsetDateTime::now_utc());
-    println!(
-        "not after:   {} ({days_left} days left)",
-        format_time(info.not_after)
-    );
+    println!("not after:   {} ({days_left} days left)", format_time(info.not_after));
     println!("serial:      {}", info.serial);
     println!("SHA-256:     {}", info.sha256_fingerprint);
 }

@@ -64,19 +64,13 @@ pub enum FileProblem {
 
 impl PkiError {
     pub(crate) fn file(path: impl Into<PathBuf>, problem: FileProblem) -> Self {
-        PkiError::File {
-            path: path.into(),
-            problem,
-        }
+        PkiError::File { path: path.into(), problem }
     }
 
     /// Maps an I/O error on `path` to a file error, "missing" when not found.
     pub(crate) fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
-        let problem = if e.kind() == std::io::ErrorKind::NotFound {
-            FileProblem::Missing
-        } else {
-            FileProblem::Io(e)
-        };
+        let problem =
+            if e.kind() == std::io::ErrorKind::NotFound { FileProblem::Missing } else { FileProblem::Io(e) };
         PkiError::file(path, problem)
     }
 }

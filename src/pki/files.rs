@@ -29,11 +29,7 @@ pub enum Secrecy {
 
 /// Creates `dir` (mode 0700, it will hold private keys) if it is missing.
 pub fn create_dir(dir: &Path) -> Result<(), PkiError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| PkiError::io(dir, e))
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| PkiError::io(dir, e))
 }
 
 /// Writes `contents` to `path` atomically: into a new temp file beside it
@@ -46,11 +42,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], secrecy: Secrecy) -> Result<()
     };
     let tmp = temp_path(path);
     let result = (|| {
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut file = File::options().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.write_all(contents)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
@@ -62,10 +54,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], secrecy: Secrecy) -> Result<()
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 

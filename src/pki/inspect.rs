@@ -33,11 +33,7 @@ impl CertInfo {
             .subject()
             .iter_common_name()
             .next()
-            .map(|cn| {
-                cn.as_str()
-                    .map(str::to_owned)
-                    .map_err(|e| format!("unreadable CN: {e}"))
-            })
+            .map(|cn| cn.as_str().map(str::to_owned).map_err(|e| format!("unreadable CN: {e}")))
             .transpose()?;
         let mut info = CertInfo {
             subject: cert.subject().to_string(),
@@ -84,15 +80,10 @@ impl CertInfo {
 }
 
 fn hex<'a>(bytes: impl IntoIterator<Item = &'a u8>, separator: &str) -> String {
-    bytes
-        .into_iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(separator)
+    bytes.into_iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(separator)
 }
 
 /// Formats a time the way rcmd prints it everywhere: RFC 3339, UTC.
 pub fn format_time(t: OffsetDateTime) -> String {
-    t.format(&::time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+    t.format(&::time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
 }

@@ -55,10 +55,7 @@ impl std::str::FromStr for San {
         if let Ok(ip) = value.parse() {
             return Ok(San::Ip(ip));
         }
-        let bad = |reason: &str| PkiError::BadSan {
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let bad = |reason: &str| PkiError::BadSan { value: value.to_owned(), reason: reason.to_owned() };
         let valid_label = |label: &str| {
             !label.is_empty()
                 && label.len() <= 63
@@ -71,9 +68,7 @@ impl std::str::FromStr for San {
         }
         let labels = value.strip_prefix("*.").unwrap_or(value);
         if !labels.split('.').all(valid_label) {
-            return Err(bad(
-                "not an IP address, nor a DNS name of letters, digits, `-` and `.`",
-            ));
+            return Err(bad("not an IP address, nor a DNS name of letters, digits, `-` and `.`"));
         }
         Ok(San::Dns(value.to_ascii_lowercase()))
     }
@@ -109,11 +104,7 @@ pub fn server_sans(extra: &[San]) -> Vec<San> {
 
 /// This machine's host name, if it has a usable one.
 pub fn host_name() -> Option<String> {
-    nix::unistd::gethostname()
-        .ok()?
-        .into_string()
-        .ok()
-        .filter(|h| !h.is_empty())
+    nix::unistd::gethostname().ok()?.into_string().ok().filter(|h| !h.is_empty())
 }
 
 fn random_serial() -> SerialNumber {
@@ -138,17 +129,9 @@ fn params(cn: &str, days: u32) -> CertificateParams {
 }
 
 fn entry(params: &CertificateParams, cn: &str, kind: Kind) -> Entry {
-    let serial = params
-        .serial_number
-        .as_ref()
-        .expect("params() sets a serial")
-        .to_bytes();
+    let serial = params.serial_number.as_ref().expect("params() sets a serial").to_bytes();
     Entry {
-        serial: serial
-            .iter()
-            .skip_while(|b| **b == 0)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        serial: serial.iter().skip_while(|b| **b == 0).map(|b| format!("{b:02x}")).collect(),
         cn: cn.to_owned(),
         kind,
         not_after: format_time(params.not_after),
@@ -166,21 +149,15 @@ impl Ca {
         let key = new_key()?;
         let mut params = params(cn, days);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
         let issued = Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             entry: entry(&params, cn, Kind::Ca),
         };
-        let ca = Ca {
-            cert_pem: issued.cert_pem.clone(),
-            issuer: Issuer::new(params, key),
-        };
+        let ca = Ca { cert_pem: issued.cert_pem.clone(), issuer: Issuer::new(params, key) };
         Ok((ca, issued))
     }
 
@@ -204,19 +181,13 @@ impl Ca {
         let key_pem = String::from_utf8(files::read(&key_path)?).map_err(|_| {
             PkiError::file(
                 &key_path,
-                FileProblem::NotPem {
-                    expected: "private key",
-                    detail: "not text".into(),
-                },
+                FileProblem::NotPem { expected: "private key", detail: "not text".into() },
             )
         })?;
         let key = KeyPair::from_pem(&key_pem)
             .map_err(|e| PkiError::file(&key_path, FileProblem::BadKey(e.to_string())))?;
         if rcgen::PublicKeyData::der_bytes(&key) != info.public_key.as_slice() {
-            return Err(PkiError::file(
-                &key_path,
-                FileProblem::KeyMismatch { cert: cert_path },
-            ));
+            return Err(PkiError::file(&key_path, FileProblem::KeyMismatch { cert: cert_path }));
         }
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
             .map_err(|e| PkiError::file(&cert_path, FileProblem::BadCertificate(e.to_string())))?;
@@ -234,11 +205,7 @@ impl Ca {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            entry: entry(&params, cn, kind),
-        })
+        Ok(Issued { cert_pem: cert.pem(), key_pem: key.serialize_pem(), entry: entry(&params, cn, kind) })
     }
 
     /// A server certificate (serverAuth) for these names.

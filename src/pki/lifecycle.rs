@@ -34,9 +34,7 @@ pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
         .map(|(i, _)| i)
         .collect();
     if matches.is_empty() {
-        return Err(PkiError::NotInIndex {
-            target: target.to_owned(),
-        });
+        return Err(PkiError::NotInIndex { target: target.to_owned() });
     }
     if matches.iter().any(|&i| index.certificates[i].kind == Kind::Ca) {
         return Err(PkiError::RevokeCa);
@@ -56,24 +54,13 @@ pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
 }
 
 fn normalise_serial(text: &str) -> String {
-    let hex: String = text
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let hex: String = text.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
     hex.trim_start_matches('0').to_owned()
 }
 
 fn serial_bytes(hex: &str) -> Option<Vec<u8>> {
-    let padded = if hex.len() % 2 == 1 {
-        format!("0{hex}")
-    } else {
-        hex.to_owned()
-    };
-    (0..padded.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok())
-        .collect()
+    let padded = if hex.len() % 2 == 1 { format!("0{hex}") } else { hex.to_owned() };
+    (0..padded.len()).step_by(2).map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok()).collect()
 }
 
 /// Writes `crl.pem`: every revoked certificate of the index, signed by the CA.
@@ -114,21 +101,11 @@ pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
         let current = read_info(&dir.join(files::SERVER_CERT))?;
         let mut sans: Vec<San> = current.dns_names.into_iter().map(San::Dns).collect();
         sans.extend(current.ip_addresses.into_iter().map(San::Ip));
-        (
-            ca.issue_server(&sans, days)?,
-            dir.to_owned(),
-            files::SERVER_CERT,
-            files::SERVER_KEY,
-        )
+        (ca.issue_server(&sans, days)?, dir.to_owned(), files::SERVER_CERT, files::SERVER_KEY)
     } else {
         validate_client_name(name)?;
         let folder = client_folder(dir, name)?;
-        (
-            ca.issue_client(name, days)?,
-            folder,
-            files::CLIENT_CERT,
-            files::CLIENT_KEY,
-        )
+        (ca.issue_client(name, days)?, folder, files::CLIENT_CERT, files::CLIENT_KEY)
     };
     issued.write(&folder.join(cert), &folder.join(key))?;
     issue::record(dir, &[&issued])?;
@@ -146,10 +123,7 @@ fn client_folder(dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
     if first.exists() && read_info(&first)?.common_name.as_deref() == Some(name) {
         return Ok(dir.to_owned());
     }
-    Err(PkiError::NoSuchClient {
-        name: name.to_owned(),
-        dir: dir.to_owned(),
-    })
+    Err(PkiError::NoSuchClient { name: name.to_owned(), dir: dir.to_owned() })
 }
 
 /// Parses a certificate file (`rcmd pki show`).

@@ -61,25 +61,16 @@ fn checked_info(path: &Path, der: &[u8], renew_hint: &str) -> Result<CertInfo, P
     let info = CertInfo::parse(der).map_err(|e| PkiError::file(path, FileProblem::BadCertificate(e)))?;
     let now = OffsetDateTime::now_utc();
     if now > info.not_after {
-        let hint = if renew_hint.is_empty() {
-            String::new()
-        } else {
-            format!("; {renew_hint}")
-        };
+        let hint = if renew_hint.is_empty() { String::new() } else { format!("; {renew_hint}") };
         return Err(PkiError::file(
             path,
-            FileProblem::Expired {
-                not_after: format_time(info.not_after),
-                hint,
-            },
+            FileProblem::Expired { not_after: format_time(info.not_after), hint },
         ));
     }
     if now < info.not_before {
         return Err(PkiError::file(
             path,
-            FileProblem::NotYetValid {
-                not_before: format_time(info.not_before),
-            },
+            FileProblem::NotYetValid { not_before: format_time(info.not_before) },
         ));
     }
     Ok(info)
@@ -95,35 +86,20 @@ pub fn load_identity(cert_path: &Path, key_path: &Path, renew_hint: &str) -> Res
     match CertifiedKey::from_der(vec![cert.clone()], key.clone_key(), &provider) {
         Ok(_) => {}
         Err(rustls::Error::InconsistentKeys(_)) => {
-            return Err(PkiError::file(
-                key_path,
-                FileProblem::KeyMismatch {
-                    cert: cert_path.to_owned(),
-                },
-            ));
+            return Err(PkiError::file(key_path, FileProblem::KeyMismatch { cert: cert_path.to_owned() }));
         }
         Err(e) => return Err(PkiError::file(key_path, FileProblem::BadKey(e.to_string()))),
     }
-    Ok(Identity {
-        chain: vec![cert],
-        key,
-        info,
-    })
+    Ok(Identity { chain: vec![cert], key, info })
 }
 
 /// Loads `ca.crt` as the only trust anchor.
 pub fn load_roots(dir: &Path) -> Result<(RootCertStore, CertInfo), PkiError> {
     let path = dir.join(files::CA_CERT);
     let der = read_cert(&path)?;
-    let info = checked_info(
-        &path,
-        &der,
-        "the CA must be replaced with `rcmd pki init --force`",
-    )?;
+    let info = checked_info(&path, &der, "the CA must be replaced with `rcmd pki init --force`")?;
     let mut roots = RootCertStore::empty();
-    roots
-        .add(der)
-        .map_err(|e| PkiError::file(&path, FileProblem::BadCertificate(e.to_string())))?;
+    roots.add(der).map_err(|e| PkiError::file(&path, FileProblem::BadCertificate(e.to_string())))?;
     Ok((roots, info))
 }
 
@@ -147,12 +123,7 @@ pub fn load_server(dir: &Path) -> Result<ServerFiles, PkiError> {
         &dir.join(files::SERVER_KEY),
         "issue a new one with `rcmd pki init --force`",
     )?;
-    Ok(ServerFiles {
-        identity,
-        roots,
-        ca,
-        crls: load_crls(dir)?,
-    })
+    Ok(ServerFiles { identity, roots, ca, crls: load_crls(dir)? })
 }
 
 /// Everything the client reads from a client directory.
@@ -169,9 +140,5 @@ pub fn load_client(dir: &Path) -> Result<ClientFiles, PkiError> {
 /// Wraps a loaded identity for rustls.
 pub fn certified_key(identity: &Identity) -> Result<Arc<CertifiedKey>, rustls::Error> {
     let provider = rustls::crypto::ring::default_provider();
-    Ok(Arc::new(CertifiedKey::from_der(
-        identity.chain.clone(),
-        identity.key.clone_key(),
-        &provider,
-    )?))
+    Ok(Arc::new(CertifiedKey::from_der(identity.chain.clone(), identity.key.clone_key(), &provider)?))
 }

@@ -73,10 +73,7 @@ impl InitOptions {
 /// The name of the user running rcmd, as a client name: the first client
 /// identity is theirs.
 pub fn default_client_name() -> String {
-    let from_uid = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name);
+    let from_uid = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name);
     from_uid
         .or_else(|| std::env::var("USER").ok())
         .filter(|name| validate_client_name(name).is_ok())
@@ -110,13 +107,8 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
     server.write(&path(files::SERVER_CERT), &path(files::SERVER_KEY))?;
     client.write(&path(files::CLIENT_CERT), &path(files::CLIENT_KEY))?;
     // A new CA starts a new history: the old index and CRL belong to the old CA.
-    Index {
-        certificates: [&ca_issued, &server, &client]
-            .iter()
-            .map(|i| i.entry.clone())
-            .collect(),
-    }
-    .save(dir)?;
+    Index { certificates: [&ca_issued, &server, &client].iter().map(|i| i.entry.clone()).collect() }
+        .save(dir)?;
     match std::fs::remove_file(path(files::CRL)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(PkiError::io(path(files::CRL), e)),
         _ => {}
@@ -145,11 +137,7 @@ pub fn issue_client_dir(dir: &Path, name: &str, days: u32, force: bool) -> Resul
     }
     let client = ca.issue_client(name, days)?;
     files::create_dir(&target)?;
-    files::write_atomic(
-        &target.join(files::CA_CERT),
-        ca.cert_pem.as_bytes(),
-        Secrecy::Public,
-    )?;
+    files::write_atomic(&target.join(files::CA_CERT), ca.cert_pem.as_bytes(), Secrecy::Public)?;
     client.write(&target.join(files::CLIENT_CERT), &target.join(files::CLIENT_KEY))?;
     issue::record(dir, &[&client])?;
     Ok(target)

@@ -24,10 +24,7 @@ pub fn validate_client_name(name: &str) -> Result<(), PkiError> {
         None
     };
     match reason {
-        Some(reason) => Err(PkiError::BadName {
-            name: name.to_owned(),
-            reason,
-        }),
+        Some(reason) => Err(PkiError::BadName { name: name.to_owned(), reason }),
         None => Ok(()),
     }
 }

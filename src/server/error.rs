@@ -16,10 +16,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: Some(message.into()),
-        }
+        ApiError { status, message: Some(message.into()) }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -33,10 +30,7 @@ impl ApiError {
 
     /// The same, without a body, as the seed specifies for reads.
     pub fn bare_not_found() -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: None,
-        }
+        ApiError { status: StatusCode::NOT_FOUND, message: None }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

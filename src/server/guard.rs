@@ -44,10 +44,7 @@ impl Guard {
             .stdout(Stdio::null())
             .spawn()?;
         let pipe = process.stdin.take();
-        Ok(Guard {
-            pipe: Mutex::new(pipe),
-            process: Mutex::new(process),
-        })
+        Ok(Guard { pipe: Mutex::new(pipe), process: Mutex::new(process) })
     }
 
     fn tell(&self, message: &str) {

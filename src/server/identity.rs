@@ -23,12 +23,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientId {
         }
         // The handshake already refused certificates without a CN; this only
         // guards against a server set up without client authentication.
-        let refused = || {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "a client certificate with a Common Name is required",
-            )
-        };
+        let refused =
+            || ApiError::new(StatusCode::FORBIDDEN, "a client certificate with a Common Name is required");
         let info = parts.extensions.get::<Arc<TlsInfo>>().ok_or_else(refused)?;
         let leaf = info.peer_certificates.first().ok_or_else(refused)?;
         let id = ClientId(common_name(leaf).ok_or_else(refused)?);

@@ -68,11 +68,7 @@ pub fn body(stdout: OutputReader, stderr: OutputReader, truncated: bool) -> Body
         Part::Stream(stdout),
         Part::Literal("\",\"stderr\":\""),
         Part::Stream(stderr),
-        Part::Literal(if truncated {
-            "\",\"truncated\":true}"
-        } else {
-            "\",\"truncated\":false}"
-        }),
+        Part::Literal(if truncated { "\",\"truncated\":true}" } else { "\",\"truncated\":false}" }),
     ];
     let stream = futures_util::stream::iter(parts).flat_map(|part| match part {
         Part::Literal(text) => {

@@ -20,9 +20,7 @@ pub struct ConnectionLimit {
 
 impl ConnectionLimit {
     pub fn new(max: usize) -> Self {
-        ConnectionLimit {
-            permits: Arc::new(Semaphore::new(max)),
-        }
+        ConnectionLimit { permits: Arc::new(Semaphore::new(max)) }
     }
 }
 
@@ -35,17 +33,9 @@ impl<S> Accept<TcpStream, S> for ConnectionLimit {
         let accepted = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => {
                 let _ = stream.set_nodelay(true);
-                Ok((
-                    Limited {
-                        stream,
-                        _permit: permit,
-                    },
-                    service,
-                ))
+                Ok((Limited { stream, _permit: permit }, service))
             }
-            Err(_) => Err(io::Error::other(
-                "the connection limit (--max-connections) is reached",
-            )),
+            Err(_) => Err(io::Error::other("the connection limit (--max-connections) is reached")),
         };
         std::future::ready(accepted)
     }

@@ -113,28 +113,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
     if args.dev && !args.listen.ip().is_loopback() {
-        anyhow::bail!(
-            "--dev listens on loopback only; drop --dev to listen on {}",
-            args.listen
-        );
+        anyhow::bail!("--dev listens on loopback only; drop --dev to listen on {}", args.listen);
     }
     if args.dev && !pki::has_ca(&args.certs) {
         pki::init(&pki::InitOptions::new(&args.certs))?;
         println!("created a new PKI in {}", args.certs.display());
     }
     let (config, mut identity) = load_tls(&args.certs).map_err(|e| {
-        anyhow::anyhow!(
-            "{e:#} (create one with `rcmd pki init --dir {}`)",
-            args.certs.display()
-        )
+        anyhow::anyhow!("{e:#} (create one with `rcmd pki init --dir {}`)", args.certs.display())
     })?;
     identity.warn_if_expiring();
     let tls = RustlsConfig::from_config(config);
 
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| default_data_dir(args.listen.port()));
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| default_data_dir(args.listen.port()));
     let mut template = PoolConfig::new(&data_dir);
     template.output_limit = args.max_output;
     template.stop_grace = seconds(args.stop_grace, "--stop-grace")?;
@@ -143,9 +134,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     template.max_stored_bytes = args.max_stored;
     let guard = Arc::new(guard::Guard::start().context("cannot start the guard process")?);
     template.watcher = Some(guard.clone());
-    let state = Arc::new(routes::AppState {
-        pools: pools::Pools::new(data_dir.clone(), template),
-    });
+    let state = Arc::new(routes::AppState { pools: pools::Pools::new(data_dir.clone(), template) });
 
     let handle = Handle::new();
     let request_timeout = seconds(args.request_timeout, "--request-timeout")?;
@@ -212,11 +201,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// One folder per server: two servers must never share one, as each takes
 /// over its folders. With port 0 the port is not known yet; the pid is unique.
 fn default_data_dir(port: u16) -> PathBuf {
-    let server = if port == 0 {
-        format!("p{}", std::process::id())
-    } else {
-        port.to_string()
-    };
+    let server = if port == 0 { format!("p{}", std::process::id()) } else { port.to_string() };
     std::env::temp_dir().join(format!("rcmd-{}-{server}", nix::unistd::getuid()))
 }
 
@@ -250,10 +235,7 @@ impl Identity {
 /// Loads the cert directory and builds the TLS configuration from it.
 fn load_tls(certs: &std::path::Path) -> anyhow::Result<(Arc<rustls::ServerConfig>, Identity)> {
     let files = pki::load_server(certs)?;
-    let identity = Identity {
-        server: files.identity.info.clone(),
-        ca: files.ca.clone(),
-    };
+    let identity = Identity { server: files.identity.info.clone(), ca: files.ca.clone() };
     Ok((tls::server_config(files)?, identity))
 }
 

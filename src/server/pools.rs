@@ -19,11 +19,7 @@ pub struct Pools {
 impl Pools {
     /// `template` holds the limits; its data dir is replaced per client.
     pub fn new(data_dir: PathBuf, template: PoolConfig) -> Self {
-        Pools {
-            data_dir,
-            template,
-            by_client: Mutex::new(HashMap::new()),
-        }
+        Pools { data_dir, template, by_client: Mutex::new(HashMap::new()) }
     }
 
     /// The client's pool, created on first use.
@@ -43,12 +39,7 @@ impl Pools {
     }
 
     pub fn all(&self) -> Vec<Arc<JobPool>> {
-        self.by_client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.by_client.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 }
 

@@ -116,9 +116,7 @@ impl<S: Send + Sync> FromRequestParts<S> for JobPath {
             Some("stdout") => Some(Stream::Stdout),
             Some("stderr") => Some(Stream::Stderr),
             Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown stream {other:?}: use stdout or stderr"
-                )));
+                return Err(ApiError::bad_request(format!("unknown stream {other:?}: use stdout or stderr")));
             }
         };
         Ok(JobPath { id, stream })
@@ -126,19 +124,21 @@ impl<S: Send + Sync> FromRequestParts<S> for JobPath {
 }
 
 fn pool(state: &AppState, client: &ClientId) -> Result<Arc<JobPool>, ApiError> {
-    state
-        .pools
-        .get(client)
-        .map_err(|e| ApiError::internal(format!("cannot open the job store: {e:#}")))
+    state.pools.get(client).map_err(|e| ApiError::internal(format!("cannot open the job store: {e:#}")))
 }
 
-/// Parses a query string, with a JSON error for a bad one.
-fn query<T: serde::de::DeserializeOwned>(
-    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<T, ApiError> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+/// A parsed query string; a bad one is a 400 with a JSON error.
+struct ApiQuery<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(query) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        Ok(ApiQuery(query))
+    }
 }
 
 async fn create(
@@ -146,12 +146,8 @@ async fn create(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<wire::Created>, ApiError> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            format!("cannot read the request body: {}", e.body_text()),
-        )
-    })?;
+    let body = body
+        .map_err(|e| ApiError::new(e.status(), format!("cannot read the request body: {}", e.body_text())))?;
     let shape = r#"expected a JSON object like {"cmd": "echo", "args": ["hi"]}"#;
     // serde would also take a struct from an array; the API takes objects.
     if !body.trim_ascii_start().starts_with(b"{") {
@@ -163,9 +159,7 @@ async fn create(
         return Err(ApiError::bad_request("cmd must not be empty"));
     }
     if request.args.len() > MAX_ARGS {
-        return Err(ApiError::bad_request(format!(
-            "too many args: at most {MAX_ARGS}"
-        )));
+        return Err(ApiError::bad_request(format!("too many args: at most {MAX_ARGS}")));
     }
     if request.cmd.contains('\0') || request.args.iter().any(|a| a.contains('\0')) {
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
@@ -179,11 +173,7 @@ async fn create(
 }
 
 async fn list(client: ClientId, State(state): State<Arc<AppState>>) -> Result<Json<wire::JobList>, ApiError> {
-    let jobs = pool(&state, &client)?
-        .list()
-        .iter()
-        .map(super::status_body)
-        .collect();
+    let jobs = pool(&state, &client)?.list().iter().map(super::status_body).collect();
     Ok(Json(wire::JobList { jobs }))
 }
 
@@ -199,18 +189,11 @@ async fn status(
     client: ClientId,
     State(state): State<Arc<AppState>>,
     job: JobPath,
-    q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<StatusQuery>,
 ) -> Result<Json<wire::JobStatus>, ApiError> {
-    let q = query(q)?;
     let pool = pool(&state, &client)?;
-    let status = if q.wait {
-        pool.wait(job.id).await
-    } else {
-        pool.status(job.id)
-    };
-    status
-        .map(|s| Json(super::status_body(&s)))
-        .map_err(|_| ApiError::bare_not_found())
+    let status = if q.wait { pool.wait(job.id).await } else { pool.status(job.id) };
+    status.map(|s| Json(super::status_body(&s))).map_err(|_| ApiError::bare_not_found())
 }
 
 async fn output_json(
@@ -219,10 +202,7 @@ async fn output_json(
     job: JobPath,
 ) -> Result<Response, ApiError> {
     let pool = pool(&state, &client)?;
-    let truncated = pool
-        .status(job.id)
-        .map_err(|_| ApiError::bare_not_found())?
-        .truncated;
+    let truncated = pool.status(job.id).map_err(|_| ApiError::bare_not_found())?.truncated;
     let reader = |stream| open_reader(&pool, job.id, stream, 0).map(|r| r.up_to_now());
     let body = json_output::body(reader(Stream::Stdout)?, reader(Stream::Stderr)?, truncated);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
@@ -250,9 +230,8 @@ async fn output_raw(
     client: ClientId,
     State(state): State<Arc<AppState>>,
     job: JobPath,
-    q: Result<Query<RawQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<RawQuery>,
 ) -> Result<Response, ApiError> {
-    let q = query(q)?;
     let stream = job.stream.expect("the route has a stream");
     let pool = pool(&state, &client)?;
     let reader = open_reader(&pool, job.id, stream, q.offset)?;
@@ -265,11 +244,7 @@ async fn output_raw(
             Err(e) => Some((Err(e), None)),
         }
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        Body::from_stream(chunks),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(chunks)).into_response())
 }
 
 async fn stop(
@@ -278,10 +253,7 @@ async fn stop(
     job: JobPath,
 ) -> Result<Json<wire::JobStatus>, ApiError> {
     let pool = pool(&state, &client)?;
-    let status = pool
-        .stop(job.id)
-        .await
-        .map_err(|_| ApiError::no_such_job(job.id.0))?;
+    let status = pool.stop(job.id).await.map_err(|_| ApiError::no_such_job(job.id.0))?;
     Ok(Json(super::status_body(&status)))
 }
 
@@ -291,8 +263,6 @@ async fn delete(
     job: JobPath,
 ) -> Result<StatusCode, ApiError> {
     let pool = pool(&state, &client)?;
-    pool.delete(job.id)
-        .await
-        .map_err(|_| ApiError::no_such_job(job.id.0))?;
+    pool.delete(job.id).await.map_err(|_| ApiError::no_such_job(job.id.0))?;
     Ok(StatusCode::OK)
 }

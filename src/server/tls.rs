@@ -40,9 +40,7 @@ impl ClientCertVerifier for RequireCommonName {
         let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
         match common_name(end_entity) {
             Some(_) => Ok(verified),
-            None => Err(rustls::Error::General(
-                "client certificate has no Common Name".into(),
-            )),
+            None => Err(rustls::Error::General("client certificate has no Common Name".into())),
         }
     }
 

@@ -40,10 +40,7 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
     let deadline = Instant::now() + limit;
     let mut pause = Duration::from_millis(1);
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting until {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
@@ -56,19 +53,14 @@ pub fn pids_matching(marker: &str) -> Vec<u32> {
         .arg(marker)
         .output()
         .expect("pgrep runs (install procps)");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// Waits until no process's command line contains `marker`.
 pub fn wait_no_process(marker: &str) {
-    wait_until(
-        &format!("no process matches {marker}"),
-        Duration::from_secs(10),
-        || pids_matching(marker).is_empty(),
-    );
+    wait_until(&format!("no process matches {marker}"), Duration::from_secs(10), || {
+        pids_matching(marker).is_empty()
+    });
 }
 
 /// A copy of /bin/sleep under a unique name in `dir`, so that every process
@@ -82,9 +74,7 @@ pub fn marked_sleep(dir: &Path, label: &str) -> String {
 /// Whether a process with this pid exists and is not a zombie.
 pub fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

@@ -56,10 +56,7 @@ impl TestPki {
             (params.self_signed(&key).unwrap().pem(), key)
         } else {
             let pem = std::fs::read_to_string(self.certs().join("ca.key")).unwrap();
-            (
-                std::fs::read_to_string(self.certs().join("ca.crt")).unwrap(),
-                KeyPair::from_pem(&pem).unwrap(),
-            )
+            (std::fs::read_to_string(self.certs().join("ca.crt")).unwrap(), KeyPair::from_pem(&pem).unwrap())
         };
         let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).unwrap();
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -96,9 +93,7 @@ pub fn server_eku_only(params: &mut CertificateParams) {
 
 pub fn no_common_name(params: &mut CertificateParams) {
     params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "no CN here");
+    params.distinguished_name.push(DnType::OrganizationName, "no CN here");
 }
 
 pub fn read(path: &Path) -> Vec<u8> {

@@ -50,9 +50,7 @@ fn relay(mut from: TcpStream, mut to: TcpStream, cut: Option<(usize, Arc<AtomicU
         };
         if let Some((limit, cuts)) = &cut
             && moved + n > *limit
-            && cuts
-                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+            && cuts.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
         {
             let _ = to.write_all(&buf[..limit - moved]);
             break;

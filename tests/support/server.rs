@@ -62,13 +62,7 @@ impl TestServer {
                 panic!("server did not start: {line:?}\n{log}")
             })
             .to_owned();
-        TestServer {
-            child,
-            _stdout: stdout,
-            addr,
-            pki,
-            data,
-        }
+        TestServer { child, _stdout: stdout, addr, pki, data }
     }
 
     pub fn port(&self) -> &str {
@@ -85,11 +79,7 @@ impl TestServer {
 
     /// The client directory of `client` ("owner" is the cert dir itself).
     pub fn client_dir(&self, client: &str) -> PathBuf {
-        if client == "owner" {
-            self.pki.certs()
-        } else {
-            self.pki.client(client)
-        }
+        if client == "owner" { self.pki.certs() } else { self.pki.client(client) }
     }
 
     /// A command for the real client binary as `client`.
@@ -101,20 +91,13 @@ impl TestServer {
 
     /// Runs the real client binary as `client` and returns what it did.
     pub fn rcmd(&self, client: &str, args: &[&str]) -> Output {
-        self.command(client, args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run rcmd")
+        self.command(client, args).stdin(Stdio::null()).output().expect("run rcmd")
     }
 
     /// Runs the client, expects success, and returns its stdout.
     pub fn ok(&self, client: &str, args: &[&str]) -> String {
         let out = self.rcmd(client, args);
-        assert!(
-            out.status.success(),
-            "rcmd {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "rcmd {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -177,4 +160,10 @@ pub fn http(server: &TestServer, client_dir: Option<&Path>) -> reqwest::Client {
 
 pub fn http_as(server: &TestServer, client: &str) -> reqwest::Client {
     http(server, Some(&server.client_dir(client)))
+}
+
+/// GETs `path` from the server and parses the JSON answer.
+pub async fn get_json(client: &reqwest::Client, server: &TestServer, path: &str) -> serde_json::Value {
+    let response = client.get(server.url(path)).send().await.unwrap();
+    response.json().await.unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
 }
