@@ -11,7 +11,7 @@ cargo build --release -q --bin rcmd
 rcmd=$PWD/target/release/rcmd
 tmp=$(mktemp -d /tmp/rcmd-scan.XXXXXX)
 server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$tmp"; }
 trap cleanup EXIT
 
 venv=${SSLYZE_VENV:-/tmp/rcmd-sslyze-venv}
@@ -28,11 +28,11 @@ addr=$(sed -n 's/^rcmd listening on \([^ ]*\).*/\1/p' "$tmp/out")
 
 # Without a client certificate: what the server offers, and that it requires one.
 "$venv/bin/sslyze" --json_out="$tmp/anon.json" --quiet \
-  --sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves --certinfo "localhost{127.0.0.1}:${addr##*:}" >/dev/null || true
+  --sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves --certinfo "localhost:${addr##*:}{127.0.0.1}" >/dev/null || true
 # With one: the cipher suites actually accepted.
 "$venv/bin/sslyze" --json_out="$tmp/auth.json" --quiet \
   --cert "$tmp/certs/client.crt" --key "$tmp/certs/client.key" --keyform PEM \
-  --tlsv1_2 --tlsv1_3 --elliptic_curves "localhost{127.0.0.1}:${addr##*:}" >/dev/null || true
+  --tlsv1_2 --tlsv1_3 --elliptic_curves "localhost:${addr##*:}{127.0.0.1}" >/dev/null || true
 
 python3 - "$tmp/anon.json" "$tmp/auth.json" <<'PY'
 import json, sys
