@@ -64,6 +64,14 @@ pub struct JobStatus {
 
 impl JobStatus {
     /// The exit status a shell would give: the code, or 128 + the signal.
+    ///
+    /// ```
+    /// let status: rcmd::wire::JobStatus =
+    ///     serde_json::from_str(r#"{"status": "completed", "signal": 15}"#).unwrap();
+    /// assert_eq!(status.shell_exit_code(), Some(143));
+    /// let status: rcmd::wire::JobStatus = serde_json::from_str(r#"{"status": "running"}"#).unwrap();
+    /// assert_eq!(status.shell_exit_code(), None);
+    /// ```
     pub fn shell_exit_code(&self) -> Option<i32> {
         match (self.exit_code, self.signal) {
             (Some(code), _) => Some(code),
