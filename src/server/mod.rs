@@ -21,7 +21,7 @@ mod routes;
 mod tls;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -126,14 +126,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls = RustlsConfig::from_config(config);
 
     let data_dir = args.data_dir.clone().unwrap_or_else(|| default_data_dir(args.listen.port()));
-    let mut template = PoolConfig::new(&data_dir);
-    template.output_limit = args.max_output;
-    template.stop_grace = seconds(args.stop_grace, "--stop-grace")?;
-    template.max_running = args.max_running;
-    template.max_jobs = args.max_jobs;
-    template.max_stored_bytes = args.max_stored;
     let guard = Arc::new(guard::Guard::start().context("cannot start the guard process")?);
-    template.watcher = Some(guard.clone());
+    let template = pool_template(&args, &data_dir, guard)?;
     let state = Arc::new(routes::AppState { pools: pools::Pools::new(data_dir.clone(), template) });
 
     let handle = Handle::new();
@@ -179,14 +173,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = daily.tick() => identity.warn_if_expiring(),
-            _ = hangup.recv() => match load_tls(&args.certs) {
-                Ok((config, reloaded)) => {
-                    tls.reload_from_config(config);
-                    identity = reloaded;
-                    tracing::info!(server_serial = %identity.server.serial, "reloaded the certificates, key, CA and CRL; new connections use them");
-                }
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed; still using the previous certificates"),
-            },
+            _ = hangup.recv() => reload(&args.certs, &tls, &mut identity),
         }
     }
     tracing::info!("shutting down: killing every job");
@@ -196,6 +183,34 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, server).await;
     Ok(())
+}
+
+/// The limits every client's pool gets, and the guard that hears of every
+/// job's process group.
+fn pool_template(args: &ServeArgs, data_dir: &Path, guard: Arc<guard::Guard>) -> anyhow::Result<PoolConfig> {
+    let mut template = PoolConfig::new(data_dir);
+    template.output_limit = args.max_output;
+    template.stop_grace = seconds(args.stop_grace, "--stop-grace")?;
+    template.max_running = args.max_running;
+    template.max_jobs = args.max_jobs;
+    template.max_stored_bytes = args.max_stored;
+    template.watcher = Some(guard);
+    Ok(template)
+}
+
+/// SIGHUP: load the cert directory again. New connections use it; open ones
+/// and running jobs are untouched. If it does not load, nothing changes.
+fn reload(certs: &Path, tls: &RustlsConfig, identity: &mut Identity) {
+    match load_tls(certs) {
+        Ok((config, reloaded)) => {
+            tls.reload_from_config(config);
+            *identity = reloaded;
+            tracing::info!(server_serial = %identity.server.serial, "reloaded the certificates, key, CA and CRL; new connections use them");
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reload failed; still using the previous certificates")
+        }
+    }
 }
 
 /// One folder per server: two servers must never share one, as each takes
@@ -233,7 +248,7 @@ impl Identity {
 }
 
 /// Loads the cert directory and builds the TLS configuration from it.
-fn load_tls(certs: &std::path::Path) -> anyhow::Result<(Arc<rustls::ServerConfig>, Identity)> {
+fn load_tls(certs: &Path) -> anyhow::Result<(Arc<rustls::ServerConfig>, Identity)> {
     let files = pki::load_server(certs)?;
     let identity = Identity { server: files.identity.info.clone(), ca: files.ca.clone() };
     Ok((tls::server_config(files)?, identity))
