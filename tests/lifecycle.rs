@@ -27,13 +27,15 @@ fn works(server: &TestServer, client: &str) -> bool {
 
 /// The serial of the certificate the server presents to a new connection.
 fn presented_serial(server: &TestServer) -> String {
-    let certs = server.pki.certs();
-    let script = format!(
-        "openssl s_client -connect {} -CAfile {c}/ca.crt -cert {c}/client.crt -key {c}/client.key </dev/null 2>/dev/null | openssl x509 -noout -serial",
-        server.addr,
-        c = certs.display()
-    );
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let handshake = server.openssl_s_client(&[]);
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut x509.stdin.take().unwrap(), &handshake.stdout).unwrap();
+    let out = x509.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_ascii_lowercase()
 }
 

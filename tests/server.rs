@@ -205,17 +205,7 @@ async fn tls_refusals_and_the_good_client_still_works() {
 #[test]
 fn a_tls12_only_client_is_refused() {
     let server = TestServer::start(&[], &[]);
-    let certs = server.pki.certs();
-    let out = Command::new("openssl")
-        .args(["s_client", "-tls1_2", "-connect", &server.addr, "-CAfile"])
-        .arg(certs.join("ca.crt"))
-        .arg("-cert")
-        .arg(certs.join("client.crt"))
-        .arg("-key")
-        .arg(certs.join("client.key"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("openssl is installed (.ci/run installs it)");
+    let out = server.openssl_s_client(&["-tls1_2"]);
     assert!(!out.status.success(), "TLS 1.2 must fail");
     let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("alert") || text.contains("protocol"), "{text}");
@@ -225,17 +215,7 @@ fn a_tls12_only_client_is_refused() {
 #[test]
 fn a_tls13_openssl_client_negotiates_tls13() {
     let server = TestServer::start(&[], &[]);
-    let certs = server.pki.certs();
-    let out = Command::new("openssl")
-        .args(["s_client", "-connect", &server.addr, "-CAfile"])
-        .arg(certs.join("ca.crt"))
-        .arg("-cert")
-        .arg(certs.join("client.crt"))
-        .arg("-key")
-        .arg(certs.join("client.key"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let out = server.openssl_s_client(&[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("TLSv1.3"), "{text}");
 }

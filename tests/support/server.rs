@@ -101,6 +101,24 @@ impl TestServer {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `openssl s_client` to the server as the "owner" client, with `extra`
+    /// flags, and nothing on its stdin (so it closes after the handshake).
+    pub fn openssl_s_client(&self, extra: &[&str]) -> Output {
+        let certs = self.pki.certs();
+        Command::new("openssl")
+            .args(["s_client", "-connect", &self.addr])
+            .args(extra)
+            .arg("-CAfile")
+            .arg(certs.join("ca.crt"))
+            .arg("-cert")
+            .arg(certs.join("client.crt"))
+            .arg("-key")
+            .arg(certs.join("client.key"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl is installed (.ci/run installs it)")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port())
     }
