@@ -19,7 +19,9 @@ use connection::Connection;
 /// `rcmd CERTDIR HOST:PORT COMMAND ...`
 #[derive(Debug, clap::Parser)]
 #[command(
-    name = "rcmd CERTDIR HOST:PORT",
+    name = "rcmd",
+    bin_name = "rcmd",
+    override_usage = "rcmd <CERTDIR> <ADDR> [--json] <COMMAND> [ARGS]...",
     no_binary_name = true,
     about = "Run and manage jobs on an rcmd server",
     after_help = EXIT_STATUS_HELP
