@@ -83,6 +83,26 @@ async fn a_follower_that_disconnects_leaves_the_server_and_job_unharmed() {
     assert_eq!(server.ok("owner", &["status", &id]), "Completed, exit status: 0\n");
 }
 
+#[tokio::test]
+async fn a_slow_follower_holds_back_only_itself() {
+    let server = TestServer::start(&[], &[]);
+    // Far more than the socket buffers between server and client hold.
+    let id = exec(
+        &server,
+        &["exec".into(), "sh".into(), "-c".into(), "head -c 20000000 /dev/zero; echo end".into()],
+    );
+    let client = http_as(&server, "owner");
+    let stalled =
+        client.get(server.url(&format!("/jobs/{id}/output/stdout?follow=true"))).send().await.unwrap();
+    // While that follower reads nothing, the job finishes and another
+    // follower gets everything.
+    let out = server.command("owner", &["logs", &id, "-f"]).output().unwrap();
+    assert_eq!(out.stdout.len(), 20_000_004);
+    assert_eq!(server.ok("owner", &["status", &id]), "Completed, exit status: 0\n");
+    // The stalled one still gets every byte when it reads at last.
+    assert_eq!(stalled.bytes().await.unwrap().len(), 20_000_004);
+}
+
 #[test]
 fn binary_output_through_follow_is_byte_exact() {
     let server = TestServer::start(&[], &[]);

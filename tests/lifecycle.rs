@@ -176,3 +176,30 @@ fn the_client_warns_before_its_certificate_expires() {
     assert!(stderr.contains("expires in") && stderr.contains("rcmd pki renew"), "{stderr}");
     assert!(!String::from_utf8_lossy(&server.rcmd("owner", &["list"]).stderr).contains("warning"));
 }
+
+#[test]
+fn the_server_warns_at_start_when_its_certificate_expires_soon() {
+    let dir = support::TempDir::new("expiring-server");
+    let certs = dir.path().join("certs");
+    let init =
+        Command::new(RCMD).args(["pki", "init", "--days", "10", "--dir"]).arg(&certs).output().unwrap();
+    assert!(init.status.success());
+    let log = dir.path().join("server.log");
+    let mut server = Command::new(RCMD)
+        .args(["serve", "--listen", "127.0.0.1:0", "--certs"])
+        .arg(&certs)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    support::wait_until("the warning is logged", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("server certificate expires soon")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("rcmd pki renew server"), "{text}");
+    assert!(!text.contains("CA certificate expires soon"), "the CA has ten years: {text}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
