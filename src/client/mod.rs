@@ -10,7 +10,6 @@ mod error;
 
 use std::path::PathBuf;
 
-pub use commands::describe;
 pub use error::{ClientError, exit};
 
 use commands::Format;

@@ -208,10 +208,6 @@ impl Job {
         }
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.events.borrow().finished
-    }
-
     pub async fn wait_exited(&self) {
         let _ = self.events.subscribe().wait_for(|p| p.exited).await;
     }

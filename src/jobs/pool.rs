@@ -75,10 +75,6 @@ impl JobPool {
         })
     }
 
-    pub fn config(&self) -> &PoolConfig {
-        &self.shared.config
-    }
-
     fn jobs(&self) -> MutexGuard<'_, BTreeMap<JobId, Arc<Job>>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -131,11 +127,6 @@ impl JobPool {
     pub fn list(&self) -> Vec<JobStatus> {
         let jobs: Vec<Arc<Job>> = self.jobs().values().cloned().collect();
         jobs.iter().map(|job| job.status()).collect()
-    }
-
-    /// The number of jobs whose process has not finished.
-    pub fn running(&self) -> usize {
-        self.jobs().values().filter(|job| !job.is_finished()).count()
     }
 
     /// Everything the job has written so far, both streams. For large

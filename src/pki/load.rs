@@ -2,7 +2,6 @@
 //! the file and what is wrong with it.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -135,10 +134,4 @@ pub fn load_client(dir: &Path) -> Result<ClientFiles, PkiError> {
         "renew it (`rcmd pki renew NAME` where the CA is)",
     )?;
     Ok(ClientFiles { identity, roots })
-}
-
-/// Wraps a loaded identity for rustls.
-pub fn certified_key(identity: &Identity) -> Result<Arc<CertifiedKey>, rustls::Error> {
-    let provider = rustls::crypto::ring::default_provider();
-    Ok(Arc::new(CertifiedKey::from_der(identity.chain.clone(), identity.key.clone_key(), &provider)?))
 }

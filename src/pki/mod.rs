@@ -34,7 +34,7 @@ pub use index::{Entry, Index, Kind};
 pub use inspect::{CertInfo, format_time};
 pub use issue::{Ca, Issued, San, host_name, server_sans};
 pub use lifecycle::{read_info, renew, revoke};
-pub use load::{ClientFiles, Identity, ServerFiles, certified_key, load_client, load_roots, load_server};
+pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
 pub use name::validate_client_name;
 
 use files::Secrecy;

@@ -34,8 +34,6 @@ use crate::jobs::{self, PoolConfig};
 use crate::pki;
 use crate::wire;
 
-pub use tls::common_name;
-
 /// `rcmd serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
