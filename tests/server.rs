@@ -313,24 +313,29 @@ fn serve_without_certificates_says_how_to_make_them() {
     assert!(message.contains("ca.crt: missing") && message.contains("rcmd pki init"), "{message}");
 }
 
-#[test]
-fn serve_dev_makes_a_pki_and_prints_a_command_that_works() {
-    let dir = support::TempDir::new("dev");
-    let certs = dir.path().join("certs");
+/// `rcmd serve --dev` on an ephemeral loopback port, with its stdout lines.
+fn start_dev(dir: &std::path::Path) -> (std::process::Child, impl Iterator<Item = String>) {
     let mut server = Command::new(support::server::RCMD)
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--certs"])
-        .arg(&certs)
+        .arg(dir.join("certs"))
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
+        .arg(dir.join("data"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
-    let mut next = || lines.next().unwrap().unwrap();
-    assert_eq!(next(), format!("created a new PKI in {}", certs.display()));
-    assert!(next().starts_with("rcmd listening on 127.0.0.1:"));
-    let try_line = next();
+    let stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    (server, std::io::BufRead::lines(stdout).map(Result::unwrap))
+}
+
+#[test]
+fn serve_dev_makes_a_pki_and_prints_a_command_that_works() {
+    let dir = support::TempDir::new("dev");
+    let certs = dir.path().join("certs");
+    let (mut server, mut lines) = start_dev(dir.path());
+    assert_eq!(lines.next().unwrap(), format!("created a new PKI in {}", certs.display()));
+    assert!(lines.next().unwrap().starts_with("rcmd listening on 127.0.0.1:"));
+    let try_line = lines.next().unwrap();
     let words: Vec<&str> = try_line.strip_prefix("try: ").unwrap().split(' ').collect();
     assert_eq!(words[0], support::server::RCMD, "the printed command runs this very binary");
     let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
@@ -340,17 +345,8 @@ fn serve_dev_makes_a_pki_and_prints_a_command_that_works() {
     let _ = server.wait();
     // A second start reuses the PKI instead of replacing it.
     let ca = std::fs::read(certs.join("ca.key")).unwrap();
-    let mut again = Command::new(support::server::RCMD)
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--certs"])
-        .arg(&certs)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(again.stdout.take().unwrap()));
-    assert!(lines.next().unwrap().unwrap().starts_with("rcmd listening on"), "no new PKI this time");
+    let (mut again, mut lines) = start_dev(dir.path());
+    assert!(lines.next().unwrap().starts_with("rcmd listening on"), "no new PKI this time");
     let _ = again.kill();
     let _ = again.wait();
     assert_eq!(std::fs::read(certs.join("ca.key")).unwrap(), ca);
