@@ -5,7 +5,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcmd::jobs::{GroupWatcher, JobError, JobId, JobPool, PoolConfig, Quota, Status, Stream, Termination};
+use rcmd::jobs::{
+    GroupWatcher, JobError, JobId, JobPool, JobSpec, PoolConfig, Quota, Status, Stream, Termination,
+};
 use support::TempDir;
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -434,43 +436,43 @@ fn a_pool_outside_a_runtime_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_create_refuses_past_the_running_quota_until_a_job_ends() {
     let f = pool_with("quota-running", |c| c.max_running = 2);
-    let a = f.pool.try_create("sleep", args(&["30"])).unwrap();
-    f.pool.try_create("sleep", args(&["30"])).unwrap();
-    let err = f.pool.try_create("true", vec![]).unwrap_err();
+    let a = f.pool.try_create(JobSpec::new("sleep", args(&["30"]))).unwrap();
+    f.pool.try_create(JobSpec::new("sleep", args(&["30"]))).unwrap();
+    let err = f.pool.try_create(JobSpec::new("true", vec![])).unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::Running(2))), "{err}");
     assert!(err.to_string().contains("stop one"));
     // A job that cannot start never counts as running.
     f.pool.create("/no/such/command", vec![]);
     f.pool.stop_with_grace(a, Duration::ZERO).await.unwrap();
-    f.pool.try_create("true", vec![]).unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_create_refuses_past_the_kept_jobs_quota_until_one_is_deleted() {
     let f = pool_with("quota-jobs", |c| c.max_jobs = 2);
-    let a = f.pool.try_create("true", vec![]).unwrap();
-    f.pool.try_create("true", vec![]).unwrap();
-    let err = f.pool.try_create("true", vec![]).unwrap_err();
+    let a = f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
+    let err = f.pool.try_create(JobSpec::new("true", vec![])).unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::Jobs(2))), "{err}");
     assert!(err.to_string().contains("delete finished jobs"));
     f.pool.delete(a).await.unwrap();
-    f.pool.try_create("true", vec![]).unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stored_bytes_quota_truncates_and_then_refuses() {
     let f = pool_with("quota-bytes", |c| c.max_stored_bytes = 10_000);
-    let a = f.pool.try_create("head", args(&["-c", "6000", "/dev/zero"])).unwrap();
+    let a = f.pool.try_create(JobSpec::new("head", args(&["-c", "6000", "/dev/zero"]))).unwrap();
     assert!(!f.pool.wait(a).await.unwrap().truncated);
-    let b = f.pool.try_create("head", args(&["-c", "6000", "/dev/zero"])).unwrap();
+    let b = f.pool.try_create(JobSpec::new("head", args(&["-c", "6000", "/dev/zero"]))).unwrap();
     let status = f.pool.wait(b).await.unwrap();
     assert!(status.truncated);
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert_eq!(f.pool.output(b).unwrap().stdout.len(), 4000, "cut at the pool's quota");
-    let err = f.pool.try_create("true", vec![]).unwrap_err();
+    let err = f.pool.try_create(JobSpec::new("true", vec![])).unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::StoredBytes(10_000))), "{err}");
     f.pool.delete(a).await.unwrap();
-    f.pool.try_create("true", vec![]).unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
 }
 
 #[derive(Debug, Default)]

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::limits::Usage;
 use super::process::{self, ExitEvent, Started};
 use super::spool::{self, OutputReader, Progress, Sink, Stream};
-use super::{JobId, JobStatus, Output, PoolConfig, Status, Termination};
+use super::{JobId, JobSpec, JobStatus, Output, PoolConfig, Status, Termination};
 
 /// How long the pumps may keep draining after the job's group was killed. Only
 /// a process that left the group (with `setsid`) can hold a pipe open longer;
@@ -51,8 +51,7 @@ pub(crate) struct Shared {
 /// What a pool needs to know to start a job.
 pub(crate) struct Spec {
     pub id: JobId,
-    pub command: String,
-    pub args: Vec<String>,
+    pub spec: JobSpec,
     pub shared: Arc<Shared>,
 }
 
@@ -63,8 +62,8 @@ impl Job {
     pub fn start(spec: Spec) -> Arc<Job> {
         let started_at = SystemTime::now();
         let spool_paths = Stream::BOTH.map(|s| spool::spool_path(&spec.shared.config.data_dir, spec.id, s));
-        let started = process::start(&spec.command, &spec.args)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)));
+        let started = process::start(&spec.spec)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.spec.command)));
         let (child, supervision, status) = match started {
             Ok(Started { child, exit, stdout, stderr }) => {
                 (Some(child), Some((exit, stdout, stderr)), Status::Running)
@@ -81,8 +80,8 @@ impl Job {
         let finished = supervision.is_none();
         let job = Arc::new(Job {
             id: spec.id,
-            command: spec.command,
-            args: spec.args,
+            command: spec.spec.command,
+            args: spec.spec.args,
             started_at,
             pid: child.as_ref().map(Child::id),
             spool_paths,

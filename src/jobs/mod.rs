@@ -39,11 +39,13 @@ mod job;
 mod limits;
 mod pool;
 mod process;
+mod spec;
 mod spool;
 mod status;
 
 pub use error::JobError;
 pub use limits::{GroupWatcher, Quota};
 pub use pool::{JobPool, PoolConfig};
+pub use spec::{JobSpec, Limits, RunAs};
 pub use spool::{OutputReader, Stream};
 pub use status::{JobId, JobStatus, Output, Status, Termination};

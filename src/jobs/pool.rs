@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use super::job::{Job, Shared, Spec};
 use super::limits::{GroupWatcher, Quota, Usage};
 use super::spool::{self, OutputReader, Stream};
-use super::{JobError, JobId, JobStatus, Output};
+use super::{JobError, JobId, JobSpec, JobStatus, Output};
 
 /// Settings shared by every job of a pool.
 #[derive(Debug, Clone)]
@@ -87,15 +87,20 @@ impl JobPool {
     /// creates a job, whatever the quotas: one that cannot start has status
     /// `Error` with the reason.
     pub fn create(&self, command: impl Into<String>, args: Vec<String>) -> JobId {
+        self.create_job(JobSpec::new(command, args))
+    }
+
+    /// Like [`JobPool::create`], for a job with stdin, limits or a user.
+    pub fn create_job(&self, spec: JobSpec) -> JobId {
         let usage = &self.shared.usage;
         usage.jobs.fetch_add(1, Ordering::SeqCst);
         usage.running.fetch_add(1, Ordering::SeqCst);
-        self.start(command.into(), args)
+        self.start(spec)
     }
 
     /// Like [`JobPool::create`], but refuses a job that would exceed one of
     /// the pool's quotas, saying which.
-    pub fn try_create(&self, command: impl Into<String>, args: Vec<String>) -> Result<JobId, JobError> {
+    pub fn try_create(&self, spec: JobSpec) -> Result<JobId, JobError> {
         let (config, usage) = (&self.shared.config, &self.shared.usage);
         if usage.stored.load(Ordering::SeqCst) >= config.max_stored_bytes {
             return Err(JobError::Quota(Quota::StoredBytes(config.max_stored_bytes)));
@@ -107,14 +112,14 @@ impl JobPool {
             Usage::release(&usage.jobs);
             return Err(JobError::Quota(Quota::Running(config.max_running)));
         }
-        Ok(self.start(command.into(), args))
+        Ok(self.start(spec))
     }
 
     /// Starts a job whose `jobs` and `running` units are already counted.
-    fn start(&self, command: String, args: Vec<String>) -> JobId {
+    fn start(&self, spec: JobSpec) -> JobId {
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let _runtime = self.runtime.enter();
-        let job = Job::start(Spec { id, command, args, shared: Arc::clone(&self.shared) });
+        let job = Job::start(Spec { id, spec, shared: Arc::clone(&self.shared) });
         self.jobs().insert(id, job);
         id
     }

@@ -13,7 +13,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
-use super::Termination;
+use super::{JobSpec, Termination};
 
 /// A started process and the handles its supervisor needs.
 pub(crate) struct Started {
@@ -29,12 +29,12 @@ pub(crate) struct Started {
 ///
 /// No `pre_exec` is set, so std uses `posix_spawn` rather than fork/exec,
 /// which stays fast however large the server's memory grows.
-pub(crate) fn start(command: &str, args: &[String]) -> io::Result<Started> {
-    if command.is_empty() {
+pub(crate) fn start(spec: &JobSpec) -> io::Result<Started> {
+    if spec.command.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"));
     }
-    let mut child = Command::new(OsStr::new(command))
-        .args(args)
+    let mut child = Command::new(OsStr::new(&spec.command))
+        .args(&spec.args)
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

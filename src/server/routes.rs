@@ -26,7 +26,7 @@ use super::identity::ClientId;
 use super::json_output;
 use super::pools::Pools;
 use super::tls::common_name;
-use crate::jobs::{JobError, JobId, JobPool, OutputReader, Stream};
+use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, Stream};
 use crate::wire;
 
 /// The largest request body accepted.
@@ -165,7 +165,7 @@ async fn create(
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
     }
     let pool = pool(&state, &client)?;
-    match pool.try_create(request.cmd, request.args) {
+    match pool.try_create(JobSpec::new(request.cmd, request.args)) {
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),
         Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
         Err(other) => Err(ApiError::internal(other.to_string())),
