@@ -6,10 +6,14 @@
 //! * [`client`]: the command-line client;
 //!
 //! plus [`jobs`], the process-supervision library underneath the server, and
-//! [`wire`], the JSON bodies that server and client share.
+//! [`wire`], the JSON bodies that server and client share, and
+//! [`one_line`], how every error is printed.
 
 pub mod client;
 pub mod jobs;
+mod one_line;
 pub mod pki;
 pub mod server;
 pub mod wire;
+
+pub use one_line::one_line;

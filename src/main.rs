@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// rcmd: run commands on remote Linux machines over mutual TLS.
 #[derive(Debug, Parser)]
@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
     name = "rcmd",
     version,
     allow_external_subcommands = true,
-    override_usage = "rcmd pki init|client ...\n       rcmd serve [OPTIONS]\n       rcmd CERTDIR HOST:PORT exec|run|status|output|logs|stop|wait|delete|list ...",
+    override_usage = "rcmd pki init|client ...\n       rcmd serve [OPTIONS]\n       rcmd CERTDIR HOST:PORT exec|run|status|output|logs|stop|wait|delete|list ...\n       rcmd exec|run|... ...    (with RCMD_CERTS=CERTDIR and RCMD_ADDR=HOST:PORT set)",
     after_help = "Client commands: rcmd CERTDIR HOST:PORT --help\n\n".to_owned() + rcmd::client::EXIT_STATUS_HELP
 )]
 struct Cli {
@@ -44,7 +44,9 @@ fn main() {
         }
         Command::Guard => rcmd::server::guard::run(),
         Command::Client(words) => {
-            let args = rcmd::client::ClientArgs::parse_from(words);
+            let cli = Cli::command();
+            let others: Vec<&str> = cli.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name()).collect();
+            let args = rcmd::client::parse_args(words, &others);
             // One thread is plenty for a client, and starts faster.
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime.block_on(rcmd::client::run(args)),
@@ -65,7 +67,7 @@ fn report(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("rcmd: {e:#}");
+            eprintln!("rcmd: {}", rcmd::one_line(&e));
             1
         }
     }

@@ -1,5 +1,7 @@
-//! The command-line client: `rcmd CERTDIR HOST:PORT COMMAND ...`.
+//! The command-line client: `rcmd CERTDIR HOST:PORT COMMAND ...`, or
+//! `rcmd COMMAND ...` with the server in the environment.
 //!
+//! [`invocation`] tells the two forms apart;
 //! [`connection`] builds the mTLS HTTPS client from a client directory and
 //! turns transport failures into clear errors; [`commands`] sends each
 //! command's requests and prints the answers.
@@ -7,10 +9,12 @@
 mod commands;
 mod connection;
 mod error;
+mod invocation;
 
 use std::path::PathBuf;
 
 pub use error::{ClientError, exit};
+pub use invocation::{ADDR_VAR, CERTS_VAR, client_commands, parse_args};
 
 use commands::Format;
 use connection::Connection;
@@ -20,7 +24,7 @@ use connection::Connection;
 #[command(
     name = "rcmd",
     bin_name = "rcmd",
-    override_usage = "rcmd <CERTDIR> <ADDR> [--json] <COMMAND> [ARGS]...",
+    override_usage = "rcmd <CERTDIR> <ADDR> [--json] <COMMAND> [ARGS]...\n       rcmd <COMMAND> [ARGS]...    (with RCMD_CERTS and RCMD_ADDR set)",
     no_binary_name = true,
     about = "Run and manage jobs on an rcmd server",
     after_help = EXIT_STATUS_HELP

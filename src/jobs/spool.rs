@@ -233,6 +233,12 @@ impl OutputReader {
         self
     }
 
+    /// The bytes left to read by a reader stopped with
+    /// [`OutputReader::up_to_now`]; `None` for one that follows the job.
+    pub fn remaining(&self) -> Option<u64> {
+        self.end.map(|end| end.saturating_sub(self.offset))
+    }
+
     /// The offset of the next byte this reader will yield.
     pub fn offset(&self) -> u64 {
         self.offset

@@ -33,10 +33,14 @@ impl ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: None }
     }
 
-    pub fn internal(message: impl Into<String>) -> Self {
-        let message = message.into();
-        tracing::error!(%message, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    /// A failure of the server itself. Its details may name the server's
+    /// own files, so they go to the log only; the client learns what failed.
+    pub fn internal(what: &str, error: impl Into<anyhow::Error>) -> Self {
+        tracing::error!(error = %crate::one_line(&error.into()), "{what}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{what}: an error on the server (its log has the details)"),
+        )
     }
 }
 

@@ -1,6 +1,10 @@
 //! The seed's `GET /jobs/{id}/output`, `{"stdout": "...", "stderr": "..."}`,
 //! streamed: the JSON is encoded chunk by chunk from the spool files, so the
 //! server never holds a job's whole output in memory, however large.
+//!
+//! The call is for text, and JSON escapes can make one byte six (a NUL is
+//! `\u0000`): output over [`MAX_STORED`] bytes is refused with 413 and a
+//! pointer to the raw calls, which carry any size as it is.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -57,8 +61,17 @@ fn escape_into(text: &str, out: &mut String) {
     out.push_str(&quoted[1..quoted.len() - 1]);
 }
 
-/// The JSON body for both streams, read from the given readers.
-pub fn body(stdout: OutputReader, stderr: OutputReader, truncated: bool) -> Body {
+/// The most stored output, both streams together, that the JSON call
+/// encodes: an answer of at most about 100 MiB.
+pub const MAX_STORED: u64 = 16 << 20;
+
+/// The JSON body for both streams, read from readers stopped with
+/// `up_to_now`, or the size of their output if that is over [`MAX_STORED`].
+pub fn body(stdout: OutputReader, stderr: OutputReader, truncated: bool) -> Result<Body, u64> {
+    let size = [&stdout, &stderr].iter().map(|r| r.remaining().unwrap_or(u64::MAX)).fold(0, u64::saturating_add);
+    if size > MAX_STORED {
+        return Err(size);
+    }
     enum Part {
         Literal(&'static str),
         Stream(OutputReader),
@@ -76,7 +89,7 @@ pub fn body(stdout: OutputReader, stderr: OutputReader, truncated: bool) -> Body
         }
         Part::Stream(reader) => encoded(reader).boxed(),
     });
-    Body::from_stream(stream)
+    Ok(Body::from_stream(stream))
 }
 
 fn encoded(reader: OutputReader) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {

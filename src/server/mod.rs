@@ -18,7 +18,10 @@ mod json_output;
 mod limit;
 mod pools;
 mod routes;
+mod seconds;
 mod tls;
+
+pub use seconds::Seconds;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -61,8 +64,8 @@ pub struct ServeArgs {
     pub max_output: u64,
 
     /// Seconds between SIGTERM and SIGKILL when a job is stopped.
-    #[arg(long, default_value_t = PoolConfig::DEFAULT_STOP_GRACE.as_secs_f64(), value_name = "SECONDS")]
-    pub stop_grace: f64,
+    #[arg(long, default_value_t = Seconds(PoolConfig::DEFAULT_STOP_GRACE), value_name = "SECONDS")]
+    pub stop_grace: Seconds,
 
     /// Per client: the most jobs running at once; more get 429.
     #[arg(long, default_value_t = 64, value_name = "N")]
@@ -82,18 +85,13 @@ pub struct ServeArgs {
     pub max_connections: usize,
 
     /// Seconds a connection may take to complete its TLS handshake.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    pub handshake_timeout: f64,
+    #[arg(long, default_value_t = Seconds(Duration::from_secs(10)), value_name = "SECONDS")]
+    pub handshake_timeout: Seconds,
 
     /// Seconds a client may take to send a request's headers. On an idle
     /// HTTP/1.1 keep-alive connection this is also the idle timeout.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    pub request_timeout: f64,
-}
-
-fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| anyhow::anyhow!("{flag} must be a number of seconds, not {value}"))
+    #[arg(long, default_value_t = Seconds(Duration::from_secs(30)), value_name = "SECONDS")]
+    pub request_timeout: Seconds,
 }
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -118,20 +116,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("created a new PKI in {}", args.certs.display());
     }
     let (config, mut identity) = load_tls(&args.certs).map_err(|e| {
-        anyhow::anyhow!("{e:#} (create one with `rcmd pki init --dir {}`)", args.certs.display())
+        anyhow::anyhow!("{} (create one with `rcmd pki init --dir {}`)", crate::one_line(&e), args.certs.display())
     })?;
     identity.warn_if_expiring();
     let tls = RustlsConfig::from_config(config);
 
     let data_dir = args.data_dir.clone().unwrap_or_else(|| default_data_dir(args.listen.port()));
     let guard = Arc::new(guard::Guard::start().context("cannot start the guard process")?);
-    let template = pool_template(&args, &data_dir, guard)?;
+    let template = pool_template(&args, &data_dir, guard);
     let state = Arc::new(routes::AppState { pools: pools::Pools::new(data_dir.clone(), template) });
 
     let handle = Handle::new();
-    let request_timeout = seconds(args.request_timeout, "--request-timeout")?;
+    let request_timeout = args.request_timeout.0;
     let acceptor = RustlsAcceptor::new(tls.clone())
-        .handshake_timeout(seconds(args.handshake_timeout, "--handshake-timeout")?)
+        .handshake_timeout(args.handshake_timeout.0)
         .acceptor(limit::ConnectionLimit::new(args.max_connections));
     let mut server = axum_server::bind(args.listen)
         .acceptor(acceptor)
@@ -185,15 +183,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// The limits every client's pool gets, and the guard that hears of every
 /// job's process group.
-fn pool_template(args: &ServeArgs, data_dir: &Path, guard: Arc<guard::Guard>) -> anyhow::Result<PoolConfig> {
+fn pool_template(args: &ServeArgs, data_dir: &Path, guard: Arc<guard::Guard>) -> PoolConfig {
     let mut template = PoolConfig::new(data_dir);
     template.output_limit = args.max_output;
-    template.stop_grace = seconds(args.stop_grace, "--stop-grace")?;
+    template.stop_grace = args.stop_grace.0;
     template.max_running = args.max_running;
     template.max_jobs = args.max_jobs;
     template.max_stored_bytes = args.max_stored;
     template.watcher = Some(guard);
-    Ok(template)
+    template
 }
 
 /// SIGHUP: load the cert directory again. New connections use it; open ones
@@ -206,7 +204,7 @@ fn reload(certs: &Path, tls: &RustlsConfig, identity: &mut Identity) {
             tracing::info!(server_serial = %identity.server.serial, "reloaded the certificates, key, CA and CRL; new connections use them");
         }
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "reload failed; still using the previous certificates")
+            tracing::error!(error = %crate::one_line(&e), "reload failed; still using the previous certificates")
         }
     }
 }

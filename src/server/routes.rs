@@ -3,7 +3,6 @@
 //! Every handler takes a [`ClientId`] and reaches jobs only through that
 //! client's own pool, so another client's job is simply not there: 404.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +11,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -98,20 +97,16 @@ struct JobPath {
 impl<S: Send + Sync> FromRequestParts<S> for JobPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("invalid path: {e}")))?;
-        let raw = params.get("id").map(String::as_str).unwrap_or_default();
-        let id = match raw.parse::<u64>() {
-            Ok(id) if id > 0 => JobId(id),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid job id {raw:?}: ids are positive integers"
-                )));
-            }
-        };
-        let stream = match params.get("stream").map(String::as_str) {
+    /// Reads the path as sent, before percent-decoding: a job has one name,
+    /// so `/jobs/%31`, `/jobs/01` and `/jobs/+1` are not job 1.
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let template = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+        let param = |name| raw_segment(template, parts.uri.path(), name);
+        let raw = param("id").unwrap_or_default();
+        let id = canonical_id(raw).ok_or_else(|| {
+            ApiError::bad_request(format!("invalid job id {raw:?}: ids are positive integers, such as 1 or 42"))
+        })?;
+        let stream = match param("stream") {
             None => None,
             Some("stdout") => Some(Stream::Stdout),
             Some("stderr") => Some(Stream::Stderr),
@@ -119,12 +114,27 @@ impl<S: Send + Sync> FromRequestParts<S> for JobPath {
                 return Err(ApiError::bad_request(format!("unknown stream {other:?}: use stdout or stderr")));
             }
         };
-        Ok(JobPath { id, stream })
+        Ok(JobPath { id: JobId(id), stream })
     }
 }
 
+/// The segment of `path`, as sent, where the route's `template` has `{name}`.
+/// Counted from the end, so it holds in a nested router too, whose path
+/// lacks the prefix that the template has.
+fn raw_segment<'a>(template: &str, path: &'a str, name: &str) -> Option<&'a str> {
+    let placeholder = format!("{{{name}}}");
+    let from_end = template.split('/').rev().position(|segment| segment == placeholder)?;
+    path.split('/').rev().nth(from_end)
+}
+
+/// A job id in its one spelling: decimal digits, no sign, no leading zero.
+fn canonical_id(raw: &str) -> Option<u64> {
+    let canonical = raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
+    raw.parse().ok().filter(|_| canonical)
+}
+
 fn pool(state: &AppState, client: &ClientId) -> Result<Arc<JobPool>, ApiError> {
-    state.pools.get(client).map_err(|e| ApiError::internal(format!("cannot open the job store: {e:#}")))
+    state.pools.get(client).map_err(|e| ApiError::internal("cannot open the job store", e))
 }
 
 /// A parsed query string; a bad one is a 400 with a JSON error.
@@ -168,7 +178,7 @@ async fn create(
     match pool.try_create(JobSpec::new(request.cmd, request.args)) {
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),
         Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
-        Err(other) => Err(ApiError::internal(other.to_string())),
+        Err(other) => Err(ApiError::internal("cannot create the job", other)),
     }
 }
 
@@ -204,14 +214,23 @@ async fn output_json(
     let pool = pool(&state, &client)?;
     let truncated = pool.status(job.id).map_err(|_| ApiError::bare_not_found())?.truncated;
     let reader = |stream| open_reader(&pool, job.id, stream, 0).map(|r| r.up_to_now());
-    let body = json_output::body(reader(Stream::Stdout)?, reader(Stream::Stderr)?, truncated);
+    let body = json_output::body(reader(Stream::Stdout)?, reader(Stream::Stderr)?, truncated).map_err(|size| {
+        let id = job.id;
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "job {id} has {size} bytes of output, more than this JSON call returns ({} bytes): read it as it is with GET /jobs/{id}/output/stdout and /jobs/{id}/output/stderr, as `rcmd ... output {id}` does",
+                json_output::MAX_STORED
+            ),
+        )
+    })?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn open_reader(pool: &JobPool, id: JobId, stream: Stream, offset: u64) -> Result<OutputReader, ApiError> {
     pool.reader(id, stream, offset).map_err(|e| match e {
         JobError::NotFound(_) => ApiError::bare_not_found(),
-        other => ApiError::internal(other.to_string()),
+        other => ApiError::internal("cannot read the job's output", other),
     })
 }
 
@@ -265,4 +284,27 @@ async fn delete(
     let pool = pool(&state, &client)?;
     pool.delete(job.id).await.map_err(|_| ApiError::no_such_job(job.id.0))?;
     Ok(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{canonical_id, raw_segment};
+
+    #[test]
+    fn path_segments_are_found_by_their_place_in_the_template() {
+        assert_eq!(raw_segment("/jobs/{id}/output/{stream}", "/jobs/%31/output/err", "id"), Some("%31"));
+        assert_eq!(raw_segment("/jobs/{id}/output/{stream}", "/jobs/1/output/err", "stream"), Some("err"));
+        assert_eq!(raw_segment("/a/jobs/{id}", "/jobs/7", "id"), Some("7"), "a nested router's path");
+        assert_eq!(raw_segment("/jobs/{id}", "/jobs/7", "stream"), None);
+    }
+
+    #[test]
+    fn only_the_canonical_decimal_form_is_a_job_id() {
+        assert_eq!(canonical_id("1"), Some(1));
+        assert_eq!(canonical_id("42"), Some(42));
+        assert_eq!(canonical_id("18446744073709551615"), Some(u64::MAX));
+        for other in ["", "0", "01", "+1", "-1", " 1", "1 ", "1.0", "0x1", "%31", "18446744073709551616", "١"] {
+            assert_eq!(canonical_id(other), None, "{other:?}");
+        }
+    }
 }
