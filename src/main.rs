@@ -45,7 +45,8 @@ fn main() {
         Command::Guard => rcmd::server::guard::run(),
         Command::Client(words) => {
             let cli = Cli::command();
-            let others: Vec<&str> = cli.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name()).collect();
+            let others: Vec<&str> =
+                cli.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name()).collect();
             let args = rcmd::client::parse_args(words, &others);
             // One thread is plenty for a client, and starts faster.
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {

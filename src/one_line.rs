@@ -43,7 +43,8 @@ mod tests {
 
     #[test]
     fn a_cause_in_the_message_is_not_repeated() {
-        let error = anyhow::Error::new(SaysItsCause { source: too_long() }).context("cannot open the job store");
+        let error =
+            anyhow::Error::new(SaysItsCause { source: too_long() }).context("cannot open the job store");
         let line = one_line(&error);
         assert_eq!(line, format!("cannot open the job store: cannot prepare /x: {}", too_long()));
         assert_eq!(line.matches("File name too long").count(), 1, "{line}");

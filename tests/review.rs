@@ -98,7 +98,10 @@ async fn a_job_id_has_one_spelling_only() {
         let response = client.request(method.clone(), server.url(path)).send().await.unwrap();
         assert_eq!(response.url().path(), path, "sent as written");
         let status = response.status();
-        assert!(status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND, "{method} {path}: {status}");
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{method} {path}: {status}"
+        );
         let error: Value = response.json().await.unwrap();
         assert!(error["error"].is_string(), "{method} {path}: {error}");
     }

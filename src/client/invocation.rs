@@ -7,9 +7,9 @@
 //! The first word decides: a client command's name (`run`, `list`, ...)
 //! starts the environment form; anything else is a client directory, and the
 //! positional form ignores the environment (it wins). A client directory named
-//! like a command is written with a slash (`./run`). A first word that is no
-//! path but is close to a command's name (`rcmd serv`) is a typo, and is
-//! answered with "did you mean", not with the client's usage.
+//! like a command is written with a slash (`./run`). A first word without a
+//! slash that is no path but is close to a command's name (`rcmd serv`) is a
+//! typo, and is answered with "did you mean", not with the client's usage.
 
 use std::ffi::{OsStr, OsString};
 
@@ -66,9 +66,12 @@ fn resolve(
         words.splice(0..0, [certs, addr]);
         return Ok(words);
     }
-    if !first.is_empty() && !is_path(OsStr::new(&first)) {
+    let looks_like_a_name = !first.is_empty() && !first.contains('/');
+    if looks_like_a_name && !is_path(OsStr::new(&first)) {
         let names = other_commands.iter().copied().chain(client_commands.iter().map(String::as_str));
-        if let Some(near) = names.filter(|name| is_near(&first, name)).min_by_key(|name| edit_distance(&first, name)) {
+        if let Some(near) =
+            names.filter(|name| is_near(&first, name)).min_by_key(|name| edit_distance(&first, name))
+        {
             return Err(format!(
                 "{first:?} is neither a command nor a client directory: did you mean `rcmd {near}`?"
             ));
@@ -77,10 +80,10 @@ fn resolve(
     Ok(words)
 }
 
-/// A likely typo of `name`: at most two edits, and fewer than half its letters.
+/// A likely typo of `name`: at most two edits, and at most half its letters.
 fn is_near(word: &str, name: &str) -> bool {
     let distance = edit_distance(word, name);
-    distance <= 2 && distance * 2 < name.len().max(word.len())
+    distance <= 2 && distance * 2 <= name.len().max(word.len())
 }
 
 /// Levenshtein distance: insertions, deletions and substitutions.
@@ -110,7 +113,8 @@ mod tests {
     }
 
     fn resolve_with(list: &[&str], env: &[(&str, &str)], paths: &[&str]) -> Result<Vec<OsString>, String> {
-        let env: Vec<(String, OsString)> = env.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let env: Vec<(String, OsString)> =
+            env.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
         resolve(
             words(list),
             OTHERS,
@@ -123,20 +127,29 @@ mod tests {
 
     #[test]
     fn a_command_first_takes_the_server_from_the_environment() {
-        assert_eq!(resolve_with(&["run", "ls", "-l"], SERVER, &[]).unwrap(), words(&["/c", "h:1", "run", "ls", "-l"]));
+        assert_eq!(
+            resolve_with(&["run", "ls", "-l"], SERVER, &[]).unwrap(),
+            words(&["/c", "h:1", "run", "ls", "-l"])
+        );
     }
 
     #[test]
     fn the_positional_form_wins_over_the_environment() {
         let positional = ["certs", "x:2", "run", "ls"];
         assert_eq!(resolve_with(&positional, SERVER, &["certs"]).unwrap(), words(&positional));
-        assert_eq!(resolve_with(&["./run", "x:2", "list"], SERVER, &[]).unwrap(), words(&["./run", "x:2", "list"]));
+        assert_eq!(
+            resolve_with(&["./run", "x:2", "list"], SERVER, &[]).unwrap(),
+            words(&["./run", "x:2", "list"])
+        );
     }
 
     #[test]
     fn a_command_without_a_server_says_which_variable_is_missing() {
         let error = resolve_with(&["list"], &[("RCMD_CERTS", "/c")], &[]).unwrap_err();
-        assert!(error.contains("rcmd CERTDIR HOST:PORT list") && error.contains("RCMD_ADDR not set"), "{error}");
+        assert!(
+            error.contains("rcmd CERTDIR HOST:PORT list") && error.contains("RCMD_ADDR not set"),
+            "{error}"
+        );
     }
 
     #[test]

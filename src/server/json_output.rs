@@ -68,7 +68,8 @@ pub const MAX_STORED: u64 = 16 << 20;
 /// The JSON body for both streams, read from readers stopped with
 /// `up_to_now`, or the size of their output if that is over [`MAX_STORED`].
 pub fn body(stdout: OutputReader, stderr: OutputReader, truncated: bool) -> Result<Body, u64> {
-    let size = [&stdout, &stderr].iter().map(|r| r.remaining().unwrap_or(u64::MAX)).fold(0, u64::saturating_add);
+    let size =
+        [&stdout, &stderr].iter().map(|r| r.remaining().unwrap_or(u64::MAX)).fold(0, u64::saturating_add);
     if size > MAX_STORED {
         return Err(size);
     }

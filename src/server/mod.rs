@@ -116,7 +116,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("created a new PKI in {}", args.certs.display());
     }
     let (config, mut identity) = load_tls(&args.certs).map_err(|e| {
-        anyhow::anyhow!("{} (create one with `rcmd pki init --dir {}`)", crate::one_line(&e), args.certs.display())
+        anyhow::anyhow!(
+            "{} (create one with `rcmd pki init --dir {}`)",
+            crate::one_line(&e),
+            args.certs.display()
+        )
     })?;
     identity.warn_if_expiring();
     let tls = RustlsConfig::from_config(config);

@@ -104,7 +104,9 @@ impl<S: Send + Sync> FromRequestParts<S> for JobPath {
         let param = |name| raw_segment(template, parts.uri.path(), name);
         let raw = param("id").unwrap_or_default();
         let id = canonical_id(raw).ok_or_else(|| {
-            ApiError::bad_request(format!("invalid job id {raw:?}: ids are positive integers, such as 1 or 42"))
+            ApiError::bad_request(format!(
+                "invalid job id {raw:?}: ids are positive integers, such as 1 or 42"
+            ))
         })?;
         let stream = match param("stream") {
             None => None,
@@ -303,7 +305,8 @@ mod tests {
         assert_eq!(canonical_id("1"), Some(1));
         assert_eq!(canonical_id("42"), Some(42));
         assert_eq!(canonical_id("18446744073709551615"), Some(u64::MAX));
-        for other in ["", "0", "01", "+1", "-1", " 1", "1 ", "1.0", "0x1", "%31", "18446744073709551616", "١"] {
+        for other in ["", "0", "01", "+1", "-1", " 1", "1 ", "1.0", "0x1", "%31", "18446744073709551616", "١"]
+        {
             assert_eq!(canonical_id(other), None, "{other:?}");
         }
     }
