@@ -7,9 +7,11 @@
 //!
 //! plus [`jobs`], the process-supervision library underneath the server, and
 //! [`wire`], the JSON bodies that server and client share, and
-//! [`one_line`], how every error is printed.
+//! [`one_line`], how every error is printed; [`docs`] makes completions
+//! and the man page.
 
 pub mod client;
+pub mod docs;
 pub mod jobs;
 mod one_line;
 pub mod pki;

@@ -4,13 +4,18 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// rcmd: run commands on remote Linux machines over mutual TLS.
+/// Run commands on remote Linux machines over mutual TLS.
+///
+/// One binary, three roles: a certificate authority (`rcmd pki`), the job
+/// server (`rcmd serve`: HTTPS, TLS 1.3 only, a client certificate required,
+/// each client seeing only its own jobs), and the client that starts, follows,
+/// stops and deletes jobs on a server, or runs a command there like ssh.
 #[derive(Debug, Parser)]
 #[command(
     name = "rcmd",
     version,
     allow_external_subcommands = true,
-    override_usage = "rcmd pki init|client ...\n       rcmd serve [OPTIONS]\n       rcmd CERTDIR HOST:PORT exec|run|status|output|logs|stop|wait|delete|list ...\n       rcmd exec|run|... ...    (with RCMD_CERTS=CERTDIR and RCMD_ADDR=HOST:PORT set)",
+    override_usage = "rcmd pki init|client|list|revoke|renew|show ...\n       rcmd serve [OPTIONS]\n       rcmd completions bash|zsh|fish\n       rcmd man\n       rcmd CERTDIR HOST:PORT exec|run|status|output|logs|stop|wait|delete|list ...\n       rcmd exec|run|... ...    (with RCMD_CERTS=CERTDIR and RCMD_ADDR=HOST:PORT set)",
     after_help = "Client commands: rcmd CERTDIR HOST:PORT --help\n\n".to_owned() + rcmd::client::EXIT_STATUS_HELP
 )]
 struct Cli {
@@ -25,6 +30,13 @@ enum Command {
     Pki(rcmd::pki::cli::PkiCommand),
     /// Run the HTTPS job server (mTLS, TLS 1.3 only).
     Serve(rcmd::server::ServeArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    #[command(after_help = "Install, e.g.: rcmd completions bash > /etc/bash_completion.d/rcmd\n\
+        rcmd completions zsh > \"${fpath[1]}/_rcmd\"\n\
+        rcmd completions fish > ~/.config/fish/completions/rcmd.fish")]
+    Completions { shell: rcmd::docs::Shell },
+    /// Print the manual page (roff) on stdout: `rcmd man | man -l -`.
+    Man,
     /// Internal: the guard that kills jobs if the server is killed.
     #[command(name = "__guard", hide = true)]
     Guard,
@@ -42,6 +54,11 @@ fn main() {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
             report(runtime.map_err(anyhow::Error::from).and_then(|r| r.block_on(rcmd::server::serve(args))))
         }
+        Command::Completions { shell } => {
+            rcmd::docs::completions(Cli::command(), shell, &mut std::io::stdout());
+            0
+        }
+        Command::Man => report(rcmd::docs::man_page(Cli::command(), &mut std::io::stdout()).map_err(Into::into)),
         Command::Guard => rcmd::server::guard::run(),
         Command::Client(words) => {
             let cli = Cli::command();
