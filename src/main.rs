@@ -50,7 +50,7 @@ fn main() {
     let code = match cli.command {
         Command::Pki(command) => report(rcmd::pki::cli::run(command)),
         Command::Serve(args) => {
-            init_logging();
+            rcmd::server::logging::init(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
             report(runtime.map_err(anyhow::Error::from).and_then(|r| r.block_on(rcmd::server::serve(args))))
         }
@@ -73,11 +73,6 @@ fn main() {
         }
     };
     std::process::exit(code);
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 /// One line on stderr for a failure, and exit status 1.

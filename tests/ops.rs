@@ -149,3 +149,41 @@ fn an_unknown_shell_is_refused_with_the_choices() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("[possible values: bash, zsh, fish]"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn json_logs_parse_line_by_line_and_carry_each_request() {
+    let server = TestServer::start(&["alice"], &["--log-format", "json"]);
+    server.ok("alice", &["exec", "true"]);
+    // A refused handshake is logged too.
+    assert!(support::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
+    support::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
+        server.log().contains("refused")
+    });
+    let log = server.log();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}")))
+        .collect();
+    for event in &events {
+        assert!(event["timestamp"].is_string() && event["level"].is_string(), "{event}");
+    }
+    let request = events
+        .iter()
+        .find(|e| e["message"] == "request" && e["client"] == "alice")
+        .unwrap_or_else(|| panic!("no request line for alice in {log}"));
+    assert_eq!((request["method"].as_str(), request["path"].as_str()), (Some("PUT"), Some("/jobs")));
+    assert_eq!(request["status"], 200);
+    assert!(events.iter().any(|e| e["level"] == "WARN" && e["message"].as_str().unwrap().contains("refused")));
+}
+
+#[test]
+fn text_logs_have_no_colour_when_stderr_is_not_a_terminal() {
+    let server = TestServer::start(&[], &[]);
+    server.ok("owner", &["exec", "true"]);
+    support::wait_until("the request is logged", std::time::Duration::from_secs(10), || {
+        server.log().contains("request")
+    });
+    let log = server.log();
+    assert!(!log.contains('\x1b'), "escape codes in a log file: {log:?}");
+    assert!(log.contains("client=\"owner\""), "{log}");
+}

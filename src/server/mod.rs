@@ -16,6 +16,7 @@ pub mod guard;
 mod identity;
 mod json_output;
 mod limit;
+pub mod logging;
 mod pools;
 mod routes;
 mod seconds;
@@ -87,6 +88,11 @@ pub struct ServeArgs {
     /// Seconds a connection may take to complete its TLS handshake.
     #[arg(long, default_value_t = Seconds(Duration::from_secs(10)), value_name = "SECONDS")]
     pub handshake_timeout: Seconds,
+
+    /// Log format on stderr: text (coloured only on a terminal) or json (one
+    /// object per line). RUST_LOG sets the level.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: logging::LogFormat,
 
     /// Seconds a client may take to send a request's headers. On an idle
     /// HTTP/1.1 keep-alive connection this is also the idle timeout.
