@@ -58,7 +58,9 @@ fn main() {
             rcmd::docs::completions(Cli::command(), shell, &mut std::io::stdout());
             0
         }
-        Command::Man => report(rcmd::docs::man_page(Cli::command(), &mut std::io::stdout()).map_err(Into::into)),
+        Command::Man => {
+            report(rcmd::docs::man_page(Cli::command(), &mut std::io::stdout()).map_err(Into::into))
+        }
         Command::Guard => rcmd::server::guard::run(),
         Command::Client(words) => {
             let cli = Cli::command();

@@ -173,7 +173,9 @@ async fn json_logs_parse_line_by_line_and_carry_each_request() {
         .unwrap_or_else(|| panic!("no request line for alice in {log}"));
     assert_eq!((request["method"].as_str(), request["path"].as_str()), (Some("PUT"), Some("/jobs")));
     assert_eq!(request["status"], 200);
-    assert!(events.iter().any(|e| e["level"] == "WARN" && e["message"].as_str().unwrap().contains("refused")));
+    assert!(
+        events.iter().any(|e| e["level"] == "WARN" && e["message"].as_str().unwrap().contains("refused"))
+    );
 }
 
 #[test]
