@@ -482,7 +482,7 @@ impl GroupWatcher for RecordingWatcher {
     fn started(&self, pgid: u32) {
         self.0.lock().unwrap().push((true, pgid));
     }
-    fn reaped(&self, pgid: u32) {
+    fn reaping(&self, pgid: u32) {
         self.0.lock().unwrap().push((false, pgid));
     }
 }

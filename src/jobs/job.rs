@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::process::Child;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +11,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
 use super::limits::Usage;
-use super::process::{self, ExitEvent, Started};
+use super::process::{self, ExitEvent, Process, Started};
 use super::spool::{self, OutputReader, Progress, Sink, Stream};
 use super::{JobId, JobSpec, JobStatus, Output, PoolConfig, Status, Termination};
 
@@ -36,7 +35,9 @@ pub(crate) struct Job {
 struct Lifecycle {
     /// Present until the process is reaped. Whoever takes it kills what is
     /// left of the group and reaps; afterwards no signal may be sent.
-    child: Option<Child>,
+    child: Option<Process>,
+    /// The write end of the job's stdin pipe, until someone takes it.
+    stdin: Option<pipe::Sender>,
     status: Status,
     finished_at: Option<SystemTime>,
     output_error: Option<String>,
@@ -62,16 +63,16 @@ impl Job {
     pub fn start(spec: Spec) -> Arc<Job> {
         let started_at = SystemTime::now();
         let spool_paths = Stream::BOTH.map(|s| spool::spool_path(&spec.shared.config.data_dir, spec.id, s));
-        let started = process::start(&spec.spec)
+        let started = process::start(&spec.spec, &[])
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.spec.command)));
-        let (child, supervision, status) = match started {
-            Ok(Started { child, exit, stdout, stderr }) => {
-                (Some(child), Some((exit, stdout, stderr)), Status::Running)
+        let (child, stdin, supervision, status) = match started {
+            Ok(Started { process, exit, stdin, stdout, stderr }) => {
+                (Some(process), stdin, Some((exit, stdout, stderr)), Status::Running)
             }
             Err(e) => {
                 // Never running: it does not count as such.
                 Usage::release(&spec.shared.usage.running);
-                (None, None, Status::Error(e.to_string()))
+                (None, None, None, Status::Error(e.to_string()))
             }
         };
         if let (Some(child), Some(watcher)) = (&child, &spec.shared.config.watcher) {
@@ -83,10 +84,11 @@ impl Job {
             command: spec.spec.command,
             args: spec.spec.args,
             started_at,
-            pid: child.as_ref().map(Child::id),
+            pid: child.as_ref().map(Process::id),
             spool_paths,
             lifecycle: Mutex::new(Lifecycle {
                 child,
+                stdin,
                 status,
                 finished_at: finished.then(SystemTime::now),
                 output_error: None,
@@ -143,18 +145,19 @@ impl Job {
     /// nobody has yet. Blocks only until the group's leader is gone, which is
     /// immediate when it has already exited.
     pub fn reap(&self) -> Option<Termination> {
-        let mut child = {
+        let child = {
             let mut lifecycle = self.lock();
             let child = lifecycle.child.take()?;
             process::signal_group(child.id(), Signal::SIGKILL);
             child
         };
         self.events.send_modify(|p| p.exited = true);
-        let status = child.wait().ok().map(process::termination);
+        // Before the reap frees the id for reuse: told after, the watcher
+        // could drop a new job's group of the same id.
         if let Some(watcher) = &self.shared.config.watcher {
-            watcher.reaped(child.id());
+            watcher.reaping(child.id());
         }
-        status
+        child.wait().ok()
     }
 
     /// Signals the job's process group if its leader is not yet reaped.
@@ -205,6 +208,12 @@ impl Job {
             truncated,
             output_error: lifecycle.output_error.clone(),
         }
+    }
+
+    /// The write end of the job's stdin pipe: `None` if the job has none,
+    /// or someone took it already.
+    pub fn take_stdin(&self) -> Option<pipe::Sender> {
+        self.lock().stdin.take()
     }
 
     pub async fn wait_exited(&self) {

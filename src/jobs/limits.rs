@@ -4,12 +4,13 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Told of every job's process group: when it starts and once it is reaped
-/// (after which its id may be reused). The server uses this to keep a guard
-/// process informed, so that jobs do not outlive a server killed with SIGKILL.
+/// Told of every job's process group: when it starts, and just before its
+/// leader is reaped (after which its id may be reused). The server uses this
+/// to keep a guard process informed, so that jobs do not outlive a server
+/// killed with SIGKILL. Called on async worker threads: must not block.
 pub trait GroupWatcher: Send + Sync + fmt::Debug {
     fn started(&self, pgid: u32);
-    fn reaped(&self, pgid: u32);
+    fn reaping(&self, pgid: u32);
 }
 
 /// Which quota a refused [`JobPool::try_create`](super::JobPool::try_create) hit.

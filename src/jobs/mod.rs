@@ -34,6 +34,7 @@
 //!   `std::sync::Mutex`es that are never held across a spawn, a wait, an
 //!   `.await` or file I/O.
 
+mod child;
 mod error;
 mod job;
 mod limits;

@@ -124,6 +124,13 @@ impl JobPool {
         id
     }
 
+    /// The write end of a job's stdin pipe (a job made with `stdin: true`),
+    /// once: `None` if the job has no pipe or it was taken already. Dropping
+    /// it closes the job's stdin.
+    pub fn take_stdin(&self, id: JobId) -> Result<Option<tokio::net::unix::pipe::Sender>, JobError> {
+        Ok(self.get(id)?.take_stdin())
+    }
+
     pub fn status(&self, id: JobId) -> Result<JobStatus, JobError> {
         Ok(self.get(id)?.status())
     }

@@ -1,11 +1,19 @@
-//! Starting a job's process and the small unsafe-free wrappers around the
-//! Linux calls the supervisor needs: pidfd, process-group signals, reaping.
+//! Starting a job's process, and the handles its supervisor keeps: the
+//! unreaped leader, a pidfd that fires on its exit, and its pipes.
+//!
+//! A job's process is started by [`child::spawn`]: `clone` with
+//! `CLONE_VM | CLONE_VFORK`, so the cost does not grow with the server's
+//! memory. Before the job's program runs, the child is the leader of a new
+//! process group, a member of the job's cgroups, has exactly fds 0, 1 and 2
+//! (nothing the server holds or inherited), default signal handling with
+//! nothing blocked and, for a policy user, that user's ids, groups, home
+//! directory and clean environment. Everything it needs is prepared here,
+//! in the parent, because the child may not allocate.
 
-use std::ffi::OsStr;
+use std::ffi::{CString, c_char};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -13,50 +21,160 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
+use super::child::{self, Plan, Step, User, above_stdio};
 use super::{JobSpec, Termination};
 
 /// A started process and the handles its supervisor needs.
 pub(crate) struct Started {
-    pub child: Child,
+    pub process: Process,
     pub exit: ExitEvent,
+    /// The write end of the job's stdin, if the spec asked for a pipe.
+    pub stdin: Option<pipe::Sender>,
     pub stdout: pipe::Receiver,
     pub stderr: pipe::Receiver,
 }
 
-/// Starts `command` as the leader of a new process group, stdin from
-/// /dev/null, stdout and stderr to pipes. Must run inside a tokio runtime
-/// context (the pipes and the pidfd register with its reactor).
-///
-/// No `pre_exec` is set, so std uses `posix_spawn` rather than fork/exec,
-/// which stays fast however large the server's memory grows.
-pub(crate) fn start(spec: &JobSpec) -> io::Result<Started> {
-    if spec.command.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the command is empty"));
-    }
-    let mut child = Command::new(OsStr::new(&spec.command))
-        .args(&spec.args)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+/// Starts the job of `spec`, placed in the cgroups whose `cgroup.procs`
+/// files are `cgroups`. Must run inside a tokio runtime context (the pipes
+/// and the pidfd register with its reactor).
+pub(crate) fn start(spec: &JobSpec, cgroups: &[CString]) -> io::Result<Started> {
+    let program = c_string(spec.resolve_program()?.into_os_string().as_bytes())?;
+    let words: Vec<CString> = std::iter::once(spec.command.as_str())
+        .chain(spec.args.iter().map(String::as_str))
+        .map(c_string)
+        .collect::<io::Result<_>>()?;
+    let argv = null_terminated(&words);
+    let environment = match spec.environment() {
+        Some(variables) => Some(
+            variables
+                .into_iter()
+                .map(|(name, value)| c_string(&[name.as_bytes(), b"=", value.as_bytes()].concat()))
+                .collect::<io::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let envp = match &environment {
+        Some(variables) => null_terminated(variables),
+        None => Vec::new(),
+    };
+    let user = spec
+        .run_as
+        .as_ref()
+        .map(|user| Ok::<_, io::Error>((user, c_string(user.home.as_os_str().as_bytes())?)))
+        .transpose()?;
+
+    let (stdin_read, stdin_write) = match spec.stdin {
+        true => {
+            let (read, write) = pipe_pair()?;
+            (read, Some(write))
+        }
+        false => (OwnedFd::from(std::fs::File::open("/dev/null")?), None),
+    };
+    let (stdout_read, stdout_write) = pipe_pair()?;
+    let (stderr_read, stderr_write) = pipe_pair()?;
+    let child_ends = [above_stdio(stdin_read)?, above_stdio(stdout_write)?, above_stdio(stderr_write)?];
+
+    let mut plan =
+        Plan::new(&program, &argv, if environment.is_some() { envp.as_ptr() } else { server_environment() });
+    plan.stdio = child_ends.each_ref().map(AsRawFd::as_raw_fd);
+    plan.cgroups = cgroups;
+    plan.user =
+        user.as_ref().map(|(user, home)| User { uid: user.uid, gid: user.gid, groups: &user.groups, home });
+    let (pid, pidfd) = child::spawn(&plan).map_err(|e| match e.step {
+        None | Some(Step::Exec) => e.error,
+        Some(step) => io::Error::new(e.error.kind(), format!("cannot {}: {}", step.doing(), e.error)),
+    })?;
+    drop(child_ends);
+    let process = Process { pid: pid as u32 };
     let handles = (|| {
-        let stdout = OwnedFd::from(child.stdout.take().expect("stdout is piped"));
-        let stderr = OwnedFd::from(child.stderr.take().expect("stderr is piped"));
         Ok::<_, io::Error>((
-            ExitEvent::open(child.id())?,
-            pipe::Receiver::from_owned_fd(stdout)?,
-            pipe::Receiver::from_owned_fd(stderr)?,
+            ExitEvent::open(pidfd)?,
+            stdin_write.map(pipe::Sender::from_owned_fd).transpose()?,
+            pipe::Receiver::from_owned_fd(stdout_read)?,
+            pipe::Receiver::from_owned_fd(stderr_read)?,
         ))
     })();
     match handles {
-        Ok((exit, stdout, stderr)) => Ok(Started { child, exit, stdout, stderr }),
+        Ok((exit, stdin, stdout, stderr)) => Ok(Started { process, exit, stdin, stdout, stderr }),
         Err(e) => {
             // Not supervisable: do not leave it running.
-            signal_group(child.id(), Signal::SIGKILL);
-            let _ = child.wait();
+            signal_group(process.id(), Signal::SIGKILL);
+            let _ = process.wait();
             Err(e)
         }
+    }
+}
+
+fn c_string(bytes: impl AsRef<[u8]>) -> io::Result<CString> {
+    CString::new(bytes.as_ref()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the command, its arguments and environment must not hold a nul byte",
+        )
+    })
+}
+
+/// Pointers to `strings`, and a null pointer after them.
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// The server's own environment, as posix_spawn would pass it. rcmd never
+/// changes its environment after start-up, so reading it here is safe.
+fn server_environment() -> *const *const c_char {
+    unsafe extern "C" {
+        static environ: *const *const c_char;
+    }
+    // SAFETY: reads the pointer that libc keeps; see above for why it is
+    // stable.
+    unsafe { environ }
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills `fds` with two new descriptors, or fails.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A job's main process, until it is reaped. While it exists (as a zombie
+/// at least), its pid, which is also its process group's id, is not reused.
+#[derive(Debug)]
+pub(crate) struct Process {
+    pid: u32,
+}
+
+impl Process {
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the process to exit and reaps it.
+    pub fn wait(self) -> io::Result<Termination> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child, writing only `status`.
+            if unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) } >= 0 {
+                return Ok(termination(status));
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// How a wait status says the process ended.
+fn termination(status: libc::c_int) -> Termination {
+    if libc::WIFSIGNALED(status) {
+        Termination::Signaled(libc::WTERMSIG(status))
+    } else {
+        Termination::Exited(libc::WEXITSTATUS(status))
     }
 }
 
@@ -64,16 +182,9 @@ pub(crate) fn start(spec: &JobSpec) -> io::Result<Started> {
 pub(crate) struct ExitEvent(AsyncFd<OwnedFd>);
 
 impl ExitEvent {
-    fn open(pid: u32) -> io::Result<Self> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the syscall returned a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    fn open(pidfd: OwnedFd) -> io::Result<Self> {
         // SAFETY: the OwnedFd stays open, unchanged, for the AsyncFd's life.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+        let fd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) };
         Ok(ExitEvent(fd.map_err(io::Error::from)?))
     }
 
@@ -92,13 +203,4 @@ impl ExitEvent {
 pub(crate) fn signal_group(pid: u32, signal: Signal) {
     // ESRCH only means the group is already empty, which is fine.
     let _ = killpg(Pid::from_raw(pid as i32), signal);
-}
-
-pub(crate) fn termination(status: ExitStatus) -> Termination {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Termination::Exited(code),
-        (None, Some(signal)) => Termination::Signaled(signal),
-        // Neither can happen for a reaped child on Linux.
-        (None, None) => Termination::Exited(-1),
-    }
 }

@@ -63,7 +63,7 @@ impl GroupWatcher for Guard {
         self.tell(&format!("+{pgid}\n"));
     }
 
-    fn reaped(&self, pgid: u32) {
+    fn reaping(&self, pgid: u32) {
         self.tell(&format!("-{pgid}\n"));
     }
 }

@@ -1,0 +1,149 @@
+//! What a job's process starts with: exactly fds 0, 1 and 2, default signal
+//! handling, a stdin pipe when asked for, and a policy user's identity and
+//! clean environment. Real processes through the jobs library.
+
+mod support;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+
+use rcmd::jobs::{JobId, JobPool, JobSpec, PoolConfig, RunAs, Status, Termination};
+use support::TempDir;
+use tokio::io::AsyncWriteExt;
+
+fn pool(dir: &TempDir) -> JobPool {
+    JobPool::new(PoolConfig::new(dir.path().join("data"))).expect("pool")
+}
+
+fn sh(script: &str) -> JobSpec {
+    JobSpec::new("sh", vec!["-c".into(), script.into()])
+}
+
+async fn stdout_of(pool: &JobPool, id: JobId) -> String {
+    let status = pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(0)), "{status:?}");
+    String::from_utf8(pool.output(id).unwrap().stdout).unwrap()
+}
+
+/// Undoes a change to this process's oom_score_adj.
+struct OomScore(String);
+
+impl OomScore {
+    fn set(value: &str) -> OomScore {
+        let old = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
+        std::fs::write("/proc/self/oom_score_adj", value).unwrap();
+        OomScore(old)
+    }
+}
+
+impl Drop for OomScore {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/self/oom_score_adj", self.0.trim());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_gets_exactly_stdin_stdout_and_stderr() {
+    let dir = TempDir::new("spawn-fds");
+    // A descriptor this process holds without close-on-exec, like the ones
+    // a server inherits from whatever started it.
+    let file = std::fs::File::open("/dev/null").unwrap();
+    // SAFETY: dup2 onto a number this test owns; the OwnedFd closes it.
+    let leaked = unsafe { OwnedFd::from_raw_fd(libc::dup2(file.as_raw_fd(), 251)) };
+    assert_eq!(leaked.as_raw_fd(), 251);
+    let pool = pool(&dir);
+    let id = pool.create_job(sh("ls /proc/$$/fd"));
+    assert_eq!(stdout_of(&pool, id).await, "0\n1\n2\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_starts_with_default_signal_handling_and_nothing_blocked() {
+    let dir = TempDir::new("spawn-signals");
+    let pool = pool(&dir);
+    // This thread blocks SIGUSR1 while it starts the job, and the test
+    // process ignores SIGPIPE (as Rust programs do).
+    let id = {
+        let mut set = nix::sys::signal::SigSet::empty();
+        set.add(nix::sys::signal::Signal::SIGUSR1);
+        let old = set.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK).unwrap();
+        let id = pool.create_job(JobSpec::new("cat", vec!["/proc/self/status".into()]));
+        old.thread_set_mask().unwrap();
+        id
+    };
+    let status = stdout_of(&pool, id).await;
+    for field in ["SigBlk", "SigIgn"] {
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdin_pipe_carries_what_is_written_and_closes_when_dropped() {
+    let dir = TempDir::new("spawn-stdin");
+    let pool = pool(&dir);
+    let id = pool.create_job(JobSpec { stdin: true, ..JobSpec::new("cat", vec![]) });
+    let mut stdin = pool.take_stdin(id).unwrap().expect("a stdin pipe");
+    assert!(pool.take_stdin(id).unwrap().is_none(), "taken once");
+    stdin.write_all(b"hello\n").await.unwrap();
+    drop(stdin);
+    assert_eq!(stdout_of(&pool, id).await, "hello\n");
+    let plain = pool.create_job(JobSpec::new("true", vec![]));
+    assert!(pool.take_stdin(plain).unwrap().is_none(), "no pipe unless asked for");
+}
+
+fn nobody(home: &std::path::Path) -> RunAs {
+    RunAs {
+        user: "nobody".into(),
+        uid: 65534,
+        gid: 65534,
+        groups: vec![65534],
+        home: home.to_owned(),
+        shell: "/bin/sh".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_as_another_user_has_its_ids_home_and_only_five_variables() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test needs root (CI runs as root)");
+    }
+    let dir = TempDir::new("spawn-run-as");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _oom = OomScore::set("100");
+    let pool = pool(&dir);
+    let as_nobody = |spec: JobSpec| JobSpec { run_as: Some(nobody(&home)), ..spec };
+    let id = pool.create_job(as_nobody(sh("id -u; id -g; id -G; pwd; cat /proc/self/oom_score_adj")));
+    assert_eq!(stdout_of(&pool, id).await, format!("65534\n65534\n65534\n{}\n0\n", home.display()));
+    let id = pool.create_job(as_nobody(JobSpec::new("env", vec![])));
+    let env = stdout_of(&pool, id).await;
+    let mut names: Vec<&str> = env.lines().map(|l| l.split('=').next().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["HOME", "LOGNAME", "PATH", "SHELL", "USER"], "{env}");
+    assert!(env.contains("USER=nobody\n") && env.contains(&format!("HOME={}\n", home.display())));
+    // The server's own jobs keep the server's OOM score and environment.
+    let id = pool.create_job(sh("cat /proc/self/oom_score_adj; env"));
+    let own = stdout_of(&pool, id).await;
+    assert!(own.starts_with("100\n") && own.lines().count() > 5, "{own}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_before_exec_is_the_jobs_error() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test needs root (CI runs as root)");
+    }
+    let dir = TempDir::new("spawn-no-home");
+    let pool = pool(&dir);
+    let spec = JobSpec { run_as: Some(nobody(&dir.path().join("missing"))), ..JobSpec::new("true", vec![]) };
+    let id = pool.create_job(spec);
+    match pool.status(id).unwrap().status {
+        Status::Error(message) => assert!(
+            message.contains("cannot enter the user's home directory") && message.contains("No such file"),
+            "{message}"
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let id = pool.create_job(JobSpec::new("/no/such/program", vec![]));
+    assert!(matches!(pool.status(id).unwrap().status, Status::Error(m) if m.contains("No such file")));
+}
