@@ -39,7 +39,7 @@ enum Command {
     Man,
     /// Internal: the guard that kills jobs if the server is killed.
     #[command(name = "__guard", hide = true)]
-    Guard,
+    Guard { cgroup_folders: Vec<std::path::PathBuf> },
     /// CERTDIR HOST:PORT COMMAND: talk to a server.
     #[command(external_subcommand)]
     Client(Vec<OsString>),
@@ -61,7 +61,7 @@ fn main() {
         Command::Man => {
             report(rcmd::docs::man_page(Cli::command(), &mut std::io::stdout()).map_err(Into::into))
         }
-        Command::Guard => rcmd::server::guard::run(),
+        Command::Guard { cgroup_folders } => rcmd::server::guard::run(&cgroup_folders),
         Command::Client(words) => {
             let cli = Cli::command();
             let others: Vec<&str> =

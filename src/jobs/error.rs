@@ -19,6 +19,9 @@ pub enum JobError {
     #[error("quota reached: {0}")]
     Quota(super::limits::Quota),
 
+    #[error("{0}")]
+    Unsupported(super::cgroup::Unsupported),
+
     #[error("the job pool is shutting down")]
     ShuttingDown,
 

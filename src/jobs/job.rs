@@ -10,22 +10,31 @@ use nix::sys::signal::Signal;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use super::cgroup::{Cgroups, JobGroup, ResourceUsage};
 use super::limits::Usage;
 use super::process::{self, ExitEvent, Process, Started};
 use super::spool::{self, OutputReader, Progress, Sink, Stream};
-use super::{JobId, JobSpec, JobStatus, Output, PoolConfig, Status, Termination};
+use super::{JobId, JobSpec, JobStatus, Limits, Output, PoolConfig, Status, Termination};
 
-/// How long the pumps may keep draining after the job's group was killed. Only
-/// a process that left the group (with `setsid`) can hold a pipe open longer;
-/// its remaining output is then given up so the job can complete.
+/// How long the pumps may keep draining after the job was killed. Only a
+/// process that escaped the kill can hold a pipe open longer: one that left
+/// the process group (with `setsid`) when the job has no cgroup, the
+/// fallback. Its remaining output is then given up so the job can complete.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// How long a job's cgroups may take to empty once killed (processes in
+/// uninterruptible sleep exit late) before their removal is given up.
+const RETIRE_LIMIT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Job {
     pub id: JobId,
     pub command: String,
     pub args: Vec<String>,
     pub started_at: SystemTime,
+    pub limits: Limits,
     pid: Option<u32>,
+    /// The job's cgroups; `None` on a host without them (process group only).
+    group: Option<JobGroup>,
     spool_paths: [PathBuf; 2],
     lifecycle: Mutex<Lifecycle>,
     events: watch::Sender<Progress>,
@@ -41,6 +50,9 @@ struct Lifecycle {
     status: Status,
     finished_at: Option<SystemTime>,
     output_error: Option<String>,
+    /// What the kernel counted, once the job has finished.
+    usage: ResourceUsage,
+    oom_killed: bool,
 }
 
 /// What a pool shares with its jobs: its settings and its counters.
@@ -63,7 +75,11 @@ impl Job {
     pub fn start(spec: Spec) -> Arc<Job> {
         let started_at = SystemTime::now();
         let spool_paths = Stream::BOTH.map(|s| spool::spool_path(&spec.shared.config.data_dir, spec.id, s));
-        let started = process::start(&spec.spec, &[])
+        let (group, started) = match start_contained(&spec.spec, spec.shared.config.cgroups.as_deref()) {
+            Ok((group, started)) => (group, Ok(started)),
+            Err(e) => (None, Err(e)),
+        };
+        let started = started
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.spec.command)));
         let (child, stdin, supervision, status) = match started {
             Ok(Started { process, exit, stdin, stdout, stderr }) => {
@@ -84,7 +100,9 @@ impl Job {
             command: spec.spec.command,
             args: spec.spec.args,
             started_at,
+            limits: spec.spec.limits,
             pid: child.as_ref().map(Process::id),
+            group,
             spool_paths,
             lifecycle: Mutex::new(Lifecycle {
                 child,
@@ -92,6 +110,8 @@ impl Job {
                 status,
                 finished_at: finished.then(SystemTime::now),
                 output_error: None,
+                usage: ResourceUsage::default(),
+                oom_killed: false,
             }),
             events: watch::Sender::new(Progress::new(finished)),
             shared: spec.shared,
@@ -130,10 +150,38 @@ impl Job {
         }
         let termination = self.reap();
         if !drained && tokio::time::timeout(DRAIN_AFTER_EXIT, &mut pumps).await.is_err() {
-            tracing::warn!(job = %self.id, "a process that left the job's group holds its output open; the rest is dropped");
+            tracing::warn!(job = %self.id, "a process that escaped the job holds its output open; the rest is dropped");
             self.events.send_modify(|p| p.truncated = true);
         }
-        self.finish(termination);
+        let counted = match &self.group {
+            Some(group) => Some(self.retire(group).await),
+            None => None,
+        };
+        self.finish(termination, counted);
+    }
+
+    /// Waits until every process of the job's cgroups has exited, reads what
+    /// the kernel counted, and removes the groups.
+    async fn retire(&self, group: &JobGroup) -> (ResourceUsage, u64) {
+        let deadline = tokio::time::Instant::now() + RETIRE_LIMIT;
+        let mut pause = Duration::from_micros(200);
+        let mut counted = None;
+        loop {
+            if counted.is_none() && group.is_empty() {
+                counted = Some((group.usage(), group.oom_kills()));
+            }
+            if counted.is_some() && group.try_remove() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(job = %self.id, "the job's processes do not exit; its cgroups are left until the server stops");
+                break;
+            }
+            group.kill();
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        counted.unwrap_or_else(|| (group.usage(), group.oom_kills()))
     }
 
     fn lock(&self) -> MutexGuard<'_, Lifecycle> {
@@ -148,7 +196,7 @@ impl Job {
         let child = {
             let mut lifecycle = self.lock();
             let child = lifecycle.child.take()?;
-            process::signal_group(child.id(), Signal::SIGKILL);
+            self.kill_all(&child);
             child
         };
         self.events.send_modify(|p| p.exited = true);
@@ -160,16 +208,40 @@ impl Job {
         child.wait().ok()
     }
 
-    /// Signals the job's process group if its leader is not yet reaped.
-    /// Returns whether the signal was sent.
+    /// Signals the job's process group if its leader is not yet reaped;
+    /// SIGKILL goes to every process of its cgroup too. Returns whether the
+    /// signal was sent.
     pub fn signal(&self, signal: Signal) -> bool {
         let lifecycle = self.lock();
         match &lifecycle.child {
+            Some(child) if signal == Signal::SIGKILL => {
+                self.kill_all(child);
+                true
+            }
             Some(child) => {
                 process::signal_group(child.id(), signal);
                 true
             }
             None => false,
+        }
+    }
+
+    /// SIGKILL to everything of the job: its cgroup where it has one (which
+    /// nothing can leave), and its process group (which is all there is
+    /// without one). Only while `child` is unreaped, so the group id is ours.
+    fn kill_all(&self, child: &Process) {
+        if let Some(group) = &self.group {
+            group.kill();
+        }
+        process::signal_group(child.id(), Signal::SIGKILL);
+    }
+
+    /// Removes the job's cgroups, waiting (blocking) for its killed processes
+    /// to exit: for a pool dropped outside its runtime.
+    pub fn remove_group_blocking(&self) {
+        if let Some(group) = &self.group {
+            group.kill();
+            group.remove_blocking(RETIRE_LIMIT);
         }
     }
 
@@ -179,13 +251,17 @@ impl Job {
         lifecycle.output_error.get_or_insert_with(|| format!("cannot store {}: {e}", stream.name()));
     }
 
-    fn finish(&self, termination: Option<Termination>) {
+    fn finish(&self, termination: Option<Termination>, counted: Option<(ResourceUsage, u64)>) {
         {
             let mut lifecycle = self.lock();
             // Someone else reaped (the pool was dropped): it was killed.
             let termination = termination.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32));
             lifecycle.status = Status::Completed(termination);
             lifecycle.finished_at = Some(SystemTime::now());
+            if let Some((usage, oom_kills)) = counted {
+                lifecycle.usage = usage;
+                lifecycle.oom_killed = oom_kills > 0;
+            }
         }
         Usage::release(&self.shared.usage.running);
         self.events.send_modify(|p| {
@@ -197,6 +273,7 @@ impl Job {
     pub fn status(&self) -> JobStatus {
         let truncated = self.events.borrow().truncated;
         let lifecycle = self.lock();
+        let running = lifecycle.child.is_some();
         JobStatus {
             id: self.id,
             command: self.command.clone(),
@@ -207,6 +284,12 @@ impl Job {
             finished_at: lifecycle.finished_at,
             truncated,
             output_error: lifecycle.output_error.clone(),
+            limits: self.limits,
+            oom_killed: lifecycle.oom_killed,
+            usage: match (&self.group, running) {
+                (Some(group), true) => group.usage(),
+                _ => lifecycle.usage,
+            },
         }
     }
 
@@ -277,6 +360,28 @@ impl Job {
                     tracing::warn!(job = %self.id, path = %path.display(), error = %e, "cannot remove spool file")
                 }
             }
+        }
+    }
+}
+
+/// Makes the job's cgroups (on a host that has them) and starts its process
+/// in them. Without cgroups, a job that asks for limits cannot start.
+fn start_contained(spec: &JobSpec, cgroups: Option<&Cgroups>) -> io::Result<(Option<JobGroup>, Started)> {
+    let Some(cgroups) = cgroups else {
+        if spec.limits != Limits::default() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this server has no cgroups to enforce limits with",
+            ));
+        }
+        return Ok((None, process::start(spec, &[])?));
+    };
+    let group = cgroups.create(&spec.limits)?;
+    match process::start(spec, &group.procs) {
+        Ok(started) => Ok((Some(group), started)),
+        Err(e) => {
+            group.remove_blocking(RETIRE_LIMIT);
+            Err(e)
         }
     }
 }

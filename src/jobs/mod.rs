@@ -34,6 +34,7 @@
 //!   `std::sync::Mutex`es that are never held across a spawn, a wait, an
 //!   `.await` or file I/O.
 
+mod cgroup;
 mod child;
 mod error;
 mod job;
@@ -44,6 +45,7 @@ mod spec;
 mod spool;
 mod status;
 
+pub use cgroup::{Cgroups, ResourceUsage, Unsupported, purge as purge_cgroup_folder};
 pub use error::JobError;
 pub use limits::{GroupWatcher, Quota};
 pub use pool::{JobPool, PoolConfig};

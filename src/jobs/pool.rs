@@ -9,10 +9,11 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::runtime::Handle;
 
+use super::cgroup::{Cgroups, Unsupported};
 use super::job::{Job, Shared, Spec};
 use super::limits::{GroupWatcher, Quota, Usage};
 use super::spool::{self, OutputReader, Stream};
-use super::{JobError, JobId, JobSpec, JobStatus, Output};
+use super::{JobError, JobId, JobSpec, JobStatus, Limits, Output};
 
 /// Settings shared by every job of a pool.
 #[derive(Debug, Clone)]
@@ -33,6 +34,10 @@ pub struct PoolConfig {
     pub max_stored_bytes: u64,
     /// Told of every job's process group as it starts and is reaped.
     pub watcher: Option<Arc<dyn GroupWatcher>>,
+    /// The host's cgroups, shared by every pool of a server: each job gets
+    /// its own group there, which is how it is killed and limited. `None`:
+    /// jobs are process groups only, and limits cannot be enforced.
+    pub cgroups: Option<Arc<Cgroups>>,
 }
 
 impl PoolConfig {
@@ -48,6 +53,7 @@ impl PoolConfig {
             max_jobs: usize::MAX,
             max_stored_bytes: u64::MAX,
             watcher: None,
+            cgroups: None,
         }
     }
 }
@@ -104,6 +110,15 @@ impl JobPool {
         let (config, usage) = (&self.shared.config, &self.shared.usage);
         if usage.stored.load(Ordering::SeqCst) >= config.max_stored_bytes {
             return Err(JobError::Quota(Quota::StoredBytes(config.max_stored_bytes)));
+        }
+        match &config.cgroups {
+            Some(cgroups) => cgroups.check(&spec.limits).map_err(JobError::Unsupported)?,
+            None if spec.limits != Limits::default() => {
+                return Err(JobError::Unsupported(Unsupported(
+                    "this server cannot enforce limits: it has no cgroups (see its start-up log)".into(),
+                )));
+            }
+            None => {}
         }
         if !Usage::reserve(&usage.jobs, config.max_jobs) {
             return Err(JobError::Quota(Quota::Jobs(config.max_jobs)));
@@ -214,6 +229,7 @@ impl Drop for JobPool {
         for job in jobs.values() {
             // Synchronous kill and reap: the runtime may already be gone.
             job.reap();
+            job.remove_group_blocking();
             job.forget();
         }
     }

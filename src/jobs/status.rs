@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use super::{Limits, ResourceUsage};
+
 /// A job's id, unique within its pool, counting from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(pub u64);
@@ -48,6 +50,13 @@ pub struct JobStatus {
     pub truncated: bool,
     /// Why output could not be stored (for example, a full disk).
     pub output_error: Option<String>,
+    /// The limits in force.
+    pub limits: Limits,
+    /// The kernel's OOM killer ended a process of the job (inside its
+    /// memory limit).
+    pub oom_killed: bool,
+    /// What the kernel counted (so far, while it runs), where it counts.
+    pub usage: ResourceUsage,
 }
 
 /// A job's complete stored output.

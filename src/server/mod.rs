@@ -132,8 +132,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls = RustlsConfig::from_config(config);
 
     let data_dir = args.data_dir.clone().unwrap_or_else(|| default_data_dir(args.listen.port()));
-    let guard = Arc::new(guard::Guard::start().context("cannot start the guard process")?);
-    let template = pool_template(&args, &data_dir, guard);
+    let cgroups = detect_cgroups(&data_dir);
+    let folders = cgroups.as_ref().map(|c| c.folders()).unwrap_or_default();
+    let guard = Arc::new(
+        guard::Guard::start(&std::env::current_exe()?, &folders).context("cannot start the guard process")?,
+    );
+    let mut child_exits = signal(SignalKind::child())?;
+    let template = pool_template(&args, &data_dir, &guard, cgroups);
     let state = Arc::new(routes::AppState { pools: pools::Pools::new(data_dir.clone(), template) });
 
     let handle = Handle::new();
@@ -180,6 +185,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
             _ = daily.tick() => identity.warn_if_expiring(),
             _ = hangup.recv() => reload(&args.certs, &tls, &mut identity),
+            _ = child_exits.recv() => guard.resume_if_stopped(),
         }
     }
     tracing::info!("shutting down: killing every job");
@@ -191,16 +197,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The limits every client's pool gets, and the guard that hears of every
-/// job's process group.
-fn pool_template(args: &ServeArgs, data_dir: &Path, guard: Arc<guard::Guard>) -> PoolConfig {
+/// Finds the host's cgroups and logs in one line what jobs get here.
+fn detect_cgroups(data_dir: &Path) -> Option<Arc<jobs::Cgroups>> {
+    match jobs::Cgroups::detect(data_dir) {
+        Ok(cgroups) => {
+            tracing::info!("cgroups: {cgroups}");
+            Some(Arc::new(cgroups))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "no cgroups ({e}): each job is a process group only, which a process can leave, and jobs that ask for limits are refused"
+            );
+            None
+        }
+    }
+}
+
+/// The limits every client's pool gets, its cgroups, and (without cgroups)
+/// the guard that hears of every job's process group.
+fn pool_template(
+    args: &ServeArgs,
+    data_dir: &Path,
+    guard: &Arc<guard::Guard>,
+    cgroups: Option<Arc<jobs::Cgroups>>,
+) -> PoolConfig {
     let mut template = PoolConfig::new(data_dir);
     template.output_limit = args.max_output;
     template.stop_grace = args.stop_grace.0;
     template.max_running = args.max_running;
     template.max_jobs = args.max_jobs;
     template.max_stored_bytes = args.max_stored;
-    template.watcher = Some(guard);
+    if cgroups.is_none() {
+        template.watcher = Some(Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
+    }
+    template.cgroups = cgroups;
     template
 }
 

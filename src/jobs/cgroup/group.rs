@@ -1,0 +1,229 @@
+//! One job's groups: made with its limits before the job starts, killed as a
+//! whole, read for usage, and removed once empty. Also [`purge`], which does
+//! all of that to every group in a folder, for a server that is gone.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How the processes of a group are all killed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kill {
+    /// cgroup v2 `cgroup.kill` (Linux 5.14): one write, nothing escapes.
+    V2,
+    /// cgroup v1 freezer: freeze, SIGKILL every task, thaw. Frozen tasks
+    /// cannot fork, so the list of tasks is complete.
+    Freezer,
+}
+
+/// What the kernel counted for a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceUsage {
+    /// CPU time, user and system, of every process of the job.
+    pub cpu_ms: Option<u64>,
+    /// The most memory the job used at once.
+    pub memory_peak: Option<u64>,
+}
+
+/// A job's groups, one per hierarchy it needs, all of the same name.
+#[derive(Debug)]
+pub(crate) struct JobGroup {
+    /// The group that every job has, and how to kill it.
+    pub core: PathBuf,
+    pub kill: Kill,
+    /// Groups of the v1 controllers this job's limits need.
+    pub limited: Vec<PathBuf>,
+    /// Where CPU time and memory are counted, if anywhere.
+    pub cpu_stat: Option<CpuStat>,
+    pub memory: Option<MemoryStat>,
+    /// `cgroup.procs` of every group: the job's process writes "0" to each.
+    pub procs: Vec<CString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CpuStat {
+    /// `cpu.stat` of this group (v2), `usage_usec`.
+    V2Core,
+    /// `cpuacct.usage` (ns) of the limited group at this index (v1).
+    V1(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemoryStat {
+    /// The v2 memory controller, in the core group.
+    V2,
+    /// The v1 memory group at this index of `limited`.
+    V1(usize),
+}
+
+impl JobGroup {
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        std::iter::once(self.core.as_path()).chain(self.limited.iter().map(PathBuf::as_path))
+    }
+
+    /// SIGKILL to every process in the job's group, whatever process group
+    /// or session it moved to.
+    pub fn kill(&self) {
+        kill_group(&self.core, self.kill);
+    }
+
+    /// What the kernel counted so far.
+    pub fn usage(&self) -> ResourceUsage {
+        let cpu_ms = match self.cpu_stat {
+            Some(CpuStat::V2Core) => keyed(&self.core.join("cpu.stat"), "usage_usec").map(|us| us / 1000),
+            Some(CpuStat::V1(i)) => number(&self.limited[i].join("cpuacct.usage")).map(|ns| ns / 1_000_000),
+            None => None,
+        };
+        let memory_peak = match self.memory {
+            Some(MemoryStat::V2) => number(&self.core.join("memory.peak")),
+            Some(MemoryStat::V1(i)) => number(&self.limited[i].join("memory.max_usage_in_bytes")),
+            None => None,
+        };
+        ResourceUsage { cpu_ms, memory_peak }
+    }
+
+    /// How many of the job's processes the kernel's OOM killer ended.
+    pub fn oom_kills(&self) -> u64 {
+        match self.memory {
+            Some(MemoryStat::V2) => keyed(&self.core.join("memory.events"), "oom_kill").unwrap_or(0),
+            Some(MemoryStat::V1(i)) => {
+                keyed(&self.limited[i].join("memory.oom_control"), "oom_kill").unwrap_or(0)
+            }
+            None => 0,
+        }
+    }
+
+    /// Whether every process of the job has exited (the core group holds
+    /// them all).
+    pub fn is_empty(&self) -> bool {
+        pids(&self.core).is_empty()
+    }
+
+    /// Removes every group of the job, killing again whatever is left. A
+    /// group whose processes are still exiting cannot be removed yet:
+    /// returns `false` then, and the caller tries again a little later.
+    pub fn try_remove(&self) -> bool {
+        let mut all_gone = true;
+        for dir in self.dirs() {
+            all_gone &= remove_dir(dir);
+        }
+        if !all_gone {
+            self.kill();
+        }
+        all_gone
+    }
+
+    /// [`JobGroup::try_remove`] until it succeeds or `limit` has passed,
+    /// pausing between tries. For callers that may block.
+    pub fn remove_blocking(&self, limit: Duration) -> bool {
+        retry_blocking(limit, || self.try_remove())
+    }
+}
+
+/// Calls `attempt` until it returns true or `limit` has passed, with short
+/// growing pauses in between. Returns the last result.
+pub(crate) fn retry_blocking(limit: Duration, mut attempt: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        if attempt() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Removes an empty group; `true` if it is gone (or never was).
+fn remove_dir(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// Kills every process in the group at `dir`.
+pub(crate) fn kill_group(dir: &Path, how: Kill) {
+    match how {
+        Kill::V2 => {
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+        }
+        Kill::Freezer => {
+            let state = dir.join("freezer.state");
+            if std::fs::write(&state, "FROZEN").is_err() {
+                return; // gone already
+            }
+            // Freezing takes effect task by task; a task not yet frozen
+            // could still fork.
+            retry_blocking(Duration::from_secs(1), || {
+                std::fs::read_to_string(&state).is_ok_and(|s| s.trim() == "FROZEN")
+            });
+            for pid in pids(dir) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = std::fs::write(&state, "THAWED");
+        }
+    }
+}
+
+/// The processes in the group at `dir`.
+fn pids(dir: &Path) -> Vec<i32> {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    procs.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Kills every group in `folder` (a server's folder in one hierarchy) and
+/// removes them and the folder, waiting up to `limit` for the processes to
+/// exit. Each group is killed the best way its files offer; in a hierarchy
+/// that has no way (a v1 controller), by each process it lists. Returns
+/// whether the folder is gone.
+pub fn purge(folder: &Path, limit: Duration) -> bool {
+    let groups: Vec<PathBuf> = match std::fs::read_dir(folder) {
+        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect(),
+        Err(e) => return e.kind() == io::ErrorKind::NotFound,
+    };
+    retry_blocking(limit, || {
+        let mut all_gone = true;
+        for group in &groups {
+            if remove_dir(group) {
+                continue;
+            }
+            all_gone = false;
+            if group.join("cgroup.kill").exists() {
+                kill_group(group, Kill::V2);
+            } else if group.join("freezer.state").exists() {
+                kill_group(group, Kill::Freezer);
+            } else {
+                for pid in pids(group) {
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
+        }
+        all_gone && remove_dir(folder)
+    })
+}
+
+/// `dir/cgroup.procs` as a C string, for the child to open.
+pub(crate) fn procs_file(dir: &Path) -> CString {
+    let path = dir.join("cgroup.procs");
+    CString::new(path.as_os_str().as_bytes()).expect("cgroup paths come from the kernel and hold no nul")
+}
+
+/// A file that holds one number.
+fn number(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The value of `key` in a file of `key value` lines.
+fn keyed(path: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}

@@ -1,0 +1,477 @@
+//! Cgroups as a job's boundary: every job in a group of its own, limits on
+//! it, a kill that reaches every process it started, and what it used.
+//!
+//! Hosts differ, so [`Cgroups::detect`] looks at what this process has: a
+//! cgroup v2 hierarchy (its core files, `cgroup.kill`, and whatever
+//! controllers are delegated to us) and v1 hierarchies, each found from
+//! `/proc/self/mountinfo` and `/proc/self/cgroup` ([`mounts`]).
+//!
+//! Invariants:
+//!
+//! * **Our folder only.** In each hierarchy used, everything lives in one
+//!   folder, `rcmd-PID-START-N`, inside the server's own group: never at a
+//!   hierarchy's root, never touching another group. PID and START (the
+//!   process's start time in clock ticks) name the server; N tells apart the
+//!   `Cgroups` of one process.
+//! * **Leftovers of dead servers only.** At start-up, a folder whose server
+//!   is gone (no such pid, or a different start time) is purged: its jobs
+//!   killed, its groups removed. A live server's folder is never touched.
+//! * **One core group per job, always.** It is in the v2 hierarchy where
+//!   there is one (a mkdir and an rmdir: cheap), else in the v1 freezer; it
+//!   is how the job is killed. Groups in v1 controller hierarchies are made
+//!   only for the limits a job asks for.
+//! * **In before it runs.** The job's process joins all its groups between
+//!   clone and exec ([`JobGroup::procs`]), so nothing of the job ever runs
+//!   outside them.
+//! * **Gone once reaped.** A job's groups are removed after its processes
+//!   are all dead; the folder, when the `Cgroups` is dropped.
+
+mod group;
+pub(crate) mod mounts;
+
+use std::fmt;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub(crate) use group::JobGroup;
+use group::{CpuStat, Kill, MemoryStat};
+pub use group::{ResourceUsage, purge};
+use mounts::Kind;
+
+use super::Limits;
+
+/// How long start-up and shutdown wait for killed processes to exit before
+/// giving up on removing their groups.
+const PURGE_LIMIT: Duration = Duration::from_secs(5);
+
+/// A limit the host cannot enforce, or a limit that is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
+/// Where one limit's files are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In the job's core group: a controller of the v2 hierarchy.
+    V2,
+    /// In a group of its own, in our folder of the v1 hierarchy `folders[i]`.
+    V1(usize),
+}
+
+/// The server's cgroups: its folders, and which limits it can enforce.
+#[derive(Debug)]
+pub struct Cgroups {
+    /// Our folder in the hierarchy of every job's core group.
+    core: PathBuf,
+    kill: Kill,
+    /// Whether `cpu.stat` in the core group counts CPU time (v2).
+    core_counts_cpu: bool,
+    /// Our folders in v1 controller hierarchies, by index.
+    folders: Vec<PathBuf>,
+    memory: Option<Place>,
+    cpu: Option<Place>,
+    pids: Option<Place>,
+    io: Option<Place>,
+    /// `MAJ:MIN` of the disk IO limits apply to.
+    io_device: Option<String>,
+    /// Whether a v1 memory group has a swap limit (`memory.memsw.*`).
+    memsw: bool,
+    /// What this host lacks, for the start-up log and 400 answers.
+    missing: Missing,
+    next_job: AtomicU64,
+}
+
+/// Why each limit is missing, if it is.
+#[derive(Debug, Default)]
+struct Missing {
+    memory: Option<String>,
+    cpu: Option<String>,
+    pids: Option<String>,
+    io: Option<String>,
+}
+
+/// A controller's v1 and v2 names.
+struct Controller {
+    v1: &'static str,
+    v2: &'static str,
+}
+
+const MEMORY: Controller = Controller { v1: "memory", v2: "memory" };
+const CPU: Controller = Controller { v1: "cpu", v2: "cpu" };
+const PIDS: Controller = Controller { v1: "pids", v2: "pids" };
+const IO: Controller = Controller { v1: "blkio", v2: "io" };
+
+impl Cgroups {
+    /// Finds this process's cgroups, purges dead servers' folders, and makes
+    /// ours. `data_dir` names the disk that IO limits apply to. `Err` says
+    /// why jobs cannot have cgroups here at all (they then are process
+    /// groups only, and no limit can be enforced).
+    pub fn detect(data_dir: &Path) -> Result<Cgroups, Unsupported> {
+        let read = |path: &str| {
+            std::fs::read_to_string(path).map_err(|e| Unsupported(format!("cannot read {path}: {e}")))
+        };
+        let found = mounts::find(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?);
+        let name = folder_name();
+        let v2 = found.iter().find(|m| m.kind == Kind::V2);
+        let v2_folder = v2.map(|m| make_folder(&m.own_group, &name));
+        let (core, kill, core_counts_cpu) = match v2_folder {
+            Some(Ok(folder)) if folder.join("cgroup.kill").exists() => (folder, Kill::V2, true),
+            other => {
+                let why_not_v2 = match other {
+                    None => "no cgroup v2 hierarchy".to_owned(),
+                    Some(Ok(folder)) => {
+                        let _ = std::fs::remove_dir(&folder);
+                        "cgroup v2 has no cgroup.kill (Linux < 5.14)".to_owned()
+                    }
+                    Some(Err(e)) => e,
+                };
+                let freezer = found.iter().find(|m| m.has_v1("freezer"));
+                match freezer.map(|m| make_folder(&m.own_group, &name)) {
+                    Some(Ok(folder)) => (folder, Kill::Freezer, false),
+                    Some(Err(e)) => return Err(Unsupported(format!("{why_not_v2}, and {e}"))),
+                    None => return Err(Unsupported(format!("{why_not_v2} and no v1 freezer"))),
+                }
+            }
+        };
+        let mut cgroups = Cgroups {
+            core,
+            kill,
+            core_counts_cpu,
+            folders: Vec::new(),
+            memory: None,
+            cpu: None,
+            pids: None,
+            io: None,
+            io_device: None,
+            memsw: false,
+            missing: Missing::default(),
+            next_job: AtomicU64::new(1),
+        };
+        let v2_controllers = match (kill, v2) {
+            (Kill::V2, Some(v2)) => delegate_v2(&v2.own_group, &cgroups.core),
+            _ => Vec::new(),
+        };
+        for (controller, slot, missing) in [
+            (MEMORY, &mut cgroups.memory, &mut cgroups.missing.memory),
+            (CPU, &mut cgroups.cpu, &mut cgroups.missing.cpu),
+            (PIDS, &mut cgroups.pids, &mut cgroups.missing.pids),
+            (IO, &mut cgroups.io, &mut cgroups.missing.io),
+        ] {
+            if v2_controllers.iter().any(|c| c == controller.v2) {
+                *slot = Some(Place::V2);
+                continue;
+            }
+            match found.iter().find(|m| m.has_v1(controller.v1)) {
+                None => *missing = Some(format!("no {} controller (v2 or v1) is available", controller.v1)),
+                Some(mounted) => match make_folder(&mounted.own_group, &name) {
+                    Ok(folder) => {
+                        *slot = Some(Place::V1(cgroups.folders.len()));
+                        cgroups.folders.push(folder);
+                    }
+                    Err(e) => *missing = Some(e),
+                },
+            }
+        }
+        if let Some(Place::V1(i)) = cgroups.memory {
+            cgroups.memsw = cgroups.folders[i].join("memory.memsw.limit_in_bytes").exists();
+        }
+        if cgroups.io.is_some() {
+            match disk_of(data_dir) {
+                Ok(device) => cgroups.io_device = Some(device),
+                Err(e) => {
+                    cgroups.missing.io =
+                        Some(format!("the data directory {} is not on a disk: {e}", data_dir.display()));
+                    cgroups.io = None;
+                }
+            }
+        }
+        Ok(cgroups)
+    }
+
+    /// Whether this host can enforce every limit in `limits`.
+    pub fn check(&self, limits: &Limits) -> Result<(), Unsupported> {
+        let asked = [
+            (limits.memory.is_some(), &self.missing.memory, "memory"),
+            (limits.cpus.is_some(), &self.missing.cpu, "cpus"),
+            (limits.pids.is_some(), &self.missing.pids, "pids"),
+            (limits.io_read_bps.is_some() || limits.io_write_bps.is_some(), &self.missing.io, "io"),
+        ];
+        for (wanted, missing, name) in asked {
+            if let (true, Some(why)) = (wanted, missing) {
+                return Err(Unsupported(format!("this server cannot enforce a {name} limit: {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the groups of a new job with `limits` in force. Its process
+    /// must then join them (write "0" to each of [`JobGroup::procs`]).
+    pub(crate) fn create(&self, limits: &Limits) -> io::Result<JobGroup> {
+        self.check(limits).map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e.0))?;
+        let name = format!("j{}", self.next_job.fetch_add(1, Ordering::Relaxed));
+        let mut group = JobGroup {
+            core: self.core.join(&name),
+            kill: self.kill,
+            limited: Vec::new(),
+            cpu_stat: self.core_counts_cpu.then_some(CpuStat::V2Core),
+            memory: None,
+            procs: Vec::new(),
+        };
+        // Each v1 hierarchy a limit needs, once, with its index in `limited`.
+        let mut v1_groups: Vec<usize> = Vec::new();
+        let mut limited_index = |place: Option<Place>, wanted: bool| -> Option<Result<usize, ()>> {
+            match (wanted, place?) {
+                (false, _) => None,
+                (true, Place::V2) => Some(Err(())),
+                (true, Place::V1(folder)) => Some(Ok(match v1_groups.iter().position(|&f| f == folder) {
+                    Some(i) => i,
+                    None => {
+                        v1_groups.push(folder);
+                        v1_groups.len() - 1
+                    }
+                })),
+            }
+        };
+        let memory = limited_index(self.memory, limits.memory.is_some());
+        let cpu = limited_index(self.cpu, limits.cpus.is_some());
+        let pids = limited_index(self.pids, limits.pids.is_some());
+        let io = limited_index(self.io, limits.io_read_bps.is_some() || limits.io_write_bps.is_some());
+        group.limited = v1_groups.iter().map(|&f| self.folders[f].join(&name)).collect();
+        group.memory = match memory {
+            Some(Ok(i)) => Some(MemoryStat::V1(i)),
+            Some(Err(())) => Some(MemoryStat::V2),
+            None => None,
+        };
+        if let (None, Some(Ok(i))) = (group.cpu_stat, cpu) {
+            group.cpu_stat = Some(CpuStat::V1(i));
+        }
+        let made = (|| {
+            for dir in group.dirs() {
+                std::fs::create_dir(dir)?;
+            }
+            let dir_of = |place: Option<Result<usize, ()>>| match place {
+                Some(Ok(i)) => Some(&group.limited[i]),
+                Some(Err(())) => Some(&group.core),
+                None => None,
+            };
+            let v2 = |place: &Option<Result<usize, ()>>| matches!(place, Some(Err(())));
+            if let (Some(dir), Some(bytes)) = (dir_of(memory), limits.memory) {
+                if v2(&memory) {
+                    write(dir, "memory.max", bytes)?;
+                    write(dir, "memory.swap.max", 0)?;
+                } else {
+                    write(dir, "memory.limit_in_bytes", bytes)?;
+                    if self.memsw {
+                        write(dir, "memory.memsw.limit_in_bytes", bytes)?;
+                    }
+                }
+            }
+            if let (Some(dir), Some(cpus)) = (dir_of(cpu), limits.cpus) {
+                let quota = cpu_quota(cpus);
+                if v2(&cpu) {
+                    write(dir, "cpu.max", format!("{quota} {CPU_PERIOD_US}"))?;
+                } else {
+                    write(dir, "cpu.cfs_period_us", CPU_PERIOD_US)?;
+                    write(dir, "cpu.cfs_quota_us", quota)?;
+                }
+            }
+            if let (Some(dir), Some(max)) = (dir_of(pids), limits.pids) {
+                write(dir, "pids.max", max)?;
+            }
+            if let (Some(dir), Some(device)) = (dir_of(io), &self.io_device) {
+                if v2(&io) {
+                    let rbps = limits.io_read_bps.map_or("max".to_owned(), |b| b.to_string());
+                    let wbps = limits.io_write_bps.map_or("max".to_owned(), |b| b.to_string());
+                    write(dir, "io.max", format!("{device} rbps={rbps} wbps={wbps}"))?;
+                } else {
+                    if let Some(bps) = limits.io_read_bps {
+                        write(dir, "blkio.throttle.read_bps_device", format!("{device} {bps}"))?;
+                    }
+                    if let Some(bps) = limits.io_write_bps {
+                        write(dir, "blkio.throttle.write_bps_device", format!("{device} {bps}"))?;
+                    }
+                }
+            }
+            Ok::<_, io::Error>(())
+        })();
+        if let Err(e) = made {
+            group.remove_blocking(Duration::ZERO);
+            return Err(io::Error::new(e.kind(), format!("cannot make the job's cgroup: {e}")));
+        }
+        group.procs = group.dirs().map(group::procs_file).collect();
+        Ok(group)
+    }
+
+    /// Every folder of ours, core first: what a guard purges if we die.
+    pub fn folders(&self) -> Vec<PathBuf> {
+        std::iter::once(self.core.clone()).chain(self.folders.iter().cloned()).collect()
+    }
+}
+
+/// The period of the CPU quota: 100 ms, the kernel's default.
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The quota per period for `cpus` CPUs (the kernel's minimum is 1 ms).
+fn cpu_quota(cpus: f64) -> u64 {
+    ((cpus * CPU_PERIOD_US as f64).round() as u64).max(1000)
+}
+
+fn write(dir: &Path, file: &str, value: impl fmt::Display) -> io::Result<()> {
+    std::fs::write(dir.join(file), value.to_string())
+        .map_err(|e| io::Error::new(e.kind(), format!("{file}: {e}")))
+}
+
+impl fmt::Display for Cgroups {
+    /// One line: what jobs get here, and what they cannot have.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kill = match self.kill {
+            Kill::V2 => "cgroup.kill",
+            Kill::Freezer => "v1 freezer",
+        };
+        write!(f, "a cgroup per job in {} (killed with {kill})", self.core.display())?;
+        let limits = [
+            ("memory", self.memory, &self.missing.memory),
+            ("cpus", self.cpu, &self.missing.cpu),
+            ("pids", self.pids, &self.missing.pids),
+            ("io", self.io, &self.missing.io),
+        ];
+        for (name, place, missing) in limits {
+            match (place, missing) {
+                (Some(Place::V2), _) => write!(f, "; {name}: v2")?,
+                (Some(Place::V1(i)), _) => write!(f, "; {name}: v1 {}", self.folders[i].display())?,
+                (None, Some(why)) => write!(f, "; {name}: NO ({why})")?,
+                (None, None) => write!(f, "; {name}: NO")?,
+            }
+        }
+        if let Some(device) = &self.io_device {
+            write!(f, "; io limits on disk {device}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cgroups {
+    /// Removes our folders. Jobs were reaped first; anything left (a group
+    /// whose removal gave up) is killed and removed now.
+    fn drop(&mut self) {
+        for folder in self.folders() {
+            if !purge(&folder, PURGE_LIMIT) {
+                tracing::warn!(folder = %folder.display(), "cannot remove this cgroup folder: processes in it do not exit");
+            }
+        }
+    }
+}
+
+/// `rcmd-PID-START-N`: unique to this `Cgroups` of this process.
+fn folder_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let pid = std::process::id();
+    let start = start_time(pid).unwrap_or(0);
+    format!("rcmd-{pid}-{start}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A process's start time (clock ticks since boot), field 22 of its stat.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count after it.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The server (pid, start time) a folder of ours names, if it is one.
+fn owner(name: &str) -> Option<(u32, u64)> {
+    let mut parts = name.strip_prefix("rcmd-")?.split('-');
+    let (pid, start, n) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?);
+    (parts.next().is_none() && n.parse::<u64>().is_ok()).then_some((pid, start))
+}
+
+/// Purges the folders of servers that are gone from `own_group`, then makes
+/// ours. `Err` says why it cannot.
+fn make_folder(own_group: &Path, name: &str) -> Result<PathBuf, String> {
+    if let Ok(entries) = std::fs::read_dir(own_group) {
+        for entry in entries.filter_map(Result::ok) {
+            let Some((pid, start)) = entry.file_name().to_str().and_then(owner) else { continue };
+            if start_time(pid) == Some(start) {
+                continue; // its server lives
+            }
+            tracing::info!(folder = %entry.path().display(), "removing the cgroups of a server that is gone");
+            if !purge(&entry.path(), PURGE_LIMIT) {
+                tracing::warn!(folder = %entry.path().display(), "cannot remove a gone server's cgroups");
+            }
+        }
+    }
+    let folder = own_group.join(name);
+    std::fs::create_dir(&folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    Ok(folder)
+}
+
+/// Enables the v2 controllers that our group offers for our folder's
+/// children, and returns those it could. A group with processes in it
+/// cannot pass controllers down (except the root), so this works only where
+/// the server's group was delegated to it and it runs in a leaf below.
+fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<String> {
+    let offered = std::fs::read_to_string(own_group.join("cgroup.controllers")).unwrap_or_default();
+    let mut enabled = Vec::new();
+    for controller in offered.split_whitespace().filter(|c| matches!(*c, "memory" | "cpu" | "pids" | "io")) {
+        let on = |dir: &Path| {
+            let file = dir.join("cgroup.subtree_control");
+            let already = std::fs::read_to_string(&file).unwrap_or_default();
+            already.split_whitespace().any(|c| c == controller)
+                || std::fs::write(&file, format!("+{controller}")).is_ok()
+        };
+        if on(own_group) && on(folder) {
+            enabled.push(controller.to_owned());
+        }
+    }
+    enabled
+}
+
+/// `MAJ:MIN` of the whole disk that holds `path` (throttling applies to
+/// disks, not to their partitions).
+fn disk_of(path: &Path) -> io::Result<String> {
+    // The directory may not exist yet: its nearest existing ancestor's disk
+    // is the one it will be made on.
+    let dev = path
+        .ancestors()
+        .find_map(|p| std::fs::metadata(p).ok())
+        .ok_or_else(|| io::Error::other("no such directory"))?
+        .dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    if major == 0 {
+        return Err(io::Error::other("its filesystem has no block device"));
+    }
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if sys.join("partition").exists() {
+        let disk = std::fs::read_to_string(sys.join("..").join("dev"))?;
+        return Ok(disk.trim().to_owned());
+    }
+    if !sys.exists() {
+        return Err(io::Error::other(format!("no block device {major}:{minor}")));
+    }
+    Ok(format!("{major}:{minor}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_parse_back_to_their_server_and_nothing_else_does() {
+        assert_eq!(owner("rcmd-123-456-7"), Some((123, 456)));
+        for other in ["rcmdt-1-2-3", "rcmd-1-2", "rcmd-a-2-3", "rcmd-1-2-3-4", "rcmd", "j5"] {
+            assert_eq!(owner(other), None, "{other}");
+        }
+        let name = folder_name();
+        let (pid, start) = owner(&name).unwrap();
+        assert_eq!((pid, Some(start)), (std::process::id(), start_time(std::process::id())));
+    }
+
+    #[test]
+    fn a_cpu_quota_is_a_share_of_the_period_and_never_below_the_kernels_minimum() {
+        assert_eq!(cpu_quota(0.25), 25_000);
+        assert_eq!(cpu_quota(2.0), 200_000);
+        assert_eq!(cpu_quota(0.001), 1000);
+    }
+}
