@@ -48,7 +48,7 @@ pub(crate) fn start(spec: &JobSpec, cgroups: &[CString]) -> io::Result<Started> 
         Some(variables) => Some(
             variables
                 .into_iter()
-                .map(|(name, value)| c_string(&[name.as_bytes(), b"=", value.as_bytes()].concat()))
+                .map(|(name, value)| c_string([name.as_bytes(), b"=", value.as_bytes()].concat()))
                 .collect::<io::Result<Vec<_>>>()?,
         ),
         None => None,
