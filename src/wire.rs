@@ -60,6 +60,9 @@ pub struct JobStatus {
     pub truncated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_error: Option<String>,
+    /// The job's client: only in an admin's `GET /jobs?all=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl JobStatus {

@@ -241,13 +241,13 @@ fn a_mismatched_or_corrupt_ca_key_is_named() {
     let other = TestPki::new(&[]);
     let certs = pki.certs();
     std::fs::copy(other.certs().join("ca.key"), certs.join("ca.key")).unwrap();
-    let err = pki::issue_client_dir(&certs, "alice", 1, false).unwrap_err().to_string();
+    let err = pki::issue_client_dir(&certs, &"alice".parse().unwrap(), 1, false).unwrap_err().to_string();
     assert!(err.contains("ca.key") && err.contains("does not match"), "{err}");
     std::fs::write(certs.join("ca.key"), "garbage").unwrap();
-    let err = pki::issue_client_dir(&certs, "alice", 1, false).unwrap_err().to_string();
+    let err = pki::issue_client_dir(&certs, &"alice".parse().unwrap(), 1, false).unwrap_err().to_string();
     assert!(err.contains("ca.key"), "{err}");
     std::fs::write(certs.join("ca.crt"), "garbage").unwrap();
-    let err = pki::issue_client_dir(&certs, "alice", 1, false).unwrap_err().to_string();
+    let err = pki::issue_client_dir(&certs, &"alice".parse().unwrap(), 1, false).unwrap_err().to_string();
     assert!(err.contains("ca.crt") && err.contains("PEM"), "{err}");
 }
 

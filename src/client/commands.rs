@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 
+use super::JobRef;
 use super::connection::Connection;
 use super::error::{ClientError, exit};
 use crate::jobs::Stream;
@@ -55,15 +56,15 @@ fn job_exit_code(status: &wire::JobStatus) -> i32 {
     }
 }
 
-async fn create(conn: &Connection, cmd: &str, args: &[String]) -> Result<u64, ClientError> {
+async fn create(conn: &Connection, cmd: &str, args: &[String]) -> Result<JobRef, ClientError> {
     let body = wire::CreateJob { cmd: cmd.to_owned(), args: args.to_vec() };
     let response = conn.call(Method::PUT, "/jobs", Some(&body), None).await?;
     let created: wire::Created = conn.json(response).await?;
-    Ok(created.id)
+    Ok(JobRef { client: None, id: created.id })
 }
 
-async fn fetch_status(conn: &Connection, id: u64, wait: bool) -> Result<wire::JobStatus, ClientError> {
-    let path = format!("/jobs/{id}/status{}", if wait { "?wait=true" } else { "" });
+async fn fetch_status(conn: &Connection, id: &JobRef, wait: bool) -> Result<wire::JobStatus, ClientError> {
+    let path = id.path(if wait { "/status?wait=true" } else { "/status" });
     let mut failures = 0;
     loop {
         let attempt = async {
@@ -81,49 +82,56 @@ async fn fetch_status(conn: &Connection, id: u64, wait: bool) -> Result<wire::Jo
 }
 
 pub async fn exec(conn: &Connection, cmd: &str, args: &[String], format: Format) -> Result<i32, ClientError> {
-    let id = create(conn, cmd, args).await?;
+    let job = create(conn, cmd, args).await?;
     match format {
-        Format::Human => println!("{id}"),
-        Format::Json => print_json(&wire::Created { id }),
+        Format::Human => println!("{job}"),
+        Format::Json => print_json(&wire::Created { id: job.id }),
     }
     Ok(0)
 }
 
-pub async fn status(conn: &Connection, id: u64, format: Format) -> Result<i32, ClientError> {
+pub async fn status(conn: &Connection, id: &JobRef, format: Format) -> Result<i32, ClientError> {
     print_status(&fetch_status(conn, id, false).await?, format);
     Ok(0)
 }
 
-pub async fn wait(conn: &Connection, id: u64, format: Format) -> Result<i32, ClientError> {
+pub async fn wait(conn: &Connection, id: &JobRef, format: Format) -> Result<i32, ClientError> {
     let status = fetch_status(conn, id, true).await?;
     print_status(&status, format);
     Ok(job_exit_code(&status))
 }
 
-pub async fn stop(conn: &Connection, id: u64, format: Format) -> Result<i32, ClientError> {
-    let response = conn.call(Method::POST, &format!("/jobs/{id}/stop"), None::<&()>, Some(id)).await?;
+pub async fn stop(conn: &Connection, id: &JobRef, format: Format) -> Result<i32, ClientError> {
+    let response = conn.call(Method::POST, &id.path("/stop"), None::<&()>, Some(id)).await?;
     let status: wire::JobStatus = conn.json(response).await?;
     print_status(&status, format);
     Ok(0)
 }
 
-pub async fn delete(conn: &Connection, id: u64) -> Result<i32, ClientError> {
-    conn.call(Method::DELETE, &format!("/jobs/{id}"), None::<&()>, Some(id)).await?;
+pub async fn delete(conn: &Connection, id: &JobRef) -> Result<i32, ClientError> {
+    conn.call(Method::DELETE, &id.path(""), None::<&()>, Some(id)).await?;
     Ok(0)
 }
 
-pub async fn list(conn: &Connection, format: Format) -> Result<i32, ClientError> {
-    let response = conn.call(Method::GET, "/jobs", None::<&()>, None).await?;
+pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, ClientError> {
+    let path = if all { "/jobs?all=true" } else { "/jobs" };
+    let response = conn.call(Method::GET, path, None::<&()>, None).await?;
     let list: wire::JobList = conn.json(response).await?;
     match format {
         Format::Json => print_json(&list),
         Format::Human => {
-            println!("{:>6}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED");
+            // With --all, a job is named as the other commands take it: CN/ID.
+            let width = if all { 24 } else { 6 };
+            println!("{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED");
             for job in &list.jobs {
                 let command = std::iter::once(job.cmd.as_str()).chain(job.args.iter().map(String::as_str));
+                let name = match &job.client {
+                    Some(client) => format!("{client}/{}", job.id),
+                    None => job.id.to_string(),
+                };
                 println!(
-                    "{:>6}  {:<40}  {:<20}  {}",
-                    job.id,
+                    "{:>width$}  {:<40}  {:<20}  {}",
+                    name,
                     describe(job),
                     job.started_at.get(..19).unwrap_or(&job.started_at),
                     command.collect::<Vec<_>>().join(" ")
@@ -136,7 +144,7 @@ pub async fn list(conn: &Connection, format: Format) -> Result<i32, ClientError>
 
 /// Prints both streams of a job: what is there now, or (`follow`) all of it
 /// as it comes, to the end of the job.
-pub async fn output(conn: &Connection, id: u64, follow: bool) -> Result<i32, ClientError> {
+pub async fn output(conn: &Connection, id: &JobRef, follow: bool) -> Result<i32, ClientError> {
     let (out, err) = tokio::join!(
         copy_stream(conn, id, Stream::Stdout, follow),
         copy_stream(conn, id, Stream::Stderr, follow)
@@ -151,7 +159,7 @@ pub async fn output(conn: &Connection, id: u64, follow: bool) -> Result<i32, Cli
 /// leaves at once).
 pub async fn run(conn: &Connection, cmd: &str, args: &[String], remove: bool) -> Result<i32, ClientError> {
     let id = create(conn, cmd, args).await?;
-    let streams = output(conn, id, true);
+    let streams = output(conn, &id, true);
     tokio::pin!(streams);
     let mut stopping = false;
     loop {
@@ -167,20 +175,21 @@ pub async fn run(conn: &Connection, cmd: &str, args: &[String], remove: bool) ->
                 stopping = true;
                 eprintln!("rcmd: stopping job {id} (Ctrl-C again to leave it)");
                 let conn = conn.clone();
+                let id = id.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.call(Method::POST, &format!("/jobs/{id}/stop"), None::<&()>, Some(id)).await {
+                    if let Err(e) = conn.call(Method::POST, &id.path("/stop"), None::<&()>, Some(&id)).await {
                         eprintln!("rcmd: cannot stop job {id}: {e}");
                     }
                 });
             }
         }
     }
-    let status = fetch_status(conn, id, true).await?;
+    let status = fetch_status(conn, &id, true).await?;
     if status.status == wire::State::Error {
         eprintln!("rcmd: {}", status.error_msg.as_deref().unwrap_or("the command could not start"));
     }
     if remove {
-        delete(conn, id).await?;
+        delete(conn, &id).await?;
     }
     Ok(job_exit_code(&status))
 }
@@ -195,12 +204,17 @@ async fn backoff(failures: u32) {
 
 /// Copies one raw stream to our stdout or stderr. A dropped connection is
 /// resumed at the byte reached, so nothing is lost or doubled.
-async fn copy_stream(conn: &Connection, id: u64, stream: Stream, follow: bool) -> Result<(), ClientError> {
+async fn copy_stream(
+    conn: &Connection,
+    id: &JobRef,
+    stream: Stream,
+    follow: bool,
+) -> Result<(), ClientError> {
     let mut out = Unbuffered::new(stream).map_err(ClientError::Write)?;
     let mut offset = 0u64;
     let mut failures = 0;
     loop {
-        let path = format!("/jobs/{id}/output/{}?follow={follow}&offset={offset}", stream.name());
+        let path = id.path(&format!("/output/{}?follow={follow}&offset={offset}", stream.name()));
         let attempt = async {
             let mut response = conn.call(Method::GET, &path, None::<&()>, Some(id)).await?;
             while let Some(chunk) = response.chunk().await.map_err(|e| conn.transport_error(&e))? {

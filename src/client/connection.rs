@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
 
+use super::JobRef;
 use super::error::ClientError;
 use crate::pki;
 use crate::wire;
@@ -98,7 +99,7 @@ impl Connection {
         method: Method,
         path: &str,
         body: Option<&impl serde::Serialize>,
-        job: Option<u64>,
+        job: Option<&JobRef>,
     ) -> Result<Response, ClientError> {
         let response = self.send(method, path, body).await?;
         check(response, job).await
@@ -150,7 +151,7 @@ fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
 }
 
 /// Turns a non-success response into an error with the server's message.
-pub async fn check(response: Response, job: Option<u64>) -> Result<Response, ClientError> {
+pub async fn check(response: Response, job: Option<&JobRef>) -> Result<Response, ClientError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -158,7 +159,7 @@ pub async fn check(response: Response, job: Option<u64>) -> Result<Response, Cli
     if status == StatusCode::NOT_FOUND
         && let Some(id) = job
     {
-        return Err(ClientError::NoSuchJob(id));
+        return Err(ClientError::NoSuchJob(id.clone()));
     }
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<wire::Error>(&text).map(|e| e.error).unwrap_or(text);

@@ -36,7 +36,7 @@ pub enum ClientError {
     Server(String),
 
     #[error("job {0} not found")]
-    NoSuchJob(u64),
+    NoSuchJob(super::JobRef),
 
     #[error("cannot write output: {0}")]
     Write(std::io::Error),

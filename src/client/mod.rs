@@ -10,11 +10,13 @@ mod commands;
 mod connection;
 mod error;
 mod invocation;
+mod job_ref;
 
 use std::path::PathBuf;
 
 pub use error::{ClientError, exit};
 pub use invocation::{ADDR_VAR, CERTS_VAR, client_commands, parse_args};
+pub use job_ref::JobRef;
 
 use commands::Format;
 use connection::Connection;
@@ -74,28 +76,35 @@ pub enum ClientCommand {
         args: Vec<String>,
     },
     /// Print a job's status: Running, Completed (exit status or signal), or Error.
-    Status { id: u64 },
+    ///
+    /// Wherever a command takes a job, it is its ID, or CLIENT/ID for
+    /// another client's job (admins only).
+    Status { id: JobRef },
     /// Write a job's stdout to stdout and its stderr to stderr, bytes as they are.
     Output {
-        id: u64,
+        id: JobRef,
         /// Keep streaming until the job ends (same as `logs -f`).
         #[arg(short, long)]
         follow: bool,
     },
     /// Print a job's output so far, or follow it to the end with -f.
     Logs {
-        id: u64,
+        id: JobRef,
         #[arg(short, long)]
         follow: bool,
     },
     /// Stop a job: SIGTERM to its process group, then SIGKILL after a grace period.
-    Stop { id: u64 },
+    Stop { id: JobRef },
     /// Wait for a job to end, print its status and exit with it.
-    Wait { id: u64 },
+    Wait { id: JobRef },
     /// Delete a job (killing it if it runs) and its stored output.
-    Delete { id: u64 },
+    Delete { id: JobRef },
     /// List your jobs.
-    List,
+    List {
+        /// Every client's jobs, each with its client (admins only).
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Runs one client command and returns the process's exit status. Errors
@@ -116,13 +125,13 @@ async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
     match args.command {
         ClientCommand::Exec { cmd, args } => commands::exec(&conn, &cmd, &args, format).await,
         ClientCommand::Run { rm, cmd, args } => commands::run(&conn, &cmd, &args, rm).await,
-        ClientCommand::Status { id } => commands::status(&conn, id, format).await,
+        ClientCommand::Status { id } => commands::status(&conn, &id, format).await,
         ClientCommand::Output { id, follow } | ClientCommand::Logs { id, follow } => {
-            commands::output(&conn, id, follow).await
+            commands::output(&conn, &id, follow).await
         }
-        ClientCommand::Stop { id } => commands::stop(&conn, id, format).await,
-        ClientCommand::Wait { id } => commands::wait(&conn, id, format).await,
-        ClientCommand::Delete { id } => commands::delete(&conn, id).await,
-        ClientCommand::List => commands::list(&conn, format).await,
+        ClientCommand::Stop { id } => commands::stop(&conn, &id, format).await,
+        ClientCommand::Wait { id } => commands::wait(&conn, &id, format).await,
+        ClientCommand::Delete { id } => commands::delete(&conn, &id).await,
+        ClientCommand::List { all } => commands::list(&conn, all, format).await,
     }
 }

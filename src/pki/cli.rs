@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{
-    CertInfo, DEFAULT_DAYS, Entry, Index, InitOptions, San, default_client_name, files, format_time,
+    CertInfo, ClientName, DEFAULT_DAYS, Entry, Index, InitOptions, San, default_client_name, files,
+    format_time,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -37,7 +38,8 @@ pub enum PkiCommand {
     /// Issue a client certificate: writes DIR/NAME/ with ca.crt, client.crt
     /// and client.key, a self-contained directory to hand to NAME.
     Client {
-        /// The client's name: its certificate's CN and its identity on servers.
+        /// The client's name: its certificate's CN and its identity on servers:
+        /// at most 64 bytes, no `/`, `\`, control characters or leading `-`.
         name: String,
         /// The cert directory holding the CA.
         #[arg(long, default_value = "certs")]
@@ -93,7 +95,10 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
             let options = InitOptions {
                 sans: san,
                 days,
-                client: client.unwrap_or_else(default_client_name),
+                client: match client {
+                    Some(name) => ClientName::parse(&name)?,
+                    None => default_client_name(),
+                },
                 force,
                 ..InitOptions::new(dir)
             };
@@ -103,12 +108,12 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
                 println!("  {}", path.display());
             }
             let dir = options.dir.display();
-            println!("the first client identity is {:?}; next:", options.client);
+            println!("the first client identity is {:?}; next:", options.client.as_str());
             println!("  rcmd serve --certs {dir}");
             println!("  rcmd {dir} 127.0.0.1:8443 exec echo hello");
         }
         PkiCommand::Client { name, dir, days, force } => {
-            let target = super::issue_client_dir(&dir, &name, days, force)?;
+            let target = super::issue_client_dir(&dir, &ClientName::parse(&name)?, days, force)?;
             println!("created {} (ca.crt, client.crt, client.key) for {name:?}", target.display());
             println!(
                 "hand that folder to {name}, who runs: rcmd {} HOST:PORT exec echo hello",

@@ -29,8 +29,8 @@ pub enum PkiError {
     #[error("no client named {name:?} in {} (issue one with `rcmd pki client {name}`)", dir.display())]
     NoSuchClient { name: String, dir: PathBuf },
 
-    #[error("invalid client name {name:?}: {reason}")]
-    BadName { name: String, reason: &'static str },
+    #[error(transparent)]
+    BadName(#[from] super::InvalidName),
 
     #[error("invalid --san {value:?}: {reason}")]
     BadSan { value: String, reason: String },

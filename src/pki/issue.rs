@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use super::files::{self, Secrecy};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
-use super::{FileProblem, PkiError};
+use super::{ClientName, FileProblem, PkiError};
 
 const BACKDATE: Duration = Duration::minutes(5);
 
@@ -221,11 +221,10 @@ impl Ca {
     }
 
     /// A client certificate (clientAuth) whose CN is the client's identity.
-    pub fn issue_client(&self, name: &str, days: u32) -> Result<Issued, PkiError> {
-        super::name::validate_client_name(name)?;
-        let mut params = params(name, days);
+    pub fn issue_client(&self, name: &ClientName, days: u32) -> Result<Issued, PkiError> {
+        let mut params = params(name.as_str(), days);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.sign(params, name, Kind::Client)
+        self.sign(params, name.as_str(), Kind::Client)
     }
 }
 

@@ -13,7 +13,7 @@ use super::files::{self, Secrecy};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
 use super::issue::{self, Ca, San};
-use super::{FileProblem, PkiError, validate_client_name};
+use super::{ClientName, FileProblem, PkiError};
 
 /// How long a CRL is valid for. webpki does not enforce it by default; it is
 /// set far out so that a forgotten CRL never locks every client out.
@@ -103,9 +103,9 @@ pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
         sans.extend(current.ip_addresses.into_iter().map(San::Ip));
         (ca.issue_server(&sans, days)?, dir.to_owned(), files::SERVER_CERT, files::SERVER_KEY)
     } else {
-        validate_client_name(name)?;
-        let folder = client_folder(dir, name)?;
-        (ca.issue_client(name, days)?, folder, files::CLIENT_CERT, files::CLIENT_KEY)
+        let name = ClientName::parse(name)?;
+        let folder = client_folder(dir, &name)?;
+        (ca.issue_client(&name, days)?, folder, files::CLIENT_CERT, files::CLIENT_KEY)
     };
     issued.write(&folder.join(cert), &folder.join(key))?;
     issue::record(dir, &[&issued])?;
@@ -114,16 +114,16 @@ pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
 
 /// Where the identity of client `name` lives: `dir/name/`, or `dir` itself
 /// for the first identity made by `pki init`.
-fn client_folder(dir: &Path, name: &str) -> Result<PathBuf, PkiError> {
-    let own = dir.join(name);
+fn client_folder(dir: &Path, name: &ClientName) -> Result<PathBuf, PkiError> {
+    let own = dir.join(name.as_str());
     if own.join(files::CLIENT_CERT).exists() {
         return Ok(own);
     }
     let first = dir.join(files::CLIENT_CERT);
-    if first.exists() && read_info(&first)?.common_name.as_deref() == Some(name) {
+    if first.exists() && read_info(&first)?.common_name.as_deref() == Some(name.as_str()) {
         return Ok(dir.to_owned());
     }
-    Err(PkiError::NoSuchClient { name: name.to_owned(), dir: dir.to_owned() })
+    Err(PkiError::NoSuchClient { name: name.to_string(), dir: dir.to_owned() })
 }
 
 /// Parses a certificate file (`rcmd pki show`).

@@ -35,7 +35,7 @@ pub use inspect::{CertInfo, format_time};
 pub use issue::{Ca, Issued, San, host_name, server_sans};
 pub use lifecycle::{read_info, renew, revoke};
 pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
-pub use name::validate_client_name;
+pub use name::{ClientName, InvalidName, MAX_NAME_LEN};
 
 use files::Secrecy;
 
@@ -52,7 +52,7 @@ pub struct InitOptions {
     pub days: u32,
     pub ca_days: u32,
     /// CN of the first client identity.
-    pub client: String,
+    pub client: ClientName,
     /// Replace an existing CA.
     pub force: bool,
 }
@@ -72,12 +72,12 @@ impl InitOptions {
 
 /// The name of the user running rcmd, as a client name: the first client
 /// identity is theirs.
-pub fn default_client_name() -> String {
+pub fn default_client_name() -> ClientName {
     let from_uid = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name);
     from_uid
         .or_else(|| std::env::var("USER").ok())
-        .filter(|name| validate_client_name(name).is_ok())
-        .unwrap_or_else(|| "client".to_owned())
+        .and_then(|name| ClientName::parse(&name).ok())
+        .unwrap_or_else(|| ClientName::parse("client").expect("a valid name"))
 }
 
 /// Whether `dir` holds a CA (either half of it).
@@ -90,7 +90,6 @@ pub fn has_ca(dir: &Path) -> bool {
 /// files written.
 pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
     let dir = &options.dir;
-    validate_client_name(&options.client)?;
     for existing in [files::CA_KEY, files::CA_CERT].map(|f| dir.join(f)) {
         if existing.exists() && !options.force {
             return Err(PkiError::CaExists { path: existing });
@@ -128,10 +127,9 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
 
 /// Issues a client identity for `name` into `dir/name/`, a self-contained
 /// client directory (the CA certificate, never its key). Returns that folder.
-pub fn issue_client_dir(dir: &Path, name: &str, days: u32, force: bool) -> Result<PathBuf, PkiError> {
-    validate_client_name(name)?;
+pub fn issue_client_dir(dir: &Path, name: &ClientName, days: u32, force: bool) -> Result<PathBuf, PkiError> {
     let ca = Ca::load(dir)?;
-    let target = dir.join(name);
+    let target = dir.join(name.as_str());
     if target.exists() && !force {
         return Err(PkiError::ClientExists { path: target });
     }

@@ -1,34 +1,137 @@
-//! Who is asking: the CN of the client certificate verified at the handshake.
-//! A handler that takes a [`ClientId`] cannot run for an unidentified client.
+//! Who is asking, and whose jobs the request reaches.
+//!
+//! * [`Peer`]: the CN of the client certificate verified at the handshake,
+//!   checked once against the client-name rules ([`ClientName`]).
+//! * [`authorize`]: the middleware in front of every route. A peer whose CN
+//!   is not a valid client name, or that the policy does not name, gets 403
+//!   whatever it asks; any other request carries its [`Caller`].
+//! * [`ClientId`]: whose jobs a handler reaches: the caller's own, or, under
+//!   `/clients/{cn}/` (admins only, see [`super::admin`]), that client's.
+//!
+//! A handler that takes a [`ClientId`] cannot run for a client the policy
+//! refused, and reaches only that one client's pool.
 
+use std::fmt;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum_server::tls::TlsInfo;
 
 use super::error::ApiError;
+use super::policy::Rights;
+use super::routes::AppState;
 use super::tls::common_name;
+use crate::pki::{ClientName, InvalidName};
 
+/// The peer as its certificate names it.
+#[derive(Debug, Clone)]
+pub(crate) enum Peer {
+    Named(ClientName),
+    /// A CN that breaks the client-name rules (kept for the log only).
+    Invalid(InvalidName),
+    /// No certificate, or one without a CN: the handshake refuses both, so
+    /// this only guards against a server set up without client auth.
+    Anonymous,
+}
+
+impl Peer {
+    pub fn of(request: &Request) -> Peer {
+        let cn = request
+            .extensions()
+            .get::<Arc<TlsInfo>>()
+            .and_then(|info| info.peer_certificates.first())
+            .and_then(|leaf| common_name(leaf));
+        match cn.map(|cn| ClientName::parse(&cn)) {
+            Some(Ok(name)) => Peer::Named(name),
+            Some(Err(invalid)) => Peer::Invalid(invalid),
+            None => Peer::Anonymous,
+        }
+    }
+}
+
+/// For the request log: a valid name as it is; anything else escaped, so a
+/// CN cannot forge log lines.
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Named(name) => f.write_str(name.as_str()),
+            Peer::Invalid(invalid) => write!(f, "{:?}", invalid.name),
+            Peer::Anonymous => f.write_str("-"),
+        }
+    }
+}
+
+/// An authorized client and what the policy lets it do.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub name: ClientName,
+    pub rights: Arc<Rights>,
+}
+
+/// Admits a request only for a client the policy lets in, and records its
+/// [`Caller`]. Runs before routing, so unknown routes are refused alike.
+pub(crate) async fn authorize(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request.extensions().get::<Peer>().cloned().unwrap_or_else(|| Peer::of(&request));
+    let forbidden = |message: String| ApiError::new(StatusCode::FORBIDDEN, message).into_response();
+    let name = match peer {
+        Peer::Named(name) => name,
+        Peer::Invalid(invalid) => {
+            return forbidden(format!(
+                "the certificate's Common Name is not a valid client name: {} (issue certificates with `rcmd pki client NAME`)",
+                invalid.reason
+            ));
+        }
+        Peer::Anonymous => return forbidden("a client certificate with a Common Name is required".into()),
+    };
+    let Some(rights) = state.policy.get().rights(&name) else {
+        return forbidden(format!(
+            "client {name:?} is not in this server's policy: ask the server's operator to add it"
+        ));
+    };
+    request.extensions_mut().insert(Caller { name, rights });
+    next.run(request).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            // Only a route outside the `authorize` layer could get here.
+            ApiError::new(StatusCode::FORBIDDEN, "this client is not authorized")
+        })
+    }
+}
+
+/// Whose jobs a request reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClientId(pub String);
+pub(crate) struct ClientId {
+    pub name: ClientName,
+    /// Reached by an admin under `/clients/{cn}/`: the client's pool is
+    /// never created by that, only looked up.
+    pub by_admin: bool,
+}
+
+/// Set by the admin routes: the client whose jobs they reach.
+#[derive(Debug, Clone)]
+pub(crate) struct Target(pub ClientName);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientId {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        if let Some(id) = parts.extensions.get::<ClientId>() {
-            return Ok(id.clone());
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(Target(name)) = parts.extensions.get::<Target>() {
+            return Ok(ClientId { name: name.clone(), by_admin: true });
         }
-        // The handshake already refused certificates without a CN; this only
-        // guards against a server set up without client authentication.
-        let refused =
-            || ApiError::new(StatusCode::FORBIDDEN, "a client certificate with a Common Name is required");
-        let info = parts.extensions.get::<Arc<TlsInfo>>().ok_or_else(refused)?;
-        let leaf = info.peer_certificates.first().ok_or_else(refused)?;
-        let id = ClientId(common_name(leaf).ok_or_else(refused)?);
-        parts.extensions.insert(id.clone());
-        Ok(id)
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(ClientId { name: caller.name, by_admin: false })
     }
 }

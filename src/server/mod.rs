@@ -3,24 +3,31 @@
 //!
 //! * [`tls`]: TLS 1.3 only, ring, a client certificate chaining to our CA
 //!   and carrying a CN, required at the handshake.
-//! * [`identity`]: the [`ClientId`](identity::ClientId) extractor: the CN.
+//! * [`identity`]: who is asking (the CN, a [`ClientName`](crate::pki::ClientName)),
+//!   refused with 403 unless the [`policy`] lets it in; whose jobs it reaches.
+//! * [`policy`]: `--policy FILE`: who may run what, as whom.
 //! * [`pools`]: a job pool per client, created on first use.
 //! * [`routes`]: the handlers; another client's job is a 404.
+//! * [`admin`]: every client's jobs, for admins.
+//! * [`warnings`]: risky set-ups, logged at start-up.
 //! * [`json_output`]: the seed's JSON output call, streamed.
 //!
 //! Shutdown (SIGINT or SIGTERM) stops accepting, kills and reaps every job's
 //! process group, then lets connections finish.
 
+mod admin;
 mod error;
 pub mod guard;
 mod identity;
 mod json_output;
 mod limit;
 pub mod logging;
+mod policy;
 mod pools;
 mod routes;
 mod seconds;
 mod tls;
+mod warnings;
 
 pub use seconds::Seconds;
 
@@ -34,6 +41,7 @@ use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
+use self::policy::{CurrentPolicy, Policy, ServerUser};
 use crate::jobs::{self, PoolConfig};
 use crate::pki;
 use crate::wire;
@@ -58,6 +66,13 @@ pub struct ServeArgs {
     /// loopback, and print the client command to try. mTLS stays on.
     #[arg(long)]
     pub dev: bool,
+
+    /// A policy file (TOML): which clients may connect, the unix user each
+    /// one's jobs run as, the programs it may run, and who is an admin.
+    /// Without it every client may connect and jobs run as the server's own
+    /// user. Read again on SIGHUP. See README.md, "Policy".
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 
     /// Output bytes kept per job (stdout and stderr together); the rest is
     /// dropped and the job marked truncated.
@@ -130,6 +145,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     identity.warn_if_expiring();
     let tls = RustlsConfig::from_config(config);
+    let policy = load_policy(&args)?.unwrap_or_else(Policy::open);
+    warnings::check(&args.certs, &policy);
 
     let data_dir = args.data_dir.clone().unwrap_or_else(|| default_data_dir(args.listen.port()));
     let cgroups = detect_cgroups(&data_dir);
@@ -139,7 +156,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut child_exits = signal(SignalKind::child())?;
     let template = pool_template(&args, &data_dir, &guard, cgroups);
-    let state = Arc::new(routes::AppState { pools: pools::Pools::new(data_dir.clone(), template) });
+    let state = Arc::new(routes::AppState {
+        pools: pools::Pools::new(data_dir.clone(), template),
+        policy: CurrentPolicy::new(policy),
+    });
 
     let handle = Handle::new();
     let request_timeout = args.request_timeout.0;
@@ -176,15 +196,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("try: {exe} {} {addr} run echo hello", args.certs.display());
     }
 
-    // Until SIGINT or SIGTERM: SIGHUP reloads the certificates, and once a
-    // day the expiry dates are checked.
+    // Until SIGINT or SIGTERM: SIGHUP reloads the certificates and the
+    // policy, and once a day the expiry dates are checked.
     let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + DAY, DAY);
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = daily.tick() => identity.warn_if_expiring(),
-            _ = hangup.recv() => reload(&args.certs, &tls, &mut identity),
+            _ = hangup.recv() => reload(&args, &tls, &mut identity, &state.policy),
             _ = child_exits.recv() => guard.resume_if_stopped(),
         }
     }
@@ -234,18 +254,40 @@ fn pool_template(
     template
 }
 
-/// SIGHUP: load the cert directory again. New connections use it; open ones
-/// and running jobs are untouched. If it does not load, nothing changes.
-fn reload(certs: &Path, tls: &RustlsConfig, identity: &mut Identity) {
-    match load_tls(certs) {
-        Ok((config, reloaded)) => {
+/// The policy file, if the server has one.
+fn load_policy(args: &ServeArgs) -> anyhow::Result<Option<Policy>> {
+    args.policy.as_deref().map(|path| Policy::load(path, ServerUser::current())).transpose()
+}
+
+/// SIGHUP: load the cert directory and the policy again, all or nothing:
+/// if any part fails to load, nothing changes. New connections use the new
+/// certificates; every request from now on is judged by the new policy;
+/// running jobs are untouched.
+fn reload(args: &ServeArgs, tls: &RustlsConfig, identity: &mut Identity, policy: &CurrentPolicy) {
+    let loaded = load_tls(&args.certs).and_then(|tls| Ok((tls, load_policy(args)?)));
+    match loaded {
+        Ok(((config, reloaded), next)) => {
             tls.reload_from_config(config);
             *identity = reloaded;
-            tracing::info!(server_serial = %identity.server.serial, "reloaded the certificates, key, CA and CRL; new connections use them");
+            if let Some(next) = next {
+                let previous = policy.replace(next);
+                close_connections_of(&previous.dropped_by(&policy.get()));
+            }
+            warnings::check(&args.certs, &policy.get());
+            tracing::info!(server_serial = %identity.server.serial, "reloaded the certificates, key, CA, CRL and policy; new connections use them");
         }
         Err(e) => {
-            tracing::error!(error = %crate::one_line(&e), "reload failed; still using the previous certificates")
+            tracing::error!(error = %crate::one_line(&e), "reload failed; still using the previous certificates and policy")
         }
+    }
+}
+
+/// Cuts off clients that a reloaded policy no longer lets in. Each of their
+/// requests from now on gets 403.
+fn close_connections_of(dropped: &[pki::ClientName]) {
+    if !dropped.is_empty() {
+        let names: Vec<&str> = dropped.iter().map(pki::ClientName::as_str).collect();
+        tracing::info!(clients = ?names, "the policy no longer lets these clients in: their requests get 403 from now on");
     }
 }
 
@@ -319,5 +361,6 @@ pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
         finished_at: s.finished_at.map(rfc3339),
         truncated: s.truncated,
         output_error: s.output_error.clone(),
+        client: None,
     }
 }

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::jobs::{JobPool, PoolConfig};
 
-use super::identity::ClientId;
+use crate::pki::ClientName;
 
 pub struct Pools {
     data_dir: PathBuf,
     template: PoolConfig,
-    by_client: Mutex<HashMap<ClientId, Arc<JobPool>>>,
+    by_client: Mutex<HashMap<ClientName, Arc<JobPool>>>,
 }
 
 impl Pools {
@@ -23,11 +23,11 @@ impl Pools {
     }
 
     /// The client's pool, created on first use.
-    pub fn get(&self, client: &ClientId) -> anyhow::Result<Arc<JobPool>> {
+    pub fn get(&self, client: &ClientName) -> anyhow::Result<Arc<JobPool>> {
         // Creating a pool takes over its folder, so it happens under the lock:
         // two first requests of one client must not both take it over. This
         // happens once per client.
-        let mut pools = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pools = self.lock();
         if let Some(pool) = pools.get(client) {
             return Ok(Arc::clone(pool));
         }
@@ -38,12 +38,27 @@ impl Pools {
         Ok(pool)
     }
 
+    /// The client's pool if it has one; never creates it.
+    pub fn existing(&self, client: &ClientName) -> Option<Arc<JobPool>> {
+        self.lock().get(client).cloned()
+    }
+
+    /// Every pool with its client.
+    pub fn each(&self) -> Vec<(ClientName, Arc<JobPool>)> {
+        self.lock().iter().map(|(name, pool)| (name.clone(), Arc::clone(pool))).collect()
+    }
+
     pub fn all(&self) -> Vec<Arc<JobPool>> {
-        self.by_client.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientName, Arc<JobPool>>> {
+        self.by_client.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// A folder name for a client that is safe whatever its CN holds: hex.
-fn folder_name(client: &ClientId) -> String {
-    client.0.bytes().map(|b| format!("{b:02x}")).collect()
+/// A folder name for a client that is safe on any file system whatever
+/// characters its name holds: hex (at most 128 bytes, as names are at most 64).
+fn folder_name(client: &ClientName) -> String {
+    client.as_str().bytes().map(|b| format!("{b:02x}")).collect()
 }

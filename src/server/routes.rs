@@ -1,7 +1,11 @@
 //! The HTTP API: routes, handlers, and the request log.
 //!
-//! Every handler takes a [`ClientId`] and reaches jobs only through that
-//! client's own pool, so another client's job is simply not there: 404.
+//! Every request passes [`authorize`] first (403 for a client the policy
+//! does not let in, on every route). Every handler takes a [`ClientId`] and
+//! reaches jobs only through that client's own pool, so another client's
+//! job is simply not there: 404. The calls on one job are mounted twice:
+//! at `/jobs/{id}/...` for the caller's own jobs, and at
+//! `/clients/{cn}/jobs/{id}/...` for admins (see [`super::admin`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,14 +21,14 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum_server::tls::TlsInfo;
 use serde::Deserialize;
 
+use super::admin;
 use super::error::ApiError;
-use super::identity::ClientId;
+use super::identity::{Caller, ClientId, Peer, authorize};
 use super::json_output;
+use super::policy::CurrentPolicy;
 use super::pools::Pools;
-use super::tls::common_name;
 use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, Stream};
 use crate::wire;
 
@@ -35,42 +39,46 @@ pub const MAX_ARGS: usize = 4096;
 
 pub struct AppState {
     pub pools: Pools,
+    pub policy: CurrentPolicy,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
+    let on_behalf = middleware::from_fn(admin::on_behalf);
     Router::new()
         .route("/jobs", put(create).get(list))
+        .merge(job_routes())
+        .nest("/clients/{cn}", job_routes().layer(on_behalf))
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), authorize))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// The calls on one job, for whichever client [`ClientId`] names.
+fn job_routes() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/jobs/{id}", axum::routing::delete(delete))
         .route("/jobs/{id}/status", get(status))
         .route("/jobs/{id}/output", get(output_json))
         .route("/jobs/{id}/output/{stream}", get(output_raw))
         .route("/jobs/{id}/stop", post(stop))
-        .fallback(no_such_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(log_request))
-        .with_state(state)
 }
 
-/// Logs every request with the client's CN, and records that CN for the
-/// [`ClientId`] extractor so the certificate is parsed once per request.
+/// Logs every request with the client's CN, and records the [`Peer`] for
+/// [`authorize`] so the certificate is parsed once per request.
 async fn log_request(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let client = request
-        .extensions()
-        .get::<Arc<TlsInfo>>()
-        .and_then(|info| info.peer_certificates.first())
-        .and_then(|leaf| common_name(leaf));
-    if let Some(cn) = &client {
-        request.extensions_mut().insert(ClientId(cn.clone()));
-    }
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client = Peer::of(&request);
+    request.extensions_mut().insert(client.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     tracing::info!(
-        client = client.as_deref().unwrap_or("-"),
-        peer = ?peer,
+        client = %client,
+        peer = ?address,
         %method,
         path,
         status = response.status().as_u16(),
@@ -136,7 +144,10 @@ fn canonical_id(raw: &str) -> Option<u64> {
 }
 
 fn pool(state: &AppState, client: &ClientId) -> Result<Arc<JobPool>, ApiError> {
-    state.pools.get(client).map_err(|e| ApiError::internal("cannot open the job store", e))
+    if client.by_admin {
+        return state.pools.existing(&client.name).ok_or_else(|| admin::missing_client(&client.name));
+    }
+    state.pools.get(&client.name).map_err(|e| ApiError::internal("cannot open the job store", e))
 }
 
 /// A parsed query string; a bad one is a 400 with a JSON error.
@@ -154,7 +165,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Api
 }
 
 async fn create(
-    client: ClientId,
+    caller: Caller,
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<wire::Created>, ApiError> {
@@ -176,15 +187,35 @@ async fn create(
     if request.cmd.contains('\0') || request.args.iter().any(|a| a.contains('\0')) {
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
     }
-    let pool = pool(&state, &client)?;
-    match pool.try_create(JobSpec::new(request.cmd, request.args)) {
+    let spec = caller
+        .rights
+        .apply(JobSpec::new(request.cmd, request.args))
+        .map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused))?;
+    let pool = pool(&state, &ClientId { name: caller.name, by_admin: false })?;
+    match pool.try_create(spec) {
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),
         Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
         Err(other) => Err(ApiError::internal("cannot create the job", other)),
     }
 }
 
-async fn list(client: ClientId, State(state): State<Arc<AppState>>) -> Result<Json<wire::JobList>, ApiError> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Every client's jobs (admins only).
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list(
+    caller: Caller,
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<wire::JobList>, ApiError> {
+    if q.all {
+        return admin::all_jobs(&caller, &state).map(Json);
+    }
     let jobs = pool(&state, &client)?.list().iter().map(super::status_body).collect();
     Ok(Json(wire::JobList { jobs }))
 }

@@ -21,11 +21,11 @@ impl TestPki {
     pub fn new(clients: &[&str]) -> TestPki {
         let dir = TempDir::new("pki");
         let mut options = rcmd::pki::InitOptions::new(dir.path().join("certs"));
-        options.client = "owner".into();
+        options.client = "owner".parse().unwrap();
         rcmd::pki::init(&options).expect("pki init");
         let pki = TestPki { dir };
         for name in clients {
-            rcmd::pki::issue_client_dir(&pki.certs(), name, 30, false).expect("pki client");
+            rcmd::pki::issue_client_dir(&pki.certs(), &name.parse().unwrap(), 30, false).expect("pki client");
         }
         pki
     }

@@ -1,0 +1,83 @@
+//! A job as the CLI names it: `ID` for one of your own jobs, or `CN/ID` for
+//! client CN's job, which the server lets only admins reach.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::pki::ClientName;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    pub client: Option<ClientName>,
+    pub id: u64,
+}
+
+impl JobRef {
+    /// The API path of the job, followed by `rest` (such as `/status`).
+    pub fn path(&self, rest: &str) -> String {
+        match &self.client {
+            None => format!("/jobs/{}{rest}", self.id),
+            Some(client) => format!("/clients/{}/jobs/{}{rest}", encode_segment(client.as_str()), self.id),
+        }
+    }
+}
+
+impl FromStr for JobRef {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (client, id) = match text.rsplit_once('/') {
+            Some((client, id)) => (Some(ClientName::parse(client).map_err(|e| e.to_string())?), id),
+            None => (None, text),
+        };
+        match id.parse::<u64>() {
+            Ok(id) if id > 0 => Ok(JobRef { client, id }),
+            _ => {
+                Err(format!("{text:?} is not a job: give its id (such as 3), or CLIENT/ID (such as alice/3)"))
+            }
+        }
+    }
+}
+
+impl fmt::Display for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.client {
+            None => write!(f, "{}", self.id),
+            Some(client) => write!(f, "{client}/{}", self.id),
+        }
+    }
+}
+
+/// Percent-encodes a URL path segment: every byte but the unreserved ones.
+fn encode_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_and_other_clients_jobs_parse_to_their_paths() {
+        let own: JobRef = "3".parse().unwrap();
+        assert_eq!((own.path("/status"), own.to_string()), ("/jobs/3/status".into(), "3".into()));
+        let other: JobRef = "alice/12".parse().unwrap();
+        assert_eq!(other.path(""), "/clients/alice/jobs/12");
+        assert_eq!(other.to_string(), "alice/12");
+        let odd: JobRef = "a b?#%é/1".parse().unwrap();
+        assert_eq!(odd.path("/stop"), "/clients/a%20b%3F%23%25%C3%A9/jobs/1/stop");
+    }
+
+    #[test]
+    fn bad_names_say_what_a_job_name_is() {
+        for bad in ["", "0", "x", "alice/", "alice/x", "/3", "-1", "a/b/3"] {
+            assert!(bad.parse::<JobRef>().is_err(), "{bad}");
+        }
+        assert!("x".parse::<JobRef>().unwrap_err().contains("CLIENT/ID"));
+    }
+}

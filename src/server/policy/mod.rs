@@ -1,0 +1,252 @@
+//! Who may run what, as whom: `serve --policy FILE`.
+//!
+//! ```toml
+//! [clients.alice]
+//! run_as = "alice"                        # the unix user her jobs run as (required)
+//! commands = ["/usr/bin/make", "/bin/ls"] # optional allow-list of programs
+//! isolate = true                          # optional: every job of hers is isolated
+//! admin = false                           # optional: may list and stop every client's jobs
+//! ```
+//!
+//! # Invariants
+//!
+//! * A [`Policy`] is complete or does not exist: loading resolves every
+//!   user and every allowed program, and any problem (an unknown key, a
+//!   missing user, uid 0 without `allow_root`, another user on a server that
+//!   is not root) fails the whole file. A reload that fails keeps the old one.
+//! * Without a policy file every client has the [`Rights`] of the server's
+//!   own user, as before policies existed; with one, a client that is not in
+//!   it has no rights at all ([`Policy::rights`] is `None`: 403 everywhere).
+//! * Every job is made through [`Rights::apply`], which is the only place
+//!   that sets who a job runs as and checks what it may run.
+
+mod access;
+mod commands;
+mod users;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Deserialize;
+
+use crate::jobs::{JobSpec, RunAs};
+use crate::pki::ClientName;
+
+pub(crate) use access::can_read;
+use commands::AllowList;
+pub(crate) use users::ServerUser;
+
+/// What one client may do.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Rights {
+    /// `None`: the server's own user and environment (no policy file).
+    run_as: Option<RunAs>,
+    /// `None`: any program.
+    commands: Option<AllowList>,
+    isolate: bool,
+    /// May list every client's jobs and reach them under `/clients/{cn}/`.
+    pub admin: bool,
+}
+
+impl Rights {
+    /// Turns a request into the job to start, or says why it may not run:
+    /// sets the user, forces isolation if the policy says so, and checks the
+    /// program against the allow-list, which then names exactly what runs.
+    pub fn apply(&self, mut spec: JobSpec) -> Result<JobSpec, String> {
+        spec.run_as = self.run_as.clone();
+        spec.isolate |= self.isolate;
+        if let Some(allowed) = &self.commands {
+            spec.command = allowed.check(&spec)?;
+        }
+        Ok(spec)
+    }
+}
+
+/// The server's policy: open (no file), or the clients a file names.
+#[derive(Debug)]
+pub(crate) enum Policy {
+    Open(Arc<Rights>),
+    File { path: PathBuf, clients: HashMap<ClientName, Arc<Rights>> },
+}
+
+/// The file's shape. Unknown keys are errors, so a typo (`comands`) can
+/// never silently allow everything.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    clients: BTreeMap<ClientName, ClientEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientEntry {
+    run_as: String,
+    #[serde(default)]
+    allow_root: bool,
+    commands: Option<Vec<String>>,
+    #[serde(default)]
+    isolate: bool,
+    #[serde(default)]
+    admin: bool,
+}
+
+impl Policy {
+    /// No policy file: every client runs jobs as the server's user.
+    pub fn open() -> Policy {
+        Policy::Open(Arc::default())
+    }
+
+    /// Reads and resolves a policy file, for a server running as `server`.
+    pub fn load(path: &Path, server: ServerUser) -> anyhow::Result<Policy> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the policy {}: {e}", path.display()))?;
+        Policy::parse(&text, server)
+            .map_err(|e| anyhow::anyhow!("policy {}: {e}", path.display()))
+            .map(|clients| Policy::File { path: path.to_owned(), clients })
+    }
+
+    fn parse(text: &str, server: ServerUser) -> Result<HashMap<ClientName, Arc<Rights>>, String> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| one_line(text, &e))?;
+        let mut clients = HashMap::with_capacity(file.clients.len());
+        for (name, entry) in file.clients {
+            let in_entry = |e: String| format!("[clients.{name}]: {e}");
+            let run_as = users::resolve(&entry.run_as, entry.allow_root, server).map_err(in_entry)?;
+            let commands =
+                entry.commands.map(|list| AllowList::new(&list, &run_as)).transpose().map_err(in_entry)?;
+            let rights =
+                Rights { run_as: Some(run_as), commands, isolate: entry.isolate, admin: entry.admin };
+            clients.insert(name, Arc::new(rights));
+        }
+        Ok(clients)
+    }
+
+    /// What `client` may do; `None` if it may not connect at all.
+    pub fn rights(&self, client: &ClientName) -> Option<Arc<Rights>> {
+        match self {
+            Policy::Open(rights) => Some(Arc::clone(rights)),
+            Policy::File { clients, .. } => clients.get(client).cloned(),
+        }
+    }
+
+    /// The file, if there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Policy::Open(_) => None,
+            Policy::File { path, .. } => Some(path),
+        }
+    }
+
+    /// Every user the policy runs jobs as.
+    pub fn job_users(&self) -> Vec<&RunAs> {
+        match self {
+            Policy::Open(_) => Vec::new(),
+            Policy::File { clients, .. } => clients.values().filter_map(|r| r.run_as.as_ref()).collect(),
+        }
+    }
+
+    /// The clients that `self` lets in and `next` does not.
+    pub fn dropped_by(&self, next: &Policy) -> Vec<ClientName> {
+        match self {
+            Policy::Open(_) => Vec::new(),
+            Policy::File { clients, .. } => {
+                clients.keys().filter(|name| next.rights(name).is_none()).cloned().collect()
+            }
+        }
+    }
+}
+
+/// A TOML error as one line: where, and what.
+fn one_line(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// The policy in force, replaced whole at a reload. Requests take the
+/// current one and keep it for their duration.
+#[derive(Debug)]
+pub(crate) struct CurrentPolicy(RwLock<Arc<Policy>>);
+
+impl CurrentPolicy {
+    pub fn new(policy: Policy) -> Self {
+        CurrentPolicy(RwLock::new(Arc::new(policy)))
+    }
+
+    pub fn get(&self) -> Arc<Policy> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `next` in force and returns the one it replaced.
+    pub fn replace(&self, next: Policy) -> Arc<Policy> {
+        std::mem::replace(&mut *self.0.write().unwrap_or_else(|e| e.into_inner()), Arc::new(next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::unistd::{Uid, User};
+
+    use super::*;
+
+    fn me() -> String {
+        User::from_uid(Uid::effective()).unwrap().unwrap().name
+    }
+
+    fn parse(text: &str) -> Result<HashMap<ClientName, Arc<Rights>>, String> {
+        Policy::parse(text, ServerUser::current())
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let text = format!("[clients.alice]\nrun_as = {:?}\ncomands = [\"/bin/ls\"]\n", me());
+        let err = parse(&text).unwrap_err();
+        assert!(err.contains("line 3") && err.contains("comands"), "{err}");
+        let err = parse("[client.alice]\nrun_as = \"x\"\n").unwrap_err();
+        assert!(err.contains("line 1") && err.contains("client"), "{err}");
+    }
+
+    #[test]
+    fn a_client_name_that_breaks_the_rules_is_refused() {
+        let err = parse(&format!("[clients.\"a/b\"]\nrun_as = {:?}\n", me())).unwrap_err();
+        assert!(err.contains("invalid client name") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn run_as_is_required_and_resolved() {
+        let err = parse("[clients.alice]\nadmin = true\n").unwrap_err();
+        assert!(err.contains("run_as"), "{err}");
+        let err = parse("[clients.alice]\nrun_as = \"rcmdt-no-such-user\"\n").unwrap_err();
+        assert!(err.contains("[clients.alice]") && err.contains("no unix user"), "{err}");
+    }
+
+    #[test]
+    fn rights_follow_the_file_and_strangers_have_none() {
+        let me = me();
+        let text = format!(
+            "[clients.alice]\nrun_as = {me:?}\nallow_root = true\ncommands = [\"/bin/sh\"]\nisolate = true\n\n[clients.ops]\nrun_as = {me:?}\nallow_root = true\nadmin = true\n"
+        );
+        let policy = Policy::File { path: "p.toml".into(), clients: parse(&text).unwrap() };
+        let alice = policy.rights(&"alice".parse().unwrap()).unwrap();
+        assert!(!alice.admin);
+        let spec = alice.apply(JobSpec::new("sh", vec![])).unwrap();
+        assert!(spec.isolate && spec.run_as.as_ref().unwrap().user == me && spec.command.ends_with("/sh"));
+        assert!(alice.apply(JobSpec::new("ls", vec![])).is_err());
+        assert!(policy.rights(&"ops".parse().unwrap()).unwrap().admin);
+        assert!(policy.rights(&"mallory".parse().unwrap()).is_none());
+
+        let fewer = Policy::File { path: "p.toml".into(), clients: parse("").unwrap() };
+        let mut dropped = policy.dropped_by(&fewer);
+        dropped.sort();
+        assert_eq!(dropped, ["alice".parse().unwrap(), "ops".parse().unwrap()]);
+        assert!(Policy::open().rights(&"anyone".parse().unwrap()).is_some());
+    }
+}

@@ -1,0 +1,351 @@
+//! `serve --policy`: who may connect, what they may run, admins, client
+//! names as the server sees them, and reloading the policy on SIGHUP.
+//!
+//! These tests map clients to the user running the tests (with
+//! `allow_root`, so they pass as root and as anyone else); the tests with
+//! users of their own are in tests/policy_users.rs.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, Uid, User};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use support::TempDir;
+use support::server::{RCMD, TestServer, http, http_as};
+
+fn me() -> String {
+    User::from_uid(Uid::effective()).unwrap().unwrap().name
+}
+
+/// A policy entry for `client` that runs its jobs as the test's own user.
+fn entry(client: &str, extra: &str) -> String {
+    format!("[clients.{client}]\nrun_as = {:?}\nallow_root = true\n{extra}\n", me())
+}
+
+/// A server with clients alice, bob, ops and mallory, and a policy that lets
+/// in alice (only `echo` and `sh`), bob (anything) and ops (an admin), but
+/// not mallory.
+struct PolicyServer {
+    server: TestServer,
+    policy: PathBuf,
+    _dir: TempDir,
+}
+
+impl PolicyServer {
+    fn start() -> PolicyServer {
+        PolicyServer::with(&[
+            &entry("alice", "commands = [\"/bin/echo\", \"/bin/sh\"]"),
+            &entry("bob", ""),
+            &entry("ops", "admin = true"),
+        ])
+    }
+
+    fn with(entries: &[&str]) -> PolicyServer {
+        let dir = TempDir::new("policy");
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, entries.concat()).unwrap();
+        let server =
+            TestServer::start(&["alice", "bob", "ops", "mallory"], &["--policy", policy.to_str().unwrap()]);
+        PolicyServer { server, policy, _dir: dir }
+    }
+
+    /// Rewrites the policy file and sends SIGHUP; waits until the server
+    /// has logged the outcome (`expect` is a phrase of that line).
+    fn reload(&self, text: &str, expect: &str) {
+        let before = self.server.log().matches(expect).count();
+        std::fs::write(&self.policy, text).unwrap();
+        kill(Pid::from_raw(self.server.pid() as i32), Signal::SIGHUP).unwrap();
+        support::wait_until(&format!("the server logs {expect:?}"), Duration::from_secs(10), || {
+            self.server.log().matches(expect).count() > before
+        });
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    server: &TestServer,
+    method: Method,
+    path: &str,
+) -> (StatusCode, String) {
+    let mut request = client.request(method.clone(), server.url(path));
+    if method == Method::PUT {
+        request = request.body(r#"{"cmd": "echo", "args": ["hi"]}"#);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// Every route of the API, and one that does not exist.
+const EVERY_ROUTE: &[(Method, &str)] = &[
+    (Method::PUT, "/jobs"),
+    (Method::GET, "/jobs"),
+    (Method::GET, "/jobs?all=true"),
+    (Method::GET, "/jobs/1/status"),
+    (Method::GET, "/jobs/1/output"),
+    (Method::GET, "/jobs/1/output/stdout"),
+    (Method::POST, "/jobs/1/stop"),
+    (Method::DELETE, "/jobs/1"),
+    (Method::GET, "/clients/alice/jobs/1/status"),
+    (Method::DELETE, "/clients/alice/jobs/1"),
+    (Method::GET, "/no/such/route"),
+];
+
+/// Asserts 403 with a JSON error on every route, and returns the errors.
+async fn forbidden_everywhere(client: &reqwest::Client, server: &TestServer) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (method, path) in EVERY_ROUTE {
+        let (status, body) = send(client, server, method.clone(), path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{method} {path}: {body}"));
+        errors.push(error["error"].as_str().expect("an error message").to_owned());
+    }
+    errors
+}
+
+#[tokio::test]
+async fn a_client_not_in_the_policy_gets_403_on_every_route() {
+    let ps = PolicyServer::start();
+    let alice = http_as(&ps.server, "alice");
+    let (status, _) = send(&alice, &ps.server, Method::PUT, "/jobs").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let errors = forbidden_everywhere(&http_as(&ps.server, "mallory"), &ps.server).await;
+    assert!(errors[0].contains("not in this server's policy"), "{}", errors[0]);
+    // Nothing was made for mallory, and alice's job is untouched.
+    assert!(!ps.server.ok("alice", &["status", "1"]).starts_with("Error"));
+    let out = ps.server.rcmd("mallory", &["run", "echo", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+}
+
+#[tokio::test]
+async fn a_command_outside_the_list_is_403_and_makes_no_job() {
+    let ps = PolicyServer::start();
+    let s = &ps.server;
+    for refused in
+        [&["exec", "ls"][..], &["exec", "/bin/ls", "/"], &["exec", "./echo"], &["exec", "no-such-program"]]
+    {
+        let out = s.rcmd("alice", refused);
+        assert_eq!(out.status.code(), Some(1), "{refused:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("403"), "{refused:?}: {stderr}");
+    }
+    assert_eq!(s.ok("alice", &["list"]).lines().count(), 1, "only the header: no job was made");
+
+    // What is allowed runs, by name or by any path to the same program,
+    // and the job records the program that ran.
+    assert_eq!(s.ok("alice", &["run", "echo", "allowed"]), "allowed\n");
+    assert_eq!(s.ok("alice", &["run", "/usr/bin/../bin/echo", "too"]), "too\n");
+    let status: Value = serde_json::from_str(&s.ok("alice", &["--json", "status", "1"])).unwrap();
+    assert!(status["cmd"].as_str().unwrap().ends_with("/echo"), "{status}");
+    assert!(status["cmd"].as_str().unwrap().starts_with('/'), "{status}");
+    // bob has no list: anything goes.
+    assert!(s.ok("bob", &["run", "ls", "/"]).contains("tmp"));
+}
+
+#[test]
+fn a_policy_that_breaks_the_rules_does_not_load() {
+    let cases = [
+        (
+            "[clients.alice]\nrun_as = \"root\"\n",
+            if Uid::effective().is_root() { "allow_root = true" } else { "itself" },
+        ),
+        (&entry("alice", "comands = [\"/bin/ls\"]") as &str, "line 4"),
+        ("[clients.alice]\nadmin = true\n", "run_as"),
+        ("[clients.\"a/b\"]\nrun_as = \"root\"\n", "invalid client name"),
+        (&entry("alice", "commands = [\"ls\"]"), "absolute"),
+        ("[clients.alice]\nrun_as = \"rcmdt-pol-no-such-user\"\n", "no unix user"),
+    ];
+    let pki = support::pki::TestPki::new(&[]);
+    let dir = TempDir::new("bad-policy");
+    for (text, reason) in cases {
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, text).unwrap();
+        let out = std::process::Command::new(RCMD)
+            .arg("serve")
+            .arg("--certs")
+            .arg(pki.certs())
+            .args(["--listen", "127.0.0.1:0", "--policy"])
+            .arg(&policy)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason) && stderr.contains("policy.toml"), "{text}: {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn admins_list_and_stop_every_client_s_jobs_and_no_one_else_can() {
+    let ps = PolicyServer::start();
+    let s = &ps.server;
+    let sleeper = s.ok("bob", &["exec", "sleep", "1000"]);
+    assert_eq!(sleeper.trim(), "1");
+    s.ok("alice", &["run", "echo", "a"]);
+
+    // ops sees both, each with its client, and names them CN/ID.
+    let all: Value = serde_json::from_str(&s.ok("ops", &["--json", "list", "--all"])).unwrap();
+    let owners: Vec<(&str, u64)> = all["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["client"].as_str().unwrap(), j["id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(owners, [("alice", 1), ("bob", 1)]);
+    let table = s.ok("ops", &["list", "--all"]);
+    assert!(table.contains("alice/1") && table.contains("bob/1"), "{table}");
+
+    assert!(s.ok("ops", &["status", "bob/1"]).starts_with("Running"));
+    assert_eq!(s.ok("ops", &["output", "alice/1"]), "a\n");
+    let stopped = s.ok("ops", &["stop", "bob/1"]);
+    assert!(stopped.contains("signal: 15"), "{stopped}");
+    assert!(s.ok("bob", &["status", "1"]).contains("signal: 15"), "bob sees his job stopped");
+    s.ok("ops", &["delete", "alice/1"]);
+    assert!(!s.rcmd("alice", &["status", "1"]).status.success(), "alice's job is gone");
+
+    // Unknown jobs and clients are 404 for the admin, and asking creates nothing.
+    let out = s.rcmd("ops", &["status", "bob/7"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("job bob/7 not found"));
+    let out = s.rcmd("ops", &["status", "nobody/1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let all: Value = serde_json::from_str(&s.ok("ops", &["--json", "list", "--all"])).unwrap();
+    assert!(all["jobs"].as_array().unwrap().iter().all(|j| j["client"] != "nobody"));
+
+    // Not an admin: 403 on /clients/... and ?all=true, whether or not the job
+    // exists; on its own routes another client's job is still 404.
+    let alice = http_as(s, "alice");
+    for path in [
+        "/clients/bob/jobs/1/status",
+        "/clients/bob/jobs/99/status",
+        "/clients/alice/jobs/1/output",
+        "/jobs?all=true",
+    ] {
+        let (status, body) = send(&alice, s, Method::GET, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(body.contains("only admins"), "{body}");
+    }
+    let (status, _) = send(&alice, s, Method::POST, "/clients/bob/jobs/1/stop").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let out = s.rcmd("alice", &["stop", "bob/1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only admins"));
+    // bob's job 1 exists, but on ops's own routes job 1 is ops's: none.
+    let (status, _) = send(&http_as(s, "ops"), s, Method::GET, "/jobs/1/status").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_invalid_policy_on_sighup_keeps_the_old_one_and_a_valid_one_applies_at_once() {
+    let ps = PolicyServer::start();
+    let s = &ps.server;
+    s.ok("alice", &["run", "echo", "before"]);
+
+    // A typo: logged, and nothing changes (mallory stays out, alice in).
+    ps.reload(&(entry("alice", "") + "[clients.mallory]\nrun_ass = \"x\"\n"), "reload failed");
+    let log = s.log();
+    assert!(log.contains("policy.toml") && log.contains("run_ass"), "{log}");
+    assert!(!s.rcmd("mallory", &["list"]).status.success());
+    assert!(s.rcmd("alice", &["run", "ls"]).status.code() == Some(1), "alice's list still holds");
+
+    // A valid one: alice's list goes, mallory comes in, bob and ops are out.
+    ps.reload(&(entry("alice", "") + &entry("mallory", "")), "reloaded");
+    assert!(s.ok("alice", &["run", "ls", "/"]).contains("tmp"));
+    assert_eq!(s.ok("mallory", &["run", "echo", "in"]), "in\n");
+    for dropped in ["bob", "ops"] {
+        let out = s.rcmd(dropped, &["list"]);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not in this server's policy"), "{dropped}");
+    }
+    assert!(s.log().contains("no longer lets these clients in"));
+    // alice's jobs from before the reload are still hers.
+    assert_eq!(s.ok("alice", &["output", "1"]), "before\n");
+}
+
+/// A certificate with this CN, signed by the server's own CA.
+fn client_with_cn(server: &TestServer, label: &str, cn: &str) -> PathBuf {
+    let cn = cn.to_owned();
+    server.pki.odd_client(label, false, move |params| {
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    })
+}
+
+#[tokio::test]
+async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
+    for policy in [false, true] {
+        let ps;
+        let server = if policy {
+            ps = PolicyServer::start();
+            &ps.server
+        } else {
+            ps = PolicyServer {
+                server: TestServer::start(&[], &[]),
+                policy: PathBuf::new(),
+                _dir: TempDir::new("none"),
+            };
+            &ps.server
+        };
+        let data = server.data.path().to_str().unwrap().to_owned();
+        for (label, cn) in [
+            ("long", "x".repeat(160)),
+            ("slash", "alice/../../etc".to_owned()),
+            ("newline", "alice\nforged log line".to_owned()),
+            ("dotdot", "..".to_owned()),
+            ("dash", "-rf".to_owned()),
+        ] {
+            let dir = client_with_cn(server, label, &cn);
+            let errors = forbidden_everywhere(&http(server, Some(&dir)), server).await;
+            for error in errors {
+                assert!(error.contains("not a valid client name"), "{label}: {error}");
+                assert!(!error.contains(&data) && !error.contains("/tmp"), "{label}: {error}");
+            }
+        }
+        assert!(!server.log().contains("\nforged log line"), "a CN cannot forge log lines");
+        assert_eq!(
+            std::fs::read_dir(server.data.path().join("jobs")).map(|d| d.count()).unwrap_or(0),
+            0,
+            "no pool was made"
+        );
+    }
+}
+
+#[test]
+fn job_names_that_are_not_ids_are_refused_by_the_cli() {
+    let server = TestServer::start(&[], &[]);
+    for bad in ["x", "0", "alice/", "a/b/1", "/1"] {
+        let out = server.rcmd("owner", &["status", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("CLIENT/ID")
+                || String::from_utf8_lossy(&out.stderr).contains("invalid client name"),
+            "{bad}"
+        );
+    }
+    // Without a policy nobody is an admin.
+    let out = server.rcmd("owner", &["list", "--all"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only admins"));
+    let out = server.rcmd("owner", &["status", "owner/1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only admins"));
+}
+
+#[test]
+fn the_server_warns_of_a_ca_key_beside_it_and_of_root_without_a_policy() {
+    const CA_KEY_WARNING: &str = "the CA key is in the server's cert directory";
+    const ROOT_WARNING: &str = "running as root without --policy";
+    let server = TestServer::start(&[], &[]);
+    assert!(server.log().contains(CA_KEY_WARNING), "{}", server.log());
+    assert_eq!(server.log().contains(ROOT_WARNING), Uid::effective().is_root());
+
+    // Moved away as the warning says: the next reload is quiet about it.
+    let certs = server.pki.certs();
+    std::fs::rename(certs.join("ca.key"), server.pki.dir.path().join("ca.key")).unwrap();
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
+    support::wait_until("the reload", Duration::from_secs(10), || server.log().contains("reloaded"));
+    assert_eq!(server.log().matches(CA_KEY_WARNING).count(), 1);
+
+    let ps = PolicyServer::start();
+    assert!(!ps.server.log().contains(ROOT_WARNING), "a policy answers it");
+}
