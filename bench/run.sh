@@ -54,10 +54,10 @@ client_dir() { # a fresh client identity, so that its job ids start at 1
 
 server_pid=
 addr=
-start_server() {
+start_server() { # NAME [EXTRA SERVE ARGS...]
   local out=$tmp/serve-$1.out
   RUST_LOG=warn "$rcmd" serve --certs "$certs" --listen 127.0.0.1:0 --data-dir "$tmp/data-$1" \
-    --max-running 5000 --max-jobs 50000 >"$out" 2>"$tmp/serve-$1.err" &
+    --max-running 5000 --max-jobs 50000 "${@:2}" >"$out" 2>"$tmp/serve-$1.err" &
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 100); do
@@ -180,6 +180,8 @@ for n in $sizes; do
   say "7. $n jobs: status p50 $(echo "$out" | field median) ms, p99 $(echo "$out" | field p99) ms, $(echo "$out" | field per_second) req/s; $per_job KiB per job"
   stop_server
 done
+
+source bench/policy.sh
 
 ssh "${cm_opts[@]}" -O exit 127.0.0.1 2>/dev/null || true
 say "done"
