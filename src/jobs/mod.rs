@@ -49,6 +49,7 @@ pub use cgroup::{Cgroups, ResourceUsage, Unsupported, purge as purge_cgroup_fold
 pub use error::JobError;
 pub use limits::{GroupWatcher, Quota};
 pub use pool::{JobPool, PoolConfig};
+pub(crate) use spec::is_executable_file;
 pub use spec::{JobSpec, Limits, RunAs};
 pub use spool::{OutputReader, Stream};
 pub use status::{JobId, JobStatus, Output, Status, Termination};

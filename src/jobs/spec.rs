@@ -104,7 +104,8 @@ impl JobSpec {
     }
 }
 
-fn is_executable_file(path: &Path) -> bool {
+/// Whether `path` is a file that someone may execute.
+pub(crate) fn is_executable_file(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -20,7 +20,7 @@
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
-use crate::jobs::{JobSpec, RunAs};
+use crate::jobs::{JobSpec, RunAs, is_executable_file};
 
 use super::access;
 
@@ -90,11 +90,6 @@ impl AllowList {
         }
         found.into_os_string().into_string().map_err(|_| refused())
     }
-}
-
-fn is_executable_file(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
