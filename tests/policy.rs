@@ -223,6 +223,8 @@ async fn admins_list_and_stop_every_client_s_jobs_and_no_one_else_can() {
         "/clients/bob/jobs/1/status",
         "/clients/bob/jobs/99/status",
         "/clients/alice/jobs/1/output",
+        "/clients/bob/jobs",
+        "/clients/bob/anything",
         "/jobs?all=true",
     ] {
         let (status, body) = send(&alice, s, Method::GET, path).await;

@@ -47,7 +47,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/jobs", put(create).get(list))
         .merge(job_routes())
-        .nest("/clients/{cn}", job_routes().layer(on_behalf))
+        // The admin check covers everything under /clients, routes or not.
+        .nest("/clients", Router::new().nest("/{cn}", job_routes()).fallback(no_such_route).layer(on_behalf))
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
