@@ -11,7 +11,6 @@
 //! A handler that takes a [`ClientId`] cannot run for a client the policy
 //! refused, and reaches only that one client's pool.
 
-use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -53,14 +52,13 @@ impl Peer {
     }
 }
 
-/// For the request log: a valid name as it is; anything else escaped, so a
-/// CN cannot forge log lines.
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Peer {
+    /// The CN for the request log (which escapes control characters).
+    pub fn for_log(&self) -> &str {
         match self {
-            Peer::Named(name) => f.write_str(name.as_str()),
-            Peer::Invalid(invalid) => write!(f, "{:?}", invalid.name),
-            Peer::Anonymous => f.write_str("-"),
+            Peer::Named(name) => name.as_str(),
+            Peer::Invalid(invalid) => &invalid.name,
+            Peer::Anonymous => "-",
         }
     }
 }

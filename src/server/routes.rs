@@ -78,7 +78,7 @@ async fn log_request(mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     tracing::info!(
-        client = %client,
+        client = client.for_log(),
         peer = ?address,
         %method,
         path,
