@@ -5,6 +5,7 @@
 pub mod pki;
 pub mod proxy;
 pub mod server;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

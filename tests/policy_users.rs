@@ -1,0 +1,120 @@
+//! Jobs run as the unix users a policy names: real users made for each test
+//! (`rcmdt-pol-...`, removed by a guard even on failure). Needs root, as CI
+//! is: only root can make users and run jobs as them.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::TempDir;
+use support::server::TestServer;
+use support::users::TestUser;
+
+/// A server whose policy maps each (client, user) pair; `extra` goes into
+/// every entry.
+fn serve(clients: &[(&str, &TestUser)], extra: &str) -> (TestServer, TempDir) {
+    let dir = TempDir::new("policy-users");
+    let policy = dir.path().join("policy.toml");
+    let text: String = clients
+        .iter()
+        .map(|(client, user)| format!("[clients.{client}]\nrun_as = {:?}\n{extra}\n", user.name))
+        .collect();
+    std::fs::write(&policy, text).unwrap();
+    let names: Vec<&str> = clients.iter().map(|(client, _)| *client).collect();
+    let server = TestServer::start(&names, &["--policy", policy.to_str().unwrap()]);
+    (server, dir)
+}
+
+#[test]
+fn a_job_runs_as_its_user_with_its_groups_in_its_home() {
+    let alice = TestUser::new("id", true);
+    let (server, _dir) = serve(&[("alice", &alice)], "");
+    assert_eq!(server.ok("alice", &["run", "id"]), alice.id(), "groups included");
+    assert_eq!(server.ok("alice", &["run", "pwd"]).trim_end(), alice.home.to_str().unwrap());
+    // Its files are its own.
+    server.ok("alice", &["run", "touch", "made-by-job"]);
+    let owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(alice.home.join("made-by-job")).unwrap());
+    assert_eq!(owner, nix::unistd::User::from_name(&alice.name).unwrap().unwrap().uid.as_raw());
+}
+
+#[test]
+fn a_job_s_environment_holds_nothing_of_the_server_s() {
+    let alice = TestUser::new("env", false);
+    let (server, _dir) = serve(&[("alice", &alice)], "");
+    let env = server.ok("alice", &["run", "env"]);
+    let names: BTreeSet<&str> = env.lines().filter_map(|line| line.split_once('=')).map(|(k, _)| k).collect();
+    assert_eq!(names, BTreeSet::from(["HOME", "LOGNAME", "PATH", "SHELL", "USER"]), "{env}");
+    assert!(env.contains(&format!("HOME={}\n", alice.home.display())), "{env}");
+    assert!(env.contains(&format!("USER={}\n", alice.name)), "{env}");
+    assert!(!env.contains("RUST_LOG"), "the server's own variable");
+}
+
+#[test]
+fn a_job_user_cannot_reach_the_server_s_data_keys_or_other_jobs() {
+    let alice = TestUser::new("peek", false);
+    let bob = TestUser::new("bob", false);
+    let (server, _dir) = serve(&[("alice", &alice), ("bob", &bob)], "");
+    server.ok("bob", &["run", "sh", "-c", "echo bob-secret; echo more >&2"]);
+
+    let data = server.data.path().join("jobs");
+    let certs = server.pki.certs();
+    let guard_pid = support::pids_matching("__guard")
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(&format!(" {} ", server.pid())))
+        })
+        .expect("the server's guard");
+    let attempts = [
+        format!("ls {}", data.display()),
+        format!("cat {}/*/*", data.display()),
+        format!("grep -r bob-secret {}", data.display()),
+        format!("cat {}", certs.join("server.key").display()),
+        format!("cat {}", certs.join("ca.key").display()),
+        format!("cat /proc/{}/environ", server.pid()),
+        format!("kill -KILL {}", server.pid()),
+        format!("kill -KILL {guard_pid}"),
+    ];
+    for attempt in &attempts {
+        let out = server.rcmd("alice", &["run", "sh", "-c", attempt]);
+        assert_ne!(out.status.code(), Some(0), "{attempt} worked");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("bob-secret"), "{attempt}");
+    }
+    assert!(support::is_alive(server.pid()) && support::is_alive(guard_pid));
+    assert_eq!(server.ok("bob", &["output", "1"]), "bob-secret\n");
+}
+
+#[test]
+fn two_clients_of_one_user_still_see_only_their_own_jobs() {
+    let shared = TestUser::new("shared", false);
+    let (server, _dir) = serve(&[("ci1", &shared), ("ci2", &shared)], "");
+    server.ok("ci1", &["run", "true"]);
+    let out = server.rcmd("ci2", &["status", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    assert_eq!(server.ok("ci2", &["list"]).lines().count(), 1, "only the header");
+}
+
+#[test]
+fn the_server_warns_when_a_job_user_could_read_its_key() {
+    let alice = TestUser::new("key", false);
+    let (server, _dir) = serve(&[("alice", &alice)], "");
+    const WARNING: &str = "a job user can read the server's private key";
+    assert!(!server.log().contains(WARNING), "0600 in a 0700 directory: {}", server.log());
+    let certs = server.pki.certs();
+    let mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+    };
+    mode(&certs, 0o755);
+    mode(&certs.join("server.key"), 0o644);
+    kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
+    support::wait_until("the warning", Duration::from_secs(10), || server.log().contains(WARNING));
+    assert!(server.log().contains(&alice.name));
+    // And the job really could.
+    let out = server.rcmd("alice", &["run", "cat", certs.join("server.key").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PRIVATE KEY"));
+}
