@@ -183,5 +183,6 @@ done
 
 source bench/policy.sh
 
+bash bench/ops.sh $([ $quick = 1 ] && echo --quick)
 ssh "${cm_opts[@]}" -O exit 127.0.0.1 2>/dev/null || true
 say "done"

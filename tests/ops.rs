@@ -1,13 +1,14 @@
 //! What operators and scripts use around the server and client: the
 //! environment's server for the client (RCMD_CERTS, RCMD_ADDR), shell
-//! completions and the man page.
+//! completions, the man page, json logs and Prometheus metrics.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
 use support::TempDir;
-use support::server::{RCMD, TestServer};
+use support::server::{RCMD, TestServer, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -188,4 +189,180 @@ fn text_logs_have_no_colour_when_stderr_is_not_a_terminal() {
     let log = server.log();
     assert!(!log.contains('\x1b'), "escape codes in a log file: {log:?}");
     assert!(log.contains("client=\"owner\""), "{log}");
+}
+
+/// Parses OpenMetrics text with Python's prometheus_client, both its strict
+/// OpenMetrics parser and its classic Prometheus one, and returns the samples
+/// as `(name, labels, value)`, after checking that the two parsers agree.
+fn parse_metrics(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    const SCRIPT: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
+from prometheus_client.parser import text_string_to_metric_families as classic
+text = sys.stdin.read()
+def samples(families):
+    return sorted(([s.name, s.labels, s.value] for f in families for s in f.samples), key=json.dumps)
+strict = samples(openmetrics(text))
+assert strict == samples(classic(text)), "the parsers disagree"
+print(json.dumps(strict))
+"#;
+    let mut python = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    std::io::Write::write_all(&mut python.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client (.ci/run installs it) refused:\n{}\n{text}",
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_count_what_the_test_did() {
+    let mut server = TestServer::start(&["alice"], &["--metrics-listen", "127.0.0.1:0"]);
+    let line = server.stdout_line();
+    let url = line.trim().strip_prefix("rcmd metrics on ").unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    for _ in 0..3 {
+        server.ok("alice", &["exec", "printf", "12345"]);
+    }
+    server.ok("alice", &["exec", "false"]);
+    server.ok("alice", &["exec", "sh", "-c", "exit 7"]);
+    server.ok("alice", &["exec", "sh", "-c", "kill -KILL $$"]);
+    server.ok("alice", &["exec", "/no/such/program"]);
+    for id in 1..=7 {
+        server.rcmd("alice", &["wait", &id.to_string()]);
+    }
+    server.ok("owner", &["exec", "sleep", "30"]);
+    // Hostile paths: ids and junk must not become series of their own.
+    let alice = http_as(&server, "alice");
+    for path in ["/jobs/01/status", "/jobs/4242/status", "/no/such/route/alice", "/jobs/%31"] {
+        alice.get(server.url(path)).send().await.unwrap();
+    }
+    assert!(support::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
+    support::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
+        server.log().contains("refused")
+    });
+
+    let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let samples = parse_metrics(&text);
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let want: BTreeMap<String, String> =
+            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        samples.iter().find(|(n, l, _)| n == name && *l == want).map_or(0.0, |s| s.2)
+    };
+    assert_eq!(value("rcmd_jobs_started_total", &[]), 8.0, "{text}");
+    assert_eq!(value("rcmd_jobs_finished_total", &[("outcome", "success")]), 3.0, "{text}");
+    assert_eq!(value("rcmd_jobs_finished_total", &[("outcome", "failure")]), 2.0, "{text}");
+    assert_eq!(value("rcmd_jobs_finished_total", &[("outcome", "signal")]), 1.0, "{text}");
+    assert_eq!(value("rcmd_jobs_finished_total", &[("outcome", "error")]), 1.0, "{text}");
+    assert_eq!(value("rcmd_jobs_running", &[]), 1.0, "{text}");
+    assert_eq!(value("rcmd_jobs_oom_killed_total", &[]), 0.0, "{text}");
+    assert_eq!(value("rcmd_output_bytes_stored", &[]), 15.0, "{text}");
+    assert_eq!(value("rcmd_http_requests_total", &[("route", "/jobs"), ("status", "200")]), 8.0, "{text}");
+    let status_ok = value("rcmd_http_requests_total", &[("route", "/jobs/{id}/status"), ("status", "200")]);
+    assert_eq!(status_ok, 7.0, "the seven waits: {text}");
+    assert_eq!(value("rcmd_http_requests_total", &[("route", "/jobs/{id}/status"), ("status", "400")]), 1.0);
+    assert_eq!(value("rcmd_http_requests_total", &[("route", "/jobs/{id}/status"), ("status", "404")]), 1.0);
+    assert_eq!(
+        value("rcmd_http_requests_total", &[("route", "unmatched"), ("status", "404")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(value("rcmd_handshakes_refused_total", &[("reason", "tls")]), 1.0, "{text}");
+    // Low cardinality: no client names, no ids, only route templates.
+    for (name, labels, _) in &samples {
+        for value in labels.values() {
+            assert!(
+                !value.contains("alice") && !value.contains("owner") && !value.contains("4242"),
+                "{name} {labels:?}"
+            );
+        }
+        if let Some(route) = labels.get("route") {
+            assert!(route == "unmatched" || !route.chars().any(|c| c.is_ascii_digit()), "{route}");
+        }
+    }
+}
+
+#[test]
+fn metrics_on_a_public_address_need_metrics_public() {
+    let dir = TempDir::new("metrics-public");
+    let out = Command::new(RCMD)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--metrics-listen", "0.0.0.0:0", "--certs"])
+        .arg(dir.path().join("certs"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--metrics-public"), "{}", stderr(&out));
+    assert!(!dir.path().join("certs").exists(), "refused before making a PKI");
+}
+
+/// The unit file with its ExecStart pointing at the binary under test.
+fn unit_for_test(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/rcmd.service")).unwrap();
+    let path = dir.join("rcmd.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/rcmd", RCMD)).unwrap();
+    (path, unit)
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let dir = TempDir::new("unit");
+    let (path, unit) = unit_for_test(dir.path());
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is installed (.ci/run installs systemd)");
+    // Unknown keys and bad values are only warnings: none are allowed.
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", stderr(&out));
+    let settings: Vec<&str> = unit.lines().filter(|l| !l.starts_with('#')).collect();
+    for wanted in
+        ["Delegate=yes", "StateDirectory=rcmd", "KillMode=mixed", "ExecReload=/bin/kill -HUP $MAINPID"]
+    {
+        assert!(settings.contains(&wanted), "{wanted}");
+    }
+    assert!(!settings.iter().any(|l| l.starts_with("NoNewPrivileges")), "jobs need setuid programs");
+}
+
+#[test]
+fn the_units_command_line_serves_reloads_and_stops() {
+    let dir = TempDir::new("unit-run");
+    let (_, unit) = unit_for_test(dir.path());
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+    let certs = dir.path().join("certs");
+    rcmd(&["pki", "init", "--dir", certs.to_str().unwrap()]);
+    // The unit's own flags, with its paths and address moved into the test's.
+    let args: Vec<String> = exec
+        .split_whitespace()
+        .skip(1)
+        .map(|word| match word {
+            "/etc/rcmd/certs" => certs.to_str().unwrap().to_owned(),
+            "/var/lib/rcmd" => dir.path().join("state").to_str().unwrap().to_owned(),
+            "0.0.0.0:8443" => "127.0.0.1:0".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut server = Command::new(RCMD).args(&args).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut first)
+        .unwrap();
+    let addr = first.split_whitespace().nth(3).unwrap_or_else(|| panic!("{first:?}"));
+    let run = Command::new(RCMD).arg(&certs).arg(addr).args(["run", "echo", "up"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "up\n", "{}", stderr(&run));
+    let pid = nix::unistd::Pid::from_raw(server.id() as i32);
+    // ExecReload: SIGHUP.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    support::wait_until("the reload is logged", std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.path().join("log")).unwrap().contains("reloaded")
+    });
+    // KillMode=mixed: SIGTERM to the server alone, which then exits cleanly.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(server.wait().unwrap().success());
 }

@@ -116,6 +116,12 @@ impl Job {
             events: watch::Sender::new(Progress::new(finished)),
             shared: spec.shared,
         });
+        if let Some(observer) = &job.shared.config.observer {
+            observer.started();
+            if finished {
+                observer.finished(&job.status());
+            }
+        }
         if let Some((exit, stdout, stderr)) = supervision {
             tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr]));
         }
@@ -268,6 +274,9 @@ impl Job {
             p.exited = true;
             p.finished = true;
         });
+        if let Some(observer) = &self.shared.config.observer {
+            observer.finished(&self.status());
+        }
     }
 
     pub fn status(&self) -> JobStatus {

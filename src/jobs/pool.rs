@@ -13,7 +13,7 @@ use super::cgroup::{Cgroups, Unsupported};
 use super::job::{Job, Shared, Spec};
 use super::limits::{GroupWatcher, Quota, Usage};
 use super::spool::{self, OutputReader, Stream};
-use super::{JobError, JobId, JobSpec, JobStatus, Limits, Output};
+use super::{JobError, JobId, JobObserver, JobSpec, JobStatus, Limits, Output};
 
 /// Settings shared by every job of a pool.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct PoolConfig {
     /// its own group there, which is how it is killed and limited. `None`:
     /// jobs are process groups only, and limits cannot be enforced.
     pub cgroups: Option<Arc<Cgroups>>,
+    /// Told of every job's start and end.
+    pub observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl PoolConfig {
@@ -54,6 +56,7 @@ impl PoolConfig {
             max_stored_bytes: u64::MAX,
             watcher: None,
             cgroups: None,
+            observer: None,
         }
     }
 }
@@ -148,6 +151,11 @@ impl JobPool {
 
     pub fn status(&self, id: JobId) -> Result<JobStatus, JobError> {
         Ok(self.get(id)?.status())
+    }
+
+    /// Output bytes stored by the pool's jobs, both streams, all together.
+    pub fn stored_bytes(&self) -> u64 {
+        self.shared.usage.stored.load(Ordering::Relaxed)
     }
 
     /// Every job of the pool, by id.

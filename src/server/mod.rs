@@ -22,6 +22,7 @@ mod identity;
 mod json_output;
 mod limit;
 pub mod logging;
+mod metrics;
 mod policy;
 mod pools;
 mod routes;
@@ -109,6 +110,16 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = logging::LogFormat::Text, value_name = "FORMAT")]
     pub log_format: logging::LogFormat,
 
+    /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics.
+    /// Loopback only, unless --metrics-public.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Allow --metrics-listen on an address other than loopback (the
+    /// metrics have no authentication; they show counts, never names).
+    #[arg(long, requires = "metrics_listen")]
+    pub metrics_public: bool,
+
     /// Seconds a client may take to send a request's headers. On an idle
     /// HTTP/1.1 keep-alive connection this is also the idle timeout.
     #[arg(long, default_value_t = Seconds(Duration::from_secs(30)), value_name = "SECONDS")]
@@ -131,6 +142,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     if args.dev && !args.listen.ip().is_loopback() {
         anyhow::bail!("--dev listens on loopback only; drop --dev to listen on {}", args.listen);
+    }
+    if let Some(addr) = args.metrics_listen {
+        metrics::check_listen(addr, args.metrics_public)?;
     }
     if args.dev && !pki::has_ca(&args.certs) {
         pki::init(&pki::InitOptions::new(&args.certs))?;
@@ -155,10 +169,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         guard::Guard::start(&std::env::current_exe()?, &folders).context("cannot start the guard process")?,
     );
     let mut child_exits = signal(SignalKind::child())?;
-    let template = pool_template(&args, &data_dir, &guard, cgroups);
+    let mut template = pool_template(&args, &data_dir, &guard, cgroups);
+    let metrics = args.metrics_listen.map(|_| Arc::new(metrics::Metrics::new()));
+    template.observer = metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>);
     let state = Arc::new(routes::AppState {
         pools: pools::Pools::new(data_dir.clone(), template),
         policy: CurrentPolicy::new(policy),
+        metrics,
     });
 
     let handle = Handle::new();
@@ -169,8 +186,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut server = axum_server::bind(args.listen)
         .acceptor(acceptor)
         .first_request_timeout(request_timeout)
-        .accept_error_handler(|peer: Option<&SocketAddr>, error: &std::io::Error| {
-            tracing::warn!(peer = ?peer, %error, "connection refused at the TLS handshake");
+        .accept_error_handler({
+            let metrics = state.metrics.clone();
+            move |peer: Option<&SocketAddr>, error: &std::io::Error| {
+                tracing::warn!(peer = ?peer, %error, "connection refused at the TLS handshake");
+                if let Some(metrics) = &metrics {
+                    metrics.refused(error);
+                }
+            }
         })
         .handle(handle.clone());
     server.http_builder().http1().header_read_timeout(request_timeout);
@@ -190,6 +213,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
     };
     println!("rcmd listening on {addr} (job output in {})", data_dir.display());
+    if let Some(metrics_addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
+        println!("rcmd metrics on http://{}/metrics", listener.local_addr()?);
+        metrics::spawn_endpoint(listener, Arc::clone(&state));
+    }
     if args.dev {
         // The exact command: this very binary, as it was invoked.
         let exe = std::env::args().next().unwrap_or_else(|| "rcmd".to_owned());

@@ -27,6 +27,7 @@ use super::admin;
 use super::error::ApiError;
 use super::identity::{Caller, ClientId, Peer, authorize};
 use super::json_output;
+use super::metrics::Metrics;
 use super::policy::CurrentPolicy;
 use super::pools::Pools;
 use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, Stream};
@@ -40,6 +41,8 @@ pub const MAX_ARGS: usize = 4096;
 pub struct AppState {
     pub pools: Pools,
     pub policy: CurrentPolicy,
+    /// Counted only when `--metrics-listen` asks for them.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -53,7 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), authorize))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), log_request))
         .with_state(state)
 }
 
@@ -67,16 +70,21 @@ fn job_routes() -> Router<Arc<AppState>> {
         .route("/jobs/{id}/stop", post(stop))
 }
 
-/// Logs every request with the client's CN, and records the [`Peer`] for
-/// [`authorize`] so the certificate is parsed once per request.
-async fn log_request(mut request: Request, next: Next) -> Response {
+/// Logs every request with the client's CN, counts it in the metrics, and
+/// records the [`Peer`] for [`authorize`] so the certificate is parsed once
+/// per request.
+async fn log_request(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let client = Peer::of(&request);
     request.extensions_mut().insert(client.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
+    if let Some(metrics) = &state.metrics {
+        metrics.count_request(route.as_ref(), response.status());
+    }
     tracing::info!(
         client = client.for_log(),
         peer = ?address,

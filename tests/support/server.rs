@@ -19,7 +19,7 @@ pub const RCMD: &str = env!("CARGO_BIN_EXE_rcmd");
 
 pub struct TestServer {
     child: Child,
-    _stdout: BufReader<ChildStdout>,
+    stdout: BufReader<ChildStdout>,
     /// `IP:PORT` as the server printed it.
     pub addr: String,
     pub pki: TestPki,
@@ -62,7 +62,14 @@ impl TestServer {
                 panic!("server did not start: {line:?}\n{log}")
             })
             .to_owned();
-        TestServer { child, _stdout: stdout, addr, pki, data }
+        TestServer { child, stdout, addr, pki, data }
+    }
+
+    /// The next line the server prints on stdout, after its first.
+    pub fn stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
     }
 
     pub fn port(&self) -> &str {

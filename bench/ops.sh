@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# What metrics cost: status queries per second and jobs per second against a
+# server with --metrics-listen (and a scraper reading it every second, as
+# Prometheus would) and one without, measured in alternating rounds of the
+# same run, so that both see the same machine.
+#
+#   bench/ops.sh           10 rounds of 3 s per figure and server
+#   bench/ops.sh --quick   one short round (CI runs it via bench/run.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--quick" ]; then rounds=1; secs=0.5; else rounds=10; secs=3; fi
+
+cargo build --release -q --bin rcmd --example loadgen
+rcmd=$PWD/target/release/rcmd
+load=$PWD/target/release/examples/loadgen
+
+tmp=$(mktemp -d /tmp/rcmd-bench-ops.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+"$rcmd" pki init --dir "$tmp/certs" --client bench >/dev/null
+client_dir() {
+  "$rcmd" pki client "$1" --dir "$tmp/certs" >/dev/null
+  echo "$tmp/certs/$1"
+}
+
+# start NAME [FLAGS...]: a server; sets addr_NAME (and metrics_NAME).
+start() {
+  local name=$1 out=$tmp/$1.out
+  shift
+  RUST_LOG=warn "$rcmd" serve --certs "$tmp/certs" --listen 127.0.0.1:0 --data-dir "$tmp/data-$name" \
+    --max-running 5000 --max-jobs 1000000 "$@" >"$out" 2>"$tmp/$name.err" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -q '^rcmd listening on' "$out" && { [ $# = 0 ] || grep -q '^rcmd metrics on' "$out"; } && break
+    sleep 0.1
+  done
+  printf -v "addr_$name" '%s' "$(sed -n 's/^rcmd listening on \([^ ]*\).*/\1/p' "$out")"
+  printf -v "metrics_$name" '%s' "$(sed -n 's/^rcmd metrics on //p' "$out")"
+}
+start plain
+start metrics --metrics-listen 127.0.0.1:0
+# A scraper, as Prometheus would be, once a second.
+(while true; do curl -s -o /dev/null "$metrics_metrics" || true; sleep 1; done) &
+pids+=($!)
+
+# Ids 1..1000 exist for every status client.
+for name in plain metrics; do
+  c=$(client_dir "status-$name")
+  addr_var=addr_$name
+  "$load" fill "$c" "${!addr_var}" 1000 /bin/true >/dev/null
+done
+
+for round in $(seq "$rounds"); do
+  order="plain metrics"
+  [ $((round % 2)) = 0 ] && order="metrics plain"
+  for name in $order; do
+    addr_var=addr_$name
+    "$load" status "$tmp/certs/status-$name" "${!addr_var}" 8 "$secs" 1000 | field per_second >>"$tmp/status-$name"
+    c=$(client_dir "jobs-$name-$round")
+    "$load" throughput "$c" "${!addr_var}" 8 "$secs" | field per_second >>"$tmp/jobs-$name"
+  done
+done
+
+for f in status jobs; do
+  echo "   per round, $f without: $(tr '\n' ' ' <"$tmp/$f-plain")" >&2
+  echo "   per round, $f with:    $(tr '\n' ' ' <"$tmp/$f-metrics")" >&2
+done
+sp=$(median <"$tmp/status-plain"); sm=$(median <"$tmp/status-metrics")
+jp=$(median <"$tmp/jobs-plain"); jm=$(median <"$tmp/jobs-metrics")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+echo "8. metrics cost, median of $rounds rounds: status $sp req/s without, $sm with --metrics-listen (ratio $(ratio "$sm" "$sp")) | jobs $jp/s without, $jm/s with (ratio $(ratio "$jm" "$jp"))"
