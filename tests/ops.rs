@@ -241,7 +241,13 @@ async fn metrics_parse_as_prometheus_text_and_count_what_the_test_did() {
     server.ok("owner", &["exec", "sleep", "30"]);
     // Hostile paths: ids and junk must not become series of their own.
     let alice = http_as(&server, "alice");
-    for path in ["/jobs/01/status", "/jobs/4242/status", "/no/such/route/alice", "/jobs/%31"] {
+    for path in [
+        "/jobs/01/status",
+        "/jobs/4242/status",
+        "/no/such/route/alice",
+        "/jobs/%31",
+        "/clients/owner/jobs/1/status",
+    ] {
         alice.get(server.url(path)).send().await.unwrap();
     }
     assert!(support::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
