@@ -5,6 +5,7 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -117,4 +118,43 @@ fn the_server_warns_when_a_job_user_could_read_its_key() {
     // And the job really could.
     let out = server.rcmd("alice", &["run", "cat", certs.join("server.key").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("PRIVATE KEY"));
+}
+
+#[test]
+fn a_server_that_is_not_root_runs_jobs_as_itself_with_a_clean_environment() {
+    let runner = TestUser::new("srv", false);
+    let user = nix::unistd::User::from_name(&runner.name).unwrap().unwrap();
+    let dir = TempDir::new("policy-non-root");
+    let policy = dir.path().join("policy.toml");
+    let chown = |path: &std::path::Path| {
+        let status =
+            std::process::Command::new("chown").arg("-R").arg(&runner.name).arg(path).status().unwrap();
+        assert!(status.success());
+    };
+    std::fs::write(&policy, format!("[clients.alice]\nrun_as = {:?}\n", runner.name)).unwrap();
+    chown(dir.path());
+    let server =
+        TestServer::start_with(&["alice"], &["--policy", policy.to_str().unwrap()], |pki, data, command| {
+            chown(pki.dir.path());
+            chown(data.path());
+            command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        });
+    assert_eq!(server.ok("alice", &["run", "id", "-u"]).trim(), user.uid.to_string());
+    assert_eq!(server.ok("alice", &["run", "pwd"]).trim_end(), runner.home.to_str().unwrap());
+    let env = server.ok("alice", &["run", "env"]);
+    assert!(!env.contains("RUST_LOG") && env.contains(&format!("USER={}\n", runner.name)), "{env}");
+    let other = dir.path().join("root.toml");
+    // Another user is refused at load: a server that is not root cannot switch.
+    std::fs::write(&other, "[clients.alice]\nrun_as = \"root\"\nallow_root = true\n").unwrap();
+    let refused = std::process::Command::new(support::server::RCMD)
+        .args(["serve", "--listen", "127.0.0.1:0", "--certs"])
+        .arg(server.pki.certs())
+        .arg("--policy")
+        .arg(&other)
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("can only run jobs as itself"), "{stderr}");
 }

@@ -58,6 +58,10 @@ pub(crate) struct User<'a> {
     pub gid: libc::gid_t,
     pub groups: &'a [libc::gid_t],
     pub home: &'a CStr,
+    /// Whether to change ids (and reset oom_score_adj). Not for a server
+    /// that is not root and runs the job as itself: it could not set groups,
+    /// and its ids are already the job's.
+    pub switch: bool,
 }
 
 /// The step of [`prepare`] that failed.
@@ -302,12 +306,14 @@ unsafe fn prepare(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
         }
         check(Step::Descriptors, libc::syscall(libc::SYS_close_range, first_closed, u32::MAX, 0))?;
         if let Some(user) = &plan.user {
-            // Lowering it needs privileges that the switch drops: first.
-            write_file(Step::OomScore, c"/proc/self/oom_score_adj", b"0")?;
-            let groups = libc::syscall(libc::SYS_setgroups, user.groups.len(), user.groups.as_ptr());
-            check(Step::Groups, groups)?;
-            check(Step::Gid, libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid))?;
-            check(Step::Uid, libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid))?;
+            if user.switch {
+                // Lowering it needs privileges that the switch drops: first.
+                write_file(Step::OomScore, c"/proc/self/oom_score_adj", b"0")?;
+                let groups = libc::syscall(libc::SYS_setgroups, user.groups.len(), user.groups.as_ptr());
+                check(Step::Groups, groups)?;
+                check(Step::Gid, libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid))?;
+                check(Step::Uid, libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid))?;
+            }
             check(Step::Home, libc::chdir(user.home.as_ptr()).into())?;
         }
         let empty = 0u64;

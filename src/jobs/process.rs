@@ -78,8 +78,17 @@ pub(crate) fn start(spec: &JobSpec, cgroups: &[CString]) -> io::Result<Started> 
         Plan::new(&program, &argv, if environment.is_some() { envp.as_ptr() } else { server_environment() });
     plan.stdio = child_ends.each_ref().map(AsRawFd::as_raw_fd);
     plan.cgroups = cgroups;
-    plan.user =
-        user.as_ref().map(|(user, home)| User { uid: user.uid, gid: user.gid, groups: &user.groups, home });
+    // A server that is not root can only run jobs as itself: it keeps its
+    // ids (it could not set groups). Asked for anyone else, it tries, and
+    // the kernel refuses.
+    let euid = nix::unistd::geteuid();
+    plan.user = user.as_ref().map(|(user, home)| User {
+        uid: user.uid,
+        gid: user.gid,
+        groups: &user.groups,
+        home,
+        switch: euid.is_root() || euid.as_raw() != user.uid,
+    });
     let (pid, pidfd) = child::spawn(&plan).map_err(|e| match e.step {
         None | Some(Step::Exec) => e.error,
         Some(step) => io::Error::new(e.error.kind(), format!("cannot {}: {}", step.doing(), e.error)),

@@ -31,6 +31,17 @@ impl TestServer {
     /// 127.0.0.1 with its data in a temp dir, unless `extra_args` has a
     /// `--listen` or `--data-dir` of its own.
     pub fn start(clients: &[&str], extra_args: &[&str]) -> TestServer {
+        TestServer::start_with(clients, extra_args, |_, _, _| {})
+    }
+
+    /// Like [`TestServer::start`], with `prepare` called on the PKI, the
+    /// data dir and the command just before the server is started (to run
+    /// it as another user, say).
+    pub fn start_with(
+        clients: &[&str],
+        extra_args: &[&str],
+        prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
+    ) -> TestServer {
         let pki = TestPki::new(clients);
         let data = TempDir::new("server-data");
         let log = std::fs::File::create(data.path().join("server.log")).unwrap();
@@ -42,9 +53,9 @@ impl TestServer {
         if !extra_args.contains(&"--data-dir") {
             command.arg("--data-dir").arg(data.path().join("jobs"));
         }
+        command.args(extra_args).env("RUST_LOG", "info");
+        prepare(&pki, &data, &mut command);
         let mut child = command
-            .args(extra_args)
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
