@@ -9,7 +9,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use rcmd::jobs::{JobId, JobPool, JobSpec, PoolConfig, RunAs, Status, Termination};
 use support::TempDir;
-use tokio::io::AsyncWriteExt;
 
 fn pool(dir: &TempDir) -> JobPool {
     JobPool::new(PoolConfig::new(dir.path().join("data"))).expect("pool")
@@ -82,13 +81,13 @@ async fn a_stdin_pipe_carries_what_is_written_and_closes_when_dropped() {
     let dir = TempDir::new("spawn-stdin");
     let pool = pool(&dir);
     let id = pool.create_job(JobSpec { stdin: true, ..JobSpec::new("cat", vec![]) });
-    let mut stdin = pool.take_stdin(id).unwrap().expect("a stdin pipe");
-    assert!(pool.take_stdin(id).unwrap().is_none(), "taken once");
-    stdin.write_all(b"hello\n").await.unwrap();
-    drop(stdin);
+    let stdin = pool.stdin(id).expect("a stdin pipe");
+    assert!(pool.stdin(id).is_err(), "taken once");
+    let hello = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"hello\n"))]);
+    stdin.copy_from(hello).await;
     assert_eq!(stdout_of(&pool, id).await, "hello\n");
     let plain = pool.create_job(JobSpec::new("true", vec![]));
-    assert!(pool.take_stdin(plain).unwrap().is_none(), "no pipe unless asked for");
+    assert!(pool.stdin(plain).is_err(), "no pipe unless asked for");
 }
 
 fn nobody(home: &std::path::Path) -> RunAs {

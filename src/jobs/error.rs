@@ -25,6 +25,9 @@ pub enum JobError {
     #[error("the job pool is shutting down")]
     ShuttingDown,
 
+    #[error("cannot write to the stdin of job {id}: {refused}")]
+    Stdin { id: JobId, refused: super::stdin::StdinRefused },
+
     #[error("cannot read the output of job {id}: {source}")]
     ReadOutput { id: JobId, source: std::io::Error },
 }

@@ -14,6 +14,7 @@ use super::cgroup::{Cgroups, JobGroup, ResourceUsage};
 use super::limits::Usage;
 use super::process::{self, ExitEvent, Process, Started};
 use super::spool::{self, OutputReader, Progress, Sink, Stream};
+use super::stdin::{StdinRefused, StdinSlot, StdinWriter};
 use super::{JobId, JobSpec, JobStatus, Limits, Output, PoolConfig, Status, Termination};
 
 /// How long the pumps may keep draining after the job was killed. Only a
@@ -37,6 +38,7 @@ pub(crate) struct Job {
     group: Option<JobGroup>,
     spool_paths: [PathBuf; 2],
     lifecycle: Mutex<Lifecycle>,
+    stdin: StdinSlot,
     events: watch::Sender<Progress>,
     shared: Arc<Shared>,
 }
@@ -45,8 +47,6 @@ struct Lifecycle {
     /// Present until the process is reaped. Whoever takes it kills what is
     /// left of the group and reaps; afterwards no signal may be sent.
     child: Option<Process>,
-    /// The write end of the job's stdin pipe, until someone takes it.
-    stdin: Option<pipe::Sender>,
     status: Status,
     finished_at: Option<SystemTime>,
     output_error: Option<String>,
@@ -83,12 +83,12 @@ impl Job {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.spec.command)));
         let (child, stdin, supervision, status) = match started {
             Ok(Started { process, exit, stdin, stdout, stderr }) => {
-                (Some(process), stdin, Some((exit, stdout, stderr)), Status::Running)
+                (Some(process), StdinSlot::new(stdin), Some((exit, stdout, stderr)), Status::Running)
             }
             Err(e) => {
                 // Never running: it does not count as such.
                 Usage::release(&spec.shared.usage.running);
-                (None, None, None, Status::Error(e.to_string()))
+                (None, StdinSlot::never_started(spec.spec.stdin), None, Status::Error(e.to_string()))
             }
         };
         if let (Some(child), Some(watcher)) = (&child, &spec.shared.config.watcher) {
@@ -106,13 +106,13 @@ impl Job {
             spool_paths,
             lifecycle: Mutex::new(Lifecycle {
                 child,
-                stdin,
                 status,
                 finished_at: finished.then(SystemTime::now),
                 output_error: None,
                 usage: ResourceUsage::default(),
                 oom_killed: false,
             }),
+            stdin,
             events: watch::Sender::new(Progress::new(finished)),
             shared: spec.shared,
         });
@@ -205,6 +205,7 @@ impl Job {
             self.kill_all(&child);
             child
         };
+        self.stdin.close_at_end();
         self.events.send_modify(|p| p.exited = true);
         // Before the reap frees the id for reuse: told after, the watcher
         // could drop a new job's group of the same id.
@@ -302,10 +303,9 @@ impl Job {
         }
     }
 
-    /// The write end of the job's stdin pipe: `None` if the job has none,
-    /// or someone took it already.
-    pub fn take_stdin(&self) -> Option<pipe::Sender> {
-        self.lock().stdin.take()
+    /// The one writer of the job's stdin pipe.
+    pub fn stdin(&self) -> Result<StdinWriter, StdinRefused> {
+        self.stdin.take(self.events.subscribe())
     }
 
     pub async fn wait_exited(&self) {

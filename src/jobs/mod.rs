@@ -8,8 +8,14 @@
 //!
 //! * **One process group per job.** A job's main process is spawned (via
 //!   `posix_spawn`, no `pre_exec`) as the leader of a new process group with
-//!   stdin from `/dev/null`. Stopping or deleting a job signals the whole
-//!   group, so its children go too.
+//!   stdin from `/dev/null`, or from a pipe when its spec asks for one.
+//!   Stopping or deleting a job signals the whole group, so its children go
+//!   too.
+//! * **Stdin has one writer, with back-pressure.** A job's stdin pipe goes to
+//!   one [`StdinWriter`] at a time, which writes chunks straight into the pipe
+//!   and takes the next only once it fits, so the pool buffers at most a
+//!   chunk per job. The pipe is closed when the writer is done or when the
+//!   job's main process exits, whichever comes first (see the `stdin` module).
 //! * **Exit is observed without reaping.** Each job has a pidfd that becomes
 //!   readable when the main process exits. Until the supervisor reaps the
 //!   zombie, its pid (and so the group id) cannot be reused, so every
@@ -45,6 +51,7 @@ mod process;
 mod spec;
 mod spool;
 mod status;
+mod stdin;
 
 pub use cgroup::{Cgroups, ResourceUsage, Unsupported, purge as purge_cgroup_folder};
 pub use error::JobError;
@@ -55,3 +62,4 @@ pub(crate) use spec::is_executable_file;
 pub use spec::{JobSpec, Limits, RunAs};
 pub use spool::{OutputReader, Stream};
 pub use status::{JobId, JobStatus, Output, Status, Termination};
+pub use stdin::{StdinCopied, StdinEnd, StdinRefused, StdinWriter};

@@ -13,6 +13,7 @@ use super::cgroup::{Cgroups, Unsupported};
 use super::job::{Job, Shared, Spec};
 use super::limits::{GroupWatcher, Quota, Usage};
 use super::spool::{self, OutputReader, Stream};
+use super::stdin::StdinWriter;
 use super::{JobError, JobId, JobObserver, JobSpec, JobStatus, Limits, Output};
 
 /// Settings shared by every job of a pool.
@@ -142,11 +143,10 @@ impl JobPool {
         id
     }
 
-    /// The write end of a job's stdin pipe (a job made with `stdin: true`),
-    /// once: `None` if the job has no pipe or it was taken already. Dropping
-    /// it closes the job's stdin.
-    pub fn take_stdin(&self, id: JobId) -> Result<Option<tokio::net::unix::pipe::Sender>, JobError> {
-        Ok(self.get(id)?.take_stdin())
+    /// The writer of a job's stdin: one at a time, and only for a job created
+    /// with `stdin` that still runs. See [`StdinWriter::copy_from`].
+    pub fn stdin(&self, id: JobId) -> Result<StdinWriter, JobError> {
+        self.get(id)?.stdin().map_err(|refused| JobError::Stdin { id, refused })
     }
 
     pub fn status(&self, id: JobId) -> Result<JobStatus, JobError> {
