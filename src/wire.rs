@@ -13,6 +13,10 @@ pub struct CreateJob {
     pub cmd: String,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Give the job a stdin pipe, written with `PUT /jobs/{id}/stdin`;
+    /// otherwise it reads /dev/null.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin: bool,
 }
 
 /// The answer to `PUT /jobs`.
@@ -98,6 +102,17 @@ pub struct Output {
     pub stderr: String,
     #[serde(default)]
     pub truncated: bool,
+}
+
+/// The answer to `PUT /jobs/{id}/stdin`: the bytes the job's stdin pipe
+/// accepted. 200 when the whole body was written and stdin closed; 409 with
+/// `error` when the job stopped taking it first (it exited, was stopped, or
+/// closed its stdin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StdinWritten {
+    pub written: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Every error body.

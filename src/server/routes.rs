@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -30,7 +30,7 @@ use super::json_output;
 use super::metrics::Metrics;
 use super::policy::CurrentPolicy;
 use super::pools::Pools;
-use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, Stream};
+use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, StdinCopied, StdinEnd, Stream};
 use crate::wire;
 
 /// The largest request body accepted.
@@ -67,6 +67,7 @@ fn job_routes() -> Router<Arc<AppState>> {
         .route("/jobs/{id}/status", get(status))
         .route("/jobs/{id}/output", get(output_json))
         .route("/jobs/{id}/output/{stream}", get(output_raw))
+        .route("/jobs/{id}/stdin", put(write_stdin))
         .route("/jobs/{id}/stop", post(stop))
 }
 
@@ -198,7 +199,7 @@ async fn create(
     }
     let spec = caller
         .rights
-        .apply(JobSpec::new(request.cmd, request.args))
+        .apply(JobSpec { stdin: request.stdin, ..JobSpec::new(request.cmd, request.args) })
         .map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused))?;
     let pool = pool(&state, &ClientId { name: caller.name, by_admin: false })?;
     match pool.try_create(spec) {
@@ -308,13 +309,69 @@ async fn output_raw(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(chunks)).into_response())
 }
 
+/// `PUT /jobs/{id}/stdin`: the body, as it arrives, into the job's stdin.
+/// The body is read only as fast as the job takes it (see `jobs::stdin`).
+async fn write_stdin(
+    client: ClientId,
+    State(state): State<Arc<AppState>>,
+    job: JobPath,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let pool = pool(&state, &client)?;
+    let writer = pool.stdin(job.id).map_err(|e| match e {
+        JobError::NotFound(id) => ApiError::no_such_job(id.0),
+        refused @ JobError::Stdin { .. } => ApiError::new(StatusCode::CONFLICT, refused.to_string()),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    let StdinCopied { written, end } = writer.copy_from(body.into_data_stream()).await;
+    let id = job.id;
+    let (status, error) = match end {
+        StdinEnd::Complete => (StatusCode::OK, None),
+        StdinEnd::JobClosed => (
+            StatusCode::CONFLICT,
+            Some(format!("job {id} closed its stdin after {written} bytes; the rest was not written")),
+        ),
+        StdinEnd::JobEnded => (
+            StatusCode::CONFLICT,
+            Some(format!("job {id} ended after {written} bytes of stdin; the rest was not written")),
+        ),
+        StdinEnd::SourceFailed(e) => (
+            StatusCode::BAD_REQUEST,
+            Some(format!("the upload broke off after {written} bytes ({e}); job {id}'s stdin is closed")),
+        ),
+        StdinEnd::PipeFailed(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(format!("cannot write to job {id}'s stdin after {written} bytes: {e}")),
+        ),
+    };
+    Ok((status, Json(wire::StdinWritten { written, error })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopQuery {
+    /// Seconds between SIGTERM and SIGKILL, at most the server's own grace:
+    /// a client may stop its job sooner, never make the server wait longer.
+    grace: Option<f64>,
+}
+
 async fn stop(
     client: ClientId,
     State(state): State<Arc<AppState>>,
     job: JobPath,
+    ApiQuery(q): ApiQuery<StopQuery>,
 ) -> Result<Json<wire::JobStatus>, ApiError> {
     let pool = pool(&state, &client)?;
-    let status = pool.stop(job.id).await.map_err(|_| ApiError::no_such_job(job.id.0))?;
+    let stopped = match q.grace {
+        None => pool.stop(job.id).await,
+        Some(grace) => {
+            let grace = Duration::try_from_secs_f64(grace).map_err(|_| {
+                ApiError::bad_request(format!("grace must be a number of seconds, not {grace}"))
+            })?;
+            pool.stop_with_grace(job.id, grace.min(pool.stop_grace())).await
+        }
+    };
+    let status = stopped.map_err(|_| ApiError::no_such_job(job.id.0))?;
     Ok(Json(super::status_body(&status)))
 }
 
