@@ -1,6 +1,5 @@
 //! The client's commands: each sends its requests and prints the answer.
 
-use std::io::Write;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -8,6 +7,7 @@ use reqwest::Method;
 use super::JobRef;
 use super::connection::Connection;
 use super::error::{ClientError, exit};
+use super::sink::{OutputSink, Unbuffered, print_line};
 use crate::jobs::Stream;
 use crate::wire;
 
@@ -22,8 +22,8 @@ pub enum Format {
     Json,
 }
 
-fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(value).expect("wire types serialise"));
+fn print_json(value: &impl serde::Serialize) -> Result<(), ClientError> {
+    print_line(serde_json::to_string(value).expect("wire types serialise"))
 }
 
 /// The status line the CLI prints.
@@ -41,29 +41,34 @@ pub fn describe(status: &wire::JobStatus) -> String {
     }
 }
 
-fn print_status(status: &wire::JobStatus, format: Format) {
+fn print_status(status: &wire::JobStatus, format: Format) -> Result<(), ClientError> {
     match format {
-        Format::Human => println!("{}", describe(status)),
+        Format::Human => print_line(describe(status)),
         Format::Json => print_json(status),
     }
 }
 
 /// The exit status of `run` and `wait`: the job's own, as a shell gives it.
-fn job_exit_code(status: &wire::JobStatus) -> i32 {
+pub(super) fn job_exit_code(status: &wire::JobStatus) -> i32 {
     match status.status {
         wire::State::Error => exit::CANNOT_START,
         _ => status.shell_exit_code().unwrap_or(exit::REFUSED),
     }
 }
 
-async fn create(conn: &Connection, cmd: &str, args: &[String]) -> Result<JobRef, ClientError> {
-    let body = wire::CreateJob { cmd: cmd.to_owned(), args: args.to_vec() };
+pub(super) async fn create(
+    conn: &Connection,
+    cmd: &str,
+    args: &[String],
+    stdin: bool,
+) -> Result<JobRef, ClientError> {
+    let body = wire::CreateJob { cmd: cmd.to_owned(), args: args.to_vec(), stdin };
     let response = conn.call(Method::PUT, "/jobs", Some(&body), None).await?;
     let created: wire::Created = conn.json(response).await?;
     Ok(JobRef { client: None, id: created.id })
 }
 
-async fn fetch_status(conn: &Connection, id: &JobRef, wait: bool) -> Result<wire::JobStatus, ClientError> {
+pub(super) async fn fetch_status(conn: &Connection, id: &JobRef, wait: bool) -> Result<wire::JobStatus, ClientError> {
     let path = id.path(if wait { "/status?wait=true" } else { "/status" });
     let mut failures = 0;
     loop {
@@ -82,29 +87,29 @@ async fn fetch_status(conn: &Connection, id: &JobRef, wait: bool) -> Result<wire
 }
 
 pub async fn exec(conn: &Connection, cmd: &str, args: &[String], format: Format) -> Result<i32, ClientError> {
-    let job = create(conn, cmd, args).await?;
+    let job = create(conn, cmd, args, false).await?;
     match format {
-        Format::Human => println!("{job}"),
-        Format::Json => print_json(&wire::Created { id: job.id }),
+        Format::Human => print_line(&job)?,
+        Format::Json => print_json(&wire::Created { id: job.id })?,
     }
     Ok(0)
 }
 
 pub async fn status(conn: &Connection, id: &JobRef, format: Format) -> Result<i32, ClientError> {
-    print_status(&fetch_status(conn, id, false).await?, format);
+    print_status(&fetch_status(conn, id, false).await?, format)?;
     Ok(0)
 }
 
 pub async fn wait(conn: &Connection, id: &JobRef, format: Format) -> Result<i32, ClientError> {
     let status = fetch_status(conn, id, true).await?;
-    print_status(&status, format);
+    print_status(&status, format)?;
     Ok(job_exit_code(&status))
 }
 
 pub async fn stop(conn: &Connection, id: &JobRef, format: Format) -> Result<i32, ClientError> {
     let response = conn.call(Method::POST, &id.path("/stop"), None::<&()>, Some(id)).await?;
     let status: wire::JobStatus = conn.json(response).await?;
-    print_status(&status, format);
+    print_status(&status, format)?;
     Ok(0)
 }
 
@@ -118,24 +123,24 @@ pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, C
     let response = conn.call(Method::GET, path, None::<&()>, None).await?;
     let list: wire::JobList = conn.json(response).await?;
     match format {
-        Format::Json => print_json(&list),
+        Format::Json => print_json(&list)?,
         Format::Human => {
             // With --all, a job is named as the other commands take it: CN/ID.
             let width = if all { 24 } else { 6 };
-            println!("{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED");
+            print_line(format_args!("{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED"))?;
             for job in &list.jobs {
                 let command = std::iter::once(job.cmd.as_str()).chain(job.args.iter().map(String::as_str));
                 let name = match &job.client {
                     Some(client) => format!("{client}/{}", job.id),
                     None => job.id.to_string(),
                 };
-                println!(
+                print_line(format_args!(
                     "{:>width$}  {:<40}  {:<20}  {}",
                     name,
                     describe(job),
                     job.started_at.get(..19).unwrap_or(&job.started_at),
                     command.collect::<Vec<_>>().join(" ")
-                );
+                ))?;
             }
         }
     }
@@ -143,55 +148,15 @@ pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, C
 }
 
 /// Prints both streams of a job: what is there now, or (`follow`) all of it
-/// as it comes, to the end of the job.
+/// as it comes, to the end of the job. Ends at once, leaving the job alone,
+/// when either stream cannot be written.
 pub async fn output(conn: &Connection, id: &JobRef, follow: bool) -> Result<i32, ClientError> {
-    let (out, err) = tokio::join!(
-        copy_stream(conn, id, Stream::Stdout, follow),
-        copy_stream(conn, id, Stream::Stderr, follow)
-    );
-    out?;
-    err?;
+    let (mut stdout, mut stderr) = (Unbuffered::new(Stream::Stdout)?, Unbuffered::new(Stream::Stderr)?);
+    tokio::try_join!(
+        copy_stream(conn, id, Stream::Stdout, follow, &mut stdout),
+        copy_stream(conn, id, Stream::Stderr, follow, &mut stderr)
+    )?;
     Ok(0)
-}
-
-/// `run`: start the job, stream its output live, exit with its status, and
-/// with `remove`, delete it. Ctrl-C stops the remote job (a second one
-/// leaves at once).
-pub async fn run(conn: &Connection, cmd: &str, args: &[String], remove: bool) -> Result<i32, ClientError> {
-    let id = create(conn, cmd, args).await?;
-    let streams = output(conn, &id, true);
-    tokio::pin!(streams);
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            result = &mut streams => {
-                result?;
-                break;
-            }
-            _ = tokio::signal::ctrl_c() => {
-                if stopping {
-                    return Ok(130);
-                }
-                stopping = true;
-                eprintln!("rcmd: stopping job {id} (Ctrl-C again to leave it)");
-                let conn = conn.clone();
-                let id = id.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = conn.call(Method::POST, &id.path("/stop"), None::<&()>, Some(&id)).await {
-                        eprintln!("rcmd: cannot stop job {id}: {e}");
-                    }
-                });
-            }
-        }
-    }
-    let status = fetch_status(conn, &id, true).await?;
-    if status.status == wire::State::Error {
-        eprintln!("rcmd: {}", status.error_msg.as_deref().unwrap_or("the command could not start"));
-    }
-    if remove {
-        delete(conn, &id).await?;
-    }
-    Ok(job_exit_code(&status))
 }
 
 fn is_resumable(e: &ClientError) -> bool {
@@ -202,15 +167,15 @@ async fn backoff(failures: u32) {
     tokio::time::sleep(Duration::from_millis(100 << failures.min(5))).await;
 }
 
-/// Copies one raw stream to our stdout or stderr. A dropped connection is
-/// resumed at the byte reached, so nothing is lost or doubled.
-async fn copy_stream(
+/// Copies one raw stream into `sink`. A dropped connection is resumed at the
+/// byte reached, so nothing is lost or doubled.
+pub(super) async fn copy_stream(
     conn: &Connection,
     id: &JobRef,
     stream: Stream,
     follow: bool,
+    sink: &mut dyn OutputSink,
 ) -> Result<(), ClientError> {
-    let mut out = Unbuffered::new(stream).map_err(ClientError::Write)?;
     let mut offset = 0u64;
     let mut failures = 0;
     loop {
@@ -218,7 +183,7 @@ async fn copy_stream(
         let attempt = async {
             let mut response = conn.call(Method::GET, &path, None::<&()>, Some(id)).await?;
             while let Some(chunk) = response.chunk().await.map_err(|e| conn.transport_error(&e))? {
-                out.0.write_all(&chunk).map_err(ClientError::Write)?;
+                sink.write_chunk(&chunk).map_err(ClientError::write)?;
                 offset += chunk.len() as u64;
                 failures = 0;
             }
@@ -231,22 +196,5 @@ async fn copy_stream(
             }
             other => return other,
         }
-    }
-}
-
-/// Our own stdout or stderr, written directly: std's stdout is line-buffered,
-/// which scans every chunk for newlines and splits binary output into
-/// needless writes. Each chunk goes out whole, at once, so live output shows
-/// without delay.
-struct Unbuffered(std::fs::File);
-
-impl Unbuffered {
-    fn new(stream: Stream) -> std::io::Result<Unbuffered> {
-        use std::os::fd::AsFd;
-        let fd = match stream {
-            Stream::Stdout => std::io::stdout().as_fd().try_clone_to_owned()?,
-            Stream::Stderr => std::io::stderr().as_fd().try_clone_to_owned()?,
-        };
-        Ok(Unbuffered(std::fs::File::from(fd)))
     }
 }

@@ -53,11 +53,11 @@ impl Connection {
         let files = pki::load_client(certdir)?;
         let days_left = files.identity.info.days_left(time::OffsetDateTime::now_utc());
         if days_left < EXPIRY_WARNING_DAYS {
-            eprintln!(
-                "rcmd: warning: the client certificate in {} expires in {days_left} days ({}); ask for a renewal (`rcmd pki renew NAME`)",
+            super::sink::warn(format_args!(
+                "warning: the client certificate in {} expires in {days_left} days ({}); ask for a renewal (`rcmd pki renew NAME`)",
                 certdir.display(),
                 pki::format_time(files.identity.info.not_after)
-            );
+            ));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         // reqwest is built without a provider of its own; make ring the one.
@@ -68,8 +68,11 @@ impl Connection {
             .with_root_certificates(files.roots)
             .with_client_auth_cert(files.identity.chain, files.identity.key)
             .map_err(|e| ClientError::Other(format!("client certificate: {e}")))?;
-        // HTTP/1.1: one stream per connection streams bulk output fastest.
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // EXPERIMENT: transport choice.
+        tls.alpn_protocols = match std::env::var("RCMD_H1").is_ok() {
+            true => vec![b"http/1.1".to_vec()],
+            false => vec![b"h2".to_vec()],
+        };
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(10))
@@ -90,6 +93,17 @@ impl Connection {
             let json = serde_json::to_vec(body).expect("request bodies serialise");
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(json);
         }
+        request.send().await.map_err(|e| self.transport_error(&e))
+    }
+
+    /// Sends a request with a streamed body.
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: reqwest::Body,
+    ) -> Result<Response, ClientError> {
+        let request = self.http.request(method, format!("{}{path}", self.base)).body(body);
         request.send().await.map_err(|e| self.transport_error(&e))
     }
 

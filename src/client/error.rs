@@ -12,6 +12,9 @@ pub mod exit {
     pub const UNREACHABLE: i32 = 255;
     /// `run`: the command could not be started, as a shell reports it.
     pub const CANNOT_START: i32 = 127;
+    /// The reader of our output went away: 128 + SIGPIPE, what a shell
+    /// reports for a pipeline's writer that SIGPIPE ended.
+    pub const BROKEN_PIPE: i32 = 141;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +44,34 @@ pub enum ClientError {
     #[error("cannot write output: {0}")]
     Write(std::io::Error),
 
+    /// Whoever read our output has gone (EPIPE). Never printed.
+    #[error("the reader of the output went away")]
+    BrokenPipe,
+
     #[error("{0}")]
     Other(String),
 }
 
 impl ClientError {
+    /// A failure to write our output: a closed pipe is [`ClientError::BrokenPipe`].
+    pub fn write(e: std::io::Error) -> ClientError {
+        match e.kind() {
+            std::io::ErrorKind::BrokenPipe => ClientError::BrokenPipe,
+            _ => ClientError::Write(e),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             ClientError::Server(_) | ClientError::NoSuchJob(_) | ClientError::Write(_) => exit::REFUSED,
+            ClientError::BrokenPipe => exit::BROKEN_PIPE,
             _ => exit::UNREACHABLE,
         }
+    }
+
+    /// Whether the CLI says anything about it: not for a closed pipe, which
+    /// is how a pipeline normally ends.
+    pub fn is_silent(&self) -> bool {
+        matches!(self, ClientError::BrokenPipe)
     }
 }

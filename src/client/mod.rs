@@ -11,6 +11,9 @@ mod connection;
 mod error;
 mod invocation;
 mod job_ref;
+mod run;
+mod sink;
+mod stdin;
 
 use std::path::PathBuf;
 
@@ -20,6 +23,9 @@ pub use job_ref::JobRef;
 
 use commands::Format;
 use connection::Connection;
+use sink::Unbuffered;
+
+use crate::jobs::Stream;
 
 /// `rcmd CERTDIR HOST:PORT COMMAND ...`
 #[derive(Debug, clap::Parser)]
@@ -52,6 +58,8 @@ Exit status:
   0    success
   1    the server refused: job not found, invalid request, ...
   2    invalid command line
+  141  the reader of the output went away (a closed pipe), as for a
+       pipeline's writer; run then stops the job, output -f leaves it
   255  cannot talk to the server: client directory, connection or TLS
   run and wait exit with the job's own status (128+N for signal N, 127 if
   the command could not start).";
@@ -66,11 +74,16 @@ pub enum ClientCommand {
         args: Vec<String>,
     },
     /// Start CMD, stream its output live, and exit with its status, like ssh.
-    /// Ctrl-C stops the remote job.
+    /// Our stdin goes to the job's as it comes (EOF too). Ctrl-C stops the
+    /// remote job; so does a closed pipe on our stdout or stderr (exit 141).
     Run {
         /// Delete the job and its stored output once it has ended.
         #[arg(long)]
         rm: bool,
+        /// Give the job no stdin (it reads /dev/null), as `ssh -n`. Also
+        /// what happens when our stdin is /dev/null.
+        #[arg(short = 'n', long = "no-stdin")]
+        no_stdin: bool,
         cmd: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -113,7 +126,9 @@ pub async fn run(args: ClientArgs) -> i32 {
     match dispatch(args).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rcmd: {e}");
+            if !e.is_silent() {
+                sink::warn(&e);
+            }
             e.exit_code()
         }
     }
@@ -124,7 +139,13 @@ async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
     let format = if args.json { Format::Json } else { Format::Human };
     match args.command {
         ClientCommand::Exec { cmd, args } => commands::exec(&conn, &cmd, &args, format).await,
-        ClientCommand::Run { rm, cmd, args } => commands::run(&conn, &cmd, &args, rm).await,
+        ClientCommand::Run { rm, no_stdin, cmd, args } => {
+            let stdin = if no_stdin { None } else { stdin::LocalStdin::open() };
+            let request = run::RunRequest { cmd: &cmd, args: &args, stdin, remove: rm };
+            let (mut stdout, mut stderr) =
+                (Unbuffered::new(Stream::Stdout)?, Unbuffered::new(Stream::Stderr)?);
+            run::run(&conn, request, run::Sinks { stdout: &mut stdout, stderr: &mut stderr }).await
+        }
         ClientCommand::Status { id } => commands::status(&conn, &id, format).await,
         ClientCommand::Output { id, follow } | ClientCommand::Logs { id, follow } => {
             commands::output(&conn, &id, follow).await

@@ -188,6 +188,11 @@ impl JobPool {
         self.stop_with_grace(id, self.shared.config.stop_grace).await
     }
 
+    /// The grace period of [`JobPool::stop`].
+    pub fn stop_grace(&self) -> Duration {
+        self.shared.config.stop_grace
+    }
+
     /// Like [`JobPool::stop`] with a grace period of its own. The escalation
     /// to SIGKILL happens even if the caller stops waiting.
     pub async fn stop_with_grace(&self, id: JobId, grace: Duration) -> Result<JobStatus, JobError> {

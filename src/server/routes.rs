@@ -321,7 +321,7 @@ async fn write_stdin(
     let writer = pool.stdin(job.id).map_err(|e| match e {
         JobError::NotFound(id) => ApiError::no_such_job(id.0),
         refused @ JobError::Stdin { .. } => ApiError::new(StatusCode::CONFLICT, refused.to_string()),
-        other => ApiError::internal(other.to_string()),
+        other => ApiError::internal("cannot write to the job's stdin", other),
     })?;
     let StdinCopied { written, end } = writer.copy_from(body.into_data_stream()).await;
     let id = job.id;
