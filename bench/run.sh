@@ -184,5 +184,9 @@ done
 source bench/policy.sh
 
 bash bench/ops.sh $([ $quick = 1 ] && echo --quick)
+
+# --- 8. Stdin and pipelines -----------------------------------------------------
+source bench/stdin.sh
+
 ssh "${cm_opts[@]}" -O exit 127.0.0.1 2>/dev/null || true
 say "done"

@@ -244,6 +244,11 @@ async fn an_upload_to_a_job_that_stops_reading_ends_with_an_answer() {
     drop(feed);
     let status = get_json(&client, &server, &format!("/jobs/{id}/status?wait=true")).await;
     assert_eq!(status["exit_code"], 0);
+
+    // The job was over before the upload came: the same answer, at once.
+    let (status, answer) = put_stdin(&client, &server, id, endless_body()).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["written"], 0, "{answer}");
 }
 
 #[tokio::test]

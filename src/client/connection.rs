@@ -68,11 +68,14 @@ impl Connection {
             .with_root_certificates(files.roots)
             .with_client_auth_cert(files.identity.chain, files.identity.key)
             .map_err(|e| ClientError::Other(format!("client certificate: {e}")))?;
-        // EXPERIMENT: transport choice.
-        tls.alpn_protocols = match std::env::var("RCMD_H1").is_ok() {
-            true => vec![b"http/1.1".to_vec()],
-            false => vec![b"h2".to_vec()],
-        };
+        // HTTP/1.1, one connection per concurrent stream: measured against
+        // one HTTP/2 connection for all of `run`'s streams (create, stdout,
+        // stderr, stdin), it moves bulk output and stdin 1.3-2x faster (the
+        // server serves each connection on its own task, so the streams'
+        // TLS work spreads over its threads), and `run` without stdin is as
+        // fast; HTTP/2 saves only the extra handshakes of a `run` with stdin.
+        // See BENCHMARKS.md, "stdin".
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(10))

@@ -119,17 +119,17 @@ async fn upload(conn: &Connection, id: &JobRef, stdin: LocalStdin) -> Result<(),
         .await
         .map_err(|e| format!("stdin was not forwarded in full: {e}"))?;
     let status = response.status();
-    let answer =
-        response.bytes().await.ok().and_then(|b| serde_json::from_slice::<wire::StdinWritten>(&b).ok());
-    match (status, answer) {
+    let body = response.bytes().await.unwrap_or_default();
+    match (status, serde_json::from_slice::<wire::StdinWritten>(&body)) {
         (StatusCode::OK, _) => Ok(()),
         // The job ended, or closed its stdin: what it did not read is
         // dropped, as a pipeline's would be.
-        (StatusCode::CONFLICT, Some(_)) => Ok(()),
-        (status, answer) => Err(format!(
-            "stdin was not forwarded in full ({status}): {}",
-            answer.and_then(|a| a.error).unwrap_or_default()
-        )),
+        (StatusCode::CONFLICT, Ok(_)) => Ok(()),
+        _ => {
+            let error = serde_json::from_slice::<wire::Error>(&body).map(|e| e.error);
+            let detail = error.unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            Err(format!("stdin was not forwarded in full ({status}): {detail}"))
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use super::json_output;
 use super::metrics::Metrics;
 use super::policy::CurrentPolicy;
 use super::pools::Pools;
-use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, StdinCopied, StdinEnd, Stream};
+use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, StdinCopied, StdinEnd, StdinRefused, Stream};
 use crate::wire;
 
 /// The largest request body accepted.
@@ -318,33 +318,45 @@ async fn write_stdin(
     body: Body,
 ) -> Result<Response, ApiError> {
     let pool = pool(&state, &client)?;
-    let writer = pool.stdin(job.id).map_err(|e| match e {
-        JobError::NotFound(id) => ApiError::no_such_job(id.0),
-        refused @ JobError::Stdin { .. } => ApiError::new(StatusCode::CONFLICT, refused.to_string()),
-        other => ApiError::internal("cannot write to the job's stdin", other),
-    })?;
-    let StdinCopied { written, end } = writer.copy_from(body.into_data_stream()).await;
     let id = job.id;
-    let (status, error) = match end {
-        StdinEnd::Complete => (StatusCode::OK, None),
-        StdinEnd::JobClosed => (
-            StatusCode::CONFLICT,
-            Some(format!("job {id} closed its stdin after {written} bytes; the rest was not written")),
-        ),
-        StdinEnd::JobEnded => (
-            StatusCode::CONFLICT,
-            Some(format!("job {id} ended after {written} bytes of stdin; the rest was not written")),
-        ),
+    let stopped = |written, error| (StatusCode::CONFLICT, Some(error), written);
+    let writer = match pool.stdin(id) {
+        Ok(writer) => writer,
+        Err(JobError::NotFound(_)) => return Err(ApiError::no_such_job(id.0)),
+        // Like a job that ends during the upload: 409 with `written`, which
+        // says "the job takes no more", not "you asked for the wrong thing".
+        Err(JobError::Stdin { refused: StdinRefused::Ended, .. }) => {
+            return Ok(stdin_answer(stopped(0, format!("job {id} is not running; nothing was written"))));
+        }
+        Err(refused @ JobError::Stdin { .. }) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, refused.to_string()));
+        }
+        Err(other) => return Err(ApiError::internal("cannot write to the job's stdin", other)),
+    };
+    let StdinCopied { written, end } = writer.copy_from(body.into_data_stream()).await;
+    Ok(stdin_answer(match end {
+        StdinEnd::Complete => (StatusCode::OK, None, written),
+        StdinEnd::JobClosed => {
+            stopped(written, format!("job {id} closed its stdin after {written} bytes; the rest was not written"))
+        }
+        StdinEnd::JobEnded => {
+            stopped(written, format!("job {id} ended after {written} bytes of stdin; the rest was not written"))
+        }
         StdinEnd::SourceFailed(e) => (
             StatusCode::BAD_REQUEST,
             Some(format!("the upload broke off after {written} bytes ({e}); job {id}'s stdin is closed")),
+            written,
         ),
         StdinEnd::PipeFailed(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Some(format!("cannot write to job {id}'s stdin after {written} bytes: {e}")),
+            written,
         ),
-    };
-    Ok((status, Json(wire::StdinWritten { written, error })).into_response())
+    }))
+}
+
+fn stdin_answer((status, error, written): (StatusCode, Option<String>, u64)) -> Response {
+    (status, Json(wire::StdinWritten { written, error })).into_response()
 }
 
 #[derive(Deserialize)]
