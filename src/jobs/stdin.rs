@@ -141,11 +141,12 @@ impl StdinSlot {
         }
     }
 
-    /// The job's main process has exited: close a pipe nobody took. (A
-    /// writer that holds it sees the same event and closes it itself.)
+    /// The job's main process has exited: close a pipe nobody took, and say
+    /// so from now on. (A writer that holds the pipe sees the same event and
+    /// closes it itself.)
     pub fn close_at_end(&self) {
         let mut slot = Self::lock(&self.0);
-        if matches!(*slot, Slot::Ready(_)) {
+        if matches!(*slot, Slot::Ready(_) | Slot::Closed { .. }) {
             *slot = Slot::Ended;
         }
     }
