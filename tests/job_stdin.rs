@@ -6,7 +6,9 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rcmd::jobs::{JobError, JobPool, JobSpec, PoolConfig, StdinEnd, StdinRefused, Status, Stream, Termination};
+use rcmd::jobs::{
+    JobError, JobPool, JobSpec, PoolConfig, Status, StdinEnd, StdinRefused, Stream, Termination,
+};
 use support::TempDir;
 use tokio::sync::mpsc;
 
@@ -61,7 +63,10 @@ async fn one_writer_once_and_only_where_there_is_a_pipe() {
     assert!(refused.to_string().contains("one writer at a time"), "{refused}");
     let copied = first.copy_from(chunks(&[b"abc"])).await;
     assert_eq!(copied.written, 3);
-    assert!(matches!(pool.stdin(id), Err(JobError::Stdin { refused: StdinRefused::Closed { written: 3 }, .. })));
+    assert!(matches!(
+        pool.stdin(id),
+        Err(JobError::Stdin { refused: StdinRefused::Closed { written: 3 }, .. })
+    ));
 
     pool.wait(id).await.unwrap();
     assert!(matches!(pool.stdin(id), Err(JobError::Stdin { refused: StdinRefused::Ended, .. })));

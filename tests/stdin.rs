@@ -4,7 +4,7 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -52,6 +52,19 @@ fn finish(mut child: Child) -> Output {
     let out = child.wait_with_output().unwrap();
     assert!(exited, "the client hung; stderr: {}", text(&out.stderr));
     out
+}
+
+/// The client binary as the owner, its stdin a pipe whose write end we hold.
+fn spawn_client(server: &TestServer, args: &[&str]) -> (Child, ChildStdin) {
+    let mut child = server
+        .command("owner", args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
 }
 
 async fn create(client: &reqwest::Client, server: &TestServer, body: Value) -> u64 {
@@ -115,14 +128,7 @@ fn run_n_gives_the_job_no_stdin_even_when_ours_stays_open() {
     let server = TestServer::start(&[], &[]);
     // Our end of the client's stdin stays open throughout: only -n lets
     // `cat` see EOF.
-    let mut child = server
-        .command("owner", &["run", "-n", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take();
+    let (child, stdin) = spawn_client(&server, &["run", "-n", "cat"]);
     let out = finish(child);
     drop(stdin);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -132,14 +138,7 @@ fn run_n_gives_the_job_no_stdin_even_when_ours_stays_open() {
 #[test]
 fn run_ends_with_the_job_even_when_stdin_never_closes() {
     let server = TestServer::start(&[], &[]);
-    let mut child = server
-        .command("owner", &["run", "head", "-c", "5"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, mut stdin) = spawn_client(&server, &["run", "head", "-c", "5"]);
     stdin.write_all(b"hello, and more that head never reads").unwrap();
     // Our end stays open: the job's exit, not EOF, ends `run`.
     let out = finish(child);
@@ -350,14 +349,8 @@ fn rss_kib(pid: u32) -> u64 {
 fn a_fast_sender_does_not_grow_server_memory() {
     let server = TestServer::start(&[], &[]);
     let before = rss_kib(server.pid());
-    let mut child = server
-        .command("owner", &["run", "sh", "-c", "sleep 5; cat > /dev/null; echo done"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, mut stdin) =
+        spawn_client(&server, &["run", "sh", "-c", "sleep 5; cat > /dev/null; echo done"]);
     let sender = std::thread::spawn(move || {
         for _ in 0..(1 << 30) / ZEROS.len() {
             stdin.write_all(&ZEROS).unwrap();

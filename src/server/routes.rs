@@ -336,12 +336,14 @@ async fn write_stdin(
     let StdinCopied { written, end } = writer.copy_from(body.into_data_stream()).await;
     Ok(stdin_answer(match end {
         StdinEnd::Complete => (StatusCode::OK, None, written),
-        StdinEnd::JobClosed => {
-            stopped(written, format!("job {id} closed its stdin after {written} bytes; the rest was not written"))
-        }
-        StdinEnd::JobEnded => {
-            stopped(written, format!("job {id} ended after {written} bytes of stdin; the rest was not written"))
-        }
+        StdinEnd::JobClosed => stopped(
+            written,
+            format!("job {id} closed its stdin after {written} bytes; the rest was not written"),
+        ),
+        StdinEnd::JobEnded => stopped(
+            written,
+            format!("job {id} ended after {written} bytes of stdin; the rest was not written"),
+        ),
         StdinEnd::SourceFailed(e) => (
             StatusCode::BAD_REQUEST,
             Some(format!("the upload broke off after {written} bytes ({e}); job {id}'s stdin is closed")),
