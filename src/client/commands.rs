@@ -68,7 +68,11 @@ pub(super) async fn create(
     Ok(JobRef { client: None, id: created.id })
 }
 
-pub(super) async fn fetch_status(conn: &Connection, id: &JobRef, wait: bool) -> Result<wire::JobStatus, ClientError> {
+pub(super) async fn fetch_status(
+    conn: &Connection,
+    id: &JobRef,
+    wait: bool,
+) -> Result<wire::JobStatus, ClientError> {
     let path = id.path(if wait { "/status?wait=true" } else { "/status" });
     let mut failures = 0;
     loop {

@@ -30,7 +30,9 @@ use super::json_output;
 use super::metrics::Metrics;
 use super::policy::CurrentPolicy;
 use super::pools::Pools;
-use crate::jobs::{JobError, JobId, JobPool, JobSpec, OutputReader, StdinCopied, StdinEnd, StdinRefused, Stream};
+use crate::jobs::{
+    JobError, JobId, JobPool, JobSpec, OutputReader, StdinCopied, StdinEnd, StdinRefused, Stream,
+};
 use crate::wire;
 
 /// The largest request body accepted.
