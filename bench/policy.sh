@@ -37,4 +37,4 @@ done
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 s_open=$(median "${open_status[@]}"); s_pol=$(median "${pol_status[@]}")
 r_open=$(median "${open_run[@]}"); r_pol=$(median "${pol_run[@]}")
-say "8. policy cost ($pol_rounds rounds, medians): status req/s no policy $s_open | 100-client policy $s_pol | ratio $(ratio "$s_pol" "$s_open"); run true ms no policy $r_open | policy $r_pol | ratio $(ratio "$r_pol" "$r_open")"
+say "9. policy cost ($pol_rounds rounds, medians): status req/s no policy $s_open | 100-client policy $s_pol | ratio $(ratio "$s_pol" "$s_open"); run true ms no policy $r_open | policy $r_pol | ratio $(ratio "$r_pol" "$r_open")"
