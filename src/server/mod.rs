@@ -11,11 +11,19 @@
 //! * [`admin`]: every client's jobs, for admins.
 //! * [`warnings`]: risky set-ups, logged at start-up.
 //! * [`json_output`]: the seed's JSON output call, streamed.
+//! * [`accept`]: the accept stack: [`limit`] (connections before
+//!   authentication), TLS, the [`registry`] of authenticated connections (a
+//!   reload closes those it no longer trusts), idle timeouts, and the
+//!   response memory [`budget`]; refused connections are logged through
+//!   [`refusals`] at a bounded rate.
 //!
 //! Shutdown (SIGINT or SIGTERM) stops accepting, kills and reaps every job's
 //! process group, then lets connections finish.
 
+mod accept;
 mod admin;
+mod body;
+mod budget;
 mod error;
 pub mod guard;
 mod identity;
@@ -25,6 +33,8 @@ pub mod logging;
 mod metrics;
 mod policy;
 mod pools;
+mod refusals;
+mod registry;
 mod routes;
 mod seconds;
 mod tls;
@@ -97,9 +107,25 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
     pub max_stored: u64,
 
-    /// The most connections open at once; more are closed at once.
+    /// The most authenticated connections open at once; more are closed
+    /// right after their handshake.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+
+    /// Per client (CN): the most connections open at once.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub max_client_connections: usize,
+
+    /// The most connections in their TLS handshake at once; more wait (up to
+    /// four times as many, each for at most --handshake-timeout), then are
+    /// closed.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_handshakes: usize,
+
+    /// Once half of --max-handshakes is in use: the most connections in their
+    /// handshake from one source address (an IPv6 /64 counts as one).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_handshakes_per_source: usize,
 
     /// Seconds a connection may take to complete its TLS handshake.
     #[arg(long, default_value_t = Seconds(Duration::from_secs(10)), value_name = "SECONDS")]
@@ -120,8 +146,28 @@ pub struct ServeArgs {
     #[arg(long, requires = "metrics_listen")]
     pub metrics_public: bool,
 
-    /// Seconds a client may take to send a request's headers. On an idle
-    /// HTTP/1.1 keep-alive connection this is also the idle timeout.
+    /// Seconds a connection may stay open with no request in progress
+    /// (HTTP/2 pings do not count).
+    #[arg(long, default_value_t = Seconds(Duration::from_secs(120)), value_name = "SECONDS")]
+    pub idle_timeout: Seconds,
+
+    /// Seconds a peer may leave the output it asked for unread while others
+    /// wait for the response buffer; then its connection is closed.
+    #[arg(long, default_value_t = Seconds(Duration::from_secs(30)), value_name = "SECONDS")]
+    pub send_timeout: Seconds,
+
+    /// Bytes of streamed responses held in memory, over all connections;
+    /// past it, output streams wait (at least 1 MiB).
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_response_buffer: usize,
+
+    /// Per HTTP/2 connection: the most requests in progress at once.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_streams: u32,
+
+    /// Seconds a client may take to send a request's headers, and a request
+    /// body such as a job's JSON. On an idle HTTP/1.1 keep-alive connection
+    /// this is also the idle timeout.
     #[arg(long, default_value_t = Seconds(Duration::from_secs(30)), value_name = "SECONDS")]
     pub request_timeout: Seconds,
 }
@@ -150,7 +196,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pki::init(&pki::InitOptions::new(&args.certs))?;
         println!("created a new PKI in {}", args.certs.display());
     }
-    let (config, mut identity) = load_tls(&args.certs).map_err(|e| {
+    let (config, _, mut identity) = load_tls(&args.certs).map_err(|e| {
         anyhow::anyhow!(
             "{} (create one with `rcmd pki init --dir {}`)",
             crate::one_line(&e),
@@ -161,6 +207,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls = RustlsConfig::from_config(config);
     let policy = load_policy(&args)?.unwrap_or_else(Policy::open);
     warnings::check(&args.certs, &policy);
+    if args.max_response_buffer < budget::MIN_BUDGET {
+        anyhow::bail!("--max-response-buffer must be at least {} bytes", budget::MIN_BUDGET);
+    }
 
     let data_dir = args.data_dir.clone().unwrap_or_else(|| default_data_dir(args.listen.port()));
     let cgroups = detect_cgroups(&data_dir);
@@ -180,16 +229,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let handle = Handle::new();
     let request_timeout = args.request_timeout.0;
-    let acceptor = RustlsAcceptor::new(tls.clone())
-        .handshake_timeout(args.handshake_timeout.0)
-        .acceptor(limit::ConnectionLimit::new(args.max_connections));
+    let registry = registry::Registry::new(args.max_connections, args.max_client_connections);
+    let budget = budget::ResponseBudget::new(args.max_response_buffer, registry.clone(), args.send_timeout.0);
+    let handshake_timeout = args.handshake_timeout.0;
+    let tls_acceptor = RustlsAcceptor::new(tls.clone()).handshake_timeout(handshake_timeout).acceptor(
+        limit::PreAuthLimit::new(args.max_handshakes, args.max_handshakes_per_source, handshake_timeout),
+    );
+    let acceptor = accept::Acceptor::new(tls_acceptor, registry.clone(), budget)
+        .idle_timeout(args.idle_timeout.0)
+        .request_timeout(request_timeout);
+    let refusals = Arc::new(refusals::RefusalLog::new());
+    let log_refusal = Arc::clone(&refusals);
     let mut server = axum_server::bind(args.listen)
         .acceptor(acceptor)
         .first_request_timeout(request_timeout)
         .accept_error_handler({
             let metrics = state.metrics.clone();
             move |peer: Option<&SocketAddr>, error: &std::io::Error| {
-                tracing::warn!(peer = ?peer, %error, "connection refused at the TLS handshake");
+                log_refusal.refused(peer, error);
                 if let Some(metrics) = &metrics {
                     metrics.refused(error);
                 }
@@ -197,10 +254,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .handle(handle.clone());
     server.http_builder().http1().header_read_timeout(request_timeout);
-    // Dead HTTP/2 peers are found by pings.
+    // Dead HTTP/2 peers are found by pings; idle ones by the idle timeout.
     server
         .http_builder()
         .http2()
+        .max_concurrent_streams(args.max_streams)
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
     let server =
@@ -229,12 +287,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Until SIGINT or SIGTERM: SIGHUP reloads the certificates and the
     // policy, and once a day the expiry dates are checked.
     let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + DAY, DAY);
+    let mut refusal_window = tokio::time::interval(refusals::WINDOW);
     loop {
         tokio::select! {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = daily.tick() => identity.warn_if_expiring(),
-            _ = hangup.recv() => reload(&args, &tls, &mut identity, &state.policy),
+            _ = refusal_window.tick() => refusals.tick(),
+            _ = hangup.recv() => reload(&args, &tls, &mut identity, &state.policy, &registry),
             _ = child_exits.recv() => guard.resume_if_stopped(),
         }
     }
@@ -291,17 +351,28 @@ fn load_policy(args: &ServeArgs) -> anyhow::Result<Option<Policy>> {
 
 /// SIGHUP: load the cert directory and the policy again, all or nothing:
 /// if any part fails to load, nothing changes. New connections use the new
-/// certificates; every request from now on is judged by the new policy;
-/// running jobs are untouched.
-fn reload(args: &ServeArgs, tls: &RustlsConfig, identity: &mut Identity, policy: &CurrentPolicy) {
+/// certificates; every request from now on is judged by the new policy; open
+/// connections whose certificate the new CA and CRL refuse (revoked, expired)
+/// or whose client the new policy drops are closed; running jobs are
+/// untouched.
+fn reload(
+    args: &ServeArgs,
+    tls: &RustlsConfig,
+    identity: &mut Identity,
+    policy: &CurrentPolicy,
+    registry: &registry::Registry,
+) {
     let loaded = load_tls(&args.certs).and_then(|tls| Ok((tls, load_policy(args)?)));
     match loaded {
-        Ok(((config, reloaded), next)) => {
+        Ok(((config, trust, reloaded), next)) => {
             tls.reload_from_config(config);
             *identity = reloaded;
+            registry.close_where("its certificate is revoked or no longer trusted", |peer| {
+                !trust.accepts(&peer.chain)
+            });
             if let Some(next) = next {
                 let previous = policy.replace(next);
-                close_connections_of(&previous.dropped_by(&policy.get()));
+                close_connections_of(&previous.dropped_by(&policy.get()), registry);
             }
             warnings::check(&args.certs, &policy.get());
             tracing::info!(server_serial = %identity.server.serial, "reloaded the certificates, key, CA, CRL and policy; new connections use them");
@@ -312,12 +383,14 @@ fn reload(args: &ServeArgs, tls: &RustlsConfig, identity: &mut Identity, policy:
     }
 }
 
-/// Cuts off clients that a reloaded policy no longer lets in. Each of their
-/// requests from now on gets 403.
-fn close_connections_of(dropped: &[pki::ClientName]) {
+/// Cuts off clients that a reloaded policy no longer lets in: their open
+/// connections are closed, and each of their requests from now on gets 403.
+fn close_connections_of(dropped: &[pki::ClientName], registry: &registry::Registry) {
     if !dropped.is_empty() {
         let names: Vec<&str> = dropped.iter().map(pki::ClientName::as_str).collect();
         tracing::info!(clients = ?names, "the policy no longer lets these clients in: their requests get 403 from now on");
+        registry
+            .close_where("the policy no longer lets its client in", |peer| names.contains(&peer.cn.as_str()));
     }
 }
 
@@ -356,10 +429,11 @@ impl Identity {
 }
 
 /// Loads the cert directory and builds the TLS configuration from it.
-fn load_tls(certs: &Path) -> anyhow::Result<(Arc<rustls::ServerConfig>, Identity)> {
+fn load_tls(certs: &Path) -> anyhow::Result<(Arc<rustls::ServerConfig>, tls::ClientTrust, Identity)> {
     let files = pki::load_server(certs)?;
     let identity = Identity { server: files.identity.info.clone(), ca: files.ca.clone() };
-    Ok((tls::server_config(files)?, identity))
+    let (config, trust) = tls::server_config(files)?;
+    Ok((config, trust, identity))
 }
 
 fn rfc3339(t: SystemTime) -> String {

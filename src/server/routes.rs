@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -24,6 +23,7 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use super::admin;
+use super::body::TimedBytes;
 use super::error::ApiError;
 use super::identity::{Caller, ClientId, Peer, authorize};
 use super::json_output;
@@ -179,10 +179,8 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Api
 async fn create(
     caller: Caller,
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
+    TimedBytes(body): TimedBytes,
 ) -> Result<Json<wire::Created>, ApiError> {
-    let body = body
-        .map_err(|e| ApiError::new(e.status(), format!("cannot read the request body: {}", e.body_text())))?;
     let shape = r#"expected a JSON object like {"cmd": "echo", "args": ["hi"]}"#;
     // serde would also take a struct from an array; the API takes objects.
     if !body.trim_ascii_start().starts_with(b"{") {

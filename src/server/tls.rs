@@ -11,18 +11,34 @@ use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureSc
 
 use crate::pki::{CertInfo, ServerFiles};
 
-/// Builds the rustls configuration from a loaded cert directory.
-pub fn server_config(files: ServerFiles) -> anyhow::Result<Arc<ServerConfig>> {
+/// Builds the rustls configuration from a loaded cert directory, and the
+/// client trust it checks handshakes with.
+pub fn server_config(files: ServerFiles) -> anyhow::Result<(Arc<ServerConfig>, ClientTrust)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots), Arc::clone(&provider))
         .with_crls(files.crls)
         .build()?;
+    let verifier = Arc::new(RequireCommonName(webpki));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(RequireCommonName(webpki)))
+        .with_client_cert_verifier(Arc::clone(&verifier) as Arc<dyn ClientCertVerifier>)
         .with_single_cert(files.identity.chain, files.identity.key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), ClientTrust(verifier)))
+}
+
+/// Which client certificates a configuration accepts: its CA and CRL.
+pub struct ClientTrust(Arc<RequireCommonName>);
+
+impl ClientTrust {
+    /// Whether a handshake with this chain (leaf first) would succeed now:
+    /// a reload closes the connections for which it would not.
+    pub fn accepts(&self, chain: &[CertificateDer<'_>]) -> bool {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        self.0.verify_client_cert(leaf, intermediates, UnixTime::now()).is_ok()
+    }
 }
 
 /// The client's identity is its certificate's CN, so a certificate without
