@@ -1,10 +1,10 @@
-//! The server under load, faults and hostile clients: quotas, connection
-//! hygiene, a full disk, many clients at once, and servers that die.
+//! The server under load, faults and hostile clients: quotas, a full disk,
+//! many clients at once, and servers that die (connection floods, caps and
+//! timeouts are in connections.rs).
 //! Every wait is on a condition with a deadline.
 
 mod support;
 
-use std::net::TcpStream;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -100,38 +100,6 @@ fn a_job_killed_from_outside_is_reported_with_its_signal() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Completed, killed by signal: 9 (SIGKILL)\n");
 }
 
-#[test]
-fn five_hundred_idle_connections_do_not_block_a_new_client() {
-    let server = TestServer::start(&[], &[]);
-    let idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
-    assert!(server.ok("owner", &["run", "echo", "through"]).contains("through"));
-    drop(idle);
-}
-
-#[test]
-fn past_the_connection_cap_new_connections_are_closed_until_others_leave() {
-    let server = TestServer::start(&[], &["--max-connections", "5", "--handshake-timeout", "60"]);
-    let idle: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
-    support::wait_until("the cap is reached", Duration::from_secs(10), || {
-        server.rcmd("owner", &["list"]).status.code() == Some(255)
-    });
-    assert!(server.log().contains("--max-connections"));
-    drop(idle);
-    support::wait_until("room again", Duration::from_secs(10), || {
-        server.rcmd("owner", &["list"]).status.success()
-    });
-}
-
-#[test]
-fn a_silent_connection_is_dropped_after_the_handshake_timeout() {
-    let server = TestServer::start(&[], &["--max-connections", "2", "--handshake-timeout", "0.3"]);
-    let _silent: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
-    // The silent ones hold the only two places until the timeout frees them.
-    support::wait_until("the silent connections time out", Duration::from_secs(10), || {
-        server.rcmd("owner", &["list"]).status.success()
-    });
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
     let names: Vec<String> = (0..20).map(|i| format!("client{i}")).collect();
@@ -150,7 +118,7 @@ async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
                 let creates = (0..50).map(|j| {
                     let body = serde_json::json!({"cmd": "sh", "args": ["-c", format!("echo {name}-{j}; echo e{j} >&2; exit {}", j % 7)]});
                     let request = client.put(format!("{url}/jobs")).json(&body).send();
-                    async move { request.await.unwrap().json::<Value>().await.unwrap()["id"].as_u64().unwrap() }
+                    async move { let v = request.await.unwrap().json::<Value>().await.unwrap(); v["id"].as_u64().unwrap_or_else(|| panic!("{v}")) }
                 });
                 let ids = futures_util::future::join_all(creates).await;
                 for (j, id) in ids.iter().enumerate() {
@@ -259,10 +227,8 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_marks_the_job_and_the_server_stays_up() {
     let scratch = support::TempDir::new("disk");
-    let Some(disk) = SmallDisk::mount(scratch.path()) else {
-        eprintln!("cannot mount a tmpfs here (not root?): skipped");
-        return;
-    };
+    // Needs root, as CI has; elsewhere this fails rather than passing.
+    let disk = SmallDisk::mount(scratch.path()).expect("mount a 1 MiB tmpfs (needs root)");
     let data_dir = disk.0.to_str().unwrap().to_owned();
     let server = TestServer::start(&[], &["--data-dir", &data_dir]);
     server.ok("owner", &["exec", "sh", "-c", "head -c 3000000 /dev/zero; echo survived >&2"]);

@@ -6,10 +6,11 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::server::{RCMD, TestServer};
+use support::server::{RCMD, TestServer, tls_config};
 
 fn pki(args: &[&str], dir: &std::path::Path) -> String {
     let out = Command::new(RCMD).arg("pki").args(args).arg("--dir").arg(dir).output().unwrap();
@@ -59,16 +60,93 @@ fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
     assert!(server.log().contains("reloaded the certificates"));
 }
 
+/// A reqwest client as `client` that speaks only `alpn` (h2 or http/1.1).
+fn http_speaking(server: &TestServer, client: &str, alpn: &[u8]) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut tls = tls_config(&server.pki.certs().join("ca.crt"), Some(&server.client_dir(client)));
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
+}
+
+/// Revokes bob while he and alice each follow a job's output and bob has a
+/// connection open besides (kept alive on HTTP/1.1, the same one on HTTP/2).
+async fn revocation_cuts_live_connections(alpn: &[u8]) {
+    let server = TestServer::start(&["alice", "bob"], &[]);
+    let ticker = "while :; do echo tick; sleep 0.05; done";
+    let (alice, bob) = (http_speaking(&server, "alice", alpn), http_speaking(&server, "bob", alpn));
+    let mut follows = Vec::new();
+    for client in [&alice, &bob] {
+        let created =
+            client.put(server.url("/jobs")).json(&serde_json::json!({"cmd": "sh", "args": ["-c", ticker]}));
+        assert!(created.send().await.unwrap().status().is_success());
+        let response = client.get(server.url("/jobs/1/output/stdout?follow=true")).send().await.unwrap();
+        assert_eq!(
+            response.version(),
+            if alpn == b"h2" { reqwest::Version::HTTP_2 } else { reqwest::Version::HTTP_11 }
+        );
+        let mut follow = response.bytes_stream();
+        // Connected and streaming before the reload.
+        follow.next().await.unwrap().unwrap();
+        follows.push(follow);
+    }
+    let mut bob_follow = follows.pop().unwrap();
+    let mut alice_follow = follows.pop().unwrap();
+    // Bob's other connection works (on HTTP/1.1 it stays open, kept alive).
+    assert!(bob.get(server.url("/jobs/1/status")).send().await.unwrap().status().is_success());
+
+    pki(&["revoke", "bob"], &server.pki.certs());
+    hangup(&server);
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(Ok(_)) = bob_follow.next().await {}
+    });
+    ended.await.expect("bob's follow stream is ended by the reload");
+    // Nothing of bob's connections is left: a request fails, as a new
+    // connection is refused at the handshake.
+    let after = bob.put(server.url("/jobs")).json(&serde_json::json!({"cmd": "true"})).send().await;
+    assert!(after.is_err(), "bob still creates jobs: {after:?}");
+    // Alice's stream goes on, and her connection still serves her.
+    for _ in 0..3 {
+        alice_follow.next().await.unwrap().expect("alice's stream goes on");
+    }
+    assert!(alice.get(server.url("/jobs/1/status")).send().await.unwrap().status().is_success());
+    let log = server.log();
+    assert!(log.lines().any(|l| l.contains("closing a connection") && l.contains("bob")), "{log}");
+    assert!(!log.lines().any(|l| l.contains("closing a connection") && l.contains("alice")), "{log}");
+}
+
+#[tokio::test]
+async fn revoking_a_client_closes_its_open_http1_connections_and_ends_its_stream() {
+    revocation_cuts_live_connections(b"http/1.1").await;
+}
+
+#[tokio::test]
+async fn revoking_a_client_closes_its_open_http2_connection_and_ends_its_stream() {
+    revocation_cuts_live_connections(b"h2").await;
+}
+
 #[test]
 fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_on() {
     let server = TestServer::start(&[], &[]);
     let certs = server.pki.certs();
     let old_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
     assert_eq!(presented_serial(&server), old_serial);
-    let script = "i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done";
-    server.ok("owner", &["exec", "sh", "-c", script]);
-    let follower =
+    // Forty ticks, the first one only once the follower is connected.
+    let gate = server.data.path().join("gate");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; i=0; while [ $i -lt 40 ]; do echo tick $i; i=$((i+1)); sleep 0.05; done",
+        gate.display()
+    );
+    server.ok("owner", &["exec", "sh", "-c", &script]);
+    let mut follower =
         server.command("owner", &["logs", "1", "-f"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    support::wait_until("the follower is connected", Duration::from_secs(30), || {
+        server.log().contains("/jobs/1/output/stdout")
+    });
+    std::fs::write(&gate, "").unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert_eq!(first, "tick 0\n", "the stream is live before the reload");
     pki(&["renew", "server"], &certs);
     let new_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
     assert_ne!(new_serial, old_serial);
@@ -76,14 +154,13 @@ fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_
     support::wait_until("new connections see the new certificate", Duration::from_secs(10), || {
         presented_serial(&server) == new_serial
     });
-    let out = follower.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let expected: String = (0..40).map(|i| format!("tick {i}\n")).collect();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        expected,
-        "the stream opened before the reload continued"
-    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(follower.wait().unwrap().success());
+    let expected: String = (1..40).map(|i| format!("tick {i}\n")).collect();
+    assert_eq!(rest, expected, "the stream opened before the reload continued");
+    // On the same connection: the client did not have to resume it.
+    assert_eq!(server.log().matches("/jobs/1/output/stdout").count(), 1, "one request, not resumed");
 }
 
 #[test]
