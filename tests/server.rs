@@ -197,8 +197,8 @@ async fn tls_refusals_and_the_good_client_still_works() {
         assert!(result.is_err(), "{what}: the server must refuse, got {:?}", result.map(|r| r.status()));
         assert_eq!(server.ok("owner", &["list", "--json"]), "{\"jobs\":[]}\n", "after {what}");
     }
-    support::wait_until("refusals are logged", Duration::from_secs(5), || {
-        server.log().matches("refused at the TLS handshake").count() >= cases.len()
+    support::wait_until("refusals are logged", Duration::from_secs(30), || {
+        server.log().matches("connection refused").count() >= cases.len()
     });
 }
 
