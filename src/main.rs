@@ -29,7 +29,7 @@ enum Command {
     #[command(subcommand)]
     Pki(rcmd::pki::cli::PkiCommand),
     /// Run the HTTPS job server (mTLS, TLS 1.3 only).
-    Serve(rcmd::server::ServeArgs),
+    Serve(Box<rcmd::server::ServeArgs>),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     #[command(after_help = "Install, e.g.: rcmd completions bash > /etc/bash_completion.d/rcmd\n\
         rcmd completions zsh > \"${fpath[1]}/_rcmd\"\n\
@@ -52,7 +52,7 @@ fn main() {
         Command::Serve(args) => {
             rcmd::server::logging::init(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-            report(runtime.map_err(anyhow::Error::from).and_then(|r| r.block_on(rcmd::server::serve(args))))
+            report(runtime.map_err(anyhow::Error::from).and_then(|r| r.block_on(rcmd::server::serve(*args))))
         }
         Command::Completions { shell } => {
             rcmd::docs::completions(Cli::command(), shell, &mut std::io::stdout());
