@@ -16,6 +16,7 @@ pub mod jobs;
 mod one_line;
 pub mod pki;
 pub mod server;
+pub mod units;
 pub mod wire;
 
 pub use one_line::one_line;

@@ -40,6 +40,13 @@ enum Command {
     /// Internal: the guard that kills jobs if the server is killed.
     #[command(name = "__guard", hide = true)]
     Guard { cgroup_folders: Vec<std::path::PathBuf> },
+    /// Internal: process 1 of an isolated job.
+    #[command(name = "__init", hide = true)]
+    Init {
+        program: OsString,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        argv: Vec<OsString>,
+    },
     /// CERTDIR HOST:PORT COMMAND: talk to a server.
     #[command(external_subcommand)]
     Client(Vec<OsString>),
@@ -62,6 +69,7 @@ fn main() {
             report(rcmd::docs::man_page(Cli::command(), &mut std::io::stdout()).map_err(Into::into))
         }
         Command::Guard { cgroup_folders } => rcmd::server::guard::run(&cgroup_folders),
+        Command::Init { program, argv } => rcmd::jobs::isolate::init(&program, &argv),
         Command::Client(words) => {
             let cli = Cli::command();
             let others: Vec<&str> =

@@ -17,6 +17,63 @@ pub struct CreateJob {
     /// otherwise it reads /dev/null.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin: bool,
+    /// Resource limits asked for; the server's defaults fill in the rest.
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+    /// Run in new PID, mount and network namespaces.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate: bool,
+}
+
+/// Per-job resource limits: asked for in `PUT /jobs`, in force in a status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Bytes of memory, swap included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    /// CPUs' worth of time: 0.25 is a quarter of one CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Processes and threads at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// Bytes per second read from, and written to, the data directory's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_read_bps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_write_bps: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// A number of CPUs as people write it: positive and finite.
+    pub fn parse_cpus(text: &str) -> Result<f64, String> {
+        match text.trim().parse::<f64>() {
+            Ok(cpus) if cpus.is_finite() && cpus > 0.0 => Ok(cpus),
+            _ => Err(format!("invalid number of CPUs {text:?}: give a positive number such as 2 or 0.25")),
+        }
+    }
+}
+
+/// What the kernel counted for a job; each only where the host counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// CPU time, user and system, of all the job's processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
+    /// The most memory the job used at once, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak: Option<u64>,
+}
+
+impl Usage {
+    pub fn is_empty(&self) -> bool {
+        *self == Usage::default()
+    }
 }
 
 /// The answer to `PUT /jobs`.
@@ -34,7 +91,7 @@ pub enum State {
 }
 
 /// `GET /jobs/{id}/status`, and each entry of `GET /jobs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobStatus {
     pub status: State,
     /// For a completed job that exited.
@@ -67,6 +124,15 @@ pub struct JobStatus {
     /// The job's client: only in an admin's `GET /jobs?all=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The limits in force (none: no limit).
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+    /// The kernel's OOM killer ended a process of the job, inside its
+    /// memory limit.
+    #[serde(default)]
+    pub oom_killed: bool,
+    #[serde(default, skip_serializing_if = "Usage::is_empty")]
+    pub usage: Usage,
 }
 
 impl JobStatus {
@@ -124,4 +190,30 @@ pub struct Error {
 /// The name of a signal number, for people.
 pub fn signal_name(signal: i32) -> &'static str {
     nix::sys::signal::Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown signal")
+}
+
+/// A number of bytes for people: `64 MiB`, `1.5 GiB`, `512 bytes`.
+///
+/// ```
+/// assert_eq!(rcmd::wire::size_name(64 << 20), "64 MiB");
+/// assert_eq!(rcmd::wire::size_name(1536 << 20), "1.5 GiB");
+/// assert_eq!(rcmd::wire::size_name(100), "100 bytes");
+/// ```
+pub fn size_name(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (bytes as f64, None);
+    for name in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = Some(name);
+    }
+    match unit {
+        None => format!("{bytes} bytes"),
+        Some(unit) => {
+            let text = format!("{value:.1}");
+            format!("{} {unit}", text.strip_suffix(".0").unwrap_or(&text))
+        }
+    }
 }

@@ -7,6 +7,7 @@ use reqwest::Method;
 use super::JobRef;
 use super::connection::Connection;
 use super::error::{ClientError, exit};
+use super::limits::LimitFlags;
 use super::sink::{OutputSink, Unbuffered, print_line};
 use crate::jobs::Stream;
 use crate::wire;
@@ -28,6 +29,21 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), ClientError> {
 
 /// The status line the CLI prints.
 pub fn describe(status: &wire::JobStatus) -> String {
+    match out_of_memory(status) {
+        Some(note) => format!("{}, {note}", describe_state(status)),
+        None => describe_state(status),
+    }
+}
+
+/// "out of memory (limit 64 MiB)" for a job the OOM killer ended.
+fn out_of_memory(status: &wire::JobStatus) -> Option<String> {
+    status.oom_killed.then(|| match status.limits.memory {
+        Some(limit) => format!("out of memory (limit {})", wire::size_name(limit)),
+        None => "out of memory".to_owned(),
+    })
+}
+
+fn describe_state(status: &wire::JobStatus) -> String {
     match status.status {
         wire::State::Running => "Running".to_owned(),
         wire::State::Error => format!("Error: {}", status.error_msg.as_deref().unwrap_or("unknown")),
@@ -61,8 +77,15 @@ pub(super) async fn create(
     cmd: &str,
     args: &[String],
     stdin: bool,
+    flags: &LimitFlags,
 ) -> Result<JobRef, ClientError> {
-    let body = wire::CreateJob { cmd: cmd.to_owned(), args: args.to_vec(), stdin };
+    let body = wire::CreateJob {
+        cmd: cmd.to_owned(),
+        args: args.to_vec(),
+        stdin,
+        limits: flags.limits(),
+        isolate: flags.isolate,
+    };
     let response = conn.call(Method::PUT, "/jobs", Some(&body), None).await?;
     let created: wire::Created = conn.json(response).await?;
     Ok(JobRef { client: None, id: created.id })
@@ -90,8 +113,14 @@ pub(super) async fn fetch_status(
     }
 }
 
-pub async fn exec(conn: &Connection, cmd: &str, args: &[String], format: Format) -> Result<i32, ClientError> {
-    let job = create(conn, cmd, args, false).await?;
+pub async fn exec(
+    conn: &Connection,
+    cmd: &str,
+    args: &[String],
+    flags: &LimitFlags,
+    format: Format,
+) -> Result<i32, ClientError> {
+    let job = create(conn, cmd, args, false, flags).await?;
     match format {
         Format::Human => print_line(&job)?,
         Format::Json => print_json(&wire::Created { id: job.id })?,

@@ -11,6 +11,7 @@ mod connection;
 mod error;
 mod invocation;
 mod job_ref;
+mod limits;
 mod run;
 mod sink;
 mod stdin;
@@ -26,6 +27,7 @@ use connection::Connection;
 use sink::Unbuffered;
 
 use crate::jobs::Stream;
+use limits::LimitFlags;
 
 /// `rcmd CERTDIR HOST:PORT COMMAND ...`
 #[derive(Debug, clap::Parser)]
@@ -69,6 +71,8 @@ pub enum ClientCommand {
     /// Start CMD with ARGS and print its job id. Everything after CMD is
     /// passed on as it is, `-la` and `--help` included.
     Exec {
+        #[command(flatten)]
+        limits: LimitFlags,
         cmd: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -84,6 +88,8 @@ pub enum ClientCommand {
         /// what happens when our stdin is /dev/null.
         #[arg(short = 'n', long = "no-stdin")]
         no_stdin: bool,
+        #[command(flatten)]
+        limits: LimitFlags,
         cmd: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -138,10 +144,12 @@ async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
     let conn = Connection::new(&args.certdir, &args.addr)?;
     let format = if args.json { Format::Json } else { Format::Human };
     match args.command {
-        ClientCommand::Exec { cmd, args } => commands::exec(&conn, &cmd, &args, format).await,
-        ClientCommand::Run { rm, no_stdin, cmd, args } => {
+        ClientCommand::Exec { limits, cmd, args } => {
+            commands::exec(&conn, &cmd, &args, &limits, format).await
+        }
+        ClientCommand::Run { rm, no_stdin, limits, cmd, args } => {
             let stdin = if no_stdin { None } else { stdin::LocalStdin::open() };
-            let request = run::RunRequest { cmd: &cmd, args: &args, stdin, remove: rm };
+            let request = run::RunRequest { cmd: &cmd, args: &args, stdin, remove: rm, limits: &limits };
             let (mut stdout, mut stderr) =
                 (Unbuffered::new(Stream::Stdout)?, Unbuffered::new(Stream::Stderr)?);
             run::run(&conn, request, run::Sinks { stdout: &mut stdout, stderr: &mut stderr }).await

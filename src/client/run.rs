@@ -21,6 +21,7 @@ use super::JobRef;
 use super::commands::{copy_stream, create, fetch_status, job_exit_code};
 use super::connection::Connection;
 use super::error::ClientError;
+use super::limits::LimitFlags;
 use super::sink::{OutputSink, warn};
 use super::stdin::LocalStdin;
 use crate::jobs::Stream;
@@ -38,6 +39,8 @@ pub(crate) struct RunRequest<'a> {
     pub stdin: Option<LocalStdin>,
     /// Delete the job once it has ended.
     pub remove: bool,
+    /// Its limits and isolation.
+    pub limits: &'a LimitFlags,
 }
 
 /// The two sinks for a job's output, by [`Stream`].
@@ -53,7 +56,7 @@ pub(crate) async fn run(
     request: RunRequest<'_>,
     sinks: Sinks<'_>,
 ) -> Result<i32, ClientError> {
-    let id = create(conn, request.cmd, request.args, request.stdin.is_some()).await?;
+    let id = create(conn, request.cmd, request.args, request.stdin.is_some(), request.limits).await?;
     let streams = async {
         tokio::try_join!(
             copy_stream(conn, &id, Stream::Stdout, true, sinks.stdout),

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
-use super::cgroup::{Cgroups, JobGroup, ResourceUsage};
+use super::cgroup::{JobGroup, ResourceUsage};
 use super::limits::Usage;
 use super::process::{self, ExitEvent, Process, Started};
 use super::spool::{self, OutputReader, Progress, Sink, Stream};
@@ -75,7 +75,7 @@ impl Job {
     pub fn start(spec: Spec) -> Arc<Job> {
         let started_at = SystemTime::now();
         let spool_paths = Stream::BOTH.map(|s| spool::spool_path(&spec.shared.config.data_dir, spec.id, s));
-        let (group, started) = match start_contained(&spec.spec, spec.shared.config.cgroups.as_deref()) {
+        let (group, started) = match start_contained(&spec.spec, &spec.shared.config) {
             Ok((group, started)) => (group, Ok(started)),
             Err(e) => (None, Err(e)),
         };
@@ -375,18 +375,19 @@ impl Job {
 
 /// Makes the job's cgroups (on a host that has them) and starts its process
 /// in them. Without cgroups, a job that asks for limits cannot start.
-fn start_contained(spec: &JobSpec, cgroups: Option<&Cgroups>) -> io::Result<(Option<JobGroup>, Started)> {
-    let Some(cgroups) = cgroups else {
+fn start_contained(spec: &JobSpec, config: &PoolConfig) -> io::Result<(Option<JobGroup>, Started)> {
+    let init = config.isolate_init.as_deref();
+    let Some(cgroups) = &config.cgroups else {
         if spec.limits != Limits::default() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "this server has no cgroups to enforce limits with",
             ));
         }
-        return Ok((None, process::start(spec, &[])?));
+        return Ok((None, process::start(spec, &[], init)?));
     };
     let group = cgroups.create(&spec.limits)?;
-    match process::start(spec, &group.procs) {
+    match process::start(spec, &group.procs, init) {
         Ok(started) => Ok((Some(group), started)),
         Err(e) => {
             group.remove_blocking(RETIRE_LIMIT);

@@ -43,6 +43,7 @@
 mod cgroup;
 mod child;
 mod error;
+pub mod isolate;
 mod job;
 mod limits;
 mod observer;

@@ -41,6 +41,9 @@ pub struct PoolConfig {
     pub cgroups: Option<Arc<Cgroups>>,
     /// Told of every job's start and end.
     pub observer: Option<Arc<dyn JobObserver>>,
+    /// The rcmd binary, which an isolated job runs as its process 1
+    /// (`rcmd __init`). `None`: jobs cannot be isolated.
+    pub isolate_init: Option<PathBuf>,
 }
 
 impl PoolConfig {
@@ -58,6 +61,7 @@ impl PoolConfig {
             watcher: None,
             cgroups: None,
             observer: None,
+            isolate_init: None,
         }
     }
 }
@@ -123,6 +127,9 @@ impl JobPool {
                 )));
             }
             None => {}
+        }
+        if spec.isolate {
+            isolation_possible(config).map_err(JobError::Unsupported)?;
         }
         if !Usage::reserve(&usage.jobs, config.max_jobs) {
             return Err(JobError::Quota(Quota::Jobs(config.max_jobs)));
@@ -258,6 +265,20 @@ fn take_over_dir(dir: &Path) -> std::io::Result<()> {
         if entry.file_name().to_str().is_some_and(spool::is_spool_file_name) {
             std::fs::remove_file(entry.path())?;
         }
+    }
+    Ok(())
+}
+
+/// Whether this pool can isolate a job: it needs its init program and the
+/// privilege to make namespaces and mounts.
+fn isolation_possible(config: &PoolConfig) -> Result<(), Unsupported> {
+    if config.isolate_init.is_none() {
+        return Err(Unsupported("this server cannot isolate jobs: it has no init program for them".into()));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Unsupported(
+            "this server cannot isolate jobs: making namespaces and mounts needs root".into(),
+        ));
     }
     Ok(())
 }

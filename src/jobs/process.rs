@@ -14,6 +14,7 @@ use std::ffi::{CString, c_char};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -22,6 +23,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use super::child::{self, Plan, Step, User, above_stdio};
+use super::isolate;
 use super::{JobSpec, Termination};
 
 /// A started process and the handles its supervisor needs.
@@ -35,14 +37,31 @@ pub(crate) struct Started {
 }
 
 /// Starts the job of `spec`, placed in the cgroups whose `cgroup.procs`
-/// files are `cgroups`. Must run inside a tokio runtime context (the pipes
-/// and the pidfd register with its reactor).
-pub(crate) fn start(spec: &JobSpec, cgroups: &[CString]) -> io::Result<Started> {
-    let program = c_string(spec.resolve_program()?.into_os_string().as_bytes())?;
-    let words: Vec<CString> = std::iter::once(spec.command.as_str())
+/// files are `cgroups`. An isolated job runs `init` (this binary) as its
+/// process 1, which runs the program. Must run inside a tokio runtime
+/// context (the pipes and the pidfd register with its reactor).
+pub(crate) fn start(spec: &JobSpec, cgroups: &[CString], init: Option<&Path>) -> io::Result<Started> {
+    let resolved = c_string(spec.resolve_program()?.into_os_string().as_bytes())?;
+    let mut words: Vec<CString> = std::iter::once(spec.command.as_str())
         .chain(spec.args.iter().map(String::as_str))
         .map(c_string)
         .collect::<io::Result<_>>()?;
+    let (program, report) = match (spec.isolate, init) {
+        (false, _) => (resolved, None),
+        (true, None) => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "isolation needs the rcmd binary as the job's init",
+            ));
+        }
+        (true, Some(init)) => {
+            // `rcmd __init PROGRAM ARGV0 ARGS...`
+            let init = c_string(init.as_os_str().as_bytes())?;
+            let head = [c_string("rcmd")?, c_string(isolate::SUBCOMMAND)?, resolved];
+            words.splice(0..0, head);
+            (init, Some(pipe_pair()?))
+        }
+    };
     let argv = null_terminated(&words);
     let environment = match spec.environment() {
         Some(variables) => Some(
@@ -74,10 +93,14 @@ pub(crate) fn start(spec: &JobSpec, cgroups: &[CString]) -> io::Result<Started> 
     let (stderr_read, stderr_write) = pipe_pair()?;
     let child_ends = [above_stdio(stdin_read)?, above_stdio(stdout_write)?, above_stdio(stderr_write)?];
 
+    let report_end =
+        report.map(|(read, write)| Ok::<_, io::Error>((read, above_stdio(write)?))).transpose()?;
     let mut plan =
         Plan::new(&program, &argv, if environment.is_some() { envp.as_ptr() } else { server_environment() });
     plan.stdio = child_ends.each_ref().map(AsRawFd::as_raw_fd);
     plan.cgroups = cgroups;
+    plan.fd3 = report_end.as_ref().map(|(_, write)| write.as_raw_fd());
+    plan.isolate = spec.isolate;
     // A server that is not root can only run jobs as itself: it keeps its
     // ids (it could not set groups). Asked for anyone else, it tries, and
     // the kernel refuses.
@@ -94,7 +117,7 @@ pub(crate) fn start(spec: &JobSpec, cgroups: &[CString]) -> io::Result<Started> 
         Some(step) => io::Error::new(e.error.kind(), format!("cannot {}: {}", step.doing(), e.error)),
     })?;
     drop(child_ends);
-    let process = Process { pid: pid as u32 };
+    let process = Process { pid: pid as u32, report: report_end.map(|(read, _)| read) };
     let handles = (|| {
         Ok::<_, io::Error>((
             ExitEvent::open(pidfd)?,
@@ -155,6 +178,8 @@ fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 #[derive(Debug)]
 pub(crate) struct Process {
     pid: u32,
+    /// An isolated job's init reports its program's wait status here.
+    report: Option<OwnedFd>,
 }
 
 impl Process {
@@ -168,13 +193,25 @@ impl Process {
         loop {
             // SAFETY: waits for our own child, writing only `status`.
             if unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) } >= 0 {
-                return Ok(termination(status));
+                return Ok(termination(self.reported().unwrap_or(status)));
             }
             let error = io::Error::last_os_error();
             if error.kind() != io::ErrorKind::Interrupted {
                 return Err(error);
             }
         }
+    }
+}
+
+impl Process {
+    /// The wait status an isolated job's init reported for its program:
+    /// `None` if it reported none (it was killed first), or for other jobs.
+    fn reported(&self) -> Option<libc::c_int> {
+        let mut file = std::fs::File::from(self.report.as_ref()?.try_clone().ok()?);
+        let mut status = [0; 4];
+        // The init has exited, so this is its report or end-of-file.
+        std::io::Read::read_exact(&mut file, &mut status).ok()?;
+        Some(libc::c_int::from_ne_bytes(status))
     }
 }
 

@@ -24,6 +24,7 @@ mod accept;
 mod admin;
 mod body;
 mod budget;
+mod ceilings;
 mod error;
 pub mod guard;
 mod identity;
@@ -170,6 +171,9 @@ pub struct ServeArgs {
     /// this is also the idle timeout.
     #[arg(long, default_value_t = Seconds(Duration::from_secs(30)), value_name = "SECONDS")]
     pub request_timeout: Seconds,
+
+    #[command(flatten)]
+    pub job_limits: ceilings::JobLimitArgs,
 }
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -218,6 +222,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         guard::Guard::start(&std::env::current_exe()?, &folders).context("cannot start the guard process")?,
     );
     let mut child_exits = signal(SignalKind::child())?;
+    let ceilings = args.job_limits.ceilings();
+    enforceable(&ceilings, cgroups.as_deref())?;
     let mut template = pool_template(&args, &data_dir, &guard, cgroups);
     let metrics = args.metrics_listen.map(|_| Arc::new(metrics::Metrics::new()));
     template.observer = metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>);
@@ -225,6 +231,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pools: pools::Pools::new(data_dir.clone(), template),
         policy: CurrentPolicy::new(policy),
         metrics,
+        ceilings,
     });
 
     let handle = Handle::new();
@@ -323,6 +330,21 @@ fn detect_cgroups(data_dir: &Path) -> Option<Arc<jobs::Cgroups>> {
     }
 }
 
+/// Refuses to start with a `--job-*` limit that this host cannot enforce:
+/// every job would get it, and it would not hold.
+fn enforceable(ceilings: &ceilings::Ceilings, cgroups: Option<&jobs::Cgroups>) -> anyhow::Result<()> {
+    let limits = &ceilings.0;
+    match cgroups {
+        Some(cgroups) => cgroups.check(limits).map_err(|e| anyhow::anyhow!("--job-*: {e}")),
+        None if *limits != jobs::Limits::default() => {
+            anyhow::bail!(
+                "--job-* limits need cgroups, which this server does not have (see the log line above); drop them"
+            )
+        }
+        None => Ok(()),
+    }
+}
+
 /// The limits every client's pool gets, its cgroups, and (without cgroups)
 /// the guard that hears of every job's process group.
 fn pool_template(
@@ -341,6 +363,9 @@ fn pool_template(
         template.watcher = Some(Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
     }
     template.cgroups = cgroups;
+    // Isolated jobs run this very binary as their process 1: the path of
+    // the running file, even if it was replaced on disk since.
+    template.isolate_init = Some(PathBuf::from("/proc/self/exe"));
     template
 }
 
@@ -466,5 +491,8 @@ pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
         truncated: s.truncated,
         output_error: s.output_error.clone(),
         client: None,
+        limits: ceilings::to_wire(&s.limits),
+        oom_killed: s.oom_killed,
+        usage: wire::Usage { cpu_ms: s.usage.cpu_ms, memory_peak: s.usage.memory_peak },
     }
 }

@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use super::admin;
 use super::body::TimedBytes;
+use super::ceilings::Ceilings;
 use super::error::ApiError;
 use super::identity::{Caller, ClientId, Peer, authorize};
 use super::json_output;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub policy: CurrentPolicy,
     /// Counted only when `--metrics-listen` asks for them.
     pub metrics: Option<Arc<Metrics>>,
+    /// The server's per-job limits: defaults and ceilings.
+    pub ceilings: Ceilings,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -197,14 +200,19 @@ async fn create(
     if request.cmd.contains('\0') || request.args.iter().any(|a| a.contains('\0')) {
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
     }
-    let spec = caller
-        .rights
-        .apply(JobSpec { stdin: request.stdin, ..JobSpec::new(request.cmd, request.args) })
-        .map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused))?;
+    let limits = state.ceilings.apply(&request.limits).map_err(ApiError::bad_request)?;
+    let spec = JobSpec {
+        limits,
+        isolate: request.isolate,
+        stdin: request.stdin,
+        ..JobSpec::new(request.cmd, request.args)
+    };
+    let spec = caller.rights.apply(spec).map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused))?;
     let pool = pool(&state, &ClientId { name: caller.name, by_admin: false })?;
     match pool.try_create(spec) {
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),
         Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
+        Err(JobError::Unsupported(why)) => Err(ApiError::bad_request(why.to_string())),
         Err(other) => Err(ApiError::internal("cannot create the job", other)),
     }
 }

@@ -1,0 +1,47 @@
+//! `exec` and `run` flags that ask for a job's limits and isolation.
+
+use crate::units::parse_size;
+use crate::wire;
+
+/// Limits for the job (the server's own `--job-*` are the defaults and the
+/// most that may be asked for).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitFlags {
+    /// Memory, swap included: bytes, or a number with K, M, G or T (64M).
+    /// Past it the kernel's OOM killer ends the job.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+
+    /// CPUs' worth of time, such as 2 or 0.25 (a quarter of one CPU).
+    #[arg(long, value_name = "N", value_parser = wire::Limits::parse_cpus)]
+    pub cpus: Option<f64>,
+
+    /// The most processes and threads at once.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pids: Option<u64>,
+
+    /// Bytes read per second from the disk of the server's data directory (SIZE).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub io_read_bps: Option<u64>,
+
+    /// Bytes written per second to that disk (SIZE).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub io_write_bps: Option<u64>,
+
+    /// Run in namespaces of its own: it sees only its own processes, has a
+    /// private /proc and an empty /tmp, and no network but loopback.
+    #[arg(long)]
+    pub isolate: bool,
+}
+
+impl LimitFlags {
+    pub fn limits(&self) -> wire::Limits {
+        wire::Limits {
+            memory: self.memory,
+            cpus: self.cpus,
+            pids: self.pids,
+            io_read_bps: self.io_read_bps,
+            io_write_bps: self.io_write_bps,
+        }
+    }
+}
