@@ -24,6 +24,9 @@ pub const SUBCOMMAND: &str = "__init";
 /// Runs `program` with `argv` (its argv[0] first) and reaps everything until
 /// it exits. Returns the exit status for the init itself.
 pub fn init(program: &OsString, argv: &[OsString]) -> i32 {
+    // `ps` in the job shows this name, not the file's ("exe" through /proc).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"rcmd-init".as_ptr()) };
     // The program must get exactly fds 0, 1 and 2.
     // SAFETY: sets a flag on a descriptor we own.
     unsafe { libc::fcntl(REPORT_FD, libc::F_SETFD, libc::FD_CLOEXEC) };

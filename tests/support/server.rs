@@ -34,6 +34,19 @@ impl TestServer {
         TestServer::start_with(clients, extra_args, |_, _, _| {})
     }
 
+    /// Like [`TestServer::start`], with the server running as the user
+    /// `(uid, gid)`: the PKI and the data folder are made theirs.
+    pub fn start_as(clients: &[&str], extra_args: &[&str], (uid, gid): (u32, u32)) -> TestServer {
+        TestServer::start_with(clients, extra_args, |pki, data, command| {
+            use std::os::unix::process::CommandExt;
+            for dir in [pki.dir.path(), data.path()] {
+                let status = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(dir).status();
+                assert!(status.unwrap().success(), "chown {}", dir.display());
+            }
+            command.uid(uid).gid(gid);
+        })
+    }
+
     /// Like [`TestServer::start`], with `prepare` called on the PKI, the
     /// data dir and the command just before the server is started (to run
     /// it as another user, say).
