@@ -58,7 +58,9 @@ fn a_job_past_its_memory_limit_is_oom_killed_reported_and_run_exits_137() {
 async fn a_fork_bomb_is_held_by_its_pids_limit_while_others_are_served() {
     let server = TestServer::start(&["other"], &[]);
     let owner = http_as(&server, "owner");
-    let bomb = "f() { f | f & }; f; exec sleep 1000";
+    // The main process only forks once, before the bomb: it stays, whatever
+    // the bomb's forks do.
+    let bomb = "sh -c 'f() { f | f & }; f'; exec sleep 1000";
     let (code, created) =
         put_job(&owner, &server, json!({"cmd": "sh", "args": ["-c", bomb], "limits": {"pids": 32}})).await;
     assert_eq!(code, 200, "{created}");
