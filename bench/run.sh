@@ -189,4 +189,5 @@ bash bench/ops.sh $([ $quick = 1 ] && echo --quick)
 source bench/stdin.sh
 
 ssh "${cm_opts[@]}" -O exit 127.0.0.1 2>/dev/null || true
+bash bench/contain.sh $([ $quick = 1 ] && echo --quick)
 say "done"
