@@ -36,7 +36,7 @@ pub fn describe(status: &wire::JobStatus) -> String {
 }
 
 /// "out of memory (limit 64 MiB)" for a job the OOM killer ended.
-fn out_of_memory(status: &wire::JobStatus) -> Option<String> {
+pub(super) fn out_of_memory(status: &wire::JobStatus) -> Option<String> {
     status.oom_killed.then(|| match status.limits.memory {
         Some(limit) => format!("out of memory (limit {})", wire::size_name(limit)),
         None => "out of memory".to_owned(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 
 use super::JobRef;
-use super::commands::{copy_stream, create, fetch_status, job_exit_code};
+use super::commands::{copy_stream, create, fetch_status, job_exit_code, out_of_memory};
 use super::connection::Connection;
 use super::error::ClientError;
 use super::limits::LimitFlags;
@@ -107,6 +107,9 @@ pub(crate) async fn run(
     let status = fetch_status(conn, &id, true).await?;
     if status.status == wire::State::Error {
         warn(status.error_msg.as_deref().unwrap_or("the command could not start"));
+    }
+    if let Some(note) = out_of_memory(&status) {
+        warn(format!("job {id} ran {note}"));
     }
     if request.remove {
         conn.call(Method::DELETE, &id.path(""), None::<&()>, Some(&id)).await?;
