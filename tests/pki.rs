@@ -222,7 +222,8 @@ fn every_unsafe_client_name_is_refused_clearly() {
         assert!(stderr.contains(reason) && stderr.lines().count() == 1, "{name:?}: {stderr}");
     }
     let entries: Vec<_> = std::fs::read_dir(&certs).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(entries.len(), 7, "nothing was created: {entries:?}");
+    // The seven files of `pki init` and its lock.
+    assert_eq!(entries.len(), 8, "nothing was created: {entries:?}");
 }
 
 #[test]
@@ -281,4 +282,98 @@ fn invalid_sans_are_refused() {
     let out = rcmd(&["pki", "init", "--san", "bad name", "--dir", "/nonexistent/never"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad name"));
+}
+
+#[test]
+fn twenty_concurrent_client_commands_are_all_indexed_and_each_revocable() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    let names: Vec<String> = (0..20).map(|i| format!("rcmdt-many-{i}")).collect();
+    let children: Vec<_> = names
+        .iter()
+        .map(|name| {
+            Command::new(env!("CARGO_BIN_EXE_rcmd"))
+                .args(["pki", "client", name, "--dir"])
+                .arg(&certs)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let index = pki::Index::load(&certs).unwrap();
+    for name in &names {
+        assert_eq!(index.certificates.iter().filter(|e| &e.cn == name).count(), 1, "{name} in the index");
+    }
+    let revokes: Vec<_> = names
+        .iter()
+        .map(|name| {
+            Command::new(env!("CARGO_BIN_EXE_rcmd"))
+                .args(["pki", "revoke", name, "--dir"])
+                .arg(&certs)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in revokes {
+        assert!(child.wait().unwrap().success());
+    }
+    let index = pki::Index::load(&certs).unwrap();
+    let revoked =
+        index.certificates.iter().filter(|e| e.cn.starts_with("rcmdt-many-") && e.revoked_at.is_some());
+    assert_eq!(revoked.count(), 20, "every one revoked, none lost");
+}
+
+#[test]
+fn an_existing_cert_folder_is_made_0700() {
+    let dir = TempDir::new("loose-ca");
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut options = InitOptions::new(&certs);
+    options.client = "owner".parse().unwrap();
+    pki::init(&options).unwrap();
+    assert_eq!(mode(&certs), 0o700);
+    std::fs::set_permissions(&certs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    pki::issue_client_dir(&certs, &"alice".parse().unwrap(), 30, false).unwrap();
+    assert_eq!((mode(&certs), mode(&certs.join("alice"))), (0o700, 0o700));
+}
+
+#[test]
+fn a_reader_never_sees_a_key_and_certificate_from_different_pairs() {
+    let pki = TestPki::new(&["alice"]);
+    let (certs, alice) = (pki.certs(), pki.client("alice"));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = [certs.clone(), alice.clone()]
+        .into_iter()
+        .map(|dir| {
+            let done = std::sync::Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut loads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || loads == 0 {
+                    let loaded = if dir.ends_with("certs") {
+                        pki::load_server(&dir).map(drop)
+                    } else {
+                        pki::load_client(&dir).map(drop)
+                    };
+                    if let Err(e) = loaded {
+                        panic!("a reader saw a broken pair in {}: {e}", dir.display());
+                    }
+                    loads += 1;
+                }
+                loads
+            })
+        })
+        .collect();
+    for _ in 0..15 {
+        pki::renew(&certs, "server", 30).unwrap();
+        pki::renew(&certs, "alice", 30).unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
 }

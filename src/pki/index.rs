@@ -1,12 +1,13 @@
 //! The issued-certificate index: one entry per certificate the CA has signed,
 //! so that certificates can later be listed and revoked. Stored as JSON in
-//! `index.json`, rewritten atomically on every change.
+//! `index.json`, rewritten atomically on every change, under the directory's
+//! lock (load, change and save all happen while it is held).
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{self, Secrecy};
+use super::files::{self, DirLock, Secrecy};
 use super::{FileProblem, PkiError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,8 +58,9 @@ impl Index {
         }
     }
 
-    pub fn save(&self, dir: &Path) -> Result<(), PkiError> {
+    /// Writes the index; only whoever holds the directory's lock may.
+    pub fn save(&self, lock: &DirLock) -> Result<(), PkiError> {
         let json = serde_json::to_vec_pretty(self).expect("the index serialises");
-        files::write_atomic(&dir.join(files::INDEX), &json, Secrecy::Public)
+        files::write_atomic(lock, &lock.dir().join(files::INDEX), &json, Secrecy::Public)
     }
 }

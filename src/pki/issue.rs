@@ -12,7 +12,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-use super::files::{self, Secrecy};
+use super::files::{self, DirLock};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
 use super::{ClientName, FileProblem, PkiError};
@@ -27,10 +27,9 @@ pub struct Issued {
 }
 
 impl Issued {
-    /// Writes the key (0600) and then the certificate, each atomically.
-    pub fn write(&self, cert_path: &Path, key_path: &Path) -> Result<(), PkiError> {
-        files::write_atomic(key_path, self.key_pem.as_bytes(), Secrecy::Secret)?;
-        files::write_atomic(cert_path, self.cert_pem.as_bytes(), Secrecy::Public)
+    /// Writes the key (0600) and the certificate as a pair.
+    pub fn write(&self, lock: &DirLock, cert_path: &Path, key_path: &Path) -> Result<(), PkiError> {
+        files::write_pair(lock, (key_path, self.key_pem.as_bytes()), (cert_path, self.cert_pem.as_bytes()))
     }
 }
 
@@ -229,8 +228,8 @@ impl Ca {
 }
 
 /// Records issued certificates in the directory's index.
-pub fn record(dir: &Path, issued: &[&Issued]) -> Result<(), PkiError> {
-    let mut index = Index::load(dir)?;
+pub fn record(lock: &DirLock, issued: &[&Issued]) -> Result<(), PkiError> {
+    let mut index = Index::load(lock.dir())?;
     index.certificates.extend(issued.iter().map(|i| i.entry.clone()));
-    index.save(dir)
+    index.save(lock)
 }

@@ -9,7 +9,7 @@ use rcgen::{
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::files::{self, Secrecy};
+use super::files::{self, DirLock, Secrecy};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
 use super::issue::{self, Ca, San};
@@ -23,6 +23,7 @@ const CRL_DAYS: i64 = 3650;
 /// rewrites `crl.pem`. Revoking again is harmless. Returns the entries
 /// revoked now (empty if they already were).
 pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
+    let lock = DirLock::lock_existing(dir)?;
     let ca = Ca::load(dir)?;
     let mut index = Index::load(dir)?;
     let serial = normalise_serial(target);
@@ -48,8 +49,8 @@ pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
             revoked.push(entry.clone());
         }
     }
-    index.save(dir)?;
-    write_crl(dir, &ca, &index)?;
+    index.save(&lock)?;
+    write_crl(&lock, &ca, &index)?;
     Ok(revoked)
 }
 
@@ -64,7 +65,7 @@ fn serial_bytes(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// Writes `crl.pem`: every revoked certificate of the index, signed by the CA.
-fn write_crl(dir: &Path, ca: &Ca, index: &Index) -> Result<(), PkiError> {
+fn write_crl(lock: &DirLock, ca: &Ca, index: &Index) -> Result<(), PkiError> {
     let now = OffsetDateTime::now_utc();
     let revoked_certs = index
         .certificates
@@ -89,13 +90,14 @@ fn write_crl(dir: &Path, ca: &Ca, index: &Index) -> Result<(), PkiError> {
         key_identifier_method: KeyIdMethod::Sha256,
     };
     let pem = params.signed_by(ca.issuer())?.pem()?;
-    files::write_atomic(&dir.join(files::CRL), pem.as_bytes(), Secrecy::Public)
+    files::write_atomic(lock, &lock.dir().join(files::CRL), pem.as_bytes(), Secrecy::Public)
 }
 
 /// Issues a new certificate with a new key and serial for `name` (a client
 /// name, or `server`), replacing its files. The old certificate stays valid
 /// until it expires or is revoked. Returns the folder that was updated.
 pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
+    let lock = DirLock::lock_existing(dir)?;
     let ca = Ca::load(dir)?;
     let (issued, folder, cert, key) = if name == "server" {
         let current = read_info(&dir.join(files::SERVER_CERT))?;
@@ -107,8 +109,8 @@ pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
         let folder = client_folder(dir, &name)?;
         (ca.issue_client(&name, days)?, folder, files::CLIENT_CERT, files::CLIENT_KEY)
     };
-    issued.write(&folder.join(cert), &folder.join(key))?;
-    issue::record(dir, &[&issued])?;
+    issued.write(&lock, &folder.join(cert), &folder.join(key))?;
+    issue::record(&lock, &[&issued])?;
     Ok(folder)
 }
 

@@ -116,6 +116,7 @@ fn load_crls(dir: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, P
 
 /// Everything `rcmd serve` reads from its cert directory (never `ca.key`).
 pub fn load_server(dir: &Path) -> Result<ServerFiles, PkiError> {
+    let _reading = files::read_lock(dir);
     let (roots, ca) = load_roots(dir)?;
     let identity = load_identity(
         &dir.join(files::SERVER_CERT),
@@ -127,6 +128,7 @@ pub fn load_server(dir: &Path) -> Result<ServerFiles, PkiError> {
 
 /// Everything the client reads from a client directory.
 pub fn load_client(dir: &Path) -> Result<ClientFiles, PkiError> {
+    let _reading = files::read_lock(dir);
     let (roots, _) = load_roots(dir)?;
     let identity = load_identity(
         &dir.join(files::CLIENT_CERT),

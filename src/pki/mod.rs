@@ -37,7 +37,7 @@ pub use lifecycle::{read_info, renew, revoke};
 pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
 pub use name::{ClientName, InvalidName, MAX_NAME_LEN};
 
-use files::Secrecy;
+use files::{DirLock, Secrecy};
 
 pub const DEFAULT_CA_DAYS: u32 = 3650;
 pub const DEFAULT_DAYS: u32 = 365;
@@ -90,6 +90,7 @@ pub fn has_ca(dir: &Path) -> bool {
 /// files written.
 pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
     let dir = &options.dir;
+    let lock = DirLock::acquire(dir)?;
     for existing in [files::CA_KEY, files::CA_CERT].map(|f| dir.join(f)) {
         if existing.exists() && !options.force {
             return Err(PkiError::CaExists { path: existing });
@@ -100,14 +101,13 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
     let server = ca.issue_server(&server_sans(&options.sans), options.days)?;
     let client = ca.issue_client(&options.client, options.days)?;
 
-    files::create_dir(dir)?;
     let path = |name: &str| dir.join(name);
-    ca_issued.write(&path(files::CA_CERT), &path(files::CA_KEY))?;
-    server.write(&path(files::SERVER_CERT), &path(files::SERVER_KEY))?;
-    client.write(&path(files::CLIENT_CERT), &path(files::CLIENT_KEY))?;
+    ca_issued.write(&lock, &path(files::CA_CERT), &path(files::CA_KEY))?;
+    server.write(&lock, &path(files::SERVER_CERT), &path(files::SERVER_KEY))?;
+    client.write(&lock, &path(files::CLIENT_CERT), &path(files::CLIENT_KEY))?;
     // A new CA starts a new history: the old index and CRL belong to the old CA.
     Index { certificates: [&ca_issued, &server, &client].iter().map(|i| i.entry.clone()).collect() }
-        .save(dir)?;
+        .save(&lock)?;
     match std::fs::remove_file(path(files::CRL)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(PkiError::io(path(files::CRL), e)),
         _ => {}
@@ -128,6 +128,7 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
 /// Issues a client identity for `name` into `dir/name/`, a self-contained
 /// client directory (the CA certificate, never its key). Returns that folder.
 pub fn issue_client_dir(dir: &Path, name: &ClientName, days: u32, force: bool) -> Result<PathBuf, PkiError> {
+    let lock = DirLock::lock_existing(dir)?;
     let ca = Ca::load(dir)?;
     let target = dir.join(name.as_str());
     if target.exists() && !force {
@@ -135,8 +136,8 @@ pub fn issue_client_dir(dir: &Path, name: &ClientName, days: u32, force: bool) -
     }
     let client = ca.issue_client(name, days)?;
     files::create_dir(&target)?;
-    files::write_atomic(&target.join(files::CA_CERT), ca.cert_pem.as_bytes(), Secrecy::Public)?;
-    client.write(&target.join(files::CLIENT_CERT), &target.join(files::CLIENT_KEY))?;
-    issue::record(dir, &[&client])?;
+    files::write_atomic(&lock, &target.join(files::CA_CERT), ca.cert_pem.as_bytes(), Secrecy::Public)?;
+    client.write(&lock, &target.join(files::CLIENT_CERT), &target.join(files::CLIENT_KEY))?;
+    issue::record(&lock, &[&client])?;
     Ok(target)
 }
