@@ -6,9 +6,10 @@
 //! * [`client`]: the command-line client;
 //!
 //! plus [`jobs`], the process-supervision library underneath the server, and
-//! [`wire`], the JSON bodies that server and client share, and
-//! [`one_line`], how every error is printed; [`docs`] makes completions
-//! and the man page.
+//! [`wire`], the JSON bodies that server and client share,
+//! [`one_line`], how every error is printed, and [`units`], sizes and
+//! durations as the command line takes them; [`docs`] makes completions and
+//! the man page.
 
 pub mod client;
 pub mod docs;

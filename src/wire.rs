@@ -119,6 +119,9 @@ pub struct JobStatus {
     /// Output was dropped: past the server's cap, or not storable.
     #[serde(default)]
     pub truncated: bool,
+    /// Why output was dropped, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_error: Option<String>,
     /// The job's client: only in an admin's `GET /jobs?all=true`.
@@ -133,6 +136,10 @@ pub struct JobStatus {
     pub oom_killed: bool,
     #[serde(default, skip_serializing_if = "Usage::is_empty")]
     pub usage: Usage,
+    /// The job was running when its server stopped (status `error`, with an
+    /// `error_msg` that starts with `lost:`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
 }
 
 impl JobStatus {
@@ -154,10 +161,30 @@ impl JobStatus {
     }
 }
 
-/// `GET /jobs`.
+/// `GET /jobs?limit=N&after=ID`: one page of jobs, ids ascending.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobList {
     pub jobs: Vec<JobStatus>,
+    /// There is more: ask again with `after` set to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+impl JobStatus {
+    /// Why some of the job's output is not there, if some is not: the one
+    /// line `run`, `output` and `logs` print on stderr.
+    pub fn truncation_notice(&self) -> Option<String> {
+        if !self.truncated {
+            return None;
+        }
+        let why = match (&self.truncated_reason, &self.output_error) {
+            (Some(reason), Some(error)) => format!("{reason} ({error})"),
+            (Some(reason), None) => reason.clone(),
+            (None, Some(error)) => error.clone(),
+            (None, None) => "some of it was dropped".to_owned(),
+        };
+        Some(format!("output truncated: {why}"))
+    }
 }
 
 /// `GET /jobs/{id}/output`: text only (invalid UTF-8 is replaced); the raw

@@ -34,7 +34,16 @@ fn pool(label: &str) -> Fixture {
     pool_with(label, |_| {})
 }
 
+/// Where a pool made with `JobPool::new` keeps its jobs' output files.
+fn output_dir(data: &std::path::Path) -> std::path::PathBuf {
+    data.join("output").join("-")
+}
+
 impl Fixture {
+    fn output_dir(&self) -> std::path::PathBuf {
+        output_dir(&self.dir.path().join("data"))
+    }
+
     fn run(&self, (cmd, args): (String, Vec<String>)) -> JobId {
         self.pool.create(cmd, args)
     }
@@ -164,7 +173,7 @@ async fn huge_output_is_complete_and_exact() {
     }
     assert_eq!(offset, SIZE);
     assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Exited(0)));
-    let spool = std::fs::metadata(f.dir.path().join("data").join(format!("{id}.stdout"))).unwrap();
+    let spool = std::fs::metadata(f.output_dir().join(format!("{id}.stdout"))).unwrap();
     assert_eq!(spool.len(), SIZE, "output lives in the spool file");
 }
 
@@ -307,8 +316,7 @@ async fn delete_of_a_running_job_kills_its_group_and_removes_its_output() {
     f.pool.delete(id).await.unwrap();
     assert!(matches!(f.pool.status(id), Err(JobError::NotFound(_))));
     support::wait_no_process(&sleep);
-    let data = f.dir.path().join("data");
-    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "spool files removed");
+    assert_eq!(std::fs::read_dir(f.output_dir()).unwrap().count(), 0, "spool files removed");
     assert!(matches!(f.pool.delete(id).await, Err(JobError::NotFound(_))));
 }
 
@@ -319,7 +327,7 @@ async fn delete_of_a_finished_job_removes_it() {
     f.pool.wait(id).await.unwrap();
     f.pool.delete(id).await.unwrap();
     assert!(matches!(f.pool.output(id), Err(JobError::NotFound(_))));
-    assert_eq!(std::fs::read_dir(f.dir.path().join("data")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(f.output_dir()).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +341,7 @@ async fn a_follower_of_a_deleted_job_ends_with_what_was_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_kills_every_job_and_its_children() {
+async fn shutdown_kills_every_job_and_its_children_and_marks_them_lost() {
     let f = pool("shutdown");
     let sleep = support::marked_sleep(f.dir.path(), "shutdown");
     let ids: Vec<_> = (0..5).map(|_| f.run(sh(&format!("{sleep} 1000 & {sleep} 1000")))).collect();
@@ -342,13 +350,17 @@ async fn shutdown_kills_every_job_and_its_children() {
     });
     f.pool.shutdown().await;
     for id in ids {
-        assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Signaled(9)));
+        let status = f.pool.status(id).unwrap();
+        assert!(
+            status.lost && matches!(&status.status, Status::Error(m) if m.starts_with("lost:")),
+            "{status:?}"
+        );
     }
     support::wait_no_process(&sleep);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_the_pool_kills_every_job_and_removes_its_files() {
+async fn dropping_the_pool_kills_every_job_and_its_children() {
     let f = pool("drop");
     let sleep = support::marked_sleep(f.dir.path(), "drop");
     let pids: Vec<u32> = (0..3)
@@ -357,12 +369,10 @@ async fn dropping_the_pool_kills_every_job_and_removes_its_files() {
     support::wait_until("all sleeps run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 6
     });
-    let Fixture { pool, dir } = f;
-    drop(pool);
+    drop(f.pool);
     // Reaped synchronously by the drop: the leaders are gone at once.
     assert!(pids.iter().all(|pid| !support::is_alive(*pid)));
     support::wait_no_process(&sleep);
-    assert_eq!(std::fs::read_dir(dir.path().join("data")).unwrap().count(), 0);
 }
 
 #[test]
@@ -411,20 +421,76 @@ fn many_threads_create_and_query_at_once() {
     let mut ids: Vec<u64> = all.iter().flat_map(|(_, ids)| ids.iter().map(|(_, id)| id.0)).collect();
     ids.sort_unstable();
     assert_eq!(ids, (1..=1600).collect::<Vec<_>>(), "every id given exactly once");
-    assert_eq!(pool.list().len(), 1600);
+    assert_eq!(pool.list().unwrap().len(), 1600);
     drop(pool);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_pool_removes_stale_spool_files_but_nothing_else() {
-    let dir = TempDir::new("stale");
+async fn a_new_pool_answers_for_the_last_ones_jobs_and_never_reuses_an_id() {
+    let dir = TempDir::new("reopen");
     let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("1.stdout"), "old").unwrap();
-    std::fs::write(data.join("keep.txt"), "mine").unwrap();
-    let _pool = JobPool::new(PoolConfig::new(&data)).unwrap();
-    assert!(!data.join("1.stdout").exists());
-    assert!(data.join("keep.txt").exists());
+    let pool = JobPool::new(PoolConfig::new(&data)).unwrap();
+    let done = pool.create("sh", args(&["-c", "echo out; echo err >&2; exit 3"]));
+    let gone = pool.create("sh", args(&["-c", "echo bye"]));
+    pool.wait(done).await.unwrap();
+    pool.wait(gone).await.unwrap();
+    pool.delete(gone).await.unwrap();
+    let running = pool.create("sleep", args(&["1000"]));
+    let pid = pool.status(running).unwrap().pid.unwrap();
+    // While it holds the directory, nobody else may open it.
+    let Err(JobError::DataDir(refused)) = JobPool::new(PoolConfig::new(&data)) else {
+        panic!("opened twice")
+    };
+    assert!(refused.to_string().contains(&format!("is in use by pid {}", std::process::id())), "{refused}");
+    drop(pool);
+    assert!(!support::is_alive(pid));
+
+    let pool = JobPool::new(PoolConfig::new(&data)).unwrap();
+    let status = pool.status(done).unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(3)));
+    assert_eq!((status.command.as_str(), status.args.len()), ("sh", 2));
+    let output = pool.output(done).unwrap();
+    assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
+    let followed = pool.reader(done, Stream::Stdout, 0).unwrap().read_to_end().await.unwrap();
+    assert_eq!(followed, b"out\n");
+    assert!(matches!(pool.status(gone), Err(JobError::NotFound(_))));
+    let lost = pool.wait(running).await.unwrap();
+    assert!(lost.lost);
+    assert!(matches!(&lost.status, Status::Error(m) if m.starts_with("lost:")), "{:?}", lost.status);
+    let listed: Vec<JobId> = pool.list().unwrap().iter().map(|s| s.id).collect();
+    assert_eq!(listed, [done, running]);
+    let next = pool.create("true", vec![]);
+    assert!(next > running, "{next} after {running}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_spool_file_is_an_error_not_an_empty_output() {
+    let f = pool("missing-spool");
+    let id = f.run(sh("echo important"));
+    f.pool.wait(id).await.unwrap();
+    std::fs::remove_file(f.output_dir().join(format!("{id}.stdout"))).unwrap();
+    assert!(matches!(f.pool.output(id), Err(JobError::ReadOutput { .. })));
+    assert!(matches!(f.pool.reader(id, Stream::Stdout, 0), Err(JobError::ReadOutput { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_file_replaced_by_a_symlink_is_not_followed() {
+    let f = pool("symlink-spool");
+    let secret = f.dir.path().join("secret");
+    std::fs::write(&secret, "not yours").unwrap();
+    let id = f.run(sh("echo mine"));
+    f.pool.wait(id).await.unwrap();
+    let spool = f.output_dir().join(format!("{id}.stdout"));
+    std::fs::remove_file(&spool).unwrap();
+    std::os::unix::fs::symlink(&secret, &spool).unwrap();
+    assert!(matches!(f.pool.output(id), Err(JobError::ReadOutput { .. })));
+    // Nor is one planted where the next job's output goes: it is not written through.
+    let next = JobId(id.0 + 1);
+    std::os::unix::fs::symlink(&secret, f.output_dir().join(format!("{next}.stdout"))).unwrap();
+    assert_eq!(f.run(sh("echo overwrite")), next);
+    let status = f.pool.wait(next).await.unwrap();
+    assert!(status.truncated && status.output_error.is_some(), "{status:?}");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "not yours");
 }
 
 #[test]

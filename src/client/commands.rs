@@ -1,5 +1,6 @@
 //! The client's commands: each sends its requests and prints the answer.
 
+use std::io::Write;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -27,12 +28,13 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), ClientError> {
     print_line(serde_json::to_string(value).expect("wire types serialise"))
 }
 
-/// The status line the CLI prints.
+/// The status line the CLI prints; it says when output was dropped.
 pub fn describe(status: &wire::JobStatus) -> String {
-    match out_of_memory(status) {
+    let line = match out_of_memory(status) {
         Some(note) => format!("{}, {note}", describe_state(status)),
         None => describe_state(status),
-    }
+    };
+    if status.truncated { format!("{line} (output truncated)") } else { line }
 }
 
 /// "out of memory (limit 64 MiB)" for a job the OOM killer ended.
@@ -151,33 +153,71 @@ pub async fn delete(conn: &Connection, id: &JobRef) -> Result<i32, ClientError> 
     Ok(0)
 }
 
+/// Lists every job (`all`: every client's, for admins), following the
+/// server's pages; each page is printed as it comes, so neither end holds
+/// the whole list. JSON is one `{"jobs": [...]}` object, written a page at a
+/// time.
 pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, ClientError> {
-    let path = if all { "/jobs?all=true" } else { "/jobs" };
-    let response = conn.call(Method::GET, path, None::<&()>, None).await?;
-    let list: wire::JobList = conn.json(response).await?;
+    let mut out = std::io::stdout().lock();
+    // With --all, a job is named as the other commands take it: CN/ID.
+    let width = if all { 24 } else { 6 };
+    let _ = match format {
+        Format::Human => writeln!(out, "{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED"),
+        Format::Json => write!(out, "{{\"jobs\":["),
+    };
+    let mut after = 0;
+    let mut first = true;
+    loop {
+        let path = if all { "/jobs?all=true".to_owned() } else { format!("/jobs?after={after}") };
+        let response = conn.call(Method::GET, &path, None::<&()>, None).await?;
+        let page: wire::JobList = conn.json(response).await?;
+        print_jobs(&mut out, &page.jobs, format, width, &mut first).map_err(ClientError::Write)?;
+        match page.next {
+            Some(next) if next > after => after = next,
+            _ => break,
+        }
+    }
+    if let Format::Json = format {
+        writeln!(out, "]}}").map_err(ClientError::Write)?;
+    }
+    Ok(0)
+}
+
+fn print_jobs(
+    out: &mut impl Write,
+    jobs: &[wire::JobStatus],
+    format: Format,
+    width: usize,
+    first: &mut bool,
+) -> std::io::Result<()> {
     match format {
-        Format::Json => print_json(&list)?,
+        Format::Json => {
+            for job in jobs {
+                if !std::mem::take(first) {
+                    out.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *out, job)?;
+            }
+        }
         Format::Human => {
-            // With --all, a job is named as the other commands take it: CN/ID.
-            let width = if all { 24 } else { 6 };
-            print_line(format_args!("{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED"))?;
-            for job in &list.jobs {
+            for job in jobs {
                 let command = std::iter::once(job.cmd.as_str()).chain(job.args.iter().map(String::as_str));
                 let name = match &job.client {
                     Some(client) => format!("{client}/{}", job.id),
                     None => job.id.to_string(),
                 };
-                print_line(format_args!(
+                writeln!(
+                    out,
                     "{:>width$}  {:<40}  {:<20}  {}",
                     name,
                     describe(job),
                     job.started_at.get(..19).unwrap_or(&job.started_at),
                     command.collect::<Vec<_>>().join(" ")
-                ))?;
+                )?;
             }
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Prints both streams of a job: what is there now, or (`follow`) all of it
@@ -189,7 +229,16 @@ pub async fn output(conn: &Connection, id: &JobRef, follow: bool) -> Result<i32,
         copy_stream(conn, id, Stream::Stdout, follow, &mut stdout),
         copy_stream(conn, id, Stream::Stderr, follow, &mut stderr)
     )?;
+    report_truncation(&fetch_status(conn, id, false).await?);
     Ok(0)
+}
+
+/// One line on stderr when some of the job's output was dropped, so that
+/// nobody takes what was printed for all of it.
+pub(super) fn report_truncation(status: &wire::JobStatus) {
+    if let Some(notice) = status.truncation_notice() {
+        eprintln!("rcmd: {notice}");
+    }
 }
 
 fn is_resumable(e: &ClientError) -> bool {

@@ -105,6 +105,7 @@ pub(crate) async fn run(
         }
     }
     let status = fetch_status(conn, &id, true).await?;
+    super::commands::report_truncation(&status);
     if status.status == wire::State::Error {
         warn(status.error_msg.as_deref().unwrap_or("the command could not start"));
     }

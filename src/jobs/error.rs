@@ -10,8 +10,17 @@ pub enum JobError {
     #[error("no job with id {0}")]
     NotFound(JobId),
 
-    #[error("cannot prepare the data directory {}: {source}", path.display())]
-    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    DataDir(#[from] super::DataDirError),
+
+    #[error("cannot use the data directory {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("the job records in {} cannot be used: {source}", path.display())]
+    Records { path: PathBuf, source: rusqlite::Error },
+
+    #[error("{0}")]
+    CommandLine(String),
 
     #[error("the job pool must be created inside a tokio runtime")]
     NoRuntime,

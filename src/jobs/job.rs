@@ -1,8 +1,14 @@
-//! One job: its record, its lifecycle and its supervisor task.
+//! One job while it lives in memory: its lifecycle, its supervisor task, and
+//! the changes it sends to the records.
+//!
+//! A job is in its pool's live map from the moment it is made until its
+//! finish is committed to the records; from then on the records alone
+//! answer for it (see [`pool`](super::pool)).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -11,10 +17,13 @@ use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
 use super::cgroup::{JobGroup, ResourceUsage};
+use super::data_dir::Folder;
 use super::limits::Usage;
 use super::process::{self, ExitEvent, Process, Started};
-use super::spool::{self, OutputReader, Progress, Sink, Stream};
+use super::records::{Change, End};
+use super::spool::{self, OutputReader, Progress, Sink, Stream, Truncation};
 use super::stdin::{StdinRefused, StdinSlot, StdinWriter};
+use super::store::{self, Store};
 use super::{JobId, JobSpec, JobStatus, Limits, Output, PoolConfig, Status, Termination};
 
 /// How long the pumps may keep draining after the job was killed. Only a
@@ -36,7 +45,6 @@ pub(crate) struct Job {
     pid: Option<u32>,
     /// The job's cgroups; `None` on a host without them (process group only).
     group: Option<JobGroup>,
-    spool_paths: [PathBuf; 2],
     lifecycle: Mutex<Lifecycle>,
     stdin: StdinSlot,
     events: watch::Sender<Progress>,
@@ -53,78 +61,132 @@ struct Lifecycle {
     /// What the kernel counted, once the job has finished.
     usage: ResourceUsage,
     oom_killed: bool,
+    /// Ended by the pool's shutdown: recorded as lost.
+    lost: bool,
 }
 
-/// What a pool shares with its jobs: its settings and its counters.
+/// What a pool shares with its jobs: its settings, its counters, where its
+/// records and output go, and its live jobs.
 pub(crate) struct Shared {
     pub config: PoolConfig,
     pub usage: Usage,
+    pub store: Arc<Store>,
+    /// The name the pool's records are kept under.
+    pub client: Arc<str>,
+    /// The pool's output folder.
+    pub folder: Arc<Folder>,
+    /// Jobs whose finish is not yet committed to the records.
+    pub live: Mutex<BTreeMap<JobId, Arc<Job>>>,
+    /// The pool is shutting down: jobs it ends are lost, not completed.
+    pub stopping: AtomicBool,
 }
 
-/// What a pool needs to know to start a job.
-pub(crate) struct Spec {
-    pub id: JobId,
-    pub spec: JobSpec,
-    pub shared: Arc<Shared>,
+impl Shared {
+    pub fn live(&self) -> MutexGuard<'_, BTreeMap<JobId, Arc<Job>>> {
+        // A panic while holding this lock leaves plain data behind; keep going.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a job is started with beyond its command: a JSON object for the
+/// record.
+fn spec_json(spec: &JobSpec) -> String {
+    let limits = &spec.limits;
+    serde_json::json!({
+        "stdin": spec.stdin,
+        "isolate": spec.isolate,
+        "user": spec.run_as.as_ref().map(|u| &u.user),
+        "limits": {
+            "memory": limits.memory, "cpus": limits.cpus, "pids": limits.pids,
+            "io_read_bps": limits.io_read_bps, "io_write_bps": limits.io_write_bps,
+        },
+    })
+    .to_string()
 }
 
 impl Job {
-    /// Starts the job's process and supervisor. Never fails: a job that
-    /// cannot start is returned in the error state. Must be called inside
-    /// the runtime's context.
-    pub fn start(spec: Spec) -> Arc<Job> {
-        let started_at = SystemTime::now();
-        let spool_paths = Stream::BOTH.map(|s| spool::spool_path(&spec.shared.config.data_dir, spec.id, s));
-        let (group, started) = match start_contained(&spec.spec, &spec.shared.config) {
+    /// Records the job, starts its process and supervisor, and puts it in
+    /// the pool's live map. Never fails: a job that cannot start is in the
+    /// error state. Must be called inside the runtime's context.
+    pub fn start(id: JobId, spec: JobSpec, shared: Arc<Shared>) -> Arc<Job> {
+        let records = &shared.store.records;
+        let client = Arc::clone(&shared.client);
+        let created_at = SystemTime::now();
+        let create = Change::Create {
+            client: Arc::clone(&client),
+            id,
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            spec: spec_json(&spec),
+            at: created_at,
+        };
+        records.send(create, None);
+        let (group, started) = match start_contained(&spec, &shared.config) {
             Ok((group, started)) => (group, Ok(started)),
             Err(e) => (None, Err(e)),
         };
-        let started = started
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.spec.command)));
+        let started =
+            started.map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)));
         let (child, stdin, supervision, status) = match started {
             Ok(Started { process, exit, stdin, stdout, stderr }) => {
                 (Some(process), StdinSlot::new(stdin), Some((exit, stdout, stderr)), Status::Running)
             }
             Err(e) => {
                 // Never running: it does not count as such.
-                Usage::release(&spec.shared.usage.running);
-                (None, StdinSlot::never_started(spec.spec.stdin), None, Status::Error(e.to_string()))
+                Usage::release(&shared.usage.running);
+                (None, StdinSlot::never_started(spec.stdin), None, Status::Error(e.to_string()))
             }
         };
-        if let (Some(child), Some(watcher)) = (&child, &spec.shared.config.watcher) {
-            watcher.started(child.id());
+        let pid = child.as_ref().map(Process::id);
+        let error = match &status {
+            Status::Error(message) => Some(message.clone()),
+            _ => None,
+        };
+        let start = Change::Start {
+            client,
+            id,
+            pid,
+            proc_start: pid.and_then(store::process_start),
+            error,
+            at: created_at,
+        };
+        records.send(start, None);
+        if let (Some(pid), Some(watcher)) = (pid, &shared.config.watcher) {
+            watcher.started(pid);
         }
-        let finished = supervision.is_none();
         let job = Arc::new(Job {
-            id: spec.id,
-            command: spec.spec.command,
-            args: spec.spec.args,
-            started_at,
-            limits: spec.spec.limits,
-            pid: child.as_ref().map(Process::id),
+            id,
+            command: spec.command,
+            args: spec.args,
+            started_at: created_at,
+            limits: spec.limits,
+            pid,
             group,
-            spool_paths,
             lifecycle: Mutex::new(Lifecycle {
                 child,
                 status,
-                finished_at: finished.then(SystemTime::now),
+                // One that never started is over when it is made.
+                finished_at: supervision.is_none().then_some(created_at),
                 output_error: None,
                 usage: ResourceUsage::default(),
                 oom_killed: false,
+                lost: false,
             }),
             stdin,
-            events: watch::Sender::new(Progress::new(finished)),
-            shared: spec.shared,
+            events: watch::Sender::new(Progress::new(supervision.is_some())),
+            shared,
         });
         if let Some(observer) = &job.shared.config.observer {
             observer.started();
-            if finished {
-                observer.finished(&job.status());
+        }
+        job.shared.live().insert(id, Arc::clone(&job));
+        match supervision {
+            Some((exit, stdout, stderr)) => tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr])),
+            None => {
+                let job = Arc::clone(&job);
+                tokio::spawn(async move { job.finish(None).await })
             }
-        }
-        if let Some((exit, stdout, stderr)) = supervision {
-            tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr]));
-        }
+        };
         job
     }
 
@@ -133,15 +195,19 @@ impl Job {
     async fn supervise(self: Arc<Self>, exit: ExitEvent, [stdout, stderr]: [pipe::Receiver; 2]) {
         let sink = Sink {
             events: &self.events,
+            folder: &self.shared.folder,
+            id: self.id,
             output_limit: self.shared.config.output_limit,
             pool_stored: &self.shared.usage.stored,
             pool_limit: self.shared.config.max_stored_bytes,
+            disk_stored: &self.shared.store.disk.stored,
+            disk_limit: self.shared.store.disk.limit,
             report_error: &|stream, e| self.record_output_error(stream, e),
         };
         let pumps = async {
             tokio::join!(
-                spool::pump(Stream::Stdout, stdout, &self.spool_paths[0], &sink),
-                spool::pump(Stream::Stderr, stderr, &self.spool_paths[1], &sink),
+                spool::pump(Stream::Stdout, stdout, &sink),
+                spool::pump(Stream::Stderr, stderr, &sink)
             )
         };
         tokio::pin!(pumps);
@@ -157,13 +223,17 @@ impl Job {
         let termination = self.reap();
         if !drained && tokio::time::timeout(DRAIN_AFTER_EXIT, &mut pumps).await.is_err() {
             tracing::warn!(job = %self.id, "a process that escaped the job holds its output open; the rest is dropped");
-            self.events.send_modify(|p| p.truncated = true);
+            self.events.send_modify(|p| p.truncate(Truncation::Detached));
         }
-        let counted = match &self.group {
-            Some(group) => Some(self.retire(group).await),
-            None => None,
-        };
-        self.finish(termination, counted);
+        if let Some(group) = &self.group {
+            let (usage, oom_kills) = self.retire(group).await;
+            let mut lifecycle = self.lock();
+            lifecycle.usage = usage;
+            lifecycle.oom_killed = oom_kills > 0;
+        }
+        // Someone else reaped (the pool was dropped): it was killed.
+        let termination = termination.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32));
+        self.finish(Some(termination)).await;
     }
 
     /// Waits until every process of the job's cgroups has exited, reads what
@@ -258,25 +328,58 @@ impl Job {
         lifecycle.output_error.get_or_insert_with(|| format!("cannot store {}: {e}", stream.name()));
     }
 
-    fn finish(&self, termination: Option<Termination>, counted: Option<(ResourceUsage, u64)>) {
+    /// Records how the job ended (`None`: it never started), and only once
+    /// that is committed publishes it as finished and leaves the live map.
+    /// If the record cannot be written the job stays in memory, so nothing
+    /// a client was told is lost while this server runs.
+    async fn finish(&self, termination: Option<Termination>) {
+        let progress = *self.events.borrow();
+        let lost = termination.is_some() && self.shared.stopping.load(Ordering::SeqCst);
+        let (status, output_error, at, usage, oom_killed) = {
+            let lifecycle = self.lock();
+            let status = match termination {
+                Some(_) if lost => Status::Error(store::LOST_MESSAGE.to_owned()),
+                Some(termination) => Status::Completed(termination),
+                None => lifecycle.status.clone(),
+            };
+            let at = lifecycle.finished_at.unwrap_or_else(SystemTime::now);
+            (status, lifecycle.output_error.clone(), at, lifecycle.usage, lifecycle.oom_killed)
+        };
+        let end = End {
+            status: status.clone(),
+            usage,
+            oom_killed,
+            lost,
+            at,
+            stored: progress.stored_both(),
+            truncated: progress.truncated.map(|t| t.to_string()),
+            output_error,
+        };
+        let finished_at = end.at;
+        let shared = &self.shared;
+        let recorded = shared
+            .store
+            .records
+            .apply(Change::Finish { client: Arc::clone(&shared.client), id: self.id, end })
+            .await;
         {
             let mut lifecycle = self.lock();
-            // Someone else reaped (the pool was dropped): it was killed.
-            let termination = termination.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32));
-            lifecycle.status = Status::Completed(termination);
-            lifecycle.finished_at = Some(SystemTime::now());
-            if let Some((usage, oom_kills)) = counted {
-                lifecycle.usage = usage;
-                lifecycle.oom_killed = oom_kills > 0;
-            }
+            lifecycle.status = status;
+            lifecycle.finished_at = Some(finished_at);
+            lifecycle.lost = lost;
         }
-        Usage::release(&self.shared.usage.running);
+        if termination.is_some() {
+            Usage::release(&shared.usage.running);
+        }
         self.events.send_modify(|p| {
             p.exited = true;
             p.finished = true;
         });
-        if let Some(observer) = &self.shared.config.observer {
+        if let Some(observer) = &shared.config.observer {
             observer.finished(&self.status());
+        }
+        if recorded.is_ok() {
+            shared.live().remove(&self.id);
         }
     }
 
@@ -292,8 +395,10 @@ impl Job {
             pid: self.pid,
             started_at: self.started_at,
             finished_at: lifecycle.finished_at,
-            truncated,
+            truncated: truncated.is_some(),
+            truncated_reason: truncated.map(|t| t.to_string()),
             output_error: lifecycle.output_error.clone(),
+            lost: lifecycle.lost,
             limits: self.limits,
             oom_killed: lifecycle.oom_killed,
             usage: match (&self.group, running) {
@@ -308,6 +413,11 @@ impl Job {
         self.stdin.take(self.events.subscribe())
     }
 
+    /// Output bytes stored so far, both streams.
+    pub fn stored(&self) -> u64 {
+        self.events.borrow().stored_both().iter().sum()
+    }
+
     pub async fn wait_exited(&self) {
         let _ = self.events.subscribe().wait_for(|p| p.exited).await;
     }
@@ -316,61 +426,38 @@ impl Job {
         let _ = self.events.subscribe().wait_for(|p| p.finished).await;
     }
 
-    /// A reader of one stream from `offset`. A spool file that exists is
-    /// opened now, so the reader keeps working if the job is deleted while it
-    /// follows; one that does not yet (no output so far) is opened later.
+    /// A reader of one stream from `offset`, following the job.
     pub fn reader(&self, stream: Stream, offset: u64) -> io::Result<OutputReader> {
-        let events = self.events.subscribe();
-        let path = self.spool_paths[stream.index()].clone();
-        let file = match File::open(&path) {
-            Ok(file) => Some(file),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        Ok(OutputReader::new(path, file, stream, offset, events))
+        OutputReader::open(Arc::clone(&self.shared.folder), self.id, stream, offset, self.events.subscribe())
     }
 
     /// The output stored so far, both streams.
     pub fn output(&self) -> io::Result<Output> {
         let progress = *self.events.borrow();
-        let mut output = Output { truncated: progress.truncated, ..Output::default() };
-        for (stream, buf) in [(Stream::Stdout, &mut output.stdout), (Stream::Stderr, &mut output.stderr)] {
-            let len = usize::try_from(progress.stored(stream)).map_err(io::Error::other)?;
-            if len == 0 {
-                // Spool files are made with the first byte.
-                continue;
-            }
-            let file = File::open(&self.spool_paths[stream.index()])?;
-            buf.resize(len, 0);
-            std::os::unix::fs::FileExt::read_exact_at(&file, buf, 0)?;
-        }
-        Ok(output)
+        read_output(&self.shared.folder, self.id, progress.stored_both(), progress.truncated.is_some())
     }
+}
 
-    /// Gives back everything the job holds: its spool files, its stored
-    /// bytes and its place in the pool's count. Called once, when the job
-    /// leaves its pool.
-    pub fn forget(&self) {
-        let stored = {
-            let p = self.events.borrow();
-            p.stored(Stream::Stdout) + p.stored(Stream::Stderr)
-        };
-        self.shared.usage.stored.fetch_sub(stored, std::sync::atomic::Ordering::SeqCst);
-        Usage::release(&self.shared.usage.jobs);
-        self.remove_spool_files();
-    }
-
-    fn remove_spool_files(&self) {
-        for path in &self.spool_paths {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(job = %self.id, path = %path.display(), error = %e, "cannot remove spool file")
-                }
-            }
+/// The first `stored` bytes of each of job `id`'s spool files in `folder`. A
+/// file that should hold bytes and cannot be opened is an error.
+pub(crate) fn read_output(
+    folder: &Folder,
+    id: JobId,
+    stored: [u64; 2],
+    truncated: bool,
+) -> io::Result<Output> {
+    let mut output = Output { truncated, ..Output::default() };
+    for (stream, buf) in [(Stream::Stdout, &mut output.stdout), (Stream::Stderr, &mut output.stderr)] {
+        let len = usize::try_from(stored[stream.index()]).map_err(io::Error::other)?;
+        if len == 0 {
+            // Spool files are made with the first byte.
+            continue;
         }
+        let file: File = folder.open(&spool::file_name(id, stream))?;
+        buf.resize(len, 0);
+        std::os::unix::fs::FileExt::read_exact_at(&file, buf, 0)?;
     }
+    Ok(output)
 }
 
 /// Makes the job's cgroups (on a host that has them) and starts its process

@@ -22,6 +22,8 @@ pub enum Quota {
     Jobs(usize),
     /// Output bytes stored, all jobs together.
     StoredBytes(u64),
+    /// Output bytes stored by every client's jobs together.
+    Disk(u64),
 }
 
 impl fmt::Display for Quota {
@@ -37,6 +39,12 @@ impl fmt::Display for Quota {
                 write!(
                     f,
                     "your jobs' stored output reached {max} bytes, the most allowed: delete finished jobs to make room"
+                )
+            }
+            Quota::Disk(max) => {
+                write!(
+                    f,
+                    "the server's space for job output ({max} bytes, all clients together) is full: delete finished jobs, or ask the operator for more (serve --max-disk)"
                 )
             }
         }

@@ -22,10 +22,15 @@
 //!   `killpg` is guaranteed to hit the job's own group. Whoever takes the
 //!   `Child` out of the job's state is the one that kills the rest of the
 //!   group and reaps: after that no signal is ever sent again.
+//! * **State lives on disk.** A [`Store`] owns the data directory (checked,
+//!   locked, reached without following symlinks), the job records (SQLite)
+//!   and the output files. A job is in memory only while it runs; once its
+//!   end is recorded, the records answer for it, across restarts too.
 //! * **Output is spooled to files, not memory.** Two pumps copy the job's
-//!   stdout and stderr pipes into files in the pool's data directory, always
+//!   stdout and stderr pipes into files in the pool's output folder, always
 //!   draining the pipes so a job never blocks on output nobody reads. Past the
-//!   per-job cap, bytes are read and dropped and the job is marked truncated.
+//!   per-job, per-pool or whole-store cap, bytes are read and dropped and
+//!   the job is marked truncated, with the reason.
 //!   A spool file is made with its stream's first byte, so the many jobs
 //!   that print nothing cost no files.
 //! * **One event per job.** A `tokio::sync::watch` channel carries the job's
@@ -42,25 +47,31 @@
 
 mod cgroup;
 mod child;
+mod data_dir;
 mod error;
+mod ids;
 pub mod isolate;
 mod job;
 mod limits;
 mod observer;
 mod pool;
 mod process;
+mod records;
 mod spec;
 mod spool;
 mod status;
 mod stdin;
+mod store;
 
 pub use cgroup::{Cgroups, ResourceUsage, Unsupported, purge as purge_cgroup_folder};
+pub use data_dir::DataDirError;
 pub use error::JobError;
 pub use limits::{GroupWatcher, Quota};
 pub use observer::JobObserver;
-pub use pool::{JobPool, PoolConfig};
+pub use pool::{DEFAULT_PAGE, JobPool, MAX_PAGE, Page, PoolConfig};
 pub(crate) use spec::is_executable_file;
 pub use spec::{JobSpec, Limits, RunAs};
-pub use spool::{OutputReader, Stream};
+pub use spool::{OutputReader, Stream, Truncation};
 pub use status::{JobId, JobStatus, Output, Status, Termination};
 pub use stdin::{StdinCopied, StdinEnd, StdinRefused, StdinWriter};
+pub use store::{LOST_MESSAGE, Store};

@@ -1,26 +1,35 @@
-//! The pool: a map of jobs, their shared limits, and the calls on them.
+//! The pool: one client's jobs, their shared limits, and the calls on them.
+//!
+//! A job lives in the pool's memory only until its finish is recorded; from
+//! then on every call answers from the records and the spool files. So the
+//! memory a pool holds grows with its running jobs, not with its history,
+//! and a pool opened after a restart answers for the jobs of the last one.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 
 use super::cgroup::{Cgroups, Unsupported};
-use super::job::{Job, Shared, Spec};
+use super::ids::Ids;
+use super::job::{self, Job, Shared};
 use super::limits::{GroupWatcher, Quota, Usage};
-use super::spool::{self, OutputReader, Stream};
-use super::stdin::StdinWriter;
+use super::records::{Change, Record};
+use super::spool::{self, OutputReader, Progress, Stream};
+use super::stdin::{StdinRefused, StdinWriter};
+use super::store::Store;
 use super::{JobError, JobId, JobObserver, JobSpec, JobStatus, Limits, Output};
 
 /// Settings shared by every job of a pool.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Where the pool keeps its jobs' output. The pool owns this directory:
-    /// it creates it (mode 0700) and removes spool files it finds there.
+    /// The data directory of a pool made with [`JobPool::new`], which owns
+    /// it. Pools opened in a [`Store`] keep their data there instead.
     pub data_dir: PathBuf,
     /// Output bytes kept per job, both streams together; the rest is dropped
     /// and the job marked truncated.
@@ -66,35 +75,95 @@ impl PoolConfig {
     }
 }
 
+/// Jobs listed per page when the caller asks for no particular size.
+pub const DEFAULT_PAGE: usize = 100;
+/// The most jobs listed per page.
+pub const MAX_PAGE: usize = 1000;
+/// Bytes of command lines listed per page, about: a page holds fewer jobs
+/// when theirs are long, so a listing never holds much memory.
+const PAGE_BYTES: usize = 1 << 20;
+
+/// One page of a pool's jobs, by id.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub jobs: Vec<JobStatus>,
+    /// Where the next page starts (`after`), if there is one.
+    pub next: Option<JobId>,
+}
+
 /// A thread-safe pool of jobs. Dropping it (or [`JobPool::shutdown`]) kills
-/// every job's process group and reaps it.
+/// every job's process group and reaps it; the records stay.
 pub struct JobPool {
     shared: Arc<Shared>,
-    jobs: Mutex<BTreeMap<JobId, Arc<Job>>>,
-    next_id: AtomicU64,
+    ids: Ids,
     runtime: Handle,
+    /// Made by [`JobPool::new`]: the store is the pool's own, and closes
+    /// with it.
+    owns_store: bool,
+}
+
+/// A job the pool knows: alive in memory, or in the records.
+enum Found {
+    Live(Arc<Job>),
+    Recorded(Box<Record>),
 }
 
 impl JobPool {
-    /// Creates a pool whose jobs are supervised on the current tokio runtime.
+    /// A pool of its own in `config.data_dir`, which it opens as a [`Store`]
+    /// (locked for the pool's life) with no cap on disk use beyond the pool's.
     pub fn new(config: PoolConfig) -> Result<Self, JobError> {
+        Handle::try_current().map_err(|_| JobError::NoRuntime)?;
+        let store = Store::open(&config.data_dir, Some(u64::MAX))?;
+        let mut pool = JobPool::open(&store, "", config)?;
+        pool.owns_store = true;
+        Ok(pool)
+    }
+
+    /// The pool of `client` in `store`, with the jobs its records hold. Jobs
+    /// are supervised on the current tokio runtime.
+    pub fn open(store: &Arc<Store>, client: &str, config: PoolConfig) -> Result<Self, JobError> {
         let runtime = Handle::try_current().map_err(|_| JobError::NoRuntime)?;
-        take_over_dir(&config.data_dir)
-            .map_err(|source| JobError::DataDir { path: config.data_dir.clone(), source })?;
+        let folder = store
+            .client_folder(client)
+            .map_err(|source| JobError::Io { path: store.path().into(), source })?;
+        let recorded = store
+            .records
+            .usage(client)
+            .map_err(|source| JobError::Records { path: store.path().into(), source })?;
+        let usage = Usage::default();
+        usage.jobs.store(recorded.jobs as usize, Ordering::SeqCst);
+        usage.stored.store(recorded.stored, Ordering::SeqCst);
+        let client: Arc<str> = client.into();
         Ok(JobPool {
-            shared: Arc::new(Shared { config, usage: Usage::default() }),
-            jobs: Mutex::new(BTreeMap::new()),
-            next_id: AtomicU64::new(1),
+            ids: Ids::new(Arc::clone(&client), recorded.last_id),
+            shared: Arc::new(Shared {
+                config,
+                usage,
+                store: Arc::clone(store),
+                client,
+                folder: Arc::new(folder),
+                live: Mutex::new(BTreeMap::new()),
+                stopping: AtomicBool::new(false),
+            }),
             runtime,
+            owns_store: false,
         })
     }
 
-    fn jobs(&self) -> MutexGuard<'_, BTreeMap<JobId, Arc<Job>>> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    fn records_error(&self, source: rusqlite::Error) -> JobError {
+        JobError::Records { path: self.shared.store.path().into(), source }
     }
 
-    fn get(&self, id: JobId) -> Result<Arc<Job>, JobError> {
-        self.jobs().get(&id).cloned().ok_or(JobError::NotFound(id))
+    fn find(&self, id: JobId) -> Result<Found, JobError> {
+        if let Some(job) = self.shared.live().get(&id) {
+            return Ok(Found::Live(Arc::clone(job)));
+        }
+        // A job leaves the live map only once its record is committed.
+        match self.shared.store.records.get(&self.shared.client, id) {
+            Ok(Some(record)) => Ok(Found::Recorded(Box::new(record))),
+            Ok(None) => Err(JobError::NotFound(id)),
+            Err(e) => Err(self.records_error(e)),
+        }
     }
 
     /// Starts `command` with `args` and returns the new job's id. This always
@@ -113,11 +182,16 @@ impl JobPool {
     }
 
     /// Like [`JobPool::create`], but refuses a job that would exceed one of
-    /// the pool's quotas, saying which.
+    /// the pool's quotas or the server's disk budget, or whose command line
+    /// the kernel would refuse, saying which.
     pub fn try_create(&self, spec: JobSpec) -> Result<JobId, JobError> {
-        let (config, usage) = (&self.shared.config, &self.shared.usage);
+        let (config, usage, disk) = (&self.shared.config, &self.shared.usage, &self.shared.store.disk);
+        command_line_fits(&spec)?;
         if usage.stored.load(Ordering::SeqCst) >= config.max_stored_bytes {
             return Err(JobError::Quota(Quota::StoredBytes(config.max_stored_bytes)));
+        }
+        if disk.stored.load(Ordering::SeqCst) >= disk.limit {
+            return Err(JobError::Quota(Quota::Disk(disk.limit)));
         }
         match &config.cgroups {
             Some(cgroups) => cgroups.check(&spec.limits).map_err(JobError::Unsupported)?,
@@ -143,21 +217,27 @@ impl JobPool {
 
     /// Starts a job whose `jobs` and `running` units are already counted.
     fn start(&self, spec: JobSpec) -> JobId {
-        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = self.ids.next(&self.shared.store.records);
         let _runtime = self.runtime.enter();
-        let job = Job::start(Spec { id, spec, shared: Arc::clone(&self.shared) });
-        self.jobs().insert(id, job);
+        Job::start(id, spec, Arc::clone(&self.shared));
         id
     }
 
     /// The writer of a job's stdin: one at a time, and only for a job created
     /// with `stdin` that still runs. See [`StdinWriter::copy_from`].
     pub fn stdin(&self, id: JobId) -> Result<StdinWriter, JobError> {
-        self.get(id)?.stdin().map_err(|refused| JobError::Stdin { id, refused })
+        let refused = match self.find(id)? {
+            Found::Live(job) => job.stdin(),
+            Found::Recorded(_) => Err(StdinRefused::Ended),
+        };
+        refused.map_err(|refused| JobError::Stdin { id, refused })
     }
 
     pub fn status(&self, id: JobId) -> Result<JobStatus, JobError> {
-        Ok(self.get(id)?.status())
+        Ok(match self.find(id)? {
+            Found::Live(job) => job.status(),
+            Found::Recorded(record) => record.status,
+        })
     }
 
     /// Output bytes stored by the pool's jobs, both streams, all together.
@@ -165,28 +245,82 @@ impl JobPool {
         self.shared.usage.stored.load(Ordering::Relaxed)
     }
 
-    /// Every job of the pool, by id.
-    pub fn list(&self) -> Vec<JobStatus> {
-        let jobs: Vec<Arc<Job>> = self.jobs().values().cloned().collect();
-        jobs.iter().map(|job| job.status()).collect()
+    /// Up to `limit` jobs (at most [`MAX_PAGE`], fewer if their command
+    /// lines are long) with ids above `after`, ascending, and where the next
+    /// page starts.
+    pub fn list_page(&self, after: JobId, limit: usize) -> Result<Page, JobError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let recorded = self.shared.store.records.page(&self.shared.client, after, limit + 1, PAGE_BYTES);
+        let recorded = recorded.map_err(|e| self.records_error(e))?;
+        // Live jobs are newer than their records, and some are not recorded yet.
+        let live: Vec<Arc<Job>> = {
+            let live = self.shared.live();
+            live.range(JobId(after.0 + 1)..).take(limit + 1).map(|(_, job)| Arc::clone(job)).collect()
+        };
+        let mut merged: BTreeMap<JobId, JobStatus> =
+            recorded.into_iter().map(|r| (r.status.id, r.status)).collect();
+        merged.extend(live.iter().map(|job| (job.id, job.status())));
+        let mut size = 0;
+        let fits = merged.values().take_while(|job| {
+            size += job.command_line_len();
+            size <= PAGE_BYTES
+        });
+        let keep = fits.count().clamp(1, limit);
+        let mut jobs: Vec<JobStatus> = merged.into_values().take(keep + 1).collect();
+        let next = (jobs.len() > keep).then(|| {
+            jobs.truncate(keep);
+            jobs[keep - 1].id
+        });
+        Ok(Page { jobs, next })
+    }
+
+    /// Every job of the pool, by id. Prefer [`JobPool::list_page`]: this
+    /// holds every record in memory at once.
+    pub fn list(&self) -> Result<Vec<JobStatus>, JobError> {
+        let mut all = Vec::new();
+        let mut after = JobId(0);
+        loop {
+            let page = self.list_page(after, MAX_PAGE)?;
+            all.extend(page.jobs);
+            match page.next {
+                Some(next) => after = next,
+                None => return Ok(all),
+            }
+        }
     }
 
     /// Everything the job has written so far, both streams. For large
     /// output prefer [`JobPool::reader`], which holds one chunk at a time.
     pub fn output(&self, id: JobId) -> Result<Output, JobError> {
-        self.get(id)?.output().map_err(|source| JobError::ReadOutput { id, source })
+        let output = match self.find(id)? {
+            Found::Live(job) => job.output(),
+            Found::Recorded(r) => job::read_output(&self.shared.folder, id, r.stored, r.status.truncated),
+        };
+        output.map_err(|source| JobError::ReadOutput { id, source })
     }
 
     /// A reader that follows one stream of a job from byte `offset`.
     pub fn reader(&self, id: JobId, stream: Stream, offset: u64) -> Result<OutputReader, JobError> {
-        self.get(id)?.reader(stream, offset).map_err(|source| JobError::ReadOutput { id, source })
+        let reader = match self.find(id)? {
+            Found::Live(job) => job.reader(stream, offset),
+            Found::Recorded(r) => {
+                // Over, with all it will ever have: nothing to wait for.
+                let (_, events) = watch::channel(Progress::over(r.stored));
+                OutputReader::open(Arc::clone(&self.shared.folder), id, stream, offset, events)
+            }
+        };
+        reader.map_err(|source| JobError::ReadOutput { id, source })
     }
 
     /// Waits until the job has finished, and returns its final status.
     pub async fn wait(&self, id: JobId) -> Result<JobStatus, JobError> {
-        let job = self.get(id)?;
-        job.wait_finished().await;
-        Ok(job.status())
+        match self.find(id)? {
+            Found::Live(job) => {
+                job.wait_finished().await;
+                Ok(job.status())
+            }
+            Found::Recorded(record) => Ok(record.status),
+        }
     }
 
     /// SIGTERM to the job's process group, then SIGKILL once the pool's grace
@@ -203,7 +337,10 @@ impl JobPool {
     /// Like [`JobPool::stop`] with a grace period of its own. The escalation
     /// to SIGKILL happens even if the caller stops waiting.
     pub async fn stop_with_grace(&self, id: JobId, grace: Duration) -> Result<JobStatus, JobError> {
-        let job = self.get(id)?;
+        let job = match self.find(id)? {
+            Found::Live(job) => job,
+            Found::Recorded(record) => return Ok(record.status),
+        };
         let stopping = self.runtime.spawn(async move {
             if job.signal(Signal::SIGTERM) && tokio::time::timeout(grace, job.wait_exited()).await.is_err() {
                 job.signal(Signal::SIGKILL);
@@ -214,57 +351,127 @@ impl JobPool {
         stopping.await.map_err(|_| JobError::ShuttingDown)
     }
 
-    /// Removes a job. A running job is killed (its whole group) and reaped
-    /// first; its stored output is removed. Once this returns `Ok` the job
-    /// is gone, and the cleanup completes even if the caller stops waiting.
+    /// Removes a job: a running job is killed (its whole group) and reaped
+    /// first; then its output files and its record go. Once this returns
+    /// `Ok` the job is gone, and the cleanup completes even if the caller
+    /// stops waiting.
     pub async fn delete(&self, id: JobId) -> Result<(), JobError> {
-        let job = self.jobs().remove(&id).ok_or(JobError::NotFound(id))?;
-        job.signal(Signal::SIGKILL);
+        let live = match self.find(id)? {
+            Found::Live(job) => Some(job),
+            Found::Recorded(_) => None,
+        };
+        let shared = Arc::clone(&self.shared);
         let cleanup = self.runtime.spawn(async move {
-            job.wait_finished().await;
-            job.forget();
+            if let Some(job) = &live {
+                job.signal(Signal::SIGKILL);
+                job.wait_finished().await;
+            }
+            // Files first: on a full disk that makes room for the record's
+            // change. A record left without its files says so when read.
+            for name in Stream::BOTH.map(|stream| spool::file_name(id, stream)) {
+                if let Err(e) = shared.folder.remove(&name) {
+                    tracing::warn!(job = %id, file = name, error = %e, "cannot remove a spool file");
+                }
+            }
+            let deleted =
+                shared.store.records.apply(Change::Delete { client: Arc::clone(&shared.client), id }).await;
+            // A job whose record failed is still live: it goes now.
+            let was_live = shared.live().remove(&id).is_some();
+            let bytes = match (deleted, &live) {
+                (Ok(Some(recorded)), None) => recorded,
+                (Ok(Some(_)), Some(job)) => job.stored(),
+                (Err(_), Some(job)) if was_live => job.stored(),
+                // Someone else deleted it meanwhile.
+                _ => return Err(JobError::NotFound(id)),
+            };
+            Usage::release(&shared.usage.jobs);
+            shared.usage.stored.fetch_sub(bytes, Ordering::SeqCst);
+            shared.store.disk.stored.fetch_sub(bytes, Ordering::SeqCst);
+            Ok(())
         });
-        // The task only fails if the runtime is shutting down, and then the
-        // pool's drop does the cleanup.
-        let _ = cleanup.await;
-        Ok(())
+        // The task only fails if the runtime is shutting down.
+        cleanup.await.map_err(|_| JobError::ShuttingDown)?
     }
 
-    /// Kills every job's process group and waits until each is reaped and
-    /// its output drained. The records stay queryable.
+    /// Deletes finished jobs that finished before `before`, with their
+    /// output. Returns how many.
+    pub async fn delete_finished_before(&self, before: SystemTime) -> Result<usize, JobError> {
+        const BATCH: usize = 500;
+        let mut deleted = 0;
+        loop {
+            let ids = self.shared.store.records.finished_before(&self.shared.client, before, BATCH);
+            let ids = ids.map_err(|e| self.records_error(e))?;
+            for &id in &ids {
+                match self.delete(id).await {
+                    Ok(()) => deleted += 1,
+                    Err(JobError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if ids.len() < BATCH {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Kills every job's process group and waits until each is reaped, its
+    /// output drained and its end recorded: as lost, as a server's jobs are
+    /// when it stops. The records stay.
     pub async fn shutdown(&self) {
-        let jobs: Vec<Arc<Job>> = self.jobs().values().cloned().collect();
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let jobs: Vec<Arc<Job>> = self.shared.live().values().cloned().collect();
         for job in &jobs {
             job.signal(Signal::SIGKILL);
         }
         for job in &jobs {
             job.wait_finished().await;
         }
+        self.ids.release_unused(&self.shared.store.records).await;
     }
 }
 
 impl Drop for JobPool {
     fn drop(&mut self) {
-        let jobs = std::mem::take(&mut *self.jobs());
+        let jobs = std::mem::take(&mut *self.shared.live());
         for job in jobs.values() {
             // Synchronous kill and reap: the runtime may already be gone.
+            // Their records stay as they are: the next store marks them lost.
             job.reap();
             job.remove_group_blocking();
-            job.forget();
+        }
+        if self.owns_store {
+            self.shared.store.close();
         }
     }
 }
 
-/// Creates the pool's directory (0700) and removes spool files that an
-/// earlier pool left in it. Other files are left alone.
-fn take_over_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().to_str().is_some_and(spool::is_spool_file_name) {
-            std::fs::remove_file(entry.path())?;
-        }
+/// Refuses a command line the kernel would refuse with E2BIG, before any of
+/// it is kept: one string longer than MAX_ARG_STRLEN, or arguments and
+/// environment together over ARG_MAX.
+fn command_line_fits(spec: &JobSpec) -> Result<(), JobError> {
+    /// The kernel's MAX_ARG_STRLEN: 32 pages, with the terminating NUL.
+    const MAX_ARG_STRLEN: usize = 32 * 4096;
+    let pointer = std::mem::size_of::<usize>();
+    let words = std::iter::once(&spec.command).chain(&spec.args);
+    if let Some(long) = words.clone().find(|w| w.len() + 1 > MAX_ARG_STRLEN) {
+        return Err(JobError::CommandLine(format!(
+            "an argument of {} bytes is longer than the kernel allows ({} bytes)",
+            long.len(),
+            MAX_ARG_STRLEN - 1
+        )));
+    }
+    let env: usize = match spec.environment() {
+        Some(env) => env.iter().map(|(k, v)| k.len() + v.len() + 2 + pointer).sum(),
+        None => std::env::vars_os().map(|(k, v)| k.len() + v.len() + 2 + pointer).sum(),
+    };
+    let args: usize = words.map(|w| w.len() + 1 + pointer).sum();
+    let arg_max =
+        nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX).ok().flatten().unwrap_or(1 << 21) as usize;
+    if args + env > arg_max {
+        return Err(JobError::CommandLine(format!(
+            "the command line and environment take {} bytes, more than the kernel allows ({arg_max} bytes)",
+            args + env
+        )));
     }
     Ok(())
 }

@@ -7,10 +7,11 @@
 //! `spawn_blocking` per chunk would cost more than the I/O itself.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
 use super::JobId;
+use super::data_dir::Folder;
 
 /// Bytes moved per read from a pipe (the size of an enlarged pipe).
 const PUMP_CHUNK: usize = 1 << 20;
@@ -54,7 +56,7 @@ impl Stream {
 pub(crate) struct Progress {
     /// Bytes stored so far, per stream (indexed by [`Stream`]).
     stored: [u64; 2],
-    pub truncated: bool,
+    pub truncated: Option<Truncation>,
     /// The main process has exited (it may not be reaped yet).
     pub exited: bool,
     /// The job is over: reaped, and its output drained to the end.
@@ -62,9 +64,24 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// The progress of a new job; one that never started is over at once.
-    pub fn new(over: bool) -> Self {
-        Progress { exited: over, finished: over, ..Progress::default() }
+    /// The progress of a new job: one that never started has no process
+    /// to wait for, but is finished only once its record is.
+    pub fn new(started: bool) -> Self {
+        Progress { exited: !started, ..Progress::default() }
+    }
+
+    /// The progress of a job that is over, with what it stored.
+    pub fn over(stored: [u64; 2]) -> Self {
+        Progress { stored, exited: true, finished: true, ..Progress::default() }
+    }
+
+    /// Keeps the first reason output was dropped.
+    pub fn truncate(&mut self, why: Truncation) {
+        self.truncated.get_or_insert(why);
+    }
+
+    pub fn stored_both(&self) -> [u64; 2] {
+        self.stored
     }
 
     pub fn stored(&self, stream: Stream) -> u64 {
@@ -76,34 +93,75 @@ impl Progress {
     }
 }
 
-/// The path of one stream's spool file for a job.
-pub(crate) fn spool_path(dir: &Path, id: JobId, stream: Stream) -> PathBuf {
-    dir.join(format!("{id}.{}", stream.name()))
+/// The name of one stream's spool file for a job, in its client's folder.
+pub(crate) fn file_name(id: JobId, stream: Stream) -> String {
+    format!("{id}.{}", stream.name())
 }
 
-/// Whether `name` is a file this module could have made (so the pool may
-/// remove it when it takes over its directory).
-pub(crate) fn is_spool_file_name(name: &str) -> bool {
-    name.rsplit_once('.').is_some_and(|(id, ext)| {
-        (ext == "stdout" || ext == "stderr") && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
-    })
+/// Why a job's output was cut short. The first reason is the one kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Past the bytes one job may keep.
+    JobLimit(u64),
+    /// Past the bytes all of one client's jobs may keep.
+    ClientLimit(u64),
+    /// Past the bytes all jobs of every client may keep.
+    DiskLimit(u64),
+    /// The spool file could not be written (see the job's output error).
+    WriteError,
+    /// A process that left the job's group kept its output open after the
+    /// job ended.
+    Detached,
 }
 
-/// Creates an empty spool file that only the server's user can read.
-pub(crate) fn create_spool_file(path: &Path) -> io::Result<File> {
-    File::options().write(true).create(true).truncate(true).mode(0o600).open(path)
+impl fmt::Display for Truncation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Truncation::JobLimit(n) => write!(f, "the job wrote more than the {n} bytes a job may keep"),
+            Truncation::ClientLimit(n) => {
+                write!(
+                    f,
+                    "your jobs' stored output reached {n} bytes, the most allowed; delete finished jobs"
+                )
+            }
+            Truncation::DiskLimit(n) => {
+                write!(f, "the server's space for output ({n} bytes, all clients together) is full")
+            }
+            Truncation::WriteError => write!(f, "the server could not write it to disk"),
+            Truncation::Detached => {
+                write!(f, "a process that left the job's group kept its output open after the job ended")
+            }
+        }
+    }
 }
 
 /// Where a pump records what it stored, and how a pump learns the room left.
 pub(crate) struct Sink<'a> {
     pub events: &'a watch::Sender<Progress>,
+    /// The client's folder, where the spool files are made.
+    pub folder: &'a Folder,
+    pub id: JobId,
     /// Bytes kept per job.
     pub output_limit: u64,
     /// Bytes stored by the whole pool, and the most it may store.
     pub pool_stored: &'a AtomicU64,
     pub pool_limit: u64,
+    /// Bytes stored by every pool, and the most they may store.
+    pub disk_stored: &'a AtomicU64,
+    pub disk_limit: u64,
     /// Called with an error that cost output, so it can be logged and shown.
     pub report_error: &'a (dyn Fn(Stream, &io::Error) + Sync),
+}
+
+/// Takes up to `want` units of `counter` without passing `limit`; returns
+/// how many it took.
+fn reserve(counter: &AtomicU64, limit: u64, want: u64) -> u64 {
+    let mut took = 0;
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+        took = want.min(limit.saturating_sub(used));
+        Some(used + took)
+    });
+    took
 }
 
 thread_local! {
@@ -116,8 +174,8 @@ thread_local! {
 /// reading early, so the job is never blocked on a full pipe: bytes past the
 /// cap, or after a write error, are read and dropped, and the job is marked
 /// truncated.
-pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, path: &Path, sink: &Sink<'_>) {
-    let mut spool = SpoolWriter { stream, path, file: None, can_write: true };
+pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, sink: &Sink<'_>) {
+    let mut spool = SpoolWriter { stream, file: None, can_write: true };
     let mut enlarged = false;
     loop {
         if let Err(e) = pipe.readable().await {
@@ -152,24 +210,41 @@ pub(crate) async fn pump(stream: Stream, pipe: pipe::Receiver, path: &Path, sink
 
 /// One stream's spool file, made with the first byte (a job without output
 /// costs no file), and whether it can still be written.
-struct SpoolWriter<'a> {
+struct SpoolWriter {
     stream: Stream,
-    path: &'a Path,
     file: Option<File>,
     can_write: bool,
 }
 
-impl SpoolWriter<'_> {
-    /// Keeps what fits under the job's and the pool's caps, drops the rest.
+impl SpoolWriter {
+    /// Keeps what fits under the job's, the pool's and the disk's caps, drops
+    /// the rest, and says why.
     fn store(&mut self, sink: &Sink<'_>, bytes: &[u8]) {
+        let want = bytes.len() as u64;
         let job_room = sink.output_limit.saturating_sub(sink.events.borrow().total_stored());
-        let pool_room = sink.pool_limit.saturating_sub(sink.pool_stored.load(Ordering::Relaxed));
-        let keep = bytes.len().min(usize::try_from(job_room.min(pool_room)).unwrap_or(usize::MAX));
+        let mut why = None;
+        let mut keep = want;
+        if job_room < keep {
+            keep = job_room;
+            why = Some(Truncation::JobLimit(sink.output_limit));
+        }
+        let pool_took = reserve(sink.pool_stored, sink.pool_limit, keep);
+        if pool_took < keep {
+            keep = pool_took;
+            why = Some(Truncation::ClientLimit(sink.pool_limit));
+        }
+        let disk_took = reserve(sink.disk_stored, sink.disk_limit, keep);
+        if disk_took < keep {
+            sink.pool_stored.fetch_sub(keep - disk_took, Ordering::Relaxed);
+            keep = disk_took;
+            why = Some(Truncation::DiskLimit(sink.disk_limit));
+        }
+        let keep = keep as usize;
         let mut stored = 0;
         if self.can_write && keep > 0 {
             let file = match self.file.take() {
                 Some(file) => Ok(file),
-                None => create_spool_file(self.path),
+                None => sink.folder.create_new(&file_name(sink.id, self.stream)),
             };
             let written = file.and_then(|mut file| {
                 file.write_all(&bytes[..keep])?;
@@ -180,21 +255,29 @@ impl SpoolWriter<'_> {
                 Ok(()) => stored = keep,
                 Err(e) => {
                     self.can_write = false;
+                    why = Some(Truncation::WriteError);
                     (sink.report_error)(self.stream, &e);
                 }
             }
+        } else if keep > 0 {
+            why = Some(Truncation::WriteError);
         }
-        sink.pool_stored.fetch_add(stored as u64, Ordering::Relaxed);
+        // Give back what was reserved and not stored.
+        let unused = (keep - stored) as u64;
+        sink.pool_stored.fetch_sub(unused, Ordering::Relaxed);
+        sink.disk_stored.fetch_sub(unused, Ordering::Relaxed);
         sink.events.send_modify(|p| {
             p.stored[self.stream.index()] += stored as u64;
-            p.truncated |= stored < bytes.len();
+            if let Some(why) = why {
+                p.truncate(why);
+            }
         });
     }
 
     /// The pipe itself failed: what is left of the output is lost.
     fn fail(&self, sink: &Sink<'_>, e: &io::Error) {
         (sink.report_error)(self.stream, e);
-        sink.events.send_modify(|p| p.truncated = true);
+        sink.events.send_modify(|p| p.truncate(Truncation::WriteError));
     }
 }
 
@@ -205,7 +288,8 @@ impl SpoolWriter<'_> {
 /// A reader holds an open file, so it keeps working even if the job is deleted
 /// while it follows; at most one chunk of output is in memory per reader.
 pub struct OutputReader {
-    path: PathBuf,
+    folder: Arc<Folder>,
+    name: String,
     /// Opened when the reader is made, or with the first byte to read.
     file: Option<File>,
     stream: Stream,
@@ -216,14 +300,25 @@ pub struct OutputReader {
 }
 
 impl OutputReader {
-    pub(crate) fn new(
-        path: PathBuf,
-        file: Option<File>,
+    /// A reader of one stream of job `id`, whose files are in `folder`. A
+    /// spool file that exists is opened now, so the reader keeps working if
+    /// the job is deleted while it follows; one that does not yet (no output
+    /// so far) is opened with the first byte to read. A file that should
+    /// hold bytes and is missing is an error, never the end of the output.
+    pub(crate) fn open(
+        folder: Arc<Folder>,
+        id: JobId,
         stream: Stream,
         offset: u64,
         events: watch::Receiver<Progress>,
-    ) -> Self {
-        OutputReader { path, file, stream, offset, end: None, events }
+    ) -> io::Result<Self> {
+        let name = file_name(id, stream);
+        let file = match folder.open(&name) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && events.borrow().stored(stream) == 0 => None,
+            Err(e) => return Err(missing(&name, e)),
+        };
+        Ok(OutputReader { folder, name, file, stream, offset, end: None, events })
     }
 
     /// Stops this reader at the output stored so far, instead of following
@@ -256,12 +351,7 @@ impl OutputReader {
             };
             if self.offset < stored {
                 if self.file.is_none() {
-                    match File::open(&self.path) {
-                        Ok(file) => self.file = Some(file),
-                        // Deleted before this reader first read: nothing more.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                        Err(e) => return Err(e),
-                    }
+                    self.file = Some(self.folder.open(&self.name).map_err(|e| missing(&self.name, e))?);
                 }
                 let file = self.file.as_ref().expect("opened above");
                 let want = usize::try_from(stored - self.offset).map_or(READ_CHUNK, |n| n.min(READ_CHUNK));
@@ -299,17 +389,8 @@ impl OutputReader {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spool_file_names_are_recognised_and_nothing_else() {
-        assert!(is_spool_file_name("1.stdout"));
-        assert!(is_spool_file_name("42.stderr"));
-        assert!(!is_spool_file_name(".stdout"));
-        assert!(!is_spool_file_name("x.stdout"));
-        assert!(!is_spool_file_name("1.stdin"));
-        assert!(!is_spool_file_name("important.txt"));
-    }
+/// A spool file that cannot be opened though it should hold output: the
+/// output is not there (deleted, or replaced by something we do not follow).
+fn missing(name: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("the job's output file {name} cannot be opened: {e}"))
 }

@@ -46,8 +46,10 @@ pub struct JobStatus {
     pub pid: Option<u32>,
     pub started_at: SystemTime,
     pub finished_at: Option<SystemTime>,
-    /// Output past the pool's cap was dropped, or could not be stored.
+    /// Output past a cap was dropped, or could not be stored.
     pub truncated: bool,
+    /// Why, for people (see [`Truncation`](super::Truncation)).
+    pub truncated_reason: Option<String>,
     /// Why output could not be stored (for example, a full disk).
     pub output_error: Option<String>,
     /// The limits in force.
@@ -57,6 +59,16 @@ pub struct JobStatus {
     pub oom_killed: bool,
     /// What the kernel counted (so far, while it runs), where it counts.
     pub usage: ResourceUsage,
+    /// The job was running when its server stopped; its status is an error
+    /// whose message starts with `lost:`.
+    pub lost: bool,
+}
+
+impl JobStatus {
+    /// Bytes of its command and arguments: what listing it costs.
+    pub fn command_line_len(&self) -> usize {
+        self.command.len() + self.args.iter().map(String::len).sum::<usize>()
+    }
 }
 
 /// A job's complete stored output.

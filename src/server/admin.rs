@@ -56,16 +56,16 @@ pub(crate) fn all_jobs(caller: &Caller, state: &AppState) -> Result<wire::JobLis
     }
     let mut pools = state.pools.each();
     pools.sort_by(|a, b| a.0.cmp(&b.0));
-    let jobs = pools
-        .iter()
-        .flat_map(|(name, pool)| {
-            pool.list().into_iter().map(move |job| wire::JobStatus {
-                client: Some(name.to_string()),
-                ..super::status_body(&job)
-            })
-        })
-        .collect();
-    Ok(wire::JobList { jobs })
+    let mut jobs = Vec::new();
+    for (name, pool) in &pools {
+        let listed = pool.list().map_err(|e| ApiError::internal("cannot list the jobs", e))?;
+        jobs.extend(
+            listed
+                .iter()
+                .map(|job| wire::JobStatus { client: Some(name.to_string()), ..super::status_body(job) }),
+        );
+    }
+    Ok(wire::JobList { jobs, next: None })
 }
 
 /// The pool of the client an admin names; never created by asking.

@@ -6,7 +6,9 @@
 //! * [`identity`]: who is asking (the CN, a [`ClientName`](crate::pki::ClientName)),
 //!   refused with 403 unless the [`policy`] lets it in; whose jobs it reaches.
 //! * [`policy`]: `--policy FILE`: who may run what, as whom.
-//! * [`pools`]: a job pool per client, created on first use.
+//! * [`pools`]: a job pool per client, created on first use, all in one
+//!   [`Store`](crate::jobs::Store) (the data directory and its records).
+//! * [`retention`]: deletes old finished jobs in the background.
 //! * [`routes`]: the handlers; another client's job is a 404.
 //! * [`admin`]: every client's jobs, for admins.
 //! * [`warnings`]: risky set-ups, logged at start-up.
@@ -36,6 +38,7 @@ mod policy;
 mod pools;
 mod refusals;
 mod registry;
+mod retention;
 mod routes;
 mod seconds;
 mod tls;
@@ -54,7 +57,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::policy::{CurrentPolicy, Policy, ServerUser};
-use crate::jobs::{self, PoolConfig};
+use crate::jobs::{self, PoolConfig, Store};
 use crate::pki;
 use crate::wire;
 
@@ -69,10 +72,25 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
     pub listen: SocketAddr,
 
-    /// Where job output is spooled [default: $TMPDIR/rcmd-UID-PORT, or
-    /// rcmd-UID-pPID for port 0].
+    /// Where job records and output are kept; it must be ours alone (mode
+    /// 0700, not a symlink) and one server's at a time [default:
+    /// /var/lib/rcmd for root, else $XDG_STATE_HOME/rcmd or
+    /// ~/.local/state/rcmd; with --dev, CERTS/data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Delete finished jobs, with their output, this long after they
+    /// finished: a number with s, m, h or d, or 0 to keep every job.
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub retain: Duration,
+
+    /// The most output bytes stored by all jobs of all clients together;
+    /// past it output is dropped (jobs marked truncated) and new jobs get
+    /// 429. SIZE is bytes or a number with K, M, G or T [default: what is
+    /// stored plus half of the free space of the data directory's file
+    /// system, at start-up].
+    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
+    pub max_disk: Option<u64>,
 
     /// One-command start: create a PKI in --certs if it has none, listen on
     /// loopback, and print the client command to try. mTLS stays on.
@@ -104,9 +122,11 @@ pub struct ServeArgs {
     pub max_jobs: usize,
 
     /// Per client: the most output bytes stored by all its jobs together.
-    /// Past it, output is dropped (jobs marked truncated) and new jobs get 429.
-    #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
-    pub max_stored: u64,
+    /// Past it, output is dropped (jobs marked truncated) and new jobs get
+    /// 429. SIZE as for --max-disk [default: a quarter of --max-disk, at most
+    /// 16G, so that no one client can take the space of all].
+    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
+    pub max_stored: Option<u64>,
 
     /// The most authenticated connections open at once; more are closed
     /// right after their handshake.
@@ -215,7 +235,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--max-response-buffer must be at least {} bytes", budget::MIN_BUDGET);
     }
 
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| default_data_dir(args.listen.port()));
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None if args.dev => args.certs.join("data"),
+        None => default_data_dir()?,
+    };
+    let store = Store::open(&data_dir, args.max_disk)?;
     let cgroups = detect_cgroups(&data_dir);
     let folders = cgroups.as_ref().map(|c| c.folders()).unwrap_or_default();
     let guard = Arc::new(
@@ -224,15 +249,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut child_exits = signal(SignalKind::child())?;
     let ceilings = args.job_limits.ceilings();
     enforceable(&ceilings, cgroups.as_deref())?;
-    let mut template = pool_template(&args, &data_dir, &guard, cgroups);
+    let mut template = pool_template(&args, &store, &guard, cgroups);
     let metrics = args.metrics_listen.map(|_| Arc::new(metrics::Metrics::new()));
     template.observer = metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>);
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        output_stored = store.disk_used(),
+        max_disk = store.max_disk(),
+        max_stored_per_client = template.max_stored_bytes,
+        retain_secs = args.retain.as_secs(),
+        "job records and output"
+    );
     let state = Arc::new(routes::AppState {
-        pools: pools::Pools::new(data_dir.clone(), template),
+        pools: pools::Pools::new(Arc::clone(&store), template),
         policy: CurrentPolicy::new(policy),
         metrics,
         ceilings,
     });
+    let retention =
+        (!args.retain.is_zero()).then(|| tokio::spawn(retention::run(Arc::clone(&state), args.retain)));
 
     let handle = Handle::new();
     let request_timeout = args.request_timeout.0;
@@ -277,7 +312,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ => Err(anyhow::anyhow!("cannot listen on {}", args.listen)),
         };
     };
-    println!("rcmd listening on {addr} (job output in {})", data_dir.display());
+    println!("rcmd listening on {addr} (job records and output in {})", data_dir.display());
     if let Some(metrics_addr) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(metrics_addr)
             .await
@@ -307,10 +342,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: killing every job");
     handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    if let Some(retention) = retention {
+        retention.abort();
+    }
     for pool in state.pools.all() {
         pool.shutdown().await;
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, server).await;
+    store.close();
     Ok(())
 }
 
@@ -349,16 +388,16 @@ fn enforceable(ceilings: &ceilings::Ceilings, cgroups: Option<&jobs::Cgroups>) -
 /// the guard that hears of every job's process group.
 fn pool_template(
     args: &ServeArgs,
-    data_dir: &Path,
+    store: &Store,
     guard: &Arc<guard::Guard>,
     cgroups: Option<Arc<jobs::Cgroups>>,
 ) -> PoolConfig {
-    let mut template = PoolConfig::new(data_dir);
+    let mut template = PoolConfig::new(store.path());
     template.output_limit = args.max_output;
     template.stop_grace = args.stop_grace.0;
     template.max_running = args.max_running;
     template.max_jobs = args.max_jobs;
-    template.max_stored_bytes = args.max_stored;
+    template.max_stored_bytes = args.max_stored.unwrap_or((store.max_disk() / 4).min(16 << 30));
     if cgroups.is_none() {
         template.watcher = Some(Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
     }
@@ -419,11 +458,20 @@ fn close_connections_of(dropped: &[pki::ClientName], registry: &registry::Regist
     }
 }
 
-/// One folder per server: two servers must never share one, as each takes
-/// over its folders. With port 0 the port is not known yet; the pid is unique.
-fn default_data_dir(port: u16) -> PathBuf {
-    let server = if port == 0 { format!("p{}", std::process::id()) } else { port.to_string() };
-    std::env::temp_dir().join(format!("rcmd-{}-{server}", nix::unistd::getuid()))
+/// Where state lives when no --data-dir is given: never in a folder others
+/// can write to, such as /tmp.
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/rcmd"));
+    }
+    let absolute = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(state) = absolute("XDG_STATE_HOME") {
+        return Ok(state.join("rcmd"));
+    }
+    match absolute("HOME") {
+        Some(home) => Ok(home.join(".local/state/rcmd")),
+        None => anyhow::bail!("no HOME to keep job records in: give a directory with --data-dir"),
+    }
 }
 
 /// Every live job costs descriptors (two pipes, a pidfd, two spool files).
@@ -489,10 +537,12 @@ pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
         started_at: rfc3339(s.started_at),
         finished_at: s.finished_at.map(rfc3339),
         truncated: s.truncated,
+        truncated_reason: s.truncated_reason.clone(),
         output_error: s.output_error.clone(),
         client: None,
         limits: ceilings::to_wire(&s.limits),
         oom_killed: s.oom_killed,
         usage: wire::Usage { cpu_ms: s.usage.cpu_ms, memory_peak: s.usage.memory_peak },
+        lost: s.lost,
     }
 }

@@ -1,46 +1,49 @@
 //! One job pool per client identity, made on the client's first request.
-//! Pools share the data directory (each has its own folder in it) and the
-//! limits; a client can only ever reach its own pool.
+//! Pools share one [`Store`] (each keeps its output in a folder of its own
+//! and its records under its client's name) and the limits; a client can
+//! only ever reach its own pool.
+//!
+//! The map's lock is held only to look up or insert: opening a pool (a
+//! folder and a read of the records) happens outside it, so one client's
+//! first request never holds up another's.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::jobs::{JobPool, PoolConfig};
-
+use crate::jobs::{JobPool, PoolConfig, Store};
 use crate::pki::ClientName;
 
 pub struct Pools {
-    data_dir: PathBuf,
+    store: Arc<Store>,
     template: PoolConfig,
     by_client: Mutex<HashMap<ClientName, Arc<JobPool>>>,
 }
 
 impl Pools {
-    /// `template` holds the limits; its data dir is replaced per client.
-    pub fn new(data_dir: PathBuf, template: PoolConfig) -> Self {
-        Pools { data_dir, template, by_client: Mutex::new(HashMap::new()) }
+    /// `template` holds the limits every pool gets.
+    pub fn new(store: Arc<Store>, template: PoolConfig) -> Self {
+        Pools { store, template, by_client: Mutex::new(HashMap::new()) }
     }
 
-    /// The client's pool, created on first use.
+    /// The client's pool, opened on first use (with the jobs its records
+    /// hold from before a restart).
     pub fn get(&self, client: &ClientName) -> anyhow::Result<Arc<JobPool>> {
-        // Creating a pool takes over its folder, so it happens under the lock:
-        // two first requests of one client must not both take it over. This
-        // happens once per client.
-        let mut pools = self.lock();
-        if let Some(pool) = pools.get(client) {
+        if let Some(pool) = self.lock().get(client) {
             return Ok(Arc::clone(pool));
         }
-        let mut config = self.template.clone();
-        config.data_dir = self.data_dir.join(folder_name(client));
-        let pool = Arc::new(JobPool::new(config)?);
-        pools.insert(client.clone(), Arc::clone(&pool));
-        Ok(pool)
+        let opened = Arc::new(JobPool::open(&self.store, client.as_str(), self.template.clone())?);
+        // Two first requests may both have opened one: the first in wins,
+        // and the other, which has no jobs yet, is dropped.
+        Ok(Arc::clone(self.lock().entry(client.clone()).or_insert(opened)))
     }
 
-    /// The client's pool if it has one; never creates it.
+    /// The client's pool if it has jobs (open, or in the records); never
+    /// creates one for a client without.
     pub fn existing(&self, client: &ClientName) -> Option<Arc<JobPool>> {
-        self.lock().get(client).cloned()
+        if let Some(pool) = self.lock().get(client) {
+            return Some(Arc::clone(pool));
+        }
+        self.store.has_jobs_of(client.as_str()).then(|| self.get(client).ok()).flatten()
     }
 
     /// Every pool with its client.
@@ -52,13 +55,11 @@ impl Pools {
         self.lock().values().cloned().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientName, Arc<JobPool>>> {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ClientName, Arc<JobPool>>> {
         self.by_client.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// A folder name for a client that is safe on any file system whatever
-/// characters its name holds: hex (at most 128 bytes, as names are at most 64).
-fn folder_name(client: &ClientName) -> String {
-    client.as_str().bytes().map(|b| format!("{b:02x}")).collect()
 }

@@ -32,7 +32,8 @@ use super::metrics::Metrics;
 use super::policy::CurrentPolicy;
 use super::pools::Pools;
 use crate::jobs::{
-    JobError, JobId, JobPool, JobSpec, OutputReader, StdinCopied, StdinEnd, StdinRefused, Stream,
+    DEFAULT_PAGE, JobError, JobId, JobPool, JobSpec, MAX_PAGE, OutputReader, StdinCopied, StdinEnd,
+    StdinRefused, Stream,
 };
 use crate::wire;
 
@@ -213,6 +214,7 @@ async fn create(
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),
         Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
         Err(JobError::Unsupported(why)) => Err(ApiError::bad_request(why.to_string())),
+        Err(JobError::CommandLine(why)) => Err(ApiError::bad_request(why)),
         Err(other) => Err(ApiError::internal("cannot create the job", other)),
     }
 }
@@ -223,6 +225,11 @@ struct ListQuery {
     /// Every client's jobs (admins only).
     #[serde(default)]
     all: bool,
+    /// Jobs per page [default: DEFAULT_PAGE, at most MAX_PAGE].
+    limit: Option<usize>,
+    /// Only jobs with ids above this one.
+    #[serde(default)]
+    after: u64,
 }
 
 async fn list(
@@ -234,8 +241,15 @@ async fn list(
     if q.all {
         return admin::all_jobs(&caller, &state).map(Json);
     }
-    let jobs = pool(&state, &client)?.list().iter().map(super::status_body).collect();
-    Ok(Json(wire::JobList { jobs }))
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+    }
+    let page = pool(&state, &client)?
+        .list_page(JobId(q.after), limit)
+        .map_err(|e| ApiError::internal("cannot list the jobs", e))?;
+    let jobs = page.jobs.iter().map(super::status_body).collect();
+    Ok(Json(wire::JobList { jobs, next: page.next.map(|id| id.0) }))
 }
 
 #[derive(Deserialize)]
@@ -254,7 +268,7 @@ async fn status(
 ) -> Result<Json<wire::JobStatus>, ApiError> {
     let pool = pool(&state, &client)?;
     let status = if q.wait { pool.wait(job.id).await } else { pool.status(job.id) };
-    status.map(|s| Json(super::status_body(&s))).map_err(|_| ApiError::bare_not_found())
+    status.map(|s| Json(super::status_body(&s))).map_err(not_found_or_internal)
 }
 
 async fn output_json(
@@ -263,7 +277,7 @@ async fn output_json(
     job: JobPath,
 ) -> Result<Response, ApiError> {
     let pool = pool(&state, &client)?;
-    let truncated = pool.status(job.id).map_err(|_| ApiError::bare_not_found())?.truncated;
+    let truncated = pool.status(job.id).map_err(not_found_or_internal)?.truncated;
     let reader = |stream| open_reader(&pool, job.id, stream, 0).map(|r| r.up_to_now());
     let body = json_output::body(reader(Stream::Stdout)?, reader(Stream::Stderr)?, truncated).map_err(|size| {
         let id = job.id;
@@ -279,10 +293,15 @@ async fn output_json(
 }
 
 fn open_reader(pool: &JobPool, id: JobId, stream: Stream, offset: u64) -> Result<OutputReader, ApiError> {
-    pool.reader(id, stream, offset).map_err(|e| match e {
+    pool.reader(id, stream, offset).map_err(not_found_or_internal)
+}
+
+/// The seed's bare 404 for an unknown job; anything else is the server's fault.
+fn not_found_or_internal(e: JobError) -> ApiError {
+    match e {
         JobError::NotFound(_) => ApiError::bare_not_found(),
-        other => ApiError::internal("cannot read the job's output", other),
-    })
+        other => ApiError::internal("cannot read the job", other),
+    }
 }
 
 #[derive(Deserialize)]
@@ -393,7 +412,10 @@ async fn stop(
             pool.stop_with_grace(job.id, grace.min(pool.stop_grace())).await
         }
     };
-    let status = stopped.map_err(|_| ApiError::no_such_job(job.id.0))?;
+    let status = stopped.map_err(|e| match e {
+        JobError::NotFound(id) => ApiError::no_such_job(id.0),
+        other => ApiError::internal("cannot stop the job", other),
+    })?;
     Ok(Json(super::status_body(&status)))
 }
 
@@ -403,7 +425,10 @@ async fn delete(
     job: JobPath,
 ) -> Result<StatusCode, ApiError> {
     let pool = pool(&state, &client)?;
-    pool.delete(job.id).await.map_err(|_| ApiError::no_such_job(job.id.0))?;
+    pool.delete(job.id).await.map_err(|e| match e {
+        JobError::NotFound(id) => ApiError::no_such_job(id.0),
+        other => ApiError::internal("cannot delete the job", other),
+    })?;
     Ok(StatusCode::OK)
 }
 

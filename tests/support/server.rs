@@ -18,12 +18,13 @@ use super::{TempDir, wait_until};
 pub const RCMD: &str = env!("CARGO_BIN_EXE_rcmd");
 
 pub struct TestServer {
-    child: Child,
-    stdout: BufReader<ChildStdout>,
+    process: Process,
     /// `IP:PORT` as the server printed it.
     pub addr: String,
     pub pki: TestPki,
     pub data: TempDir,
+    /// The extra arguments it was started with, for a restart.
+    args: Vec<String>,
 }
 
 impl TestServer {
@@ -55,9 +56,37 @@ impl TestServer {
         extra_args: &[&str],
         prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
     ) -> TestServer {
-        let pki = TestPki::new(clients);
-        let data = TempDir::new("server-data");
-        let log = std::fs::File::create(data.path().join("server.log")).unwrap();
+        let args = extra_args.iter().map(|a| a.to_string()).collect();
+        Self::spawn(TestPki::new(clients), TempDir::new("server-data"), args, prepare)
+    }
+
+    /// Ends the server with `signal` (SIGKILL: a crash; SIGTERM: a graceful
+    /// stop) and starts a new one on the same PKI, data directory and
+    /// arguments. The new one listens on a new port.
+    pub fn restart(self, signal: Signal) -> TestServer {
+        let args = self.args.clone();
+        self.restart_with(signal, args)
+    }
+
+    /// Like [`TestServer::restart`], with other extra arguments.
+    pub fn restart_with(self, signal: Signal, args: Vec<String>) -> TestServer {
+        let TestServer { mut process, pki, data, .. } = self;
+        if process.child.try_wait().unwrap().is_none() {
+            kill(Pid::from_raw(process.child.id() as i32), signal).unwrap();
+            process.child.wait().unwrap();
+        }
+        Self::spawn(pki, data, args, |_, _, _| {})
+    }
+
+    fn spawn(
+        pki: TestPki,
+        data: TempDir,
+        args: Vec<String>,
+        prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
+    ) -> TestServer {
+        let extra_args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log =
+            std::fs::File::options().create(true).append(true).open(data.path().join("server.log")).unwrap();
         let mut command = Command::new(RCMD);
         command.arg("serve").arg("--certs").arg(pki.certs());
         if !extra_args.contains(&"--listen") {
@@ -86,13 +115,13 @@ impl TestServer {
                 panic!("server did not start: {line:?}\n{log}")
             })
             .to_owned();
-        TestServer { child, stdout, addr, pki, data }
+        TestServer { process: Process { child, stdout }, addr, pki, data, args }
     }
 
     /// The next line the server prints on stdout, after its first.
     pub fn stdout_line(&mut self) -> String {
         let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
+        self.process.stdout.read_line(&mut line).unwrap();
         line
     }
 
@@ -101,7 +130,7 @@ impl TestServer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.child.id()
     }
 
     pub fn log(&self) -> String {
@@ -156,17 +185,23 @@ impl TestServer {
 
     /// Sends SIGTERM and waits for the server to exit; returns its status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        kill(Pid::from_raw(self.process.child.id() as i32), Signal::SIGTERM).unwrap();
         let mut status = None;
         wait_until("the server exits", Duration::from_secs(15), || {
-            status = self.child.try_wait().unwrap();
+            status = self.process.child.try_wait().unwrap();
             status.is_some()
         });
         status.unwrap()
     }
 }
 
-impl Drop for TestServer {
+/// The server process, killed and reaped when dropped.
+struct Process {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Process {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();

@@ -1,0 +1,554 @@
+//! Job records in SQLite: one row per job, keyed by (client, id).
+//!
+//! # Invariants
+//!
+//! * **One writer, in order.** Every change goes through one channel to one
+//!   writer thread, which applies them in the order they were sent, many to
+//!   a transaction. A job's changes (create, start, finish, delete) are sent
+//!   by its own code path one after the other, so its row goes through the
+//!   same states in the same order as the job did.
+//! * **Told when durable.** A change may carry a callback that runs once
+//!   its transaction has committed (or failed). The pool publishes a job as
+//!   finished only after that, so a finished job a client has seen is on
+//!   disk, whatever happens to the server afterwards.
+//! * **Off the async threads.** Writes happen on the writer thread. Reads
+//!   are single indexed lookups or one page of rows, done on the caller's
+//!   thread with a connection of their own, like the spool files' reads.
+//! * **WAL.** Readers never wait for the writer; `synchronous=NORMAL` makes
+//!   a commit a write into the page cache: it survives the server's death
+//!   (SIGKILL included), not the machine's.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use super::{JobId, JobStatus, Limits, ResourceUsage, Status, Termination};
+
+/// The most changes applied in one transaction.
+const MAX_BATCH: usize = 1024;
+/// Read connections kept open between reads.
+const IDLE_READERS: usize = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    client TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    args TEXT NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    exit_code INTEGER,
+    signal INTEGER,
+    error_msg TEXT,
+    lost INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,
+    proc_start INTEGER,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    stdout_bytes INTEGER NOT NULL DEFAULT 0,
+    stderr_bytes INTEGER NOT NULL DEFAULT 0,
+    truncated TEXT,
+    output_error TEXT,
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    cpu_ms INTEGER,
+    memory_peak INTEGER,
+    PRIMARY KEY (client, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state) WHERE finished_at IS NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS clients (
+    client TEXT PRIMARY KEY,
+    reserved INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// A change to the records, applied by the writer thread.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// A job was made: what it runs (`spec` is a JSON object of limits and
+    /// the like). Its state is `starting` until [`Change::Start`].
+    Create { client: Arc<str>, id: JobId, command: String, args: Vec<String>, spec: String, at: SystemTime },
+    /// Its process started (`pid`, with its start time in clock ticks since
+    /// boot, so that a later server can tell it from a reused pid), or could
+    /// not (`error`: the job is then over).
+    Start {
+        client: Arc<str>,
+        id: JobId,
+        pid: Option<u32>,
+        proc_start: Option<u64>,
+        error: Option<String>,
+        at: SystemTime,
+    },
+    /// It ended, and its output is complete.
+    Finish { client: Arc<str>, id: JobId, end: End },
+    /// The bytes stored for a job whose server died while it ran, as found
+    /// on disk.
+    Stored { client: Arc<str>, id: JobId, stored: [u64; 2] },
+    /// It was deleted. The callback gets the bytes its output held, or
+    /// `None` if there was no such row.
+    Delete { client: Arc<str>, id: JobId },
+    /// Ids up to `up_to` may be handed out: none of them is ever given again.
+    Reserve { client: Arc<str>, up_to: u64 },
+}
+
+/// How a job ended, as recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct End {
+    pub status: Status,
+    /// What the kernel counted, where it counts.
+    pub usage: ResourceUsage,
+    pub oom_killed: bool,
+    /// Ended by its server's shutdown (`status` is then an error).
+    pub lost: bool,
+    pub at: SystemTime,
+    pub stored: [u64; 2],
+    pub truncated: Option<String>,
+    pub output_error: Option<String>,
+}
+
+/// What a change's callback is told: the deleted row's bytes for a delete.
+pub(crate) type Outcome = Result<Option<u64>, String>;
+pub(crate) type Done = Box<dyn FnOnce(Outcome) + Send>;
+
+struct Message {
+    change: Change,
+    done: Option<Done>,
+}
+
+/// A job as recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct Record {
+    pub status: JobStatus,
+    /// Bytes stored per stream.
+    pub stored: [u64; 2],
+}
+
+/// What a client's rows add up to, read when its pool opens.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ClientUsage {
+    pub jobs: u64,
+    pub stored: u64,
+    /// The highest id recorded or reserved.
+    pub last_id: u64,
+}
+
+/// A job that was running when its server stopped.
+#[derive(Debug)]
+pub(crate) struct Lost {
+    pub client: String,
+    pub id: JobId,
+    pub pid: Option<u32>,
+    pub proc_start: Option<u64>,
+}
+
+/// The record store of a data directory.
+pub(crate) struct Records {
+    path: std::path::PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Message>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Records {
+    /// Opens (or creates) the database at `path`, and marks every job that
+    /// was still starting or running as lost. Returns those jobs, so their
+    /// processes can be made sure dead.
+    pub fn open(path: &std::path::Path, lost_message: &str) -> rusqlite::Result<(Records, Vec<Lost>)> {
+        let mut conn = open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(SCHEMA)?;
+        let lost = recover(&mut conn, lost_message)?;
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("rcmd-records".into())
+            .spawn(move || write_loop(conn, receiver))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let records = Records {
+            path: path.to_owned(),
+            writer: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            readers: Mutex::new(Vec::new()),
+        };
+        Ok((records, lost))
+    }
+
+    /// Queues a change; `done` runs once it is committed or has failed.
+    pub fn send(&self, change: Change, done: Option<Done>) {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let failed = match writer.as_ref() {
+            Some(sender) => sender.send(Message { change, done }).err().map(|e| e.0.done),
+            None => Some(done),
+        };
+        if let Some(Some(done)) = failed {
+            done(Err("the record store is closed".into()));
+        }
+    }
+
+    /// Queues a change and waits until it is committed.
+    pub async fn apply(&self, change: Change) -> Outcome {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(change, Some(Box::new(move |outcome| drop(tx.send(outcome)))));
+        rx.await.unwrap_or_else(|_| Err("the record store is closed".into()))
+    }
+
+    /// Runs `read` with a connection of its own.
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        let idle = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open(&self.path)?,
+        };
+        let result = read(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if readers.len() < IDLE_READERS {
+            readers.push(conn);
+        }
+        result
+    }
+
+    /// One job's record.
+    pub fn get(&self, client: &str, id: JobId) -> rusqlite::Result<Option<Record>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE client = ?1 AND id = ?2"))?
+                .query_row(params![client, id.0], record)
+                .optional()
+        })
+    }
+
+    /// Up to `limit` records with ids above `after`, ascending; fewer if
+    /// their command lines pass `bytes` (the record that passes it is the
+    /// last one read).
+    pub fn page(
+        &self,
+        client: &str,
+        after: JobId,
+        limit: usize,
+        bytes: usize,
+    ) -> rusqlite::Result<Vec<Record>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM jobs WHERE client = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            ))?;
+            let mut rows = statement.query(params![client, after.0, limit])?;
+            let (mut page, mut size) = (Vec::new(), 0);
+            while size <= bytes {
+                let Some(row) = rows.next()? else { break };
+                let record = record(row)?;
+                size += record.status.command_line_len();
+                page.push(record);
+            }
+            Ok(page)
+        })
+    }
+
+    /// What one client's records add up to.
+    pub fn usage(&self, client: &str) -> rusqlite::Result<ClientUsage> {
+        self.read(|conn| {
+            let (jobs, stored, max_id) = conn.query_row(
+                "SELECT count(*), coalesce(sum(stdout_bytes + stderr_bytes), 0), coalesce(max(id), 0)
+                 FROM jobs WHERE client = ?1",
+                [client],
+                |r| Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?, r.get::<_, u64>(2)?)),
+            )?;
+            let reserved: Option<u64> = conn
+                .query_row("SELECT reserved FROM clients WHERE client = ?1", [client], |r| r.get(0))
+                .optional()?;
+            Ok(ClientUsage { jobs, stored, last_id: max_id.max(reserved.unwrap_or(0)) })
+        })
+    }
+
+    /// Whether `client` has any job recorded.
+    pub fn has_client(&self, client: &str) -> rusqlite::Result<bool> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1 FROM jobs WHERE client = ?1 LIMIT 1")?.exists([client])
+        })
+    }
+
+    /// Output bytes stored by every job of every client.
+    pub fn total_stored(&self) -> rusqlite::Result<u64> {
+        self.read(|conn| {
+            conn.query_row("SELECT coalesce(sum(stdout_bytes + stderr_bytes), 0) FROM jobs", [], |r| r.get(0))
+        })
+    }
+
+    /// Clients with jobs that finished before `before`.
+    pub fn clients_finished_before(&self, before: SystemTime) -> rusqlite::Result<Vec<String>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT DISTINCT client FROM jobs WHERE finished_at < ?1")?
+                .query_map([millis(before)], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    /// Up to `limit` ids of a client's jobs that finished before `before`.
+    pub fn finished_before(
+        &self,
+        client: &str,
+        before: SystemTime,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<JobId>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT id FROM jobs WHERE client = ?1 AND finished_at < ?2 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![client, millis(before), limit], |r| Ok(JobId(r.get(0)?)))?
+            .collect()
+        })
+    }
+
+    /// Applies every queued change and stops the writer. Later changes fail.
+    pub fn close(&self) {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Records {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+const COLUMNS: &str = "id, command, args, state, exit_code, signal, error_msg, lost, pid, created_at, \
+                       started_at, finished_at, stdout_bytes, stderr_bytes, truncated, output_error, spec, \
+                       oom_killed, cpu_ms, memory_peak";
+
+fn record(r: &Row<'_>) -> rusqlite::Result<Record> {
+    let state: String = r.get(3)?;
+    let status = match state.as_str() {
+        "completed" => match (r.get::<_, Option<i32>>(4)?, r.get::<_, Option<i32>>(5)?) {
+            (Some(code), _) => Status::Completed(Termination::Exited(code)),
+            (None, Some(signal)) => Status::Completed(Termination::Signaled(signal)),
+            (None, None) => Status::Completed(Termination::Exited(-1)),
+        },
+        "error" => Status::Error(r.get::<_, Option<String>>(6)?.unwrap_or_default()),
+        _ => Status::Running,
+    };
+    let args: String = r.get(2)?;
+    let stored = [r.get(12)?, r.get(13)?];
+    let truncated: Option<String> = r.get(14)?;
+    let started_at: Option<i64> = r.get(10)?;
+    let finished_at: Option<i64> = r.get(11)?;
+    Ok(Record {
+        status: JobStatus {
+            id: JobId(r.get(0)?),
+            command: r.get(1)?,
+            args: serde_json::from_str(&args).unwrap_or_default(),
+            status,
+            pid: r.get(8)?,
+            started_at: time(started_at.unwrap_or(r.get(9)?)),
+            finished_at: finished_at.map(time),
+            truncated: truncated.is_some(),
+            truncated_reason: truncated,
+            output_error: r.get(15)?,
+            lost: r.get(7)?,
+            limits: limits(&r.get::<_, String>(16)?),
+            oom_killed: r.get(17)?,
+            usage: ResourceUsage { cpu_ms: r.get(18)?, memory_peak: r.get(19)? },
+        },
+        stored,
+    })
+}
+
+/// The limits a job was started with, from its recorded spec.
+fn limits(spec: &str) -> Limits {
+    let spec: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let limit = |name: &str| spec["limits"][name].as_u64();
+    Limits {
+        memory: limit("memory"),
+        cpus: spec["limits"]["cpus"].as_f64(),
+        pids: limit("pids"),
+        io_read_bps: limit("io_read_bps"),
+        io_write_bps: limit("io_write_bps"),
+    }
+}
+
+pub(crate) fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// Marks every unfinished job lost, and returns them.
+fn recover(conn: &mut Connection, message: &str) -> rusqlite::Result<Vec<Lost>> {
+    let tx = conn.transaction()?;
+    let lost = tx
+        .prepare("SELECT client, id, pid, proc_start FROM jobs WHERE finished_at IS NULL")?
+        .query_map([], |r| {
+            Ok(Lost { client: r.get(0)?, id: JobId(r.get(1)?), pid: r.get(2)?, proc_start: r.get(3)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.execute(
+        "UPDATE jobs SET state = 'error', lost = 1, error_msg = ?1, finished_at = ?2, exit_code = NULL,
+         signal = NULL WHERE finished_at IS NULL",
+        params![message, millis(SystemTime::now())],
+    )?;
+    // After a reboot no process of theirs can live, and their pids mean
+    // nothing: forget them.
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let boot = boot.trim();
+    let last_boot: Option<String> =
+        tx.query_row("SELECT value FROM meta WHERE key = 'boot_id'", [], |r| r.get(0)).optional()?;
+    tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?1)", [boot])?;
+    tx.commit()?;
+    let same_boot = !boot.is_empty() && last_boot.as_deref() == Some(boot);
+    Ok(lost.into_iter().map(|job| if same_boot { job } else { Lost { pid: None, ..job } }).collect())
+}
+
+fn write_loop(mut conn: Connection, receiver: mpsc::Receiver<Message>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match apply_all(&mut conn, &batch) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // The transaction failed as a whole (a full disk, say): try
+                // each change on its own, so one bad change costs only itself.
+                tracing::warn!(error = %e, changes = batch.len(), "a batch of job records failed; retrying one by one");
+                batch
+                    .iter()
+                    .map(|m| {
+                        apply_all(&mut conn, std::slice::from_ref(m))
+                            .map_or_else(|e| Err(e.to_string()), |mut o| o.remove(0))
+                    })
+                    .collect()
+            }
+        };
+        for (message, outcome) in batch.into_iter().zip(outcomes) {
+            if let Err(e) = &outcome {
+                tracing::error!(error = %e, change = ?message.change, "a job record could not be written");
+            }
+            if let Some(done) = message.done {
+                done(outcome);
+            }
+        }
+    }
+}
+
+/// Applies `batch` in one transaction; each change's own outcome, if it commits.
+fn apply_all(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<Vec<Outcome>> {
+    let tx = conn.transaction()?;
+    let outcomes = batch.iter().map(|m| apply(&tx, &m.change).map_err(|e| e.to_string())).collect();
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Option<u64>> {
+    match change {
+        Change::Create { client, id, command, args, spec, at } => {
+            let args = serde_json::to_string(args).expect("strings serialise");
+            tx.prepare_cached(
+                "INSERT INTO jobs (client, id, command, args, spec, state, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'starting', ?6)",
+            )?
+            .execute(params![&**client, id.0, command, args, spec, millis(*at)])?;
+        }
+        Change::Start { client, id, pid, proc_start, error, at } => {
+            let (state, finished) = match error {
+                Some(_) => ("error", Some(millis(*at))),
+                None => ("running", None),
+            };
+            tx.prepare_cached(
+                "UPDATE jobs SET state = ?3, pid = ?4, proc_start = ?5, error_msg = ?6, started_at = ?7,
+                 finished_at = ?8 WHERE client = ?1 AND id = ?2",
+            )?
+            .execute(params![
+                &**client,
+                id.0,
+                state,
+                pid,
+                proc_start,
+                error,
+                millis(*at),
+                finished
+            ])?;
+        }
+        Change::Finish { client, id, end } => {
+            let (state, exit_code, signal, error) = match &end.status {
+                // Not an end: never sent.
+                Status::Running => ("running", None, None, None),
+                Status::Completed(Termination::Exited(code)) => ("completed", Some(*code), None, None),
+                Status::Completed(Termination::Signaled(signal)) => ("completed", None, Some(*signal), None),
+                Status::Error(message) => ("error", None, None, Some(message.as_str())),
+            };
+            tx.prepare_cached(
+                "UPDATE jobs SET state = ?3, exit_code = ?4, signal = ?5, error_msg = coalesce(?6, error_msg),
+                 finished_at = ?7, stdout_bytes = ?8, stderr_bytes = ?9, truncated = ?10, output_error = ?11,
+                 lost = ?12, oom_killed = ?13, cpu_ms = ?14, memory_peak = ?15 WHERE client = ?1 AND id = ?2",
+            )?
+            .execute(params![
+                &**client,
+                id.0,
+                state,
+                exit_code,
+                signal,
+                error,
+                millis(end.at),
+                end.stored[0],
+                end.stored[1],
+                end.truncated,
+                end.output_error,
+                end.lost,
+                end.oom_killed,
+                end.usage.cpu_ms,
+                end.usage.memory_peak
+            ])?;
+        }
+        Change::Stored { client, id, stored } => {
+            tx.prepare_cached(
+                "UPDATE jobs SET stdout_bytes = ?3, stderr_bytes = ?4 WHERE client = ?1 AND id = ?2",
+            )?
+            .execute(params![&**client, id.0, stored[0], stored[1]])?;
+        }
+        Change::Delete { client, id } => {
+            return tx
+                .prepare_cached(
+                    "DELETE FROM jobs WHERE client = ?1 AND id = ?2 RETURNING stdout_bytes + stderr_bytes",
+                )?
+                .query_row(params![&**client, id.0], |r| r.get(0))
+                .optional();
+        }
+        Change::Reserve { client, up_to } => {
+            tx.prepare_cached(
+                "INSERT INTO clients (client, reserved) VALUES (?1, ?2)
+                 ON CONFLICT (client) DO UPDATE SET reserved = excluded.reserved",
+            )?
+            .execute(params![&**client, up_to])?;
+        }
+    }
+    Ok(None)
+}
