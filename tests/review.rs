@@ -18,10 +18,16 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn a_server_failure_shows_its_cause_once_and_its_paths_only_in_the_log() {
-    let data = TempDir::new("long-data-dir");
-    // A data directory whose client folder cannot be made: the name is too long.
-    let long = data.path().join("d".repeat(300));
-    let server = TestServer::start(&[], &["--data-dir", long.to_str().unwrap()]);
+    let data = TempDir::new("broken-data-dir");
+    // A data directory whose client folder cannot be made: a file is in its way.
+    let data_dir = data.path().join("data");
+    let output = data_dir.join("output");
+    std::fs::create_dir_all(&output).unwrap();
+    for dir in [&data_dir, &output] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    }
+    std::fs::write(output.join("6f776e6572"), "not a folder").unwrap();
+    let server = TestServer::start(&[], &["--data-dir", data_dir.to_str().unwrap()]);
     let out = server.rcmd("owner", &["exec", "true"]);
     assert_eq!(out.status.code(), Some(1));
     let said = stderr(&out);
@@ -33,8 +39,8 @@ fn a_server_failure_shows_its_cause_once_and_its_paths_only_in_the_log() {
     });
     let log = server.log();
     let line = log.lines().find(|l| l.contains("cannot open the job store")).unwrap();
-    assert_eq!(line.matches("File name too long").count(), 1, "the cause once: {line}");
-    assert!(line.contains(long.to_str().unwrap()), "the log names the folder: {line}");
+    assert_eq!(line.matches("Not a directory").count(), 1, "the cause once: {line}");
+    assert!(line.contains(data_dir.to_str().unwrap()), "the log names the folder: {line}");
 }
 
 #[test]
