@@ -284,43 +284,35 @@ fn invalid_sans_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad name"));
 }
 
-#[test]
-fn twenty_concurrent_client_commands_are_all_indexed_and_each_revocable() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
-    let names: Vec<String> = (0..20).map(|i| format!("rcmdt-many-{i}")).collect();
+/// Runs `rcmd pki COMMAND NAME --dir certs` for every name at the same time.
+fn all_at_once(certs: &Path, command: &str, names: &[String]) {
     let children: Vec<_> = names
         .iter()
         .map(|name| {
             Command::new(env!("CARGO_BIN_EXE_rcmd"))
-                .args(["pki", "client", name, "--dir"])
-                .arg(&certs)
+                .args(["pki", command, name, "--dir"])
+                .arg(certs)
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
         .collect();
     for mut child in children {
-        assert!(child.wait().unwrap().success());
+        assert!(child.wait().unwrap().success(), "pki {command}");
     }
+}
+
+#[test]
+fn twenty_concurrent_client_commands_are_all_indexed_and_each_revocable() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    let names: Vec<String> = (0..20).map(|i| format!("rcmdt-many-{i}")).collect();
+    all_at_once(&certs, "client", &names);
     let index = pki::Index::load(&certs).unwrap();
     for name in &names {
         assert_eq!(index.certificates.iter().filter(|e| &e.cn == name).count(), 1, "{name} in the index");
     }
-    let revokes: Vec<_> = names
-        .iter()
-        .map(|name| {
-            Command::new(env!("CARGO_BIN_EXE_rcmd"))
-                .args(["pki", "revoke", name, "--dir"])
-                .arg(&certs)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in revokes {
-        assert!(child.wait().unwrap().success());
-    }
+    all_at_once(&certs, "revoke", &names);
     let index = pki::Index::load(&certs).unwrap();
     let revoked =
         index.certificates.iter().filter(|e| e.cn.starts_with("rcmdt-many-") && e.revoked_at.is_some());
