@@ -307,7 +307,7 @@ async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
         }
         assert!(!server.log().contains("\nforged log line"), "a CN cannot forge log lines");
         assert_eq!(
-            std::fs::read_dir(server.data.path().join("jobs")).map(|d| d.count()).unwrap_or(0),
+            std::fs::read_dir(server.data.path().join("jobs/output")).map(|d| d.count()).unwrap_or(0),
             0,
             "no pool was made"
         );
