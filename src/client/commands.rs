@@ -161,24 +161,25 @@ pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, C
     let mut out = std::io::stdout().lock();
     // With --all, a job is named as the other commands take it: CN/ID.
     let width = if all { 24 } else { 6 };
-    let _ = match format {
+    match format {
         Format::Human => writeln!(out, "{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED"),
         Format::Json => write!(out, "{{\"jobs\":["),
-    };
+    }
+    .map_err(ClientError::write)?;
     let mut after = 0;
     let mut first = true;
     loop {
         let path = if all { "/jobs?all=true".to_owned() } else { format!("/jobs?after={after}") };
         let response = conn.call(Method::GET, &path, None::<&()>, None).await?;
         let page: wire::JobList = conn.json(response).await?;
-        print_jobs(&mut out, &page.jobs, format, width, &mut first).map_err(ClientError::Write)?;
+        print_jobs(&mut out, &page.jobs, format, width, &mut first).map_err(ClientError::write)?;
         match page.next {
             Some(next) if next > after => after = next,
             _ => break,
         }
     }
     if let Format::Json = format {
-        writeln!(out, "]}}").map_err(ClientError::Write)?;
+        writeln!(out, "]}}").map_err(ClientError::write)?;
     }
     Ok(0)
 }

@@ -228,7 +228,8 @@ impl JobPool {
     pub fn stdin(&self, id: JobId) -> Result<StdinWriter, JobError> {
         let refused = match self.find(id)? {
             Found::Live(job) => job.stdin(),
-            Found::Recorded(_) => Err(StdinRefused::Ended),
+            Found::Recorded(r) if r.stdin => Err(StdinRefused::Ended),
+            Found::Recorded(_) => Err(StdinRefused::NotPiped),
         };
         refused.map_err(|refused| JobError::Stdin { id, refused })
     }
@@ -432,6 +433,8 @@ impl JobPool {
 
 impl Drop for JobPool {
     fn drop(&mut self) {
+        // Jobs it ends are lost, whoever records their end.
+        self.shared.stopping.store(true, Ordering::SeqCst);
         let jobs = std::mem::take(&mut *self.shared.live());
         for job in jobs.values() {
             // Synchronous kill and reap: the runtime may already be gone.

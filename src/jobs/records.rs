@@ -129,6 +129,8 @@ pub(crate) struct Record {
     pub status: JobStatus,
     /// Bytes stored per stream.
     pub stored: [u64; 2],
+    /// It was made with a stdin pipe.
+    pub stdin: bool,
 }
 
 /// What a client's rows add up to, read when its pool opens.
@@ -352,6 +354,7 @@ fn record(r: &Row<'_>) -> rusqlite::Result<Record> {
         _ => Status::Running,
     };
     let args: String = r.get(2)?;
+    let spec: serde_json::Value = serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or_default();
     let stored = [r.get(12)?, r.get(13)?];
     let truncated: Option<String> = r.get(14)?;
     let started_at: Option<i64> = r.get(10)?;
@@ -369,17 +372,17 @@ fn record(r: &Row<'_>) -> rusqlite::Result<Record> {
             truncated_reason: truncated,
             output_error: r.get(15)?,
             lost: r.get(7)?,
-            limits: limits(&r.get::<_, String>(16)?),
+            limits: limits(&spec),
             oom_killed: r.get(17)?,
             usage: ResourceUsage { cpu_ms: r.get(18)?, memory_peak: r.get(19)? },
         },
         stored,
+        stdin: spec["stdin"].as_bool().unwrap_or(false),
     })
 }
 
 /// The limits a job was started with, from its recorded spec.
-fn limits(spec: &str) -> Limits {
-    let spec: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+fn limits(spec: &serde_json::Value) -> Limits {
     let limit = |name: &str| spec["limits"][name].as_u64();
     Limits {
         memory: limit("memory"),
