@@ -302,6 +302,8 @@ async fn stdin_is_refused_where_there_is_none_to_write() {
     assert_eq!((status, &answer), (200, &json!({"written": 5})));
     let (status, _) = put_stdin(&client, &server, cat, "again").await;
     assert_eq!(status, 409);
+    // The output is complete once the job has finished, not before.
+    client.get(server.url(&format!("/jobs/{cat}/status?wait=true"))).send().await.unwrap();
     let out = client.get(server.url(&format!("/jobs/{cat}/output/stdout"))).send().await.unwrap();
     assert_eq!(out.text().await.unwrap(), "hello");
 
