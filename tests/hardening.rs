@@ -208,36 +208,14 @@ fn a_server_killed_with_sigkill_takes_its_jobs_with_it() {
     support::wait_no_process(&sleep);
 }
 
-/// A 1 MiB tmpfs as the data dir: writes fail with ENOSPC.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &std::path::Path) -> Option<SmallDisk> {
-        let path = dir.join("small-disk");
-        std::fs::create_dir_all(&path).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(&path)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        mounted.then_some(SmallDisk(path))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_marks_the_job_and_the_server_stays_up() {
     let scratch = support::TempDir::new("disk");
     // Needs root, as CI has; elsewhere this fails rather than passing.
-    let disk = SmallDisk::mount(scratch.path()).expect("mount a 1 MiB tmpfs (needs root)");
+    let disk = support::SmallDisk::mount(scratch.path(), "1m").expect("mount a 1 MiB tmpfs (needs root)");
     // The mount point is world-writable: the data directory goes inside.
     // --max-disk above the disk's size, so that the disk itself fills.
-    let data_dir = disk.0.join("data").to_str().unwrap().to_owned();
+    let data_dir = disk.path().join("data").to_str().unwrap().to_owned();
     let server = TestServer::start(&[], &["--data-dir", &data_dir, "--max-disk", "1G"]);
     server.ok("owner", &["exec", "sh", "-c", "head -c 3000000 /dev/zero; echo survived >&2"]);
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "1"])).unwrap();

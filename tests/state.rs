@@ -221,6 +221,45 @@ fn retention_deletes_an_old_job_and_its_files_and_nothing_else() {
     assert_eq!(server.ok("alice", &["output", "1"]), "alice's\n");
 }
 
+#[test]
+fn a_job_that_ends_while_the_disk_is_full_stays_visible_and_is_recorded_once_there_is_room() {
+    let scratch = TempDir::new("full-disk");
+    let disk = support::SmallDisk::mount(scratch.path(), "4m").expect("mount a 4 MiB tmpfs (needs root)");
+    let data_dir = disk.path().join("data");
+    let server = TestServer::start(&[], &["--data-dir", data_dir.to_str().unwrap(), "--max-disk", "1G"]);
+    // The first job reserves the client's ids while there is room.
+    server.ok("owner", &["run", "true"]);
+    disk.fill("filler");
+    // Its create needs more room than the database has: the row cannot be
+    // written, and neither can its start or end.
+    let big = "x".repeat(100_000);
+    let mut exec = vec!["exec", "true"];
+    exec.extend(std::iter::repeat_n(big.as_str(), 6));
+    assert_eq!(server.ok("owner", &exec).trim(), "2");
+    let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "2"])).unwrap();
+    assert_eq!(
+        (status["status"].as_str(), status["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{status}"
+    );
+    assert!(server.log().contains("a job record could not be written"), "the disk really was full");
+
+    std::fs::remove_file(disk.path().join("filler")).unwrap();
+    support::wait_until("the record is written", Duration::from_secs(60), || {
+        server.log().contains("the job's record is written")
+    });
+    let server = server.restart(Signal::SIGTERM);
+    let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "status", "2"])).unwrap();
+    assert_eq!(
+        (status["status"].as_str(), status["exit_code"].as_i64()),
+        (Some("completed"), Some(0)),
+        "{status}"
+    );
+    assert_eq!(status["args"].as_array().map(Vec::len), Some(6), "the whole command line was recorded");
+    drop(server);
+    drop(disk);
+}
+
 fn hex(name: &str) -> String {
     name.bytes().map(|b| format!("{b:02x}")).collect()
 }

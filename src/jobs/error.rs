@@ -22,6 +22,9 @@ pub enum JobError {
     #[error("{0}")]
     CommandLine(String),
 
+    #[error("cannot change the job's record: {0}")]
+    Record(String),
+
     #[error("the job pool must be created inside a tokio runtime")]
     NoRuntime,
 

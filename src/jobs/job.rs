@@ -36,12 +36,19 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// uninterruptible sleep exit late) before their removal is given up.
 const RETIRE_LIMIT: Duration = Duration::from_secs(10);
 
+/// The pauses between attempts to record a job's end that failed to.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(500);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
+
 pub(crate) struct Job {
     pub id: JobId,
     pub command: String,
     pub args: Vec<String>,
     pub started_at: SystemTime,
     pub limits: Limits,
+    /// The spec as its record holds it, to record the job again if its
+    /// first record was lost.
+    recorded_spec: String,
     pid: Option<u32>,
     /// The job's cgroups; `None` on a host without them (process group only).
     group: Option<JobGroup>,
@@ -112,13 +119,15 @@ impl Job {
         let records = &shared.store.records;
         let client = Arc::clone(&shared.client);
         let created_at = SystemTime::now();
+        let recorded_spec = spec_json(&spec);
         let create = Change::Create {
             client: Arc::clone(&client),
             id,
             command: spec.command.clone(),
             args: spec.args.clone(),
-            spec: spec_json(&spec),
+            spec: recorded_spec.clone(),
             at: created_at,
+            if_missing: false,
         };
         records.send(create, None);
         let (group, started) = match start_contained(&spec, &shared.config) {
@@ -160,6 +169,7 @@ impl Job {
             args: spec.args,
             started_at: created_at,
             limits: spec.limits,
+            recorded_spec,
             pid,
             group,
             lifecycle: Mutex::new(Lifecycle {
@@ -360,7 +370,7 @@ impl Job {
         let recorded = shared
             .store
             .records
-            .apply(Change::Finish { client: Arc::clone(&shared.client), id: self.id, end })
+            .apply(Change::Finish { client: Arc::clone(&shared.client), id: self.id, end: end.clone() })
             .await;
         {
             let mut lifecycle = self.lock();
@@ -378,9 +388,58 @@ impl Job {
         if let Some(observer) = &shared.config.observer {
             observer.finished(&self.status());
         }
-        if recorded.is_ok() {
-            shared.live().remove(&self.id);
+        match recorded {
+            Ok(_) => drop(shared.live().remove(&self.id)),
+            Err(_) => self.record_later(end),
         }
+    }
+
+    /// Records the end of a job whose record could not be written when it
+    /// finished (a full disk, say), trying again with growing pauses. Until
+    /// then the job stays in the live map, so clients still see it; its
+    /// create is written again first, in case that was what failed.
+    fn record_later(&self, end: End) {
+        let shared = Arc::clone(&self.shared);
+        let (id, command, args, spec, at) =
+            (self.id, self.command.clone(), self.args.clone(), self.recorded_spec.clone(), self.started_at);
+        tokio::spawn(async move {
+            let mut pause = RECORD_RETRY_FIRST;
+            for attempt in 2.. {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RECORD_RETRY_MAX);
+                let records = &shared.store.records;
+                let deleted = !shared.live().contains_key(&id);
+                if deleted || records.is_closed() || shared.stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let client = Arc::clone(&shared.client);
+                let (command, args, spec) = (command.clone(), args.clone(), spec.clone());
+                records.send(
+                    Change::Create {
+                        client: Arc::clone(&client),
+                        id,
+                        command,
+                        args,
+                        spec,
+                        at,
+                        if_missing: true,
+                    },
+                    None,
+                );
+                if records
+                    .apply(Change::Finish { client: Arc::clone(&client), id, end: end.clone() })
+                    .await
+                    .is_ok()
+                {
+                    tracing::info!(client = %client, job = %id, attempt, "the job's record is written");
+                    if shared.live().remove(&id).is_none() {
+                        // Deleted while this was written: it goes again.
+                        records.send(Change::Delete { client, id }, None);
+                    }
+                    return;
+                }
+            }
+        });
     }
 
     pub fn status(&self) -> JobStatus {

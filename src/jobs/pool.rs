@@ -381,7 +381,9 @@ impl JobPool {
             let bytes = match (deleted, &live) {
                 (Ok(Some(recorded)), None) => recorded,
                 (Ok(Some(_)), Some(job)) => job.stored(),
-                (Err(_), Some(job)) if was_live => job.stored(),
+                // Live with no row (its create failed), or its row failed to go.
+                (Ok(None) | Err(_), Some(job)) if was_live => job.stored(),
+                (Err(e), None) => return Err(JobError::Record(e)),
                 // Someone else deleted it meanwhile.
                 _ => return Err(JobError::NotFound(id)),
             };

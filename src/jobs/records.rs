@@ -74,8 +74,18 @@ CREATE TABLE IF NOT EXISTS meta (
 #[derive(Debug)]
 pub(crate) enum Change {
     /// A job was made: what it runs (`spec` is a JSON object of limits and
-    /// the like). Its state is `starting` until [`Change::Start`].
-    Create { client: Arc<str>, id: JobId, command: String, args: Vec<String>, spec: String, at: SystemTime },
+    /// the like). Its state is `starting` until [`Change::Start`]. With
+    /// `if_missing`, a row that is already there is left as it is: that is
+    /// how a job whose first create failed (a full disk) is recorded later.
+    Create {
+        client: Arc<str>,
+        id: JobId,
+        command: String,
+        args: Vec<String>,
+        spec: String,
+        at: SystemTime,
+        if_missing: bool,
+    },
     /// Its process started (`pid`, with its start time in clock ticks since
     /// boot, so that a later server can tell it from a reused pid), or could
     /// not (`error`: the job is then over).
@@ -209,6 +219,11 @@ impl Records {
         if let Some(Some(done)) = failed {
             done(Err("the record store is closed".into()));
         }
+    }
+
+    /// Whether [`Records::close`] was called: changes fail from then on.
+    pub fn is_closed(&self) -> bool {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).is_none()
     }
 
     /// Queues a change and waits until it is committed.
@@ -393,6 +408,15 @@ fn limits(spec: &serde_json::Value) -> Limits {
     }
 }
 
+/// An update of one job's row must find it: a row that is not there (its
+/// create failed, on a full disk say) is an error, never a silent success.
+fn one_row(changed: usize) -> rusqlite::Result<()> {
+    match changed {
+        1 => Ok(()),
+        n => Err(rusqlite::Error::StatementChangedRows(n)),
+    }
+}
+
 pub(crate) fn millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -472,12 +496,13 @@ fn apply_all(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<Vec<O
 
 fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Option<u64>> {
     match change {
-        Change::Create { client, id, command, args, spec, at } => {
+        Change::Create { client, id, command, args, spec, at, if_missing } => {
             let args = serde_json::to_string(args).expect("strings serialise");
-            tx.prepare_cached(
-                "INSERT INTO jobs (client, id, command, args, spec, state, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'starting', ?6)",
-            )?
+            let insert = if *if_missing { "INSERT OR IGNORE" } else { "INSERT" };
+            tx.prepare_cached(&format!(
+                "{insert} INTO jobs (client, id, command, args, spec, state, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'starting', ?6)"
+            ))?
             .execute(params![&**client, id.0, command, args, spec, millis(*at)])?;
         }
         Change::Start { client, id, pid, proc_start, error, at } => {
@@ -489,16 +514,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
                 "UPDATE jobs SET state = ?3, pid = ?4, proc_start = ?5, error_msg = ?6, started_at = ?7,
                  finished_at = ?8 WHERE client = ?1 AND id = ?2",
             )?
-            .execute(params![
-                &**client,
-                id.0,
-                state,
-                pid,
-                proc_start,
-                error,
-                millis(*at),
-                finished
-            ])?;
+            .execute(params![&**client, id.0, state, pid, proc_start, error, millis(*at), finished])
+            .and_then(one_row)?;
         }
         Change::Finish { client, id, end } => {
             let (state, exit_code, signal, error) = match &end.status {
@@ -529,13 +546,15 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
                 end.oom_killed,
                 end.usage.cpu_ms,
                 end.usage.memory_peak
-            ])?;
+            ])
+            .and_then(one_row)?;
         }
         Change::Stored { client, id, stored } => {
             tx.prepare_cached(
                 "UPDATE jobs SET stdout_bytes = ?3, stderr_bytes = ?4 WHERE client = ?1 AND id = ?2",
             )?
-            .execute(params![&**client, id.0, stored[0], stored[1]])?;
+            .execute(params![&**client, id.0, stored[0], stored[1]])
+            .and_then(one_row)?;
         }
         Change::Delete { client, id } => {
             return tx

@@ -35,6 +35,42 @@ impl Drop for TempDir {
     }
 }
 
+/// A small tmpfs mounted under `dir` (needs root), unmounted when dropped:
+/// a disk that fills up. Its mount point is world-writable, so a data
+/// directory goes inside it.
+pub struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, size: &str) -> Option<SmallDisk> {
+        let path = dir.join("small-disk");
+        std::fs::create_dir_all(&path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        mounted.then_some(SmallDisk(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `file` until the disk is full.
+    pub fn fill(&self, file: &str) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.0.join(file)).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while filler.write_all(&chunk).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// Polls `condition` until it holds, or panics with `what` after `limit`.
 /// For conditions that have no event to wait on (another process's state).
 pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
