@@ -369,3 +369,32 @@ fn a_reader_never_sees_a_key_and_certificate_from_different_pairs() {
         assert!(reader.join().unwrap() > 0);
     }
 }
+
+#[test]
+fn a_pair_replacement_cut_between_its_renames_is_finished_by_the_next_reader() {
+    let pki = TestPki::new(&["alice"]);
+    let alice = pki.client("alice");
+    let old_cert = read(&alice.join("client.crt"));
+    pki::renew(&pki.certs(), "alice", 30).unwrap();
+    let new_cert = read(&alice.join("client.crt"));
+    // What a crash right after the key's rename leaves: the new key, the old
+    // certificate, and the new one still in its temp file.
+    std::fs::write(alice.join(".client.crt.tmp"), &new_cert).unwrap();
+    std::fs::write(alice.join("client.crt"), &old_cert).unwrap();
+
+    pki::load_client(&alice).expect("the reader finishes the pair and loads it");
+    assert_eq!(read(&alice.join("client.crt")), new_cert);
+    assert!(!alice.join(".client.crt.tmp").exists());
+}
+
+#[test]
+fn a_renewed_certificate_is_indexed_even_if_writing_its_files_fails() {
+    let pki = TestPki::new(&["alice"]);
+    let (certs, alice) = (pki.certs(), pki.client("alice"));
+    let indexed = || pki::Index::load(&certs).unwrap().certificates.len();
+    let before = indexed();
+    // A directory where the new key's temp file goes: the write fails.
+    std::fs::create_dir(alice.join(".client.key.tmp")).unwrap();
+    assert!(pki::renew(&certs, "alice", 30).is_err());
+    assert_eq!(indexed(), before + 1, "issued, so indexed and revocable");
+}

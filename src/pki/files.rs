@@ -11,7 +11,12 @@
 //!   fsynced, renamed into place, and the directory fsynced.
 //! * A key and its certificate are replaced as a pair under the lock
 //!   ([`write_pair`]), so a reader that holds the shared lock sees the old
-//!   pair or the new one, never a mix.
+//!   pair or the new one, never a mix. A crash between the pair's two
+//!   renames leaves the new key beside the old certificate, with the new
+//!   certificate complete in its temp file: the next reader finishes the
+//!   replacement ([`finish_interrupted_pair`]) before it reads.
+//! * A certificate is in the index before its files are in place, so a
+//!   crash cannot leave a certificate in use that `revoke` cannot find.
 //! * The cert directory and client folders are mode 0700, even when they
 //!   already existed.
 
@@ -99,7 +104,8 @@ pub fn create_dir(dir: &Path) -> Result<(), PkiError> {
     if meta.permissions().mode() & 0o777 != 0o700 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| PkiError::io(dir, e))?;
     }
-    Ok(())
+    // The new folder's entry in its parent is durable too.
+    sync_dir(dir)
 }
 
 /// Writes `contents` to `path` atomically, under the directory's lock.
@@ -128,6 +134,17 @@ pub fn write_pair(lock: &DirLock, key: (&Path, &[u8]), cert: (&Path, &[u8])) -> 
     renamed?;
     sync_dir(key.0)?;
     sync_dir(cert.0)
+}
+
+/// Finishes a [`write_pair`] that a crash cut between its renames: the key
+/// is in place (its temp file gone) but the certificate is still in its
+/// temp file. Called by readers that hold the shared lock, so no writer is
+/// at work; best effort, as a reader may not be allowed to write.
+pub fn finish_interrupted_pair(key: &Path, cert: &Path) {
+    let cert_tmp = temp_path(cert);
+    if cert_tmp.exists() && !temp_path(key).exists() && fs::rename(&cert_tmp, cert).is_ok() {
+        let _ = sync_dir(cert);
+    }
 }
 
 /// A new temp file beside `path` with `contents`, flushed to disk.

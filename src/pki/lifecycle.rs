@@ -109,8 +109,10 @@ pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
         let folder = client_folder(dir, &name)?;
         (ca.issue_client(&name, days)?, folder, files::CLIENT_CERT, files::CLIENT_KEY)
     };
-    issued.write(&lock, &folder.join(cert), &folder.join(key))?;
+    // Indexed first: a crash in between leaves a harmless entry, never a
+    // certificate in use that `revoke` cannot find.
     issue::record(&lock, &[&issued])?;
+    issued.write(&lock, &folder.join(cert), &folder.join(key))?;
     Ok(folder)
 }
 

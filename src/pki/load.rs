@@ -116,7 +116,10 @@ fn load_crls(dir: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, P
 
 /// Everything `rcmd serve` reads from its cert directory (never `ca.key`).
 pub fn load_server(dir: &Path) -> Result<ServerFiles, PkiError> {
-    let _reading = files::read_lock(dir);
+    let reading = files::read_lock(dir);
+    if reading.is_some() {
+        files::finish_interrupted_pair(&dir.join(files::SERVER_KEY), &dir.join(files::SERVER_CERT));
+    }
     let (roots, ca) = load_roots(dir)?;
     let identity = load_identity(
         &dir.join(files::SERVER_CERT),
@@ -128,7 +131,10 @@ pub fn load_server(dir: &Path) -> Result<ServerFiles, PkiError> {
 
 /// Everything the client reads from a client directory.
 pub fn load_client(dir: &Path) -> Result<ClientFiles, PkiError> {
-    let _reading = files::read_lock(dir);
+    let reading = files::read_lock(dir);
+    if reading.is_some() {
+        files::finish_interrupted_pair(&dir.join(files::CLIENT_KEY), &dir.join(files::CLIENT_CERT));
+    }
     let (roots, _) = load_roots(dir)?;
     let identity = load_identity(
         &dir.join(files::CLIENT_CERT),

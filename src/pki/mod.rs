@@ -135,9 +135,10 @@ pub fn issue_client_dir(dir: &Path, name: &ClientName, days: u32, force: bool) -
         return Err(PkiError::ClientExists { path: target });
     }
     let client = ca.issue_client(name, days)?;
+    // Indexed first (see `files`): then revocable whatever happens next.
+    issue::record(&lock, &[&client])?;
     files::create_dir(&target)?;
     files::write_atomic(&lock, &target.join(files::CA_CERT), ca.cert_pem.as_bytes(), Secrecy::Public)?;
     client.write(&lock, &target.join(files::CLIENT_CERT), &target.join(files::CLIENT_KEY))?;
-    issue::record(&lock, &[&client])?;
     Ok(target)
 }
