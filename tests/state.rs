@@ -61,6 +61,20 @@ fn a_symlinked_or_world_writable_data_dir_is_refused_and_a_new_one_is_0700() {
 }
 
 #[test]
+fn a_data_dir_below_a_symlinked_parent_works() {
+    // Only the data directory itself may not be a symlink: a home under
+    // /home -> /data/home is common.
+    let scratch = TempDir::new("linked-parent");
+    std::fs::create_dir(scratch.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(scratch.path().join("real"), scratch.path().join("link")).unwrap();
+    let data_dir = scratch.path().join("link").join("data");
+    let server = TestServer::start(&[], &["--data-dir", data_dir.to_str().unwrap()]);
+    assert_eq!(server.ok("owner", &["run", "echo", "kept"]), "kept\n");
+    let server = server.restart(Signal::SIGTERM);
+    assert_eq!(server.ok("owner", &["output", "1"]), "kept\n");
+}
+
+#[test]
 fn a_data_dir_owned_by_another_user_is_refused() {
     assert!(nix::unistd::geteuid().is_root(), "this test needs root (CI runs as root) to give a folder away");
     let pki = TestPki::new(&[]);

@@ -60,6 +60,9 @@ pub enum DataDirError {
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
+    /// `path` with every symlink of its parents resolved, checked to be the
+    /// directory `root` holds: for what must be opened by name (SQLite).
+    real_path: PathBuf,
     root: Folder,
     /// Holds the flock for as long as the directory is ours.
     lock: File,
@@ -102,13 +105,24 @@ impl DataDir {
         if mode != 0o700 {
             dir.set_permissions(std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         }
+        let real_path = std::fs::canonicalize(path).map_err(io)?;
+        let real = std::fs::metadata(&real_path).map_err(io)?;
+        if (real.dev(), real.ino()) != (meta.dev(), meta.ino()) {
+            return Err(io(io::Error::other("it was moved or replaced while it was being opened")));
+        }
         let root = Folder(OwnedFd::from(dir));
         let lock = lock(&root, path)?;
-        Ok(DataDir { path: path.to_owned(), root, lock })
+        Ok(DataDir { path: path.to_owned(), real_path, root, lock })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The directory's path with no symlink in it, for the files that can
+    /// only be opened by name (SQLite's refuse any symlink on the way).
+    pub fn real_path(&self) -> &Path {
+        &self.real_path
     }
 
     /// The directory itself.

@@ -67,7 +67,8 @@ impl Store {
         let output = dir.root().folder(OUTPUT).map_err(io)?;
         let database = path.join(DATABASE);
         let db_error = |source| JobError::Records { path: database.clone(), source };
-        let (records, lost) = Records::open(&database, LOST_MESSAGE).map_err(db_error)?;
+        let (records, lost) =
+            Records::open(&dir.real_path().join(DATABASE), LOST_MESSAGE).map_err(db_error)?;
         let store = Store { dir, output, records, disk: DiskBudget { stored: AtomicU64::new(0), limit: 0 } };
         store.bury(&lost);
         let stored = store.records.total_stored().map_err(db_error)?;
