@@ -50,11 +50,29 @@ impl Limits {
         *self == Limits::default()
     }
 
-    /// A number of CPUs as people write it: positive and finite.
+    /// The most CPUs a limit may name: far above any machine's count, and
+    /// far below what the kernel's quota can hold (about 1.7e8 CPUs), so
+    /// that a limit never turns into a quota the kernel refuses.
+    pub const MAX_CPUS: f64 = 1e6;
+
+    /// A number of CPUs as people write it (see [`Limits::check_cpus`]).
     pub fn parse_cpus(text: &str) -> Result<f64, String> {
-        match text.trim().parse::<f64>() {
-            Ok(cpus) if cpus.is_finite() && cpus > 0.0 => Ok(cpus),
-            _ => Err(format!("invalid number of CPUs {text:?}: give a positive number such as 2 or 0.25")),
+        let cpus = text.trim().parse::<f64>().map_err(|_| {
+            format!("invalid number of CPUs {text:?}: give a positive number such as 2 or 0.25")
+        })?;
+        Limits::check_cpus(cpus)
+    }
+
+    /// The rule of a cpus limit wherever it is set: positive, finite, at
+    /// most [`Limits::MAX_CPUS`].
+    pub fn check_cpus(cpus: f64) -> Result<f64, String> {
+        if cpus.is_finite() && cpus > 0.0 && cpus <= Limits::MAX_CPUS {
+            Ok(cpus)
+        } else {
+            Err(format!(
+                "a cpus limit must be a positive number of at most {}, such as 2 or 0.25, not {cpus:?}",
+                Limits::MAX_CPUS
+            ))
         }
     }
 }

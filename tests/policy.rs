@@ -13,7 +13,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, Uid, User};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::TempDir;
 use support::server::{RCMD, TestServer, http, http_as};
 
@@ -45,11 +45,17 @@ impl PolicyServer {
     }
 
     fn with(entries: &[&str]) -> PolicyServer {
+        PolicyServer::with_args(entries, &[])
+    }
+
+    /// With `args` for `serve` besides the policy.
+    fn with_args(entries: &[&str], args: &[&str]) -> PolicyServer {
         let dir = TempDir::new("policy");
         let policy = dir.path().join("policy.toml");
         std::fs::write(&policy, entries.concat()).unwrap();
-        let server =
-            TestServer::start(&["alice", "bob", "ops", "mallory"], &["--policy", policy.to_str().unwrap()]);
+        let mut args = args.to_vec();
+        args.extend(["--policy", policy.to_str().unwrap()]);
+        let server = TestServer::start(&["alice", "bob", "ops", "mallory"], &args);
         PolicyServer { server, policy, _dir: dir }
     }
 
@@ -158,6 +164,9 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
         ("[clients.alice]\nadmin = true\n", "run_as"),
         ("[clients.\"a/b\"]\nrun_as = \"root\"\n", "invalid client name"),
         (&entry("alice", "commands = [\"ls\"]"), "absolute"),
+        (&entry("alice", "memory = \"lots\""), "line 4, column 10: invalid size \"lots\""),
+        (&entry("alice", "cpus = nan"), "line 4, column 8: a cpus limit must be a positive number"),
+        (&entry("alice", "pids = 0"), "line 4, column 8: a pids limit must be at least 1"),
         ("[clients.alice]\nrun_as = \"rcmdt-pol-no-such-user\"\n", "no unix user"),
     ];
     let pki = support::pki::TestPki::new(&[]);
@@ -177,6 +186,143 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(reason) && stderr.contains("policy.toml"), "{text}: {stderr}");
         assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{text}");
+    }
+}
+
+/// The limits in force for `client`'s job `id`, as its status shows them.
+fn limits_of(server: &TestServer, client: &str, id: &str) -> Value {
+    let status: Value = serde_json::from_str(&server.ok(client, &["--json", "status", id])).unwrap();
+    status["limits"].clone()
+}
+
+/// Runs `args` as `client`, expects it refused with 400, and returns stderr.
+fn refused(server: &TestServer, client: &str, args: &[&str]) -> String {
+    let out = server.rcmd(client, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(stderr.contains("400"), "{args:?}: {stderr}");
+    stderr
+}
+
+/// Allocates far more than 64 MiB (200 MiB), then prints its size.
+const HOG: &str = r#"BEGIN { s = "x"; while (length(s) < 209715200) s = s s; print length(s) }"#;
+
+#[tokio::test]
+async fn a_client_s_ceilings_are_her_jobs_defaults_and_limits_and_the_smaller_of_hers_and_the_server_s_wins()
+{
+    const MIB: u64 = 1 << 20;
+    // alice: memory below the server's, pids above it, cpus where the
+    // server has none. bob: none of his own.
+    let ps = PolicyServer::with_args(
+        &[
+            &entry("alice", "memory = \"64M\"\npids = 500\ncpus = 0.5"),
+            &entry("bob", ""),
+            &entry("ops", "admin = true"),
+        ],
+        &["--job-memory", "1G", "--job-pids", "100"],
+    );
+    let s = &ps.server;
+
+    // Asking for nothing: the smaller of each, and held by the kernel (a
+    // 200 MiB hog is OOM-killed under alice's 64 MiB).
+    s.ok("alice", &["exec", "true"]);
+    assert_eq!(limits_of(s, "alice", "1"), json!({"memory": 64 * MIB, "pids": 100, "cpus": 0.5}));
+    let out = s.rcmd("alice", &["run", "awk", HOG]);
+    assert_eq!(out.status.code(), Some(137), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("out of memory (limit 64 MiB)"));
+    s.ok("bob", &["exec", "true"]);
+    assert_eq!(limits_of(s, "bob", "1"), json!({"memory": 1024 * MIB, "pids": 100}));
+
+    // Above the ceiling: 400 naming it and where it is set, and no job.
+    let error = refused(s, "alice", &["exec", "--memory", "128M", "true"]);
+    assert!(error.contains("above your ceiling of 64 MiB (`memory` in this server's policy)"), "{error}");
+    let error = refused(s, "alice", &["exec", "--pids", "200", "true"]);
+    assert!(error.contains("above this server's ceiling of 100 (--job-pids)"), "{error}");
+    let error = refused(s, "alice", &["exec", "--cpus", "1", "true"]);
+    assert!(error.contains("above your ceiling of 0.5 (`cpus` in this server's policy)"), "{error}");
+    refused(s, "bob", &["exec", "--memory", "2G", "true"]);
+    assert_eq!(s.ok("alice", &["list"]).lines().count(), 3, "the header and alice's two jobs");
+    // Below it: taken.
+    let id = s.ok("alice", &["exec", "--memory", "32M", "--pids", "10", "--cpus", "0.25", "true"]);
+    assert_eq!(limits_of(s, "alice", id.trim()), json!({"memory": 32 * MIB, "pids": 10, "cpus": 0.25}));
+
+    // An admin reaches alice's jobs, but cannot make one for her: there is
+    // no route that creates a job on someone's behalf.
+    for path in ["/clients/alice/jobs", "/clients/alice/jobs/1"] {
+        let (status, _) = send(&http_as(s, "ops"), s, Method::PUT, path).await;
+        assert!(
+            status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED,
+            "{path}: {status}"
+        );
+    }
+    let (status, _) = send(&http_as(s, "alice"), s, Method::PUT, "/clients/alice/jobs").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(s.ok("alice", &["list"]).lines().count(), 4, "no job was made for alice");
+
+    // A reload: a bad value keeps the old ceilings; a good one applies to
+    // the next job, and the jobs already made keep theirs.
+    let sleeper = s.ok("alice", &["exec", "sleep", "1000"]);
+    ps.reload(&entry("alice", "memory = \"lots\""), "reload failed");
+    assert!(s.log().contains("line 4, column 10: invalid size"), "{}", s.log());
+    refused(s, "alice", &["exec", "--memory", "128M", "true"]);
+    ps.reload(&entry("alice", "memory = \"2G\"\npids = 50"), "reloaded");
+    let id = s.ok("alice", &["exec", "true"]);
+    assert_eq!(limits_of(s, "alice", id.trim()), json!({"memory": 1024 * MIB, "pids": 50}));
+    let error = refused(s, "alice", &["exec", "--memory", "1.5G", "true"]);
+    assert!(error.contains("above this server's ceiling of 1 GiB (--job-memory)"), "{error}");
+    assert_eq!(
+        limits_of(s, "alice", sleeper.trim())["memory"],
+        json!(64 * MIB),
+        "a running job keeps its limits"
+    );
+    s.ok("alice", &["stop", sleeper.trim()]);
+}
+
+#[test]
+fn a_ceiling_this_host_cannot_enforce_stops_the_policy_from_loading() {
+    // A server that is not root has no cgroups of its own here, and runs
+    // jobs only as itself: its policy can name only its own user.
+    let user = support::users::TestUser::new("noc", false);
+    let found = User::from_name(&user.name).unwrap().unwrap();
+    let pki = support::pki::TestPki::new(&[]);
+    let dir = TempDir::new("no-cgroups-policy");
+    let policy = dir.path().join("policy.toml");
+    for path in [pki.dir.path(), dir.path()] {
+        let chown = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", found.uid, found.gid))
+            .arg(path)
+            .status();
+        assert!(chown.unwrap().success());
+    }
+    let serve = |ceiling: &str| {
+        std::fs::write(&policy, format!("[clients.alice]\nrun_as = {:?}\n{ceiling}\n", user.name)).unwrap();
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(RCMD)
+            .arg("serve")
+            .arg("--certs")
+            .arg(pki.certs())
+            .args(["--listen", "127.0.0.1:0", "--policy"])
+            .arg(&policy)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .uid(found.uid.as_raw())
+            .gid(found.gid.as_raw())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for ceiling in ["memory = \"64M\"", "pids = 10", "cpus = 1", "io_write_bps = \"1M\""] {
+        let out = serve(ceiling);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{ceiling}: {stderr}");
+        assert!(stderr.contains("no cgroups"), "{ceiling}: {stderr}");
+        assert!(
+            stderr.contains("policy.toml: [clients.alice]: limits need cgroups")
+                && stderr.contains("drop them"),
+            "{ceiling}: {stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{ceiling}");
     }
 }
 

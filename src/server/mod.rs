@@ -248,8 +248,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut child_exits = signal(SignalKind::child())?;
     let ceilings = args.job_limits.ceilings();
-    enforceable(&ceilings, cgroups.as_deref())?;
-    let mut template = pool_template(&args, &store, &guard, cgroups);
+    enforceable("--job-*", &ceilings.limits(), cgroups.as_deref())?;
+    policy_enforceable(&policy, cgroups.as_deref())?;
+    let mut template = pool_template(&args, &store, &guard, cgroups.clone());
     let metrics = args.metrics_listen.map(|_| Arc::new(metrics::Metrics::new()));
     template.observer = metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>);
     tracing::info!(
@@ -336,7 +337,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
             _ = daily.tick() => identity.warn_if_expiring(),
             _ = refusal_window.tick() => refusals.tick(),
-            _ = hangup.recv() => reload(&args, &tls, &mut identity, &state.policy, &registry),
+            _ = hangup.recv() => {
+                reload(&args, &tls, &mut identity, &state.policy, &registry, cgroups.as_deref());
+            }
             _ = child_exits.recv() => guard.resume_if_stopped(),
         }
     }
@@ -369,19 +372,28 @@ fn detect_cgroups(data_dir: &Path) -> Option<Arc<jobs::Cgroups>> {
     }
 }
 
-/// Refuses to start with a `--job-*` limit that this host cannot enforce:
-/// every job would get it, and it would not hold.
-fn enforceable(ceilings: &ceilings::Ceilings, cgroups: Option<&jobs::Cgroups>) -> anyhow::Result<()> {
-    let limits = &ceilings.0;
+/// Refuses ceilings (`what`: where they are set) that this host cannot
+/// enforce: every job would get them, and they would not hold.
+fn enforceable(what: &str, limits: &jobs::Limits, cgroups: Option<&jobs::Cgroups>) -> anyhow::Result<()> {
     match cgroups {
-        Some(cgroups) => cgroups.check(limits).map_err(|e| anyhow::anyhow!("--job-*: {e}")),
+        Some(cgroups) => cgroups.check(limits).map_err(|e| anyhow::anyhow!("{what}: {e}")),
         None if *limits != jobs::Limits::default() => {
             anyhow::bail!(
-                "--job-* limits need cgroups, which this server does not have (see the log line above); drop them"
+                "{what}: limits need cgroups, which this server does not have (see the log line above); drop them"
             )
         }
         None => Ok(()),
     }
+}
+
+/// Refuses a policy whose ceilings this host cannot enforce, as
+/// [`enforceable`] refuses `--job-*`.
+fn policy_enforceable(policy: &Policy, cgroups: Option<&jobs::Cgroups>) -> anyhow::Result<()> {
+    let file = policy.path().map(|path| path.display().to_string()).unwrap_or_default();
+    for (client, limits) in policy.ceilings() {
+        enforceable(&format!("policy {file}: [clients.{client}]"), limits, cgroups)?;
+    }
+    Ok(())
 }
 
 /// The limits every client's pool gets, its cgroups, and (without cgroups)
@@ -425,8 +437,13 @@ fn reload(
     identity: &mut Identity,
     policy: &CurrentPolicy,
     registry: &registry::Registry,
+    cgroups: Option<&jobs::Cgroups>,
 ) {
-    let loaded = load_tls(&args.certs).and_then(|tls| Ok((tls, load_policy(args)?)));
+    let loaded = load_tls(&args.certs).and_then(|tls| {
+        let next = load_policy(args)?;
+        next.as_ref().map(|next| policy_enforceable(next, cgroups)).transpose()?;
+        Ok((tls, next))
+    });
     match loaded {
         Ok(((config, trust, reloaded), next)) => {
             tls.reload_from_config(config);

@@ -47,7 +47,8 @@ pub struct AppState {
     pub policy: CurrentPolicy,
     /// Counted only when `--metrics-listen` asks for them.
     pub metrics: Option<Arc<Metrics>>,
-    /// The server's per-job limits: defaults and ceilings.
+    /// The server's per-job limits (`--job-*`): defaults and ceilings, for
+    /// every client within its own in the policy.
     pub ceilings: Ceilings,
 }
 
@@ -201,7 +202,8 @@ async fn create(
     if request.cmd.contains('\0') || request.args.iter().any(|a| a.contains('\0')) {
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
     }
-    let limits = state.ceilings.apply(&request.limits).map_err(ApiError::bad_request)?;
+    let ceilings = state.ceilings.within(&caller.rights.ceilings);
+    let limits = ceilings.apply(&request.limits).map_err(ApiError::bad_request)?;
     let spec = JobSpec {
         limits,
         isolate: request.isolate,

@@ -5,6 +5,8 @@
 //! run_as = "alice"                        # the unix user her jobs run as (required)
 //! commands = ["/usr/bin/make", "/bin/ls"] # optional allow-list of programs
 //! isolate = true                          # optional: every job of hers is isolated
+//! memory = "4G"                           # optional ceilings for her jobs: memory,
+//! cpus = 2                                #   cpus, pids, io_read_bps, io_write_bps
 //! admin = false                           # optional: may list and stop every client's jobs
 //! ```
 //!
@@ -19,9 +21,14 @@
 //!   it has no rights at all ([`Policy::rights`] is `None`: 403 everywhere).
 //! * Every job is made through [`Rights::apply`], which is the only place
 //!   that sets who a job runs as and checks what it may run.
+//! * A client's ceilings ([`Rights::ceilings`]) are limits by the same rules
+//!   as a request's; whether this host can enforce them is checked by the
+//!   server whenever a policy loads ([`Policy::ceilings`]), since every job
+//!   of the client gets them.
 
 mod access;
 mod commands;
+mod limits;
 mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +37,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::jobs::{JobSpec, RunAs};
+use crate::jobs::{JobSpec, Limits, RunAs};
 use crate::pki::ClientName;
 
 pub(crate) use access::can_read;
@@ -47,6 +54,9 @@ pub(crate) struct Rights {
     isolate: bool,
     /// May list every client's jobs and reach them under `/clients/{cn}/`.
     pub admin: bool,
+    /// The client's own ceilings, within the server's (see
+    /// [`crate::server::ceilings`]); `None`: the server's alone.
+    pub ceilings: Limits,
 }
 
 impl Rights {
@@ -90,6 +100,16 @@ struct ClientEntry {
     isolate: bool,
     #[serde(default)]
     admin: bool,
+    #[serde(default, deserialize_with = "limits::memory")]
+    memory: Option<u64>,
+    #[serde(default, deserialize_with = "limits::cpus")]
+    cpus: Option<f64>,
+    #[serde(default, deserialize_with = "limits::pids")]
+    pids: Option<u64>,
+    #[serde(default, deserialize_with = "limits::bps")]
+    io_read_bps: Option<u64>,
+    #[serde(default, deserialize_with = "limits::bps")]
+    io_write_bps: Option<u64>,
 }
 
 impl Policy {
@@ -115,8 +135,20 @@ impl Policy {
             let run_as = users::resolve(&entry.run_as, entry.allow_root, server).map_err(in_entry)?;
             let commands =
                 entry.commands.map(|list| AllowList::new(&list, &run_as)).transpose().map_err(in_entry)?;
-            let rights =
-                Rights { run_as: Some(run_as), commands, isolate: entry.isolate, admin: entry.admin };
+            let ceilings = Limits {
+                memory: entry.memory,
+                cpus: entry.cpus,
+                pids: entry.pids,
+                io_read_bps: entry.io_read_bps,
+                io_write_bps: entry.io_write_bps,
+            };
+            let rights = Rights {
+                run_as: Some(run_as),
+                commands,
+                isolate: entry.isolate,
+                admin: entry.admin,
+                ceilings,
+            };
             clients.insert(name, Arc::new(rights));
         }
         Ok(clients)
@@ -135,6 +167,18 @@ impl Policy {
         match self {
             Policy::Open(_) => None,
             Policy::File { path, .. } => Some(path),
+        }
+    }
+
+    /// The clients with ceilings of their own, with them.
+    pub fn ceilings(&self) -> Vec<(&ClientName, &Limits)> {
+        match self {
+            Policy::Open(_) => Vec::new(),
+            Policy::File { clients, .. } => clients
+                .iter()
+                .filter(|(_, rights)| rights.ceilings != Limits::default())
+                .map(|(name, rights)| (name, &rights.ceilings))
+                .collect(),
         }
     }
 
@@ -248,5 +292,57 @@ mod tests {
         dropped.sort();
         assert_eq!(dropped, ["alice".parse().unwrap(), "ops".parse().unwrap()]);
         assert!(Policy::open().rights(&"anyone".parse().unwrap()).is_some());
+    }
+
+    #[test]
+    fn ceilings_are_read_as_sizes_and_numbers() {
+        let text = format!(
+            "[clients.alice]\nrun_as = {:?}\nallow_root = true\nmemory = \"4G\"\ncpus = 2\npids = 100\nio_read_bps = 1048576\nio_write_bps = \"1.5M\"\n\n[clients.bob]\nrun_as = {0:?}\nallow_root = true\ncpus = 0.5\nmemory = 67108864\n",
+            me()
+        );
+        let clients = parse(&text).unwrap();
+        let alice = &clients[&"alice".parse().unwrap()].ceilings;
+        assert_eq!(
+            *alice,
+            Limits {
+                memory: Some(4 << 30),
+                cpus: Some(2.0),
+                pids: Some(100),
+                io_read_bps: Some(1 << 20),
+                io_write_bps: Some(3 << 19)
+            }
+        );
+        let bob = &clients[&"bob".parse().unwrap()].ceilings;
+        assert_eq!((bob.cpus, bob.memory, bob.pids), (Some(0.5), Some(64 << 20), None));
+    }
+
+    #[test]
+    fn a_ceiling_that_is_no_limit_is_refused_with_its_line_and_column() {
+        for (value, reason) in [
+            ("memory = \"lots\"", "invalid size \"lots\""),
+            ("memory = 0", "too small"),
+            ("memory = \"0\"", "too small"),
+            ("memory = -1", "cannot be -1"),
+            ("memory = 1.5", "whole number of bytes"),
+            ("memory = true", "a number, or a string"),
+            ("cpus = nan", "positive number"),
+            ("cpus = inf", "positive number"),
+            ("cpus = -inf", "positive number"),
+            ("cpus = -1", "positive number"),
+            ("cpus = 0", "positive number"),
+            ("cpus = 1e308", "at most 1000000"),
+            ("cpus = \"many\"", "invalid number of CPUs"),
+            ("pids = 0", "at least 1"),
+            ("pids = -5", "at least 1"),
+            ("pids = 1.5", "whole number"),
+            ("pids = 99999999999999999999", ""),
+            ("io_read_bps = 0", "too small"),
+            ("io_write_bps = \"1X\"", "invalid size"),
+            ("memory = \"99999999999T\"", "invalid size"),
+        ] {
+            let text = format!("[clients.alice]\nrun_as = {:?}\nallow_root = true\n{value}\n", me());
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains("line 4, column") && err.contains(reason), "{value}: {err}");
+        }
     }
 }
