@@ -100,6 +100,15 @@ async fn not_found_responses_reveal_nothing() {
     }
     let list: Value = get_json(&bob, &server, "/jobs").await;
     assert_eq!(list["jobs"], serde_json::json!([]));
+    // Ids past what the records can hold are simply not there.
+    for huge in ["9223372036854775808", "18446744073709551615"] {
+        let response = bob.get(server.url(&format!("/jobs/{huge}/status"))).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{huge}");
+        let response = bob.delete(server.url(&format!("/jobs/{huge}"))).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{huge}");
+        let page: Value = get_json(&bob, &server, &format!("/jobs?after={huge}")).await;
+        assert_eq!(page["jobs"], serde_json::json!([]), "{huge}");
+    }
 }
 
 #[tokio::test]

@@ -256,7 +256,8 @@ impl JobPool {
         // Live jobs are newer than their records, and some are not recorded yet.
         let live: Vec<Arc<Job>> = {
             let live = self.shared.live();
-            live.range(JobId(after.0 + 1)..).take(limit + 1).map(|(_, job)| Arc::clone(job)).collect()
+            let above = (std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded);
+            live.range(above).take(limit + 1).map(|(_, job)| Arc::clone(job)).collect()
         };
         let mut merged: BTreeMap<JobId, JobStatus> =
             recorded.into_iter().map(|r| (r.status.id, r.status)).collect();

@@ -250,6 +250,9 @@ impl Records {
 
     /// One job's record.
     pub fn get(&self, client: &str, id: JobId) -> rusqlite::Result<Option<Record>> {
+        if stored_id(id).is_none() {
+            return Ok(None);
+        }
         self.read(|conn| {
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE client = ?1 AND id = ?2"))?
                 .query_row(params![client, id.0], record)
@@ -267,6 +270,9 @@ impl Records {
         limit: usize,
         bytes: usize,
     ) -> rusqlite::Result<Vec<Record>> {
+        if stored_id(after).is_none() {
+            return Ok(Vec::new());
+        }
         self.read(|conn| {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM jobs WHERE client = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
@@ -406,6 +412,12 @@ fn limits(spec: &serde_json::Value) -> Limits {
         io_read_bps: limit("io_read_bps"),
         io_write_bps: limit("io_write_bps"),
     }
+}
+
+/// Ids are SQLite integers: none above `i64::MAX` is ever given, so a
+/// larger one names no job.
+fn stored_id(id: JobId) -> Option<i64> {
+    i64::try_from(id.0).ok()
 }
 
 /// An update of one job's row must find it: a row that is not there (its
