@@ -43,7 +43,7 @@ fn pool_rate(
                 tokio::spawn(async move {
                     let mut n = 0u64;
                     while started.elapsed() < round {
-                        let id = pool.create("/bin/true", vec![]);
+                        let id = pool.create("/bin/true", vec![]).await;
                         let status = pool.wait(id).await.unwrap();
                         assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
                         pool.delete(id).await.unwrap();
@@ -74,7 +74,8 @@ fn main() {
 
     let before = peak_rss_kib();
     let started = Instant::now();
-    let id = pool.create("head", vec!["-c".into(), (1u64 << 30).to_string(), "/dev/zero".into()]);
+    let id = runtime
+        .block_on(pool.create("head", vec!["-c".into(), (1u64 << 30).to_string(), "/dev/zero".into()]));
     let status = runtime.block_on(pool.wait(id)).unwrap();
     let elapsed = started.elapsed();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));

@@ -54,7 +54,7 @@ fn main() {
         let mut times = Vec::new();
         for _ in 0..jobs {
             let started = Instant::now();
-            let id = pool.create_job(JobSpec::new("/bin/true", vec![]));
+            let id = pool.create_job(JobSpec::new("/bin/true", vec![])).await;
             pool.wait(id).await.unwrap();
             times.push(started.elapsed().as_secs_f64() * 1e6);
             pool.delete(id).await.unwrap();

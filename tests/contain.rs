@@ -28,8 +28,8 @@ fn contained(label: &str) -> Contained {
 }
 
 impl Contained {
-    fn sh(&self, script: &str) -> JobId {
-        self.pool.create_job(JobSpec::new("sh", vec!["-c".into(), script.into()]))
+    async fn sh(&self, script: &str) -> JobId {
+        self.pool.create_job(JobSpec::new("sh", vec!["-c".into(), script.into()])).await
     }
 
     /// Job groups left in our folders.
@@ -68,7 +68,7 @@ fn setsid_writer(dir: &Path, sleep: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_in_its_own_cgroup_before_its_program_runs() {
     let c = contained("contain-placed");
-    let id = c.sh("cat /proc/self/cgroup");
+    let id = c.sh("cat /proc/self/cgroup").await;
     c.pool.wait(id).await.unwrap();
     let out = String::from_utf8(c.pool.output(id).unwrap().stdout).unwrap();
     let core = c.cgroups.folders()[0].clone();
@@ -80,7 +80,7 @@ async fn a_job_is_in_its_own_cgroup_before_its_program_runs() {
 async fn processes_that_left_the_group_die_when_the_main_process_exits() {
     let c = contained("contain-exit");
     let sleep = marked_sleep(c.dir.path(), "exit");
-    let id = c.sh(&escapees(&sleep, 50));
+    let id = c.sh(&escapees(&sleep, 50)).await;
     let status = c.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert!(pids_matching(&sleep).is_empty(), "all 50 are dead once the job completed");
@@ -94,7 +94,7 @@ async fn stop_and_delete_kill_processes_that_left_the_group() {
     for action in ["stop", "delete"] {
         // The main process waits, so only stop or delete can end the job;
         // it ignores SIGTERM, so stop escalates to SIGKILL.
-        let id = c.sh(&format!("trap '' TERM; {}; exec {sleep} 1000", escapees(&sleep, 50)));
+        let id = c.sh(&format!("trap '' TERM; {}; exec {sleep} 1000", escapees(&sleep, 50))).await;
         let mut reader = c.pool.reader(id, rcmd::jobs::Stream::Stdout, 0).unwrap();
         let first = reader.next_chunk().await.unwrap().unwrap();
         assert_eq!(&first[..], b"ready\n");
@@ -117,7 +117,7 @@ async fn a_killed_setsid_writer_closes_the_output_so_nothing_is_truncated() {
     // pipe closes at once: the 2 s drain is not needed.
     let c = contained("contain-drain");
     let sleep = marked_sleep(c.dir.path(), "drain");
-    let id = c.sh(&setsid_writer(c.dir.path(), &sleep));
+    let id = c.sh(&setsid_writer(c.dir.path(), &sleep)).await;
     let status = c.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert!(!status.truncated);
@@ -130,7 +130,7 @@ async fn without_cgroups_the_drain_gives_up_on_a_setsid_writer_and_marks_the_out
     let dir = TempDir::new("contain-fallback-drain");
     let pool = JobPool::new(PoolConfig::new(dir.path().join("data"))).unwrap();
     let sleep = marked_sleep(dir.path(), "fallback");
-    let id = pool.create_job(JobSpec::new("sh", vec!["-c".into(), setsid_writer(dir.path(), &sleep)]));
+    let id = pool.create_job(JobSpec::new("sh", vec!["-c".into(), setsid_writer(dir.path(), &sleep)])).await;
     let status = pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert!(status.truncated, "the escaped writer kept the pipe open past the drain");
@@ -147,8 +147,9 @@ async fn without_cgroups_the_drain_gives_up_on_a_setsid_writer_and_marks_the_out
 async fn a_job_of_255_processes_stops_entirely() {
     let c = contained("contain-255");
     let sleep = marked_sleep(c.dir.path(), "many");
-    let id =
-        c.sh(&format!("i=0; while [ $i -lt 254 ]; do {sleep} 1000 & i=$((i+1)); done; echo ready; wait"));
+    let id = c
+        .sh(&format!("i=0; while [ $i -lt 254 ]; do {sleep} 1000 & i=$((i+1)); done; echo ready; wait"))
+        .await;
     let mut reader = c.pool.reader(id, rcmd::jobs::Stream::Stdout, 0).unwrap();
     assert_eq!(&reader.next_chunk().await.unwrap().unwrap()[..], b"ready\n");
     let status = c.pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
@@ -159,7 +160,10 @@ async fn a_job_of_255_processes_stops_entirely() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_job_group_is_left_after_a_thousand_jobs_and_the_folders_go_with_the_pool() {
     let c = contained("contain-thousand");
-    let ids: Vec<JobId> = (0..1000).map(|_| c.pool.create_job(JobSpec::new("true", vec![]))).collect();
+    let mut ids: Vec<JobId> = Vec::new();
+    for _ in 0..1000 {
+        ids.push(c.pool.create_job(JobSpec::new("true", vec![])).await);
+    }
     for id in ids {
         let status = c.pool.wait(id).await.unwrap();
         assert_eq!(status.status, Status::Completed(Termination::Exited(0)));

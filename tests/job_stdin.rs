@@ -41,7 +41,7 @@ fn chunks(list: &[&'static [u8]]) -> impl futures_util::Stream<Item = Chunk> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_byte_reaches_the_job_and_the_end_is_its_eof() {
     let (pool, _dir) = pool("stdin-copy");
-    let id = pool.create_job(piped("cat", &[]));
+    let id = pool.create_job(piped("cat", &[])).await;
     let copied = pool.stdin(id).unwrap().copy_from(chunks(&[b"hello ", b"", b"\x00\xffworld"])).await;
     assert!(matches!(copied.end, StdinEnd::Complete), "{:?}", copied.end);
     assert_eq!(copied.written, 13);
@@ -53,10 +53,10 @@ async fn every_byte_reaches_the_job_and_the_end_is_its_eof() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_writer_once_and_only_where_there_is_a_pipe() {
     let (pool, _dir) = pool("stdin-refusals");
-    let plain = pool.create("cat", vec![]);
+    let plain = pool.create("cat", vec![]).await;
     assert!(matches!(pool.stdin(plain), Err(JobError::Stdin { refused: StdinRefused::NotPiped, .. })));
 
-    let id = pool.create_job(piped("cat", &[]));
+    let id = pool.create_job(piped("cat", &[])).await;
     let first = pool.stdin(id).unwrap();
     let refused = pool.stdin(id).err().expect("a second writer is refused");
     assert!(matches!(refused, JobError::Stdin { refused: StdinRefused::Busy, .. }), "{refused}");
@@ -70,14 +70,14 @@ async fn one_writer_once_and_only_where_there_is_a_pipe() {
 
     pool.wait(id).await.unwrap();
     assert!(matches!(pool.stdin(id), Err(JobError::Stdin { refused: StdinRefused::Ended, .. })));
-    let never_started = pool.create_job(piped("/no/such/program", &[]));
+    let never_started = pool.create_job(piped("/no/such/program", &[])).await;
     assert!(matches!(pool.stdin(never_started), Err(JobError::Stdin { refused: StdinRefused::Ended, .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_waiting_on_its_source_ends_with_the_job() {
     let (pool, _dir) = pool("stdin-delete");
-    let id = pool.create_job(piped("cat", &[]));
+    let id = pool.create_job(piped("cat", &[])).await;
     let (feed, source) = fed();
     let writer = tokio::spawn(pool.stdin(id).unwrap().copy_from(source));
     feed.send(Ok(Bytes::from_static(b"some"))).await.unwrap();
@@ -96,7 +96,7 @@ async fn a_writer_waiting_on_its_source_ends_with_the_job() {
 async fn a_writer_blocked_on_a_full_pipe_ends_with_the_job() {
     let (pool, _dir) = pool("stdin-full");
     // Never reads: the pipe fills and the writer waits on it.
-    let id = pool.create_job(piped("sleep", &["1000"]));
+    let id = pool.create_job(piped("sleep", &["1000"])).await;
     let endless = futures_util::stream::repeat_with(|| Chunk::Ok(Bytes::from(vec![0u8; 64 * 1024])));
     let writer = tokio::spawn(pool.stdin(id).unwrap().copy_from(endless));
     pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
@@ -110,7 +110,7 @@ async fn a_writer_blocked_on_a_full_pipe_ends_with_the_job() {
 async fn a_job_that_closes_its_stdin_ends_the_writer() {
     let (pool, _dir) = pool("stdin-closed");
     // Closes its stdin, then keeps running.
-    let id = pool.create_job(piped("sh", &["-c", "exec 0<&-; sleep 1000"]));
+    let id = pool.create_job(piped("sh", &["-c", "exec 0<&-; sleep 1000"])).await;
     let endless = futures_util::stream::repeat_with(|| Chunk::Ok(Bytes::from_static(b"y\n")));
     let copied = tokio::time::timeout(DEADLINE, pool.stdin(id).unwrap().copy_from(endless)).await.unwrap();
     assert!(matches!(copied.end, StdinEnd::JobClosed), "{:?}", copied.end);
@@ -123,8 +123,9 @@ async fn a_job_that_closes_its_stdin_ends_the_writer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eof_reaches_a_job_while_later_jobs_run() {
     let (pool, _dir) = pool("stdin-hygiene");
-    let first = pool.create_job(piped("cat", &[]));
-    let later = [pool.create_job(piped("sleep", &["1000"])), pool.create("sleep", vec!["1000".into()])];
+    let first = pool.create_job(piped("cat", &[])).await;
+    let later =
+        [pool.create_job(piped("sleep", &["1000"])).await, pool.create("sleep", vec!["1000".into()]).await];
     let copied = pool.stdin(first).unwrap().copy_from(chunks(&[b"x"])).await;
     assert!(matches!(copied.end, StdinEnd::Complete));
     let status = tokio::time::timeout(DEADLINE, pool.wait(first)).await.expect("cat saw EOF").unwrap();

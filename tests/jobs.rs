@@ -44,16 +44,16 @@ impl Fixture {
         output_dir(&self.dir.path().join("data"))
     }
 
-    fn run(&self, (cmd, args): (String, Vec<String>)) -> JobId {
-        self.pool.create(cmd, args)
+    async fn run(&self, (cmd, args): (String, Vec<String>)) -> JobId {
+        self.pool.create(cmd, args).await
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_zero_and_non_zero_are_reported() {
     let f = pool("exit");
-    let ok = f.run(sh("exit 0"));
-    let three = f.run(sh("exit 3"));
+    let ok = f.run(sh("exit 0")).await;
+    let three = f.run(sh("exit 3")).await;
     assert_eq!(f.pool.wait(ok).await.unwrap().status, Status::Completed(Termination::Exited(0)));
     let status = f.pool.wait(three).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(3)));
@@ -64,7 +64,7 @@ async fn exit_codes_zero_and_non_zero_are_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_is_running_while_the_process_runs() {
     let f = pool("running");
-    let id = f.run(("sleep".into(), args(&["30"])));
+    let id = f.run(("sleep".into(), args(&["30"]))).await;
     let status = f.pool.status(id).unwrap();
     assert_eq!(status.status, Status::Running);
     assert!(status.finished_at.is_none());
@@ -75,7 +75,7 @@ async fn status_is_running_while_the_process_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_killed_from_outside_reports_the_signal() {
     let f = pool("outside-kill");
-    let id = f.run(("sleep".into(), args(&["30"])));
+    let id = f.run(("sleep".into(), args(&["30"]))).await;
     let pid = f.pool.status(id).unwrap().pid.unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)
         .unwrap();
@@ -95,7 +95,7 @@ async fn commands_that_cannot_start_are_jobs_in_the_error_state() {
         ("echo".to_string(), vec!["a\0b".to_string()], "nul byte"),
     ];
     for (cmd, cmd_args, expected) in cases {
-        let id = f.pool.create(cmd.clone(), cmd_args);
+        let id = f.pool.create(cmd.clone(), cmd_args).await;
         let status = f.pool.status(id).unwrap();
         match &status.status {
             Status::Error(message) => {
@@ -127,8 +127,8 @@ async fn unknown_ids_are_a_typed_error_on_every_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_count_from_one() {
     let f = pool("ids");
-    assert_eq!(f.run(sh("true")), JobId(1));
-    assert_eq!(f.run(sh("true")), JobId(2));
+    assert_eq!(f.run(sh("true")).await, JobId(1));
+    assert_eq!(f.run(sh("true")).await, JobId(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +137,7 @@ async fn stdout_and_stderr_stay_separate_and_binary_safe() {
     // Every byte value, 0 to 255, on stdout; a different text on stderr.
     let id = f.run(sh(
         "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; printf 'to stderr' >&2",
-    ));
+    )).await;
     f.pool.wait(id).await.unwrap();
     let output = f.pool.output(id).unwrap();
     assert_eq!(output.stdout, (0..=255u8).collect::<Vec<_>>());
@@ -149,7 +149,7 @@ async fn stdout_and_stderr_stay_separate_and_binary_safe() {
 async fn a_job_never_blocks_on_output_nobody_reads() {
     let f = pool("unread");
     // 8 MiB is far more than a pipe holds; no reader exists while it runs.
-    let id = f.run(sh("head -c 8388608 /dev/zero; head -c 8388608 /dev/zero >&2"));
+    let id = f.run(sh("head -c 8388608 /dev/zero; head -c 8388608 /dev/zero >&2")).await;
     let status = f.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     let output = f.pool.output(id).unwrap();
@@ -160,7 +160,7 @@ async fn a_job_never_blocks_on_output_nobody_reads() {
 async fn huge_output_is_complete_and_exact() {
     let f = pool("huge");
     const SIZE: u64 = 120 << 20;
-    let id = f.run(sh(&format!("yes 0123456789abcde | head -c {SIZE}")));
+    let id = f.run(sh(&format!("yes 0123456789abcde | head -c {SIZE}"))).await;
     // Follow it live, checking every byte without holding it all.
     let mut reader = f.pool.reader(id, Stream::Stdout, 0).unwrap();
     let pattern = b"0123456789abcde\n";
@@ -180,7 +180,7 @@ async fn huge_output_is_complete_and_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_past_the_cap_is_dropped_and_marked_truncated() {
     let f = pool_with("cap", |c| c.output_limit = 1000);
-    let id = f.run(sh("head -c 100000 /dev/zero; echo done >&2; exit 7"));
+    let id = f.run(sh("head -c 100000 /dev/zero; echo done >&2; exit 7")).await;
     let status = f.pool.wait(id).await.unwrap();
     // The job ran to its own end, unharmed by the cap (no SIGPIPE).
     assert_eq!(status.status, Status::Completed(Termination::Exited(7)));
@@ -193,7 +193,7 @@ async fn output_past_the_cap_is_dropped_and_marked_truncated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_under_the_cap_is_not_truncated() {
     let f = pool_with("under-cap", |c| c.output_limit = 1000);
-    let id = f.run(sh("head -c 1000 /dev/zero"));
+    let id = f.run(sh("head -c 1000 /dev/zero")).await;
     assert!(!f.pool.wait(id).await.unwrap().truncated);
     assert_eq!(f.pool.output(id).unwrap().stdout.len(), 1000);
 }
@@ -202,7 +202,7 @@ async fn output_under_the_cap_is_not_truncated() {
 async fn completes_when_the_main_process_exits_even_if_a_child_holds_the_pipe() {
     let f = pool("grandchild");
     let sleep = support::marked_sleep(f.dir.path(), "grandchild");
-    let id = f.run(sh(&format!("{sleep} 1000 & echo hi")));
+    let id = f.run(sh(&format!("{sleep} 1000 & echo hi"))).await;
     let status = f.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert_eq!(f.pool.output(id).unwrap().stdout, b"hi\n");
@@ -212,7 +212,7 @@ async fn completes_when_the_main_process_exits_even_if_a_child_holds_the_pipe() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdin_is_dev_null() {
     let f = pool("stdin");
-    let id = f.run(("cat".into(), vec![]));
+    let id = f.run(("cat".into(), vec![])).await;
     let status = f.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert!(f.pool.output(id).unwrap().stdout.is_empty());
@@ -221,7 +221,7 @@ async fn stdin_is_dev_null() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_job_leads_its_own_process_group() {
     let f = pool("pgid");
-    let id = f.run(sh("ps -o pgid= -p $$; echo $$"));
+    let id = f.run(sh("ps -o pgid= -p $$; echo $$")).await;
     f.pool.wait(id).await.unwrap();
     let stdout = String::from_utf8(f.pool.output(id).unwrap().stdout).unwrap();
     let mut lines = stdout.split_whitespace();
@@ -235,7 +235,7 @@ async fn each_job_leads_its_own_process_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_followers_see_identical_complete_bytes() {
     let f = pool("followers");
-    let id = f.run(sh("i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); sleep 0.005; done"));
+    let id = f.run(sh("i=0; while [ $i -lt 100 ]; do echo line $i; i=$((i+1)); sleep 0.005; done")).await;
     let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
     let followers: Vec<_> = (0..5)
         .map(|_| {
@@ -254,7 +254,7 @@ async fn concurrent_followers_see_identical_complete_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn following_from_an_offset_yields_exactly_the_remainder() {
     let f = pool("offset");
-    let id = f.run(sh("printf 0123456789; sleep 0.05; printf abcdef"));
+    let id = f.run(sh("printf 0123456789; sleep 0.05; printf abcdef")).await;
     let reader = f.pool.reader(id, Stream::Stdout, 4).unwrap();
     assert_eq!(reader.offset(), 4);
     assert_eq!(reader.read_to_end().await.unwrap(), b"456789abcdef");
@@ -266,7 +266,7 @@ async fn following_from_an_offset_yields_exactly_the_remainder() {
 async fn stop_sends_sigterm_to_the_group() {
     let f = pool("stop");
     let sleep = support::marked_sleep(f.dir.path(), "stop");
-    let id = f.run(sh(&format!("{sleep} 1000 & {sleep} 1000")));
+    let id = f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))).await;
     support::wait_until("both sleeps run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 2
     });
@@ -281,7 +281,7 @@ async fn stop_sends_sigterm_to_the_group() {
 async fn stop_escalates_to_sigkill_after_the_grace_period() {
     let f = pool_with("stop-grace", |c| c.stop_grace = Duration::from_millis(200));
     // Ignoring SIGTERM is inherited by the sleeps it starts.
-    let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"));
+    let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done")).await;
     f.pool.reader(id, Stream::Stdout, 0).unwrap().next_chunk().await.unwrap();
     let status = f.pool.stop(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
@@ -290,7 +290,7 @@ async fn stop_escalates_to_sigkill_after_the_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_without_grace_kills_at_once() {
     let f = pool("stop-now");
-    let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done"));
+    let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done")).await;
     f.pool.reader(id, Stream::Stdout, 0).unwrap().next_chunk().await.unwrap();
     let status = f.pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
@@ -299,7 +299,7 @@ async fn stop_without_grace_kills_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_of_a_finished_job_changes_nothing() {
     let f = pool("stop-finished");
-    let id = f.run(sh("exit 4"));
+    let id = f.run(sh("exit 4")).await;
     f.pool.wait(id).await.unwrap();
     let status = f.pool.stop(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(4)));
@@ -309,7 +309,7 @@ async fn stop_of_a_finished_job_changes_nothing() {
 async fn delete_of_a_running_job_kills_its_group_and_removes_its_output() {
     let f = pool("delete-running");
     let sleep = support::marked_sleep(f.dir.path(), "delete");
-    let id = f.run(sh(&format!("echo started; {sleep} 1000 & {sleep} 1000")));
+    let id = f.run(sh(&format!("echo started; {sleep} 1000 & {sleep} 1000"))).await;
     support::wait_until("both sleeps run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 2
     });
@@ -323,7 +323,7 @@ async fn delete_of_a_running_job_kills_its_group_and_removes_its_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_of_a_finished_job_removes_it() {
     let f = pool("delete-finished");
-    let id = f.run(sh("echo hi"));
+    let id = f.run(sh("echo hi")).await;
     f.pool.wait(id).await.unwrap();
     f.pool.delete(id).await.unwrap();
     assert!(matches!(f.pool.output(id), Err(JobError::NotFound(_))));
@@ -333,7 +333,7 @@ async fn delete_of_a_finished_job_removes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_of_a_deleted_job_ends_with_what_was_written() {
     let f = pool("delete-follow");
-    let id = f.run(sh("echo first; sleep 1000"));
+    let id = f.run(sh("echo first; sleep 1000")).await;
     let mut reader = f.pool.reader(id, Stream::Stdout, 0).unwrap();
     assert_eq!(&reader.next_chunk().await.unwrap().unwrap()[..], b"first\n");
     f.pool.delete(id).await.unwrap();
@@ -344,7 +344,10 @@ async fn a_follower_of_a_deleted_job_ends_with_what_was_written() {
 async fn shutdown_kills_every_job_and_its_children_and_marks_them_lost() {
     let f = pool("shutdown");
     let sleep = support::marked_sleep(f.dir.path(), "shutdown");
-    let ids: Vec<_> = (0..5).map(|_| f.run(sh(&format!("{sleep} 1000 & {sleep} 1000")))).collect();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))).await);
+    }
     support::wait_until("all sleeps run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 10
     });
@@ -363,9 +366,11 @@ async fn shutdown_kills_every_job_and_its_children_and_marks_them_lost() {
 async fn dropping_the_pool_kills_every_job_and_its_children() {
     let f = pool("drop");
     let sleep = support::marked_sleep(f.dir.path(), "drop");
-    let pids: Vec<u32> = (0..3)
-        .map(|_| f.pool.status(f.run(sh(&format!("{sleep} 1000 & {sleep} 1000")))).unwrap().pid.unwrap())
-        .collect();
+    let mut pids: Vec<u32> = Vec::new();
+    for _ in 0..3 {
+        let id = f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))).await;
+        pids.push(f.pool.status(id).unwrap().pid.unwrap());
+    }
     support::wait_until("all sleeps run", Duration::from_secs(10), || {
         support::pids_matching(&sleep).len() >= 6
     });
@@ -386,15 +391,16 @@ fn many_threads_create_and_query_at_once() {
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let pool = Arc::clone(&pool);
+            let runtime = runtime.handle().clone();
             std::thread::spawn(move || {
                 let ids: Vec<_> = (0..200)
                     .map(|i| {
                         (
                             i,
-                            pool.create(
+                            runtime.block_on(pool.create(
                                 "sh",
                                 args(&["-c", &format!("echo {t}-{i}; echo e{i} >&2; exit {}", i % 5)]),
-                            ),
+                            )),
                         )
                     })
                     .collect();
@@ -430,12 +436,12 @@ async fn a_new_pool_answers_for_the_last_ones_jobs_and_never_reuses_an_id() {
     let dir = TempDir::new("reopen");
     let data = dir.path().join("data");
     let pool = JobPool::new(PoolConfig::new(&data)).unwrap();
-    let done = pool.create("sh", args(&["-c", "echo out; echo err >&2; exit 3"]));
-    let gone = pool.create("sh", args(&["-c", "echo bye"]));
+    let done = pool.create("sh", args(&["-c", "echo out; echo err >&2; exit 3"])).await;
+    let gone = pool.create("sh", args(&["-c", "echo bye"])).await;
     pool.wait(done).await.unwrap();
     pool.wait(gone).await.unwrap();
     pool.delete(gone).await.unwrap();
-    let running = pool.create("sleep", args(&["1000"]));
+    let running = pool.create("sleep", args(&["1000"])).await;
     let pid = pool.status(running).unwrap().pid.unwrap();
     // While it holds the directory, nobody else may open it.
     let Err(JobError::DataDir(refused)) = JobPool::new(PoolConfig::new(&data)) else {
@@ -459,14 +465,14 @@ async fn a_new_pool_answers_for_the_last_ones_jobs_and_never_reuses_an_id() {
     assert!(matches!(&lost.status, Status::Error(m) if m.starts_with("lost:")), "{:?}", lost.status);
     let listed: Vec<JobId> = pool.list().unwrap().iter().map(|s| s.id).collect();
     assert_eq!(listed, [done, running]);
-    let next = pool.create("true", vec![]);
+    let next = pool.create("true", vec![]).await;
     assert!(next > running, "{next} after {running}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_spool_file_is_an_error_not_an_empty_output() {
     let f = pool("missing-spool");
-    let id = f.run(sh("echo important"));
+    let id = f.run(sh("echo important")).await;
     f.pool.wait(id).await.unwrap();
     std::fs::remove_file(f.output_dir().join(format!("{id}.stdout"))).unwrap();
     assert!(matches!(f.pool.output(id), Err(JobError::ReadOutput { .. })));
@@ -478,7 +484,7 @@ async fn a_spool_file_replaced_by_a_symlink_is_not_followed() {
     let f = pool("symlink-spool");
     let secret = f.dir.path().join("secret");
     std::fs::write(&secret, "not yours").unwrap();
-    let id = f.run(sh("echo mine"));
+    let id = f.run(sh("echo mine")).await;
     f.pool.wait(id).await.unwrap();
     let spool = f.output_dir().join(format!("{id}.stdout"));
     std::fs::remove_file(&spool).unwrap();
@@ -487,7 +493,7 @@ async fn a_spool_file_replaced_by_a_symlink_is_not_followed() {
     // Nor is one planted where the next job's output goes: it is not written through.
     let next = JobId(id.0 + 1);
     std::os::unix::fs::symlink(&secret, f.output_dir().join(format!("{next}.stdout"))).unwrap();
-    assert_eq!(f.run(sh("echo overwrite")), next);
+    assert_eq!(f.run(sh("echo overwrite")).await, next);
     let status = f.pool.wait(next).await.unwrap();
     assert!(status.truncated && status.output_error.is_some(), "{status:?}");
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "not yours");
@@ -502,43 +508,43 @@ fn a_pool_outside_a_runtime_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_create_refuses_past_the_running_quota_until_a_job_ends() {
     let f = pool_with("quota-running", |c| c.max_running = 2);
-    let a = f.pool.try_create(JobSpec::new("sleep", args(&["30"]))).unwrap();
-    f.pool.try_create(JobSpec::new("sleep", args(&["30"]))).unwrap();
-    let err = f.pool.try_create(JobSpec::new("true", vec![])).unwrap_err();
+    let a = f.pool.try_create(JobSpec::new("sleep", args(&["30"]))).await.unwrap();
+    f.pool.try_create(JobSpec::new("sleep", args(&["30"]))).await.unwrap();
+    let err = f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::Running(2))), "{err}");
     assert!(err.to_string().contains("stop one"));
     // A job that cannot start never counts as running.
-    f.pool.create("/no/such/command", vec![]);
+    f.pool.create("/no/such/command", vec![]).await;
     f.pool.stop_with_grace(a, Duration::ZERO).await.unwrap();
-    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_create_refuses_past_the_kept_jobs_quota_until_one_is_deleted() {
     let f = pool_with("quota-jobs", |c| c.max_jobs = 2);
-    let a = f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
-    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
-    let err = f.pool.try_create(JobSpec::new("true", vec![])).unwrap_err();
+    let a = f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
+    let err = f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::Jobs(2))), "{err}");
     assert!(err.to_string().contains("delete finished jobs"));
     f.pool.delete(a).await.unwrap();
-    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stored_bytes_quota_truncates_and_then_refuses() {
     let f = pool_with("quota-bytes", |c| c.max_stored_bytes = 10_000);
-    let a = f.pool.try_create(JobSpec::new("head", args(&["-c", "6000", "/dev/zero"]))).unwrap();
+    let a = f.pool.try_create(JobSpec::new("head", args(&["-c", "6000", "/dev/zero"]))).await.unwrap();
     assert!(!f.pool.wait(a).await.unwrap().truncated);
-    let b = f.pool.try_create(JobSpec::new("head", args(&["-c", "6000", "/dev/zero"]))).unwrap();
+    let b = f.pool.try_create(JobSpec::new("head", args(&["-c", "6000", "/dev/zero"]))).await.unwrap();
     let status = f.pool.wait(b).await.unwrap();
     assert!(status.truncated);
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert_eq!(f.pool.output(b).unwrap().stdout.len(), 4000, "cut at the pool's quota");
-    let err = f.pool.try_create(JobSpec::new("true", vec![])).unwrap_err();
+    let err = f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::StoredBytes(10_000))), "{err}");
     f.pool.delete(a).await.unwrap();
-    f.pool.try_create(JobSpec::new("true", vec![])).unwrap();
+    f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
 }
 
 #[derive(Debug, Default)]
@@ -557,8 +563,8 @@ impl GroupWatcher for RecordingWatcher {
 async fn the_watcher_hears_of_each_group_started_and_reaped() {
     let watcher = Arc::new(RecordingWatcher::default());
     let f = pool_with("watcher", |c| c.watcher = Some(watcher.clone()));
-    let id = f.run(sh("exit 0"));
+    let id = f.run(sh("exit 0")).await;
     let pid = f.pool.wait(id).await.unwrap().pid.unwrap();
-    f.pool.create("/no/such/command", vec![]);
+    f.pool.create("/no/such/command", vec![]).await;
     assert_eq!(*watcher.0.lock().unwrap(), vec![(true, pid), (false, pid)]);
 }

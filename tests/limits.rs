@@ -195,6 +195,73 @@ fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_f
     });
 }
 
+/// Freezes a cgroup v2 group (and every group below it) until dropped.
+struct Frozen(PathBuf);
+
+impl Frozen {
+    fn freeze(group: PathBuf) -> Frozen {
+        std::fs::write(group.join("cgroup.freeze"), "1").unwrap();
+        Frozen(group)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stuck_before_exec_is_killed_and_the_server_keeps_answering() {
+    let server = TestServer::start(&[], &[]);
+    let owner = http_as(&server, "owner");
+    let (code, running) = put_job(&owner, &server, json!({"cmd": "sleep", "args": ["1000"]})).await;
+    assert_eq!(code, 200, "{running}");
+    // A job's process joins its group in the server's folder before it
+    // runs anything of the job's: with the folder frozen, it stops there,
+    // before exec, as one stopped by a signal or a debugger would.
+    let core = cgroup_folders_of(server.pid()).into_iter().find(|f| f.starts_with("/sys/fs/cgroup/unified"));
+    let core = core.expect("the server's cgroup v2 folder");
+    let frozen = Frozen::freeze(core.clone());
+    // More stuck starts than the server has async worker threads.
+    const STUCK: usize = 4;
+    let starts: Vec<_> = (0..STUCK)
+        .map(|_| {
+            let (owner, url) = (owner.clone(), server.url("/jobs"));
+            tokio::spawn(async move {
+                let response = owner.put(url).json(&json!({"cmd": "true"})).send().await.unwrap();
+                (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let populated = || {
+        std::fs::read_dir(&core)
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|p| !p.is_empty()))
+            .count()
+    };
+    wait_until("every start is stuck in its frozen group", Duration::from_secs(30), || populated() > STUCK);
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        get_json(&owner, &server, &format!("/jobs/{}/status", running["id"])),
+    )
+    .await
+    .expect("the server answers while job starts are stuck");
+    assert_eq!(status["status"], "running", "{status}");
+    assert!(populated() > STUCK, "the status call was answered while the starts were still stuck");
+    for start in starts {
+        let (code, created) = start.await.unwrap();
+        assert_eq!(code, 200, "{created}");
+        let status = wait_status(&owner, &server, created["id"].as_u64().unwrap()).await;
+        assert_eq!(status["status"], "error", "{status}");
+        let message = status["error_msg"].as_str().unwrap();
+        assert!(message.contains("stopped before it could run the program"), "{message}");
+    }
+    drop(frozen);
+    assert_eq!(server.ok("owner", &["run", "echo", "hi"]), "hi\n");
+}
+
 /// The cgroup folders a server made: `rcmd-PID-*` in each hierarchy's
 /// directory of our own groups.
 fn cgroup_folders_of(pid: u32) -> Vec<PathBuf> {

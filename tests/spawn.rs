@@ -51,7 +51,7 @@ async fn a_job_gets_exactly_stdin_stdout_and_stderr() {
     let leaked = unsafe { OwnedFd::from_raw_fd(libc::dup2(file.as_raw_fd(), 251)) };
     assert_eq!(leaked.as_raw_fd(), 251);
     let pool = pool(&dir);
-    let id = pool.create_job(sh("ls /proc/$$/fd"));
+    let id = pool.create_job(sh("ls /proc/$$/fd")).await;
     assert_eq!(stdout_of(&pool, id).await, "0\n1\n2\n");
 }
 
@@ -65,7 +65,7 @@ async fn a_job_starts_with_default_signal_handling_and_nothing_blocked() {
         let mut set = nix::sys::signal::SigSet::empty();
         set.add(nix::sys::signal::Signal::SIGUSR1);
         let old = set.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK).unwrap();
-        let id = pool.create_job(JobSpec::new("cat", vec!["/proc/self/status".into()]));
+        let id = pool.create_job(JobSpec::new("cat", vec!["/proc/self/status".into()])).await;
         old.thread_set_mask().unwrap();
         id
     };
@@ -80,13 +80,13 @@ async fn a_job_starts_with_default_signal_handling_and_nothing_blocked() {
 async fn a_stdin_pipe_carries_what_is_written_and_closes_when_dropped() {
     let dir = TempDir::new("spawn-stdin");
     let pool = pool(&dir);
-    let id = pool.create_job(JobSpec { stdin: true, ..JobSpec::new("cat", vec![]) });
+    let id = pool.create_job(JobSpec { stdin: true, ..JobSpec::new("cat", vec![]) }).await;
     let stdin = pool.stdin(id).expect("a stdin pipe");
     assert!(pool.stdin(id).is_err(), "taken once");
     let hello = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"hello\n"))]);
     stdin.copy_from(hello).await;
     assert_eq!(stdout_of(&pool, id).await, "hello\n");
-    let plain = pool.create_job(JobSpec::new("true", vec![]));
+    let plain = pool.create_job(JobSpec::new("true", vec![])).await;
     assert!(pool.stdin(plain).is_err(), "no pipe unless asked for");
 }
 
@@ -113,18 +113,35 @@ async fn a_job_as_another_user_has_its_ids_home_and_only_five_variables() {
     let _oom = OomScore::set("100");
     let pool = pool(&dir);
     let as_nobody = |spec: JobSpec| JobSpec { run_as: Some(nobody(&home)), ..spec };
-    let id = pool.create_job(as_nobody(sh("id -u; id -g; id -G; pwd; cat /proc/self/oom_score_adj")));
-    assert_eq!(stdout_of(&pool, id).await, format!("65534\n65534\n65534\n{}\n0\n", home.display()));
-    let id = pool.create_job(as_nobody(JobSpec::new("env", vec![])));
+    let id = pool.create_job(as_nobody(sh("id -u; id -g; id -G; pwd; cat /proc/self/oom_score_adj"))).await;
+    // A positive score stays (it protects nothing).
+    assert_eq!(stdout_of(&pool, id).await, format!("65534\n65534\n65534\n{}\n100\n", home.display()));
+    let id = pool.create_job(as_nobody(JobSpec::new("env", vec![]))).await;
     let env = stdout_of(&pool, id).await;
     let mut names: Vec<&str> = env.lines().map(|l| l.split('=').next().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["HOME", "LOGNAME", "PATH", "SHELL", "USER"], "{env}");
     assert!(env.contains("USER=nobody\n") && env.contains(&format!("HOME={}\n", home.display())));
-    // The server's own jobs keep the server's OOM score and environment.
-    let id = pool.create_job(sh("cat /proc/self/oom_score_adj; env"));
+    // The server's own jobs keep the server's environment.
+    let id = pool.create_job(sh("cat /proc/self/oom_score_adj; env")).await;
     let own = stdout_of(&pool, id).await;
     assert!(own.starts_with("100\n") && own.lines().count() > 5, "{own}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a negative OOM score needs CAP_SYS_RESOURCE, which root lacks on these machines"]
+async fn no_job_keeps_the_protection_from_the_oom_killer_that_the_server_gave_itself() {
+    let dir = TempDir::new("spawn-oom-score");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pool = pool(&dir);
+    let _protected = OomScore::set("-500");
+    let as_nobody = JobSpec { run_as: Some(nobody(&home)), ..sh("cat /proc/self/oom_score_adj") };
+    for spec in [sh("cat /proc/self/oom_score_adj"), as_nobody] {
+        let id = pool.create_job(spec).await;
+        assert_eq!(stdout_of(&pool, id).await, "0\n");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +152,7 @@ async fn a_failed_step_before_exec_is_the_jobs_error() {
     let dir = TempDir::new("spawn-no-home");
     let pool = pool(&dir);
     let spec = JobSpec { run_as: Some(nobody(&dir.path().join("missing"))), ..JobSpec::new("true", vec![]) };
-    let id = pool.create_job(spec);
+    let id = pool.create_job(spec).await;
     match pool.status(id).unwrap().status {
         Status::Error(message) => assert!(
             message.contains("cannot enter the user's home directory") && message.contains("No such file"),
@@ -143,6 +160,6 @@ async fn a_failed_step_before_exec_is_the_jobs_error() {
         ),
         other => panic!("expected an error, got {other:?}"),
     }
-    let id = pool.create_job(JobSpec::new("/no/such/program", vec![]));
+    let id = pool.create_job(JobSpec::new("/no/such/program", vec![])).await;
     assert!(matches!(pool.status(id).unwrap().status, Status::Error(m) if m.contains("No such file")));
 }

@@ -19,6 +19,9 @@
 //!   around `clone`, so none of the server's handlers can run in the child on
 //!   the server's memory; the child sets every disposition to the default and
 //!   unblocks them all only just before `exec`.
+//! * **Never on an async worker.** The cloning thread waits until the child
+//!   has exec'd; a child stopped before that would hold it. Jobs start on
+//!   blocking threads, and a [`Watchdog`] kills a child that is stuck.
 //! * **Failures travel in the plan.** A step that fails records itself and
 //!   its errno in the plan (shared memory) and the child exits; `clone`
 //!   returns only after that, so the parent reads a complete report.
@@ -28,6 +31,8 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::watchdog::{self, Watchdog};
 
 /// What the child must do, prepared by the parent.
 pub(crate) struct Plan<'a> {
@@ -47,6 +52,8 @@ pub(crate) struct Plan<'a> {
     /// Set up the isolated job's mounts and network (it is in new PID,
     /// mount and network namespaces already).
     pub isolate: bool,
+    /// Set the OOM score adjustment to 0: the server protected itself.
+    pub reset_oom_score: bool,
     /// Switch to this user.
     pub user: Option<User<'a>>,
     failure: Failure,
@@ -58,7 +65,7 @@ pub(crate) struct User<'a> {
     pub gid: libc::gid_t,
     pub groups: &'a [libc::gid_t],
     pub home: &'a CStr,
-    /// Whether to change ids (and reset oom_score_adj). Not for a server
+    /// Whether to change ids. Not for a server
     /// that is not root and runs the job as itself: it could not set groups,
     /// and its ids are already the job's.
     pub switch: bool,
@@ -138,6 +145,7 @@ impl<'a> Plan<'a> {
             fd3: None,
             cgroups: &[],
             isolate: false,
+            reset_oom_score: false,
             user: None,
             failure: Failure::default(),
         }
@@ -149,8 +157,10 @@ const STACK_SIZE: usize = 64 << 10;
 
 /// Starts a process that follows `plan` and executes its program. Returns
 /// its pid and a pidfd for it once it has called `exec`; if any step failed,
-/// the child is reaped and the step's error returned.
-pub(crate) fn spawn(plan: &Plan<'_>) -> Result<(libc::pid_t, OwnedFd), SpawnError> {
+/// or `watchdog` killed the child before `exec`, the child is reaped and the
+/// error returned. Blocks until the child has called `exec` or exited: never
+/// call it on an async worker (see [`Watchdog`]).
+pub(crate) fn spawn(plan: &Plan<'_>, watchdog: &Watchdog) -> Result<(libc::pid_t, OwnedFd), SpawnError> {
     debug_assert!(plan.stdio.iter().chain(&plan.fd3).all(|&fd| fd > 3));
     debug_assert!(plan.argv.last().is_some_and(|p| p.is_null()));
     let mut stack = Box::<[u8]>::new_uninit_slice(STACK_SIZE);
@@ -160,29 +170,36 @@ pub(crate) fn spawn(plan: &Plan<'_>) -> Result<(libc::pid_t, OwnedFd), SpawnErro
     if plan.isolate {
         flags |= libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET;
     }
-    let mut pidfd: c_int = -1;
     let (pid, clone_error) = {
         let _blocked = BlockedSignals::new();
+        watchdog.cloning();
         // SAFETY: `child_main` keeps the invariants of this module's docs;
         // `plan` and `stack` outlive the child's use of them, since with
         // CLONE_VFORK this returns only once the child has exec'd or exited.
+        // The pidfd slot outlives the call (the watchdog is borrowed).
         let pid = unsafe {
             libc::clone(
                 child_main,
                 top as *mut c_void,
                 flags,
                 plan as *const Plan<'_> as *mut c_void,
-                &mut pidfd as *mut c_int,
+                watchdog.pidfd_slot(),
             )
         };
         (pid, io::Error::last_os_error())
     };
+    let (pidfd, killed) = watchdog.cloned();
     drop(stack);
     if pid < 0 {
         return Err(SpawnError { step: None, error: clone_error });
     }
-    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns
+    // (the watchdog no longer uses it once `cloned` has returned).
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    if killed {
+        reap(pid);
+        return Err(SpawnError { step: None, error: watchdog::stuck_error() });
+    }
     let step = plan.failure.step.load(Ordering::SeqCst);
     if step == 0 {
         return Ok((pid, pidfd));
@@ -305,10 +322,12 @@ unsafe fn prepare(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
             first_closed = 4;
         }
         check(Step::Descriptors, libc::syscall(libc::SYS_close_range, first_closed, u32::MAX, 0))?;
+        // Lowering it needs privileges that the switch drops: first.
+        if plan.reset_oom_score {
+            write_file(Step::OomScore, c"/proc/self/oom_score_adj", b"0")?;
+        }
         if let Some(user) = &plan.user {
             if user.switch {
-                // Lowering it needs privileges that the switch drops: first.
-                write_file(Step::OomScore, c"/proc/self/oom_score_adj", b"0")?;
                 let groups = libc::syscall(libc::SYS_setgroups, user.groups.len(), user.groups.as_ptr());
                 check(Step::Groups, groups)?;
                 check(Step::Gid, libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid))?;

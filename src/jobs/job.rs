@@ -24,6 +24,7 @@ use super::records::{Change, End};
 use super::spool::{self, OutputReader, Progress, Sink, Stream, Truncation};
 use super::stdin::{StdinRefused, StdinSlot, StdinWriter};
 use super::store::{self, Store};
+use super::watchdog::Watchdog;
 use super::{JobId, JobSpec, JobStatus, Limits, Output, PoolConfig, Status, Termination};
 
 /// How long the pumps may keep draining after the job was killed. Only a
@@ -114,8 +115,9 @@ fn spec_json(spec: &JobSpec) -> String {
 impl Job {
     /// Records the job, starts its process and supervisor, and puts it in
     /// the pool's live map. Never fails: a job that cannot start is in the
-    /// error state. Must be called inside the runtime's context.
-    pub fn start(id: JobId, spec: JobSpec, shared: Arc<Shared>) -> Arc<Job> {
+    /// error state. Run it as a task of its own, so that a caller that stops
+    /// waiting cannot leave a started process unsupervised.
+    pub async fn start(id: JobId, spec: JobSpec, shared: Arc<Shared>) -> Arc<Job> {
         let records = &shared.store.records;
         let client = Arc::clone(&shared.client);
         let created_at = SystemTime::now();
@@ -130,7 +132,7 @@ impl Job {
             if_missing: false,
         };
         records.send(create, None);
-        let (group, started) = match start_contained(&spec, &shared.config) {
+        let (group, started) = match start_contained(&spec, &shared.config).await {
             Ok((group, started)) => (group, Ok(started)),
             Err(e) => (None, Err(e)),
         };
@@ -190,6 +192,10 @@ impl Job {
             observer.started();
         }
         job.shared.live().insert(id, Arc::clone(&job));
+        // A shutdown that began while this one started did not see it.
+        if job.shared.stopping.load(Ordering::SeqCst) {
+            job.signal(Signal::SIGKILL);
+        }
         match supervision {
             Some((exit, stdout, stderr)) => tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr])),
             None => {
@@ -520,23 +526,40 @@ pub(crate) fn read_output(
 }
 
 /// Makes the job's cgroups (on a host that has them) and starts its process
-/// in them. Without cgroups, a job that asks for limits cannot start.
-fn start_contained(spec: &JobSpec, config: &PoolConfig) -> io::Result<(Option<JobGroup>, Started)> {
-    let init = config.isolate_init.as_deref();
-    let Some(cgroups) = &config.cgroups else {
-        if spec.limits != Limits::default() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "this server has no cgroups to enforce limits with",
-            ));
-        }
-        return Ok((None, process::start(spec, &[], init)?));
+/// in them, on a blocking thread under a [`Watchdog`]. Without cgroups, a
+/// job that asks for limits cannot start.
+async fn start_contained(spec: &JobSpec, config: &PoolConfig) -> io::Result<(Option<JobGroup>, Started)> {
+    let watchdog = Arc::new(Watchdog::default());
+    let blocking = {
+        let (spec, watchdog) = (spec.clone(), Arc::clone(&watchdog));
+        let (cgroups, init) = (config.cgroups.clone(), config.isolate_init.clone());
+        tokio::task::spawn_blocking(move || {
+            let Some(cgroups) = cgroups else {
+                if spec.limits != Limits::default() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "this server has no cgroups to enforce limits with",
+                    ));
+                }
+                return Ok((None, process::start(&spec, &[], init.as_deref(), &watchdog)?));
+            };
+            let group = cgroups.create(&spec.limits)?;
+            match process::start(&spec, &group.procs, init.as_deref(), &watchdog) {
+                Ok(spawned) => Ok((Some(group), spawned)),
+                Err(e) => {
+                    group.remove_blocking(RETIRE_LIMIT);
+                    Err(e)
+                }
+            }
+        })
     };
-    let group = cgroups.create(&spec.limits)?;
-    match process::start(spec, &group.procs, init) {
-        Ok(started) => Ok((Some(group), started)),
+    let (group, spawned) = watchdog.watch(blocking).await.map_err(io::Error::other)??;
+    match spawned.register() {
+        Ok(started) => Ok((group, started)),
         Err(e) => {
-            group.remove_blocking(RETIRE_LIMIT);
+            if let Some(group) = group {
+                tokio::task::spawn_blocking(move || group.remove_blocking(RETIRE_LIMIT));
+            }
             Err(e)
         }
     }

@@ -62,6 +62,7 @@ mod spool;
 mod status;
 mod stdin;
 mod store;
+mod watchdog;
 
 pub use cgroup::{Cgroups, ResourceUsage, Unsupported, purge as purge_cgroup_folder};
 pub use data_dir::DataDirError;

@@ -169,22 +169,22 @@ impl JobPool {
     /// Starts `command` with `args` and returns the new job's id. This always
     /// creates a job, whatever the quotas: one that cannot start has status
     /// `Error` with the reason.
-    pub fn create(&self, command: impl Into<String>, args: Vec<String>) -> JobId {
-        self.create_job(JobSpec::new(command, args))
+    pub async fn create(&self, command: impl Into<String>, args: Vec<String>) -> JobId {
+        self.create_job(JobSpec::new(command, args)).await
     }
 
     /// Like [`JobPool::create`], for a job with stdin, limits or a user.
-    pub fn create_job(&self, spec: JobSpec) -> JobId {
+    pub async fn create_job(&self, spec: JobSpec) -> JobId {
         let usage = &self.shared.usage;
         usage.jobs.fetch_add(1, Ordering::SeqCst);
         usage.running.fetch_add(1, Ordering::SeqCst);
-        self.start(spec)
+        self.start(spec).await
     }
 
     /// Like [`JobPool::create`], but refuses a job that would exceed one of
     /// the pool's quotas or the server's disk budget, or whose command line
     /// the kernel would refuse, saying which.
-    pub fn try_create(&self, spec: JobSpec) -> Result<JobId, JobError> {
+    pub async fn try_create(&self, spec: JobSpec) -> Result<JobId, JobError> {
         let (config, usage, disk) = (&self.shared.config, &self.shared.usage, &self.shared.store.disk);
         command_line_fits(&spec)?;
         if usage.stored.load(Ordering::SeqCst) >= config.max_stored_bytes {
@@ -212,14 +212,16 @@ impl JobPool {
             Usage::release(&usage.jobs);
             return Err(JobError::Quota(Quota::Running(config.max_running)));
         }
-        Ok(self.start(spec))
+        Ok(self.start(spec).await)
     }
 
-    /// Starts a job whose `jobs` and `running` units are already counted.
-    fn start(&self, spec: JobSpec) -> JobId {
+    /// Starts a job whose `jobs` and `running` units are already counted,
+    /// and returns once it is running (or has failed to start).
+    async fn start(&self, spec: JobSpec) -> JobId {
         let id = self.ids.next(&self.shared.store.records);
-        let _runtime = self.runtime.enter();
-        Job::start(id, spec, Arc::clone(&self.shared));
+        // A task of its own: the job is made whole even if this caller stops
+        // waiting. It fails only if the runtime is shutting down.
+        let _ = self.runtime.spawn(Job::start(id, spec, Arc::clone(&self.shared))).await;
         id
     }
 

@@ -8,7 +8,9 @@
 //! (nothing the server holds or inherited), default signal handling with
 //! nothing blocked and, for a policy user, that user's ids, groups, home
 //! directory and clean environment. Everything it needs is prepared here,
-//! in the parent, because the child may not allocate.
+//! in the parent, because the child may not allocate. [`start`] blocks until
+//! the child has exec'd, so it runs on a blocking thread; the async side then
+//! [registers](Spawned::register) the process's handles with the runtime.
 
 use std::ffi::{CString, c_char};
 use std::io;
@@ -24,6 +26,7 @@ use tokio::net::unix::pipe;
 
 use super::child::{self, Plan, Step, User, above_stdio};
 use super::isolate;
+use super::watchdog::Watchdog;
 use super::{JobSpec, Termination};
 
 /// A started process and the handles its supervisor needs.
@@ -36,11 +39,26 @@ pub(crate) struct Started {
     pub stderr: pipe::Receiver,
 }
 
+/// A process just started, with the parent's ends of its pipes: not yet
+/// registered with the runtime (see [`Spawned::register`]).
+pub(crate) struct Spawned {
+    process: Process,
+    pidfd: OwnedFd,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
 /// Starts the job of `spec`, placed in the cgroups whose `cgroup.procs`
-/// files are `cgroups`. An isolated job runs `init` (this binary) as its
-/// process 1, which runs the program. Must run inside a tokio runtime
-/// context (the pipes and the pidfd register with its reactor).
-pub(crate) fn start(spec: &JobSpec, cgroups: &[CString], init: Option<&Path>) -> io::Result<Started> {
+/// files are `cgroups`, under `watchdog`. An isolated job runs `init` (this
+/// binary) as its process 1, which runs the program. Blocks until the child
+/// has called `exec`: run it on a blocking thread, not an async worker.
+pub(crate) fn start(
+    spec: &JobSpec,
+    cgroups: &[CString],
+    init: Option<&Path>,
+    watchdog: &Watchdog,
+) -> io::Result<Spawned> {
     let resolved = c_string(spec.resolve_program()?.into_os_string().as_bytes())?;
     let mut words: Vec<CString> = std::iter::once(spec.command.as_str())
         .chain(spec.args.iter().map(String::as_str))
@@ -112,27 +130,42 @@ pub(crate) fn start(spec: &JobSpec, cgroups: &[CString], init: Option<&Path>) ->
         home,
         switch: euid.is_root() || euid.as_raw() != user.uid,
     });
-    let (pid, pidfd) = child::spawn(&plan).map_err(|e| match e.step {
+    plan.reset_oom_score = resets_oom_score(own_oom_score_adj());
+    let (pid, pidfd) = child::spawn(&plan, watchdog).map_err(|e| match e.step {
         None | Some(Step::Exec) => e.error,
         Some(step) => io::Error::new(e.error.kind(), format!("cannot {}: {}", step.doing(), e.error)),
     })?;
     drop(child_ends);
-    let process = Process { pid: pid as u32, report: report_end.map(|(read, _)| read) };
-    let handles = (|| {
-        Ok::<_, io::Error>((
-            ExitEvent::open(pidfd)?,
-            stdin_write.map(pipe::Sender::from_owned_fd).transpose()?,
-            pipe::Receiver::from_owned_fd(stdout_read)?,
-            pipe::Receiver::from_owned_fd(stderr_read)?,
-        ))
-    })();
-    match handles {
-        Ok((exit, stdin, stdout, stderr)) => Ok(Started { process, exit, stdin, stdout, stderr }),
-        Err(e) => {
-            // Not supervisable: do not leave it running.
-            signal_group(process.id(), Signal::SIGKILL);
-            let _ = process.wait();
-            Err(e)
+    Ok(Spawned {
+        process: Process { pid: pid as u32, report: report_end.map(|(read, _)| read) },
+        pidfd,
+        stdin: stdin_write,
+        stdout: stdout_read,
+        stderr: stderr_read,
+    })
+}
+
+impl Spawned {
+    /// Registers the process's pidfd and pipes with the current tokio
+    /// runtime (call inside its context). On failure the process is killed
+    /// and reaped: it could not be supervised.
+    pub fn register(self) -> io::Result<Started> {
+        let Spawned { process, pidfd, stdin, stdout, stderr } = self;
+        let handles = (|| {
+            Ok::<_, io::Error>((
+                ExitEvent::open(pidfd)?,
+                stdin.map(pipe::Sender::from_owned_fd).transpose()?,
+                pipe::Receiver::from_owned_fd(stdout)?,
+                pipe::Receiver::from_owned_fd(stderr)?,
+            ))
+        })();
+        match handles {
+            Ok((exit, stdin, stdout, stderr)) => Ok(Started { process, exit, stdin, stdout, stderr }),
+            Err(e) => {
+                signal_group(process.id(), Signal::SIGKILL);
+                let _ = process.wait();
+                Err(e)
+            }
         }
     }
 }
@@ -160,6 +193,21 @@ fn server_environment() -> *const *const c_char {
     // SAFETY: reads the pointer that libc keeps; see above for why it is
     // stable.
     unsafe { environ }
+}
+
+/// Whether a job of a server whose OOM score adjustment is `own` gets 0.
+/// A job never keeps the protection from the OOM killer that a server may
+/// have given itself (a negative score), whoever it runs as; raising it is
+/// always allowed. A positive score stays: it protects nothing, and
+/// lowering it may need a privilege (CAP_SYS_RESOURCE) the server lacks.
+fn resets_oom_score(own: i32) -> bool {
+    own < 0
+}
+
+/// This process's OOM score adjustment (0 if it cannot be read).
+fn own_oom_score_adj() -> i32 {
+    let text = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    text.trim().parse().unwrap_or(0)
 }
 
 /// A pipe: (read end, write end), both close-on-exec.
@@ -249,4 +297,15 @@ impl ExitEvent {
 pub(crate) fn signal_group(pid: u32, signal: Signal) {
     // ESRCH only means the group is already empty, which is fine.
     let _ = killpg(Pid::from_raw(pid as i32), signal);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_protected_servers_jobs_get_their_oom_score_reset() {
+        assert!(resets_oom_score(-1000) && resets_oom_score(-1));
+        assert!(!resets_oom_score(0) && !resets_oom_score(100));
+    }
 }

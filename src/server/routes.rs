@@ -212,7 +212,7 @@ async fn create(
     };
     let spec = caller.rights.apply(spec).map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused))?;
     let pool = pool(&state, &ClientId { name: caller.name, by_admin: false })?;
-    match pool.try_create(spec) {
+    match pool.try_create(spec).await {
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),
         Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
         Err(JobError::Unsupported(why)) => Err(ApiError::bad_request(why.to_string())),
