@@ -181,7 +181,9 @@ fn a_closed_pipe_on_stderr_stops_run_too() {
 #[test]
 fn following_into_a_closed_pipe_exits_141_and_leaves_the_job_running() {
     let server = TestServer::start(&[], &[]);
-    let id = server.ok("owner", &["exec", "yes"]).trim().to_owned();
+    // A line now and then: `yes` would fill --max-output within seconds and
+    // be reported as truncated.
+    let id = server.ok("owner", &["exec", "sh", "-c", "while echo y; do sleep 0.2; done"]).trim().to_owned();
     for follow in ["output -f", "logs -f"] {
         let out = pipeline(&server, &format!("$RCMD {follow} {id} | head -1; exit ${{PIPESTATUS[0]}}"));
         assert_eq!(out.status.code(), Some(141), "{follow}: {}", text(&out.stderr));
