@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{
-    CertInfo, ClientName, DEFAULT_DAYS, Entry, Index, InitOptions, San, default_client_name, files,
-    format_time,
+    CertInfo, ClientName, DEFAULT_DAYS, Entry, Index, InitOptions, Renewal, San, ServerName,
+    default_client_name, files, format_time,
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -51,6 +51,26 @@ pub enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Issue a server certificate for host NAME: writes DIR/servers/NAME/
+    /// with ca.crt, server.crt and server.key, the folder to copy to that
+    /// host for `rcmd serve --certs`. Its CN is NAME; it names NAME (when
+    /// NAME is a DNS name or IP address) and every --san.
+    Server {
+        /// The host's name: its certificate's CN, and its name in inventories.
+        name: String,
+        /// Another name (DNS name or IP address) clients use to reach the host.
+        #[arg(long, value_name = "NAME_OR_IP")]
+        san: Vec<San>,
+        /// The cert directory holding the CA.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        days: u32,
+        /// Replace an existing folder for NAME.
+        #[arg(long)]
+        force: bool,
+    },
     /// List every certificate issued: CN, kind, serial, expiry, days left,
     /// and whether it is valid, expired or revoked.
     List {
@@ -69,12 +89,15 @@ pub enum PkiCommand {
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
     },
-    /// Issue a new certificate for a client (or `server`) with a new key and
-    /// serial, replacing its files. The old one stays valid until it expires
-    /// or is revoked, so the switch needs no downtime.
+    /// Issue a new certificate for a client, the server (`server`) or host
+    /// NAME of `pki server` (`server NAME`) with a new key and serial and the
+    /// same names, replacing its files. The old one stays valid until it
+    /// expires or is revoked, so the switch needs no downtime.
     Renew {
         /// A client's name, or `server`.
         name: String,
+        /// After `server`: the host whose DIR/servers/HOST/ to renew.
+        host: Option<String>,
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
         /// Validity in days.
@@ -120,6 +143,11 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
                 target.display()
             );
         }
+        PkiCommand::Server { name, san, dir, days, force } => {
+            let target = super::issue_server_dir(&dir, &ServerName::parse(&name)?, &san, days, force)?;
+            println!("created {} (ca.crt, server.crt, server.key) for host {name:?}", target.display());
+            println!("copy that folder to {name}, which runs: rcmd serve --certs FOLDER --listen ADDR:8443");
+        }
         PkiCommand::List { dir, json } => list(&dir, json)?,
         PkiCommand::Revoke { target, dir } => {
             let revoked = super::revoke(&dir, &target)?;
@@ -134,11 +162,23 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
                 dir.join(files::CRL).display()
             );
         }
-        PkiCommand::Renew { name, dir, days } => {
-            let folder = super::renew(&dir, &name, days)?;
-            println!("renewed {name} in {}", folder.display());
-            if name == "server" {
-                println!("make the server use it, without downtime: kill -HUP <server pid>");
+        PkiCommand::Renew { name, host, dir, days } => {
+            let what = match (name.as_str(), host.as_deref()) {
+                ("server", None) => Renewal::Server,
+                ("server", Some(host)) => Renewal::Host(host),
+                (_, Some(extra)) => anyhow::bail!(
+                    "unexpected {extra:?} after {name:?}: only `renew server HOST` takes a second name"
+                ),
+                (client, None) => Renewal::Client(client),
+            };
+            let folder = super::renew(&dir, what, days)?;
+            println!("renewed {} in {}", host.as_deref().unwrap_or(&name), folder.display());
+            match what {
+                Renewal::Server => println!("make the server use it, without downtime: kill -HUP <server pid>"),
+                Renewal::Host(host) => println!(
+                    "copy server.crt and server.key to {host}, then without downtime: kill -HUP <server pid>"
+                ),
+                Renewal::Client(_) => {}
             }
         }
         PkiCommand::Show { file } => show(&super::read_info(&file)?),

@@ -32,6 +32,17 @@ pub enum PkiError {
     #[error(transparent)]
     BadName(#[from] super::InvalidName),
 
+    #[error("invalid server name {name:?}: {reason}")]
+    BadServerName { name: String, reason: &'static str },
+
+    #[error("no server named {name:?} in {} (issue one with `rcmd pki server {name}`)", dir.display())]
+    NoSuchServer { name: String, dir: PathBuf },
+
+    #[error(
+        "server name {name:?} is not a DNS name or IP address: name the host with --san NAME_OR_IP, as clients will reach it"
+    )]
+    ServerNeedsSan { name: String },
+
     #[error("invalid --san {value:?}: {reason}")]
     BadSan { value: String, reason: String },
 

@@ -213,10 +213,16 @@ impl Ca {
             Some(San::Dns(name)) => format!("rcmd server {}", host_name().unwrap_or_else(|| name.clone())),
             _ => "rcmd server".to_owned(),
         };
-        let mut params = params(&cn, days);
+        self.issue_named_server(&cn, sans, days)
+    }
+
+    /// A server certificate (serverAuth) whose CN is `cn`, for these names:
+    /// one host of a fleet (`rcmd pki server NAME`).
+    pub fn issue_named_server(&self, cn: &str, sans: &[San], days: u32) -> Result<Issued, PkiError> {
+        let mut params = params(cn, days);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.subject_alt_names = sans.iter().map(San::to_rcgen).collect::<Result<_, _>>()?;
-        self.sign(params, &cn, Kind::Server)
+        self.sign(params, cn, Kind::Server)
     }
 
     /// A client certificate (clientAuth) whose CN is the client's identity.

@@ -13,7 +13,7 @@ use super::files::{self, DirLock, Secrecy};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
 use super::issue::{self, Ca, San};
-use super::{ClientName, FileProblem, PkiError};
+use super::{ClientName, FileProblem, PkiError, ServerName};
 
 /// How long a CRL is valid for. webpki does not enforce it by default; it is
 /// set far out so that a forgotten CRL never locks every client out.
@@ -93,27 +93,57 @@ fn write_crl(lock: &DirLock, ca: &Ca, index: &Index) -> Result<(), PkiError> {
     files::write_atomic(lock, &lock.dir().join(files::CRL), pem.as_bytes(), Secrecy::Public)
 }
 
-/// Issues a new certificate with a new key and serial for `name` (a client
-/// name, or `server`), replacing its files. The old certificate stays valid
-/// until it expires or is revoked. Returns the folder that was updated.
-pub fn renew(dir: &Path, name: &str, days: u32) -> Result<PathBuf, PkiError> {
+/// What `pki renew` renews.
+#[derive(Debug, Clone, Copy)]
+pub enum Renewal<'a> {
+    /// A client identity, by name.
+    Client(&'a str),
+    /// The server identity of the cert directory itself (`pki init`'s).
+    Server,
+    /// Host NAME's identity in `servers/NAME/` (`pki server NAME`'s).
+    Host(&'a str),
+}
+
+/// Issues a new certificate with a new key and serial, with the same names,
+/// replacing the files. The old certificate stays valid until it expires or
+/// is revoked. Returns the folder that was updated.
+pub fn renew(dir: &Path, what: Renewal<'_>, days: u32) -> Result<PathBuf, PkiError> {
     let lock = DirLock::lock_existing(dir)?;
     let ca = Ca::load(dir)?;
-    let (issued, folder, cert, key) = if name == "server" {
-        let current = read_info(&dir.join(files::SERVER_CERT))?;
-        let mut sans: Vec<San> = current.dns_names.into_iter().map(San::Dns).collect();
-        sans.extend(current.ip_addresses.into_iter().map(San::Ip));
-        (ca.issue_server(&sans, days)?, dir.to_owned(), files::SERVER_CERT, files::SERVER_KEY)
-    } else {
-        let name = ClientName::parse(name)?;
-        let folder = client_folder(dir, &name)?;
-        (ca.issue_client(&name, days)?, folder, files::CLIENT_CERT, files::CLIENT_KEY)
+    let (issued, folder, cert, key) = match what {
+        Renewal::Server => {
+            let sans = current_sans(&dir.join(files::SERVER_CERT))?;
+            (ca.issue_server(&sans, days)?, dir.to_owned(), files::SERVER_CERT, files::SERVER_KEY)
+        }
+        Renewal::Host(name) => {
+            ServerName::parse(name)?;
+            let folder = super::server_dir(dir, name);
+            let cert_path = folder.join(files::SERVER_CERT);
+            if !cert_path.exists() {
+                return Err(PkiError::NoSuchServer { name: name.to_owned(), dir: dir.to_owned() });
+            }
+            let sans = current_sans(&cert_path)?;
+            (ca.issue_named_server(name, &sans, days)?, folder, files::SERVER_CERT, files::SERVER_KEY)
+        }
+        Renewal::Client(name) => {
+            let name = ClientName::parse(name)?;
+            let folder = client_folder(dir, &name)?;
+            (ca.issue_client(&name, days)?, folder, files::CLIENT_CERT, files::CLIENT_KEY)
+        }
     };
     // Indexed first: a crash in between leaves a harmless entry, never a
     // certificate in use that `revoke` cannot find.
     issue::record(&lock, &[&issued])?;
     issued.write(&lock, &folder.join(cert), &folder.join(key))?;
     Ok(folder)
+}
+
+/// The names a server certificate carries, to renew it with the same ones.
+fn current_sans(cert: &Path) -> Result<Vec<San>, PkiError> {
+    let current = read_info(cert)?;
+    let mut sans: Vec<San> = current.dns_names.into_iter().map(San::Dns).collect();
+    sans.extend(current.ip_addresses.into_iter().map(San::Ip));
+    Ok(sans)
 }
 
 /// Where the identity of client `name` lives: `dir/name/`, or `dir` itself

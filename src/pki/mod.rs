@@ -12,6 +12,8 @@
 //!   index.json              every certificate issued: serial, CN, kind, expiry
 //!   alice/                  `rcmd pki client alice`: a self-contained client dir
 //!     ca.crt client.crt client.key
+//!   servers/web1/           `rcmd pki server web1`: the folder to copy to host web1
+//!     ca.crt server.crt server.key
 //! ```
 //!
 //! Any folder holding `ca.crt`, `client.crt` and `client.key` is a client
@@ -33,14 +35,16 @@ pub use error::{FileProblem, PkiError};
 pub use index::{Entry, Index, Kind};
 pub use inspect::{CertInfo, format_time};
 pub use issue::{Ca, Issued, San, host_name, server_sans};
-pub use lifecycle::{read_info, renew, revoke};
+pub use lifecycle::{Renewal, read_info, renew, revoke};
 pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
-pub use name::{ClientName, InvalidName, MAX_NAME_LEN};
+pub use name::{ClientName, InvalidName, MAX_NAME_LEN, ServerName};
 
 use files::{DirLock, Secrecy};
 
 pub const DEFAULT_CA_DAYS: u32 = 3650;
 pub const DEFAULT_DAYS: u32 = 365;
+/// Where `pki server NAME` puts host NAME's folder, inside the cert directory.
+pub const SERVERS_DIR: &str = "servers";
 
 /// What `rcmd pki init` makes.
 #[derive(Debug, Clone)]
@@ -128,17 +132,64 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
 /// Issues a client identity for `name` into `dir/name/`, a self-contained
 /// client directory (the CA certificate, never its key). Returns that folder.
 pub fn issue_client_dir(dir: &Path, name: &ClientName, days: u32, force: bool) -> Result<PathBuf, PkiError> {
+    let target = dir.join(name.as_str());
+    issue_folder(dir, &target, force, (files::CLIENT_CERT, files::CLIENT_KEY), |ca| ca.issue_client(name, days))
+}
+
+/// Issues a server identity for host `name` into `dir/servers/name/`: the CA
+/// certificate (never its key), `server.crt` and `server.key`, a folder to
+/// copy to that host for `rcmd serve --certs`. The certificate's CN is
+/// `name`; it names `name` itself when that is a DNS name or an IP address,
+/// and every `sans`. Returns that folder.
+pub fn issue_server_dir(
+    dir: &Path,
+    name: &ServerName,
+    sans: &[San],
+    days: u32,
+    force: bool,
+) -> Result<PathBuf, PkiError> {
+    let name = name.as_str();
+    let mut names: Vec<San> = name.parse().ok().into_iter().collect();
+    for san in sans {
+        if !names.contains(san) {
+            names.push(san.clone());
+        }
+    }
+    if names.is_empty() {
+        return Err(PkiError::ServerNeedsSan { name: name.to_owned() });
+    }
+    let target = server_dir(dir, name);
+    issue_folder(dir, &target, force, (files::SERVER_CERT, files::SERVER_KEY), |ca| {
+        ca.issue_named_server(name, &names, days)
+    })
+}
+
+/// Issues one identity into its own self-contained folder `target` under
+/// `dir`'s lock: the CA certificate (never its key), the certificate and key
+/// named `cert` and `key`, recorded in the index. Refuses an existing folder unless
+/// `force`. Returns `target`.
+fn issue_folder(
+    dir: &Path,
+    target: &Path,
+    force: bool,
+    (cert, key): (&str, &str),
+    make: impl FnOnce(&Ca) -> Result<Issued, PkiError>,
+) -> Result<PathBuf, PkiError> {
     let lock = DirLock::lock_existing(dir)?;
     let ca = Ca::load(dir)?;
-    let target = dir.join(name.as_str());
     if target.exists() && !force {
-        return Err(PkiError::ClientExists { path: target });
+        return Err(PkiError::ClientExists { path: target.to_owned() });
     }
-    let client = ca.issue_client(name, days)?;
+    let issued = make(&ca)?;
     // Indexed first (see `files`): then revocable whatever happens next.
-    issue::record(&lock, &[&client])?;
-    files::create_dir(&target)?;
+    issue::record(&lock, &[&issued])?;
+    files::create_dir(target)?;
     files::write_atomic(&lock, &target.join(files::CA_CERT), ca.cert_pem.as_bytes(), Secrecy::Public)?;
-    client.write(&lock, &target.join(files::CLIENT_CERT), &target.join(files::CLIENT_KEY))?;
-    Ok(target)
+    issued.write(&lock, &target.join(cert), &target.join(key))?;
+    Ok(target.to_owned())
+}
+
+/// The folder of host `name` in cert directory `dir`.
+pub fn server_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join(SERVERS_DIR).join(name)
 }

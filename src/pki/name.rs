@@ -7,9 +7,15 @@
 //! issue a certificate for a name that breaks them, and the server refuses
 //! (403) a certificate whose CN breaks them whoever signed it. Holding a
 //! `ClientName` means the name was checked.
+//!
+//! A server name (`pki server NAME`) follows the same rules and one more:
+//! no whitespace, since it also names the host in fan-out output and in the
+//! `NAME ID` lines of `exec`. [`ServerName::parse`] holds that rule.
 
 use std::fmt;
 use std::str::FromStr;
+
+use super::PkiError;
 
 /// The longest name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -91,6 +97,28 @@ impl fmt::Display for ClientName {
     }
 }
 
+/// A checked server name: a client name's rules, and no whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName(String);
+
+impl ServerName {
+    pub fn parse(name: &str) -> Result<ServerName, PkiError> {
+        let reason = match ClientName::parse(name) {
+            Err(e) => Some(e.reason),
+            Ok(_) if name.contains(char::is_whitespace) => Some("it must not contain whitespace"),
+            Ok(_) => None,
+        };
+        match reason {
+            Some(reason) => Err(PkiError::BadServerName { name: name.to_owned(), reason }),
+            None => Ok(ServerName(name.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +157,14 @@ mod tests {
         assert_eq!(ok.as_str(), "alice");
         let err = serde_json::from_str::<ClientName>(r#""a/b""#).unwrap_err().to_string();
         assert!(err.contains("`/`"), "{err}");
+    }
+
+    #[test]
+    fn server_names_also_refuse_whitespace() {
+        ServerName::parse("web1.example.com").unwrap();
+        for name in ["web 1", "web\t1", "../x", ""] {
+            let err = ServerName::parse(name).unwrap_err().to_string();
+            assert!(err.starts_with("invalid server name"), "{name:?}: {err}");
+        }
     }
 }
