@@ -142,10 +142,14 @@ pub async fn wait(conn: &Connection, id: &JobRef, format: Format) -> Result<i32,
 }
 
 pub async fn stop(conn: &Connection, id: &JobRef, format: Format) -> Result<i32, ClientError> {
-    let response = conn.call(Method::POST, &id.path("/stop"), None::<&()>, Some(id)).await?;
-    let status: wire::JobStatus = conn.json(response).await?;
-    print_status(&status, format)?;
+    print_status(&stop_job(conn, id).await?, format)?;
     Ok(0)
+}
+
+/// Stops a job; returns its status after.
+pub(super) async fn stop_job(conn: &Connection, id: &JobRef) -> Result<wire::JobStatus, ClientError> {
+    let response = conn.call(Method::POST, &id.path("/stop"), None::<&()>, Some(id)).await?;
+    conn.json(response).await
 }
 
 pub async fn delete(conn: &Connection, id: &JobRef) -> Result<i32, ClientError> {
@@ -159,66 +163,87 @@ pub async fn delete(conn: &Connection, id: &JobRef) -> Result<i32, ClientError> 
 /// time.
 pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, ClientError> {
     let mut out = std::io::stdout().lock();
-    // With --all, a job is named as the other commands take it: CN/ID.
-    let width = if all { 24 } else { 6 };
     match format {
-        Format::Human => writeln!(out, "{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED"),
+        Format::Human => writeln!(out, "{}", list_header(all)),
         Format::Json => write!(out, "{{\"jobs\":["),
     }
     .map_err(ClientError::write)?;
-    let mut after = 0;
     let mut first = true;
-    loop {
-        let path = if all { "/jobs?all=true".to_owned() } else { format!("/jobs?after={after}") };
-        let response = conn.call(Method::GET, &path, None::<&()>, None).await?;
-        let page: wire::JobList = conn.json(response).await?;
-        print_jobs(&mut out, &page.jobs, format, width, &mut first).map_err(ClientError::write)?;
-        match page.next {
-            Some(next) if next > after => after = next,
-            _ => break,
-        }
-    }
+    list_pages(conn, all, |jobs| print_jobs(&mut out, jobs, all, format, &mut first).map_err(ClientError::write))
+        .await?;
     if let Format::Json = format {
         writeln!(out, "]}}").map_err(ClientError::write)?;
     }
     Ok(0)
 }
 
+/// Fetches every job (`all`: every client's) a page at a time, handing each
+/// page to `each` as it comes.
+pub(super) async fn list_pages(
+    conn: &Connection,
+    all: bool,
+    mut each: impl FnMut(&[wire::JobStatus]) -> Result<(), ClientError>,
+) -> Result<(), ClientError> {
+    let mut after = 0;
+    loop {
+        let path = if all { "/jobs?all=true".to_owned() } else { format!("/jobs?after={after}") };
+        let response = conn.call(Method::GET, &path, None::<&()>, None).await?;
+        let page: wire::JobList = conn.json(response).await?;
+        each(&page.jobs)?;
+        match page.next {
+            Some(next) if next > after => after = next,
+            _ => return Ok(()),
+        }
+    }
+}
+
 fn print_jobs(
     out: &mut impl Write,
     jobs: &[wire::JobStatus],
+    all: bool,
     format: Format,
-    width: usize,
     first: &mut bool,
 ) -> std::io::Result<()> {
-    match format {
-        Format::Json => {
-            for job in jobs {
+    for job in jobs {
+        match format {
+            Format::Json => {
                 if !std::mem::take(first) {
                     out.write_all(b",")?;
                 }
                 serde_json::to_writer(&mut *out, job)?;
             }
-        }
-        Format::Human => {
-            for job in jobs {
-                let command = std::iter::once(job.cmd.as_str()).chain(job.args.iter().map(String::as_str));
-                let name = match &job.client {
-                    Some(client) => format!("{client}/{}", job.id),
-                    None => job.id.to_string(),
-                };
-                writeln!(
-                    out,
-                    "{:>width$}  {:<40}  {:<20}  {}",
-                    name,
-                    describe(job),
-                    job.started_at.get(..19).unwrap_or(&job.started_at),
-                    command.collect::<Vec<_>>().join(" ")
-                )?;
-            }
+            Format::Human => writeln!(out, "{}", list_line(job, all))?,
         }
     }
     Ok(())
+}
+
+/// With --all, a job is named as the other commands take it: CN/ID.
+fn id_width(all: bool) -> usize {
+    if all { 24 } else { 6 }
+}
+
+/// The header of `list`'s table.
+pub(super) fn list_header(all: bool) -> String {
+    let width = id_width(all);
+    format!("{:>width$}  {:<40}  {:<20}  COMMAND", "ID", "STATUS", "STARTED")
+}
+
+/// One job's line in `list`'s table.
+pub(super) fn list_line(job: &wire::JobStatus, all: bool) -> String {
+    let width = id_width(all);
+    let command = std::iter::once(job.cmd.as_str()).chain(job.args.iter().map(String::as_str));
+    let name = match &job.client {
+        Some(client) => format!("{client}/{}", job.id),
+        None => job.id.to_string(),
+    };
+    format!(
+        "{:>width$}  {:<40}  {:<20}  {}",
+        name,
+        describe(job),
+        job.started_at.get(..19).unwrap_or(&job.started_at),
+        command.collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// Prints both streams of a job: what is there now, or (`follow`) all of it
@@ -226,10 +251,7 @@ fn print_jobs(
 /// when either stream cannot be written.
 pub async fn output(conn: &Connection, id: &JobRef, follow: bool) -> Result<i32, ClientError> {
     let (mut stdout, mut stderr) = (Unbuffered::new(Stream::Stdout)?, Unbuffered::new(Stream::Stderr)?);
-    tokio::try_join!(
-        copy_stream(conn, id, Stream::Stdout, follow, &mut stdout),
-        copy_stream(conn, id, Stream::Stderr, follow, &mut stderr)
-    )?;
+    output_to(conn, id, follow, &mut stdout, &mut stderr).await?;
     report_truncation(&fetch_status(conn, id, false).await?);
     Ok(0)
 }
@@ -240,6 +262,21 @@ pub(super) fn report_truncation(status: &wire::JobStatus) {
     if let Some(notice) = status.truncation_notice() {
         eprintln!("rcmd: {notice}");
     }
+}
+
+/// Copies both streams of a job into `stdout` and `stderr`, side by side.
+pub(super) async fn output_to(
+    conn: &Connection,
+    id: &JobRef,
+    follow: bool,
+    stdout: &mut dyn OutputSink,
+    stderr: &mut dyn OutputSink,
+) -> Result<(), ClientError> {
+    tokio::try_join!(
+        copy_stream(conn, id, Stream::Stdout, follow, stdout),
+        copy_stream(conn, id, Stream::Stderr, follow, stderr)
+    )?;
+    Ok(())
 }
 
 fn is_resumable(e: &ClientError) -> bool {

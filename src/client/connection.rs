@@ -1,6 +1,10 @@
 //! One HTTPS connection to a server with the client's certificate: rustls
 //! with the ring provider, TLS 1.3 only, trusting only the CA from the client
 //! directory, checking that the server's certificate names HOST.
+//!
+//! A single-host command speaks HTTP/1.1 (one stream per connection streams
+//! bulk output fastest); a fleet speaks HTTP/2, so that each host costs one
+//! connection whatever runs over it.
 
 use std::error::Error as _;
 use std::path::Path;
@@ -26,7 +30,7 @@ pub struct Connection {
 }
 
 /// Splits `HOST:PORT` (or `[IPV6]:PORT`) into the host and the URL authority.
-fn parse_addr(addr: &str) -> Result<(String, String), ClientError> {
+pub(crate) fn parse_addr(addr: &str) -> Result<(String, String), ClientError> {
     let bad = || ClientError::BadAddress(addr.to_owned());
     let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
         let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
@@ -45,40 +49,65 @@ fn parse_addr(addr: &str) -> Result<(String, String), ClientError> {
     Ok((host.to_owned(), authority))
 }
 
+/// The TLS settings of a client directory: its identity, and its CA as the
+/// only trust anchor. Warns on stderr when the certificate expires soon; an
+/// expired one fails here, before any connection.
+pub(crate) fn client_tls(certdir: &Path) -> Result<rustls::ClientConfig, ClientError> {
+    let files = pki::load_client(certdir)?;
+    let days_left = files.identity.info.days_left(time::OffsetDateTime::now_utc());
+    if days_left < EXPIRY_WARNING_DAYS {
+        super::sink::warn(format_args!(
+            "warning: the client certificate in {} expires in {days_left} days ({}); ask for a renewal (`rcmd pki renew NAME`)",
+            certdir.display(),
+            pki::format_time(files.identity.info.not_after)
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // reqwest is built without a provider of its own; make ring the one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Other(e.to_string()))?
+        .with_root_certificates(files.roots)
+        .with_client_auth_cert(files.identity.chain, files.identity.key)
+        .map_err(|e| ClientError::Other(format!("client certificate: {e}")))
+}
+
+/// Which HTTP a connection speaks (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http1,
+    Http2,
+}
+
 impl Connection {
     /// Loads the client directory and prepares a client for `addr`. Nothing is
     /// sent yet; an expired certificate fails here, before any connection.
-    pub fn new(certdir: &Path, addr: &str) -> Result<Connection, ClientError> {
+    pub fn new(certdir: &Path, addr: &str, connect_timeout: Duration) -> Result<Connection, ClientError> {
+        Connection::with_tls(client_tls(certdir)?, addr, Protocol::Http1, connect_timeout)
+    }
+
+    /// A client for `addr` with TLS settings already loaded.
+    pub(crate) fn with_tls(
+        mut tls: rustls::ClientConfig,
+        addr: &str,
+        protocol: Protocol,
+        connect_timeout: Duration,
+    ) -> Result<Connection, ClientError> {
         let (host, authority) = parse_addr(addr)?;
-        let files = pki::load_client(certdir)?;
-        let days_left = files.identity.info.days_left(time::OffsetDateTime::now_utc());
-        if days_left < EXPIRY_WARNING_DAYS {
-            super::sink::warn(format_args!(
-                "warning: the client certificate in {} expires in {days_left} days ({}); ask for a renewal (`rcmd pki renew NAME`)",
-                certdir.display(),
-                pki::format_time(files.identity.info.not_after)
-            ));
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        // reqwest is built without a provider of its own; make ring the one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ClientError::Other(e.to_string()))?
-            .with_root_certificates(files.roots)
-            .with_client_auth_cert(files.identity.chain, files.identity.key)
-            .map_err(|e| ClientError::Other(format!("client certificate: {e}")))?;
-        // HTTP/1.1, one connection per concurrent stream: measured against
-        // one HTTP/2 connection for all of `run`'s streams (create, stdout,
-        // stderr, stdin), it moves bulk output and stdin 1.3-2x faster (the
-        // server serves each connection on its own task, so the streams'
-        // TLS work spreads over its threads), and `run` without stdin is as
-        // fast; HTTP/2 saves only the extra handshakes of a `run` with stdin.
-        // See BENCHMARKS.md, "stdin".
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder().connect_timeout(connect_timeout);
+        tls.alpn_protocols = match protocol {
+            // HTTP/1.1, one connection per concurrent stream, moves bulk
+            // output and stdin of a single host fastest (BENCHMARKS.md,
+            // "stdin"); a fleet wants one connection per host instead.
+            Protocol::Http1 => vec![b"http/1.1".to_vec()],
+            Protocol::Http2 => {
+                http = http.http2_prior_knowledge();
+                vec![b"h2".to_vec()]
+            }
+        };
+        let http = http
             .tls_backend_preconfigured(tls)
-            .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ClientError::Other(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Connection { http, base: format!("https://{authority}"), addr: addr.to_owned(), host })
@@ -145,7 +174,12 @@ impl Connection {
             detail = s.to_string();
             source = s.source();
         }
-        if e.is_connect() {
+        if e.is_connect() && e.is_timeout() {
+            ClientError::Connect {
+                addr: self.addr.clone(),
+                detail: "no answer in time (--connect-timeout)".into(),
+            }
+        } else if e.is_connect() {
             ClientError::Connect { addr: self.addr.clone(), detail }
         } else {
             ClientError::Other(format!("request to {} failed: {detail}", self.addr))

@@ -10,6 +10,8 @@ pub mod exit {
     /// connection, or TLS. 255 as ssh uses it, so that `run` and `wait`
     /// can pass the job's own status through unchanged.
     pub const UNREACHABLE: i32 = 255;
+    /// The command line, or a file it names, is invalid (as clap exits).
+    pub const USAGE: i32 = 2;
     /// `run`: the command could not be started, as a shell reports it.
     pub const CANNOT_START: i32 = 127;
     /// The reader of our output went away: 128 + SIGPIPE, what a shell
@@ -26,6 +28,10 @@ pub enum ClientError {
 
     #[error("invalid address {0:?}: expected HOST:PORT, or [IPV6]:PORT")]
     BadAddress(String),
+
+    /// The targets: a bad list, inventory or selection.
+    #[error("{0}")]
+    Targets(String),
 
     #[error("cannot connect to {addr}: {detail}")]
     Connect { addr: String, detail: String },
@@ -65,6 +71,7 @@ impl ClientError {
         match self {
             ClientError::Server(_) | ClientError::NoSuchJob(_) | ClientError::Write(_) => exit::REFUSED,
             ClientError::BrokenPipe => exit::BROKEN_PIPE,
+            ClientError::Targets(_) => exit::USAGE,
             _ => exit::UNREACHABLE,
         }
     }

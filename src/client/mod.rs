@@ -4,11 +4,13 @@
 //! [`invocation`] tells the two forms apart;
 //! [`connection`] builds the mTLS HTTPS client from a client directory and
 //! turns transport failures into clear errors; [`commands`] sends each
-//! command's requests and prints the answers.
+//! command's requests and prints the answers; [`fleet`] runs a command on
+//! many hosts at once through the same pieces.
 
 mod commands;
 mod connection;
 mod error;
+mod fleet;
 mod invocation;
 mod job_ref;
 mod limits;
@@ -17,13 +19,16 @@ mod sink;
 mod stdin;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use error::{ClientError, exit};
+pub use fleet::{JobArg, Selector};
 pub use invocation::{ADDR_VAR, CERTS_VAR, client_commands, parse_args};
 pub use job_ref::JobRef;
 
 use commands::Format;
 use connection::Connection;
+use fleet::Targets;
 use sink::Unbuffered;
 
 use crate::jobs::Stream;
@@ -34,7 +39,9 @@ use limits::LimitFlags;
 #[command(
     name = "rcmd",
     bin_name = "rcmd",
-    override_usage = "rcmd <CERTDIR> <ADDR> [--json] <COMMAND> [ARGS]...\n       rcmd <COMMAND> [ARGS]...    (with RCMD_CERTS and RCMD_ADDR set)",
+    override_usage = "rcmd <CERTDIR> <ADDR> [--json] <COMMAND> [ARGS]...\n       \
+        rcmd <COMMAND> [ARGS]...    (with RCMD_CERTS and RCMD_ADDR set)\n       \
+        rcmd <CERTDIR> <ADDR,ADDR,...|@INVENTORY> [--select KEY=VALUE]... [--fanout N] [--connect-timeout S] [--no-prefix] [--failed FILE] [--json] <COMMAND> [ARGS]...",
     no_binary_name = true,
     about = "Run and manage jobs on an rcmd server",
     after_help = EXIT_STATUS_HELP
@@ -44,12 +51,37 @@ pub struct ClientArgs {
     pub certdir: PathBuf,
 
     /// The server, as HOST:PORT or [IPV6]:PORT. TLS checks that the server's
-    /// certificate names HOST.
+    /// certificate names HOST. Several servers: HOST:PORT,HOST:PORT,... or
+    /// @FILE, an inventory of [hosts.NAME] tables with addr and labels.
     pub addr: String,
 
-    /// Print JSON (exec, status, list, wait, stop), for scripts.
+    /// Print JSON (exec, status, list, wait, stop), for scripts. With several
+    /// hosts: one object per host (run included, its output capped at 1 MiB
+    /// per stream).
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Only the inventory's hosts whose label KEY is VALUE; repeated, all
+    /// must match.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub select: Vec<Selector>,
+
+    /// How many hosts at a time, that is open connections [default: 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub fanout: Option<u32>,
+
+    /// Give up connecting to a host after S seconds (fractions allowed).
+    #[arg(long, value_name = "S", default_value = "10", value_parser = parse_seconds)]
+    pub connect_timeout: Duration,
+
+    /// Several hosts: print output lines without the `NAME: ` prefix.
+    #[arg(long)]
+    pub no_prefix: bool,
+
+    /// Several hosts: write those that failed or were unreachable to FILE,
+    /// an inventory to re-run them with @FILE.
+    #[arg(long, value_name = "FILE")]
+    pub failed: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: ClientCommand,
@@ -64,12 +96,15 @@ Exit status:
        pipeline's writer; run then stops the job, output -f leaves it
   255  cannot talk to the server: client directory, connection or TLS
   run and wait exit with the job's own status (128+N for signal N, 127 if
-  the command could not start).";
+  the command could not start).
+  Several hosts: 0 if every host succeeded, 255 if any was unreachable,
+  else the largest status of a host.";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClientCommand {
     /// Start CMD with ARGS and print its job id. Everything after CMD is
-    /// passed on as it is, `-la` and `--help` included.
+    /// passed on as it is, `-la` and `--help` included. Several hosts: one
+    /// `NAME ID` line per host, which @FILE or - take back as ID.
     Exec {
         #[command(flatten)]
         limits: LimitFlags,
@@ -80,6 +115,8 @@ pub enum ClientCommand {
     /// Start CMD, stream its output live, and exit with its status, like ssh.
     /// Our stdin goes to the job's as it comes (EOF too). Ctrl-C stops the
     /// remote job; so does a closed pipe on our stdout or stderr (exit 141).
+    /// Several hosts: each output line is prefixed with `NAME: `, and a
+    /// summary goes to stderr.
     Run {
         /// Delete the job and its stored output once it has ended.
         #[arg(long)]
@@ -97,27 +134,28 @@ pub enum ClientCommand {
     /// Print a job's status: Running, Completed (exit status or signal), or Error.
     ///
     /// Wherever a command takes a job, it is its ID, or CLIENT/ID for
-    /// another client's job (admins only).
-    Status { id: JobRef },
+    /// another client's job (admins only); with several hosts, also @FILE
+    /// or - for the `NAME ID` lines that exec printed.
+    Status { id: JobArg },
     /// Write a job's stdout to stdout and its stderr to stderr, bytes as they are.
     Output {
-        id: JobRef,
+        id: JobArg,
         /// Keep streaming until the job ends (same as `logs -f`).
         #[arg(short, long)]
         follow: bool,
     },
     /// Print a job's output so far, or follow it to the end with -f.
     Logs {
-        id: JobRef,
+        id: JobArg,
         #[arg(short, long)]
         follow: bool,
     },
     /// Stop a job: SIGTERM to its process group, then SIGKILL after a grace period.
-    Stop { id: JobRef },
+    Stop { id: JobArg },
     /// Wait for a job to end, print its status and exit with it.
-    Wait { id: JobRef },
+    Wait { id: JobArg },
     /// Delete a job (killing it if it runs) and its stored output.
-    Delete { id: JobRef },
+    Delete { id: JobArg },
     /// List your jobs.
     List {
         /// Every client's jobs, each with its client (admins only).
@@ -141,7 +179,13 @@ pub async fn run(args: ClientArgs) -> i32 {
 }
 
 async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
-    let conn = Connection::new(&args.certdir, &args.addr)?;
+    let fleet_options = args.fanout.is_some() || args.no_prefix || args.failed.is_some();
+    let targets = Targets::parse(&args.addr, &args.select, fleet_options)?;
+    let addr = match targets {
+        Targets::One(addr) => addr,
+        Targets::Fleet(hosts) => return fleet::run(args, hosts).await,
+    };
+    let conn = Connection::new(&args.certdir, &addr, args.connect_timeout)?;
     let format = if args.json { Format::Json } else { Format::Human };
     match args.command {
         ClientCommand::Exec { limits, cmd, args } => {
@@ -154,13 +198,20 @@ async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
                 (Unbuffered::new(Stream::Stdout)?, Unbuffered::new(Stream::Stderr)?);
             run::run(&conn, request, run::Sinks { stdout: &mut stdout, stderr: &mut stderr }).await
         }
-        ClientCommand::Status { id } => commands::status(&conn, &id, format).await,
+        ClientCommand::Status { id } => commands::status(&conn, &id.single()?, format).await,
         ClientCommand::Output { id, follow } | ClientCommand::Logs { id, follow } => {
-            commands::output(&conn, &id, follow).await
+            commands::output(&conn, &id.single()?, follow).await
         }
-        ClientCommand::Stop { id } => commands::stop(&conn, &id, format).await,
-        ClientCommand::Wait { id } => commands::wait(&conn, &id, format).await,
-        ClientCommand::Delete { id } => commands::delete(&conn, &id).await,
+        ClientCommand::Stop { id } => commands::stop(&conn, &id.single()?, format).await,
+        ClientCommand::Wait { id } => commands::wait(&conn, &id.single()?, format).await,
+        ClientCommand::Delete { id } => commands::delete(&conn, &id.single()?).await,
         ClientCommand::List { all } => commands::list(&conn, all, format).await,
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("expected a number of seconds above 0, such as 10 or 0.5, not {text:?}")),
     }
 }

@@ -174,7 +174,9 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
             let folder = super::renew(&dir, what, days)?;
             println!("renewed {} in {}", host.as_deref().unwrap_or(&name), folder.display());
             match what {
-                Renewal::Server => println!("make the server use it, without downtime: kill -HUP <server pid>"),
+                Renewal::Server => {
+                    println!("make the server use it, without downtime: kill -HUP <server pid>")
+                }
                 Renewal::Host(host) => println!(
                     "copy server.crt and server.key to {host}, then without downtime: kill -HUP <server pid>"
                 ),

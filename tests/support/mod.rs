@@ -2,6 +2,7 @@
 //! and finding processes by a unique marker.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod fleet;
 pub mod pki;
 pub mod proxy;
 pub mod server;

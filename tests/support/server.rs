@@ -85,8 +85,6 @@ impl TestServer {
         prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
     ) -> TestServer {
         let extra_args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let log =
-            std::fs::File::options().create(true).append(true).open(data.path().join("server.log")).unwrap();
         let mut command = Command::new(RCMD);
         command.arg("serve").arg("--certs").arg(pki.certs());
         if !extra_args.contains(&"--listen") {
@@ -95,26 +93,9 @@ impl TestServer {
         if !extra_args.contains(&"--data-dir") {
             command.arg("--data-dir").arg(data.path().join("jobs"));
         }
-        command.args(extra_args).env("RUST_LOG", "info");
+        command.args(extra_args);
         prepare(&pki, &data, &mut command);
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start rcmd serve");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .split_whitespace()
-            .nth(3)
-            .filter(|_| line.starts_with("rcmd listening on "))
-            .unwrap_or_else(|| {
-                let log = std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
-                panic!("server did not start: {line:?}\n{log}")
-            })
-            .to_owned();
+        let (child, stdout, addr) = spawn_serve(command, &data.path().join("server.log"));
         TestServer { process: Process { child, stdout }, addr, pki, data, args }
     }
 
@@ -193,6 +174,34 @@ impl TestServer {
         });
         status.unwrap()
     }
+}
+
+/// Starts `command` (an `rcmd serve`, perhaps behind a wrapper such as
+/// `ip netns exec`) with its log appended to `log`; waits for its first line
+/// and returns it running, its stdout, and the `IP:PORT` it listens on.
+pub fn spawn_serve(mut command: Command, log: &Path) -> (Child, BufReader<ChildStdout>, String) {
+    let log_file = std::fs::File::options().create(true).append(true).open(log).unwrap();
+    let mut child = command
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .expect("start rcmd serve");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .split_whitespace()
+        .nth(3)
+        .filter(|_| line.starts_with("rcmd listening on "))
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start: {line:?}\n{}", std::fs::read_to_string(log).unwrap_or_default())
+        })
+        .to_owned();
+    (child, stdout, addr)
 }
 
 /// The server process, killed and reaped when dropped.

@@ -1,0 +1,404 @@
+//! One command, many hosts: `rcmd CERTDIR TARGETS [fleet options] COMMAND`.
+//!
+//! [`targets`] and [`inventory`] say which hosts; [`pairs`] reads back the
+//! `NAME ID` lines of `exec`; [`lines`] keeps each host's output lines whole
+//! and prefixed; [`closing`] tells when a host's connection is closed;
+//! [`outcome`] sums up. This module runs each host's part with
+//! the single-host pieces of [`super::commands`].
+//!
+//! Invariants:
+//! * One runtime thread and no task per host: every host's part is a future
+//!   polled in one `join_all`.
+//! * At most `--fanout` hosts are in progress, each over one HTTP/2
+//!   connection; a host's connection is closed before its slot goes to the
+//!   next host, so `--fanout` bounds open connections.
+//! * A host's failure is its own: it ends as an [`Outcome`] in the summary,
+//!   never as an error of the whole command.
+//! * After Ctrl-C, no host starts; every job already started is stopped,
+//!   and a host that cannot be told is named.
+
+mod closing;
+mod inventory;
+mod lines;
+mod outcome;
+mod pairs;
+mod targets;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::sync::{Semaphore, SemaphorePermit, watch};
+
+pub use pairs::JobArg;
+pub use targets::Selector;
+pub(crate) use targets::{Host, Targets};
+
+use super::commands;
+use super::connection::{Connection, Protocol, client_tls};
+use super::error::exit;
+use super::sink::OutputSink;
+use super::{ClientArgs, ClientCommand, ClientError, JobRef};
+use crate::wire;
+use closing::Closing;
+use lines::Lines;
+use outcome::Outcome;
+
+const DEFAULT_FANOUT: u32 = 32;
+
+/// With `--json`, the most of each stream of a `run` kept for its object;
+/// the rest stays on the server, under the job id the object gives.
+const JSON_OUTPUT_CAP: usize = 1 << 20;
+
+/// Runs `args.command` on every host and sums up; returns the exit status.
+pub(crate) async fn run(args: ClientArgs, hosts: Vec<Host>) -> Result<i32, ClientError> {
+    let fleet = Fleet::new(&args)?;
+    let work: Vec<(&Host, Option<JobRef>)> = match job_arg(&args.command) {
+        Some(arg) => arg.per_host(&hosts)?.into_iter().map(|(h, job)| (h, Some(job))).collect(),
+        None => hosts.iter().map(|h| (h, None)).collect(),
+    };
+    let parts = join_all(work.iter().map(|(host, job)| fleet.part(host, job.as_ref(), &args.command)));
+    let reports = if matches!(args.command, ClientCommand::Run { .. }) {
+        match fleet.interruptible(parts).await {
+            Ok(reports) => reports,
+            Err(code) => return Ok(code),
+        }
+    } else {
+        parts.await
+    };
+    for report in &reports {
+        if let Some(e) = &report.stop_error {
+            eprintln!("rcmd: could not stop the job on {}: {e}", report.host.name);
+        }
+    }
+    let results: Vec<(&Host, Outcome)> = reports.into_iter().map(|r| (r.host, r.outcome)).collect();
+    for line in outcome::summary(&results) {
+        eprintln!("rcmd: {line}");
+    }
+    if let Some(path) = &args.failed {
+        let failed: Vec<&Host> = results.iter().filter(|(_, o)| *o != Outcome::Ok).map(|(h, _)| *h).collect();
+        inventory::write(path, &failed)?;
+    }
+    Ok(outcome::exit_status(results.iter().map(|(_, o)| o)))
+}
+
+/// The job id argument of a command, if it takes one.
+fn job_arg(command: &ClientCommand) -> Option<&JobArg> {
+    match command {
+        ClientCommand::Status { id }
+        | ClientCommand::Stop { id }
+        | ClientCommand::Wait { id }
+        | ClientCommand::Delete { id }
+        | ClientCommand::Output { id, .. }
+        | ClientCommand::Logs { id, .. } => Some(id),
+        ClientCommand::Exec { .. } | ClientCommand::Run { .. } | ClientCommand::List { .. } => None,
+    }
+}
+
+/// What every host's part shares.
+struct Fleet {
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+    slots: Semaphore,
+    prefix: bool,
+    json: bool,
+    stdout: Arc<File>,
+    stderr: Arc<File>,
+    /// Set at the first Ctrl-C.
+    interrupt: watch::Sender<bool>,
+    /// Jobs started and not yet seen to end, by host: named if the user
+    /// leaves at a second Ctrl-C.
+    running: RefCell<BTreeMap<String, JobRef>>,
+}
+
+/// How one host's part ended.
+struct Report<'h> {
+    host: &'h Host,
+    outcome: Outcome,
+    /// Why a Ctrl-C could not stop this host's job.
+    stop_error: Option<String>,
+    /// The `--json` object's fields beyond host, addr and outcome.
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Fleet {
+    fn new(args: &ClientArgs) -> Result<Fleet, ClientError> {
+        use std::os::fd::AsFd;
+        let stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned().map_err(ClientError::write)?);
+        let stderr = File::from(std::io::stderr().as_fd().try_clone_to_owned().map_err(ClientError::write)?);
+        Ok(Fleet {
+            tls: client_tls(&args.certdir)?,
+            connect_timeout: args.connect_timeout,
+            slots: Semaphore::new(args.fanout.unwrap_or(DEFAULT_FANOUT) as usize),
+            prefix: !args.no_prefix,
+            json: args.json,
+            stdout: Arc::new(stdout),
+            stderr: Arc::new(stderr),
+            interrupt: watch::Sender::new(false),
+            running: RefCell::new(BTreeMap::new()),
+        })
+    }
+
+    /// One host's part, from waiting for a slot to its JSON object.
+    async fn part<'h>(&self, host: &'h Host, job: Option<&JobRef>, command: &ClientCommand) -> Report<'h> {
+        let mut report = Report { host, outcome: Outcome::Ok, stop_error: None, fields: Default::default() };
+        let Some(slot) = self.slot().await else {
+            report.outcome = Outcome::Failed { status: 130, why: "not started: interrupted".into() };
+            self.print_json(&report);
+            return report;
+        };
+        let mut tls = self.tls.clone();
+        let closing = Closing::watch(&mut tls);
+        let result = match Connection::with_tls(tls, &host.addr, Protocol::Http2, self.connect_timeout) {
+            Ok(conn) => self.perform(&conn, job, command, &mut report).await,
+            Err(e) => Err(e),
+        };
+        closing.closed().await;
+        drop(slot);
+        report.outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) if e.exit_code() == exit::UNREACHABLE => Outcome::Unreachable { why: e.to_string() },
+            Err(e) => Outcome::Failed { status: e.exit_code(), why: e.to_string() },
+        };
+        self.print_json(&report);
+        report
+    }
+
+    /// A slot among `--fanout`, or `None` once interrupted.
+    async fn slot(&self) -> Option<SemaphorePermit<'_>> {
+        let mut interrupt = self.interrupt.subscribe();
+        let slot = tokio::select! {
+            biased;
+            _ = interrupted(&mut interrupt) => None,
+            slot = self.slots.acquire() => slot.ok(),
+        };
+        slot.filter(|_| !*interrupt.borrow())
+    }
+
+    /// The command itself, on one host.
+    async fn perform(
+        &self,
+        conn: &Connection,
+        job: Option<&JobRef>,
+        command: &ClientCommand,
+        report: &mut Report<'_>,
+    ) -> Result<Outcome, ClientError> {
+        let host = report.host;
+        let given = || job.expect("a command that takes a job has one for each host");
+        match command {
+            ClientCommand::Exec { cmd, args } => {
+                let job = commands::create(conn, cmd, args, false).await?;
+                report.field("id", job.id);
+                if !self.json {
+                    self.write(&self.stdout, format!("{} {job}\n", host.name));
+                }
+            }
+            ClientCommand::Run { rm, cmd, args, .. } => {
+                let job = commands::create(conn, cmd, args, false).await?;
+                report.field("id", job.id);
+                self.running.borrow_mut().insert(host.name.clone(), job.clone());
+                self.stream(conn, &job, true, report).await?;
+                let status = commands::fetch_status(conn, &job, true).await?;
+                self.running.borrow_mut().remove(&host.name);
+                if *rm {
+                    commands::delete(conn, &job).await?;
+                }
+                return Ok(self.job_outcome(&status, report));
+            }
+            ClientCommand::Output { follow, .. } | ClientCommand::Logs { follow, .. } => {
+                report.field("id", given().id);
+                self.stream(conn, given(), *follow, report).await?;
+            }
+            ClientCommand::Status { .. } => {
+                let status = commands::fetch_status(conn, given(), false).await?;
+                self.print_status(report, &status);
+            }
+            ClientCommand::Stop { .. } => {
+                let status = commands::stop_job(conn, given()).await?;
+                self.print_status(report, &status);
+            }
+            ClientCommand::Wait { .. } => {
+                let status = commands::fetch_status(conn, given(), true).await?;
+                self.print_status(report, &status);
+                return Ok(self.job_outcome(&status, report));
+            }
+            ClientCommand::Delete { .. } => {
+                commands::delete(conn, given()).await?;
+                report.field("id", given().id);
+            }
+            ClientCommand::List { all } => {
+                let list = commands::fetch_list(conn, *all).await?;
+                if self.json {
+                    report.field("jobs", &list.jobs);
+                } else {
+                    for line in commands::list_table(&list, *all) {
+                        self.host_line(host, &line);
+                    }
+                }
+            }
+        }
+        Ok(Outcome::Ok)
+    }
+
+    /// A finished job's outcome: ok for status 0, else failed with it.
+    fn job_outcome(&self, status: &wire::JobStatus, report: &mut Report<'_>) -> Outcome {
+        let code = commands::job_exit_code(status);
+        report.field("job", status);
+        if code == 0 { Outcome::Ok } else { Outcome::Failed { status: code, why: failure(status) } }
+    }
+
+    /// Copies a job's output: prefixed lines, or into the JSON object. A
+    /// `run` (`follow`) stops the job if interrupted, and goes on streaming
+    /// to its end.
+    async fn stream(
+        &self,
+        conn: &Connection,
+        job: &JobRef,
+        follow: bool,
+        report: &mut Report<'_>,
+    ) -> Result<(), ClientError> {
+        if self.json {
+            let (mut out, mut err) = (Capped::default(), Capped::default());
+            let copy = commands::output_to(conn, job, follow, &mut out, &mut err);
+            let result = self.stoppable(conn, job, follow, copy, report).await;
+            report.field("stdout", String::from_utf8_lossy(&out.bytes));
+            report.field("stderr", String::from_utf8_lossy(&err.bytes));
+            report.field("output_capped", out.capped || err.capped);
+            return result;
+        }
+        let prefix: Arc<str> = if self.prefix { format!("{}: ", report.host.name).into() } else { "".into() };
+        let mut out = Lines::new(self.stdout.clone(), prefix.clone());
+        let mut err = Lines::new(self.stderr.clone(), prefix);
+        let copy = commands::output_to(conn, job, follow, &mut out, &mut err);
+        let result = self.stoppable(conn, job, follow, copy, report).await;
+        // What a host printed last reaches the terminal even if it broke off.
+        out.finish().map_err(ClientError::write)?;
+        err.finish().map_err(ClientError::write)?;
+        result
+    }
+
+    /// Runs `work`; if interrupted while it runs and `stop` is set, stops
+    /// `job` and lets `work` go on to its end.
+    async fn stoppable(
+        &self,
+        conn: &Connection,
+        job: &JobRef,
+        stop: bool,
+        work: impl Future<Output = Result<(), ClientError>>,
+        report: &mut Report<'_>,
+    ) -> Result<(), ClientError> {
+        tokio::pin!(work);
+        let mut interrupt = self.interrupt.subscribe();
+        tokio::select! {
+            result = &mut work => result,
+            _ = interrupted(&mut interrupt), if stop => {
+                let (result, stopped) = tokio::join!(&mut work, commands::stop_job(conn, job));
+                if let Err(e) = stopped {
+                    report.stop_error = Some(format!("job {job}: {e}"));
+                }
+                result
+            }
+        }
+    }
+
+    /// Waits for `parts`; the first Ctrl-C stops every job, the second
+    /// leaves at once (exit status 130), naming the jobs left running.
+    async fn interruptible<T>(&self, parts: impl Future<Output = T>) -> Result<T, i32> {
+        tokio::pin!(parts);
+        loop {
+            tokio::select! {
+                done = &mut parts => return Ok(done),
+                _ = tokio::signal::ctrl_c() => {
+                    if self.interrupt.send_replace(true) {
+                        let left: Vec<String> =
+                            self.running.borrow().iter().map(|(name, id)| format!("{name} (job {id})")).collect();
+                        if !left.is_empty() {
+                            eprintln!("rcmd: left running: {}", left.join(", "));
+                        }
+                        return Err(130);
+                    }
+                    eprintln!("rcmd: stopping the job on every host that started it (Ctrl-C again to leave them)");
+                }
+            }
+        }
+    }
+
+    fn print_status(&self, report: &mut Report<'_>, status: &wire::JobStatus) {
+        report.field("job", status);
+        if !self.json {
+            self.host_line(report.host, &commands::describe(status));
+        }
+    }
+
+    /// One whole line of a host's on our stdout, prefixed.
+    fn host_line(&self, host: &Host, text: &str) {
+        let prefix = if self.prefix { format!("{}: ", host.name) } else { String::new() };
+        self.write(&self.stdout, format!("{prefix}{text}\n"));
+    }
+
+    fn print_json(&self, report: &Report<'_>) {
+        if !self.json {
+            return;
+        }
+        let mut object = serde_json::Map::new();
+        object.insert("host".into(), report.host.name.clone().into());
+        object.insert("addr".into(), report.host.addr.clone().into());
+        object.insert("outcome".into(), report.outcome.word().into());
+        object.insert("exit_status".into(), report.outcome.status().into());
+        if let Some(why) = report.outcome.why() {
+            object.insert("error".into(), why.into());
+        }
+        object.extend(report.fields.clone());
+        self.write(&self.stdout, serde_json::Value::Object(object).to_string() + "\n");
+    }
+
+    /// Writes a whole line at once. A failed write to our own stdout is not
+    /// a host's failure; the command's streams carry on.
+    fn write(&self, out: &File, text: String) {
+        let _ = (&*out).write_all(text.as_bytes());
+    }
+}
+
+impl Report<'_> {
+    fn field(&mut self, key: &str, value: impl serde::Serialize) {
+        self.fields.insert(key.into(), serde_json::to_value(value).expect("wire types serialise"));
+    }
+}
+
+/// Why a finished job counts as failed, for the summary.
+fn failure(status: &wire::JobStatus) -> String {
+    match (status.status, status.exit_code, status.signal) {
+        (wire::State::Error, ..) => {
+            format!("could not start: {}", status.error_msg.as_deref().unwrap_or("unknown error"))
+        }
+        (_, Some(code), _) => format!("exit status {code}"),
+        (_, None, Some(signal)) => format!("killed by signal {signal} ({})", wire::signal_name(signal)),
+        _ => commands::describe(status),
+    }
+}
+
+/// Resolves once the first Ctrl-C has been seen.
+async fn interrupted(interrupt: &mut watch::Receiver<bool>) {
+    let _ = interrupt.wait_for(|set| *set).await;
+}
+
+/// A stream's output kept for a JSON object, up to [`JSON_OUTPUT_CAP`].
+#[derive(Default)]
+struct Capped {
+    bytes: Vec<u8>,
+    capped: bool,
+}
+
+impl OutputSink for Capped {
+    fn write_chunk(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        let room = JSON_OUTPUT_CAP - self.bytes.len();
+        self.capped |= chunk.len() > room;
+        self.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        Ok(())
+    }
+}
