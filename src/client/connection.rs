@@ -84,6 +84,7 @@ impl Connection {
     /// Loads the client directory and prepares a client for `addr`. Nothing is
     /// sent yet; an expired certificate fails here, before any connection.
     pub fn new(certdir: &Path, addr: &str, connect_timeout: Duration) -> Result<Connection, ClientError> {
+        parse_addr(addr)?; // a bad address is said before any file is read
         Connection::with_tls(client_tls(certdir)?, addr, Protocol::Http1, connect_timeout)
     }
 
