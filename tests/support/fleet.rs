@@ -71,14 +71,7 @@ impl Fleet {
         )
         .expect("pki server");
         let data = self.dir.path().join(format!("data-{name}"));
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(RCMD);
-                command
-            }
-            None => Command::new(RCMD),
-        };
+        let mut command = rcmd_through(wrapper);
         command.arg("serve").arg("--certs").arg(certs).args(["--listen", listen]).arg("--data-dir").arg(data);
         let (child, stdout, addr) = spawn_serve(command, &self.dir.path().join(format!("{name}.log")));
         let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -109,14 +102,7 @@ impl Fleet {
     /// The client binary as "owner" with `targets`, run through `wrapper`,
     /// stdin from /dev/null.
     pub fn client(&self, wrapper: &[&str], targets: &str, args: &[&str]) -> Command {
-        let mut command = match wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut command = Command::new(program);
-                command.args(rest).arg(RCMD);
-                command
-            }
-            None => Command::new(RCMD),
-        };
+        let mut command = rcmd_through(wrapper);
         command.arg(self.pki.certs()).arg(targets).args(args).stdin(Stdio::null());
         command
     }
@@ -127,6 +113,18 @@ impl Fleet {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// The rcmd binary, run through `wrapper` (such as `ip netns exec NS`).
+fn rcmd_through(wrapper: &[&str]) -> Command {
+    match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(RCMD);
+            command
+        }
+        None => Command::new(RCMD),
     }
 }
 
