@@ -191,15 +191,15 @@ impl Fleet {
         let host = report.host;
         let given = || job.expect("a command that takes a job has one for each host");
         match command {
-            ClientCommand::Exec { cmd, args } => {
-                let job = commands::create(conn, cmd, args, false).await?;
+            ClientCommand::Exec { limits, cmd, args } => {
+                let job = commands::create(conn, cmd, args, false, limits).await?;
                 report.field("id", job.id);
                 if !self.json {
                     self.write(&self.stdout, format!("{} {job}\n", host.name));
                 }
             }
-            ClientCommand::Run { rm, cmd, args, .. } => {
-                let job = commands::create(conn, cmd, args, false).await?;
+            ClientCommand::Run { rm, limits, cmd, args, .. } => {
+                let job = commands::create(conn, cmd, args, false, limits).await?;
                 report.field("id", job.id);
                 self.running.borrow_mut().insert(host.name.clone(), job.clone());
                 self.stream(conn, &job, true, report).await?;
