@@ -62,3 +62,78 @@ fn fanout_8_never_has_more_than_8_connections_open_and_all_50_hosts_answer() {
     let most = most.load(Ordering::Relaxed);
     assert!(most <= 8, "{most} connections were open at once with --fanout 8");
 }
+
+/// The jobs of one host, as its own client sees them.
+fn jobs_on(fleet: &Fleet, host: &support::fleet::Host) -> Vec<serde_json::Value> {
+    let out = fleet.client(&[], &host.addr, &["list", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["jobs"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_closed_pipe_ends_a_fleet_run_with_141_and_kills_the_job_on_every_host() {
+    use std::io::BufRead;
+    let fleet = Fleet::loopback(3, "p");
+    let targets: Vec<&str> = fleet.hosts.iter().map(|h| h.addr.as_str()).collect();
+    let mut client = fleet
+        .client(&[], &targets.join(","), &["run", "yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(client.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.ends_with(": y\n"), "{first:?}");
+    // The reader is gone now, as after `| head -1`.
+    let out = client.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "a closed pipe ends quietly");
+    for host in &fleet.hosts {
+        let mut jobs = Vec::new();
+        wait_until("the job has ended", Duration::from_secs(30), || {
+            jobs = jobs_on(&fleet, host);
+            jobs.iter().all(|j| j["status"] == "completed")
+        });
+        assert_eq!(jobs.len(), 1, "{}: {jobs:?}", host.name);
+        assert!(jobs[0]["signal"].is_number(), "{}: killed, not finished: {:?}", host.name, jobs[0]);
+    }
+}
+
+#[test]
+fn piped_stdin_reaches_every_host_whole() {
+    let fleet = Fleet::loopback(3, "s");
+    let inventory = fleet.inventory("three.toml", &[]);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let input = fleet.path("input");
+    std::fs::write(&input, &data).unwrap();
+    let out = fleet
+        .client(&[], &at(&inventory), &["run", "wc", "-c"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines, ["s1: 3000000", "s2: 3000000", "s3: 3000000"]);
+
+    // Stdin goes to every host at once, so a fan-out below the host count
+    // could not give it to the later ones: refused before anything runs.
+    let refused = fleet
+        .client(&[], &at(&inventory), &["--fanout", "2", "run", "wc", "-c"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(stderr(&refused).contains("raise --fanout to 3, or give run -n"), "{}", stderr(&refused));
+    let no_stdin = fleet
+        .client(&[], &at(&inventory), &["--fanout", "2", "run", "-n", "wc", "-c"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(no_stdin.status.code(), Some(0), "{}", stderr(&no_stdin));
+    assert_eq!(text(&no_stdin.stdout).lines().filter(|l| l.ends_with(": 0")).count(), 3);
+    for host in &fleet.hosts {
+        assert!(jobs_on(&fleet, host).iter().all(|j| j["status"] == "completed"));
+    }
+}

@@ -361,8 +361,8 @@ fn a_reader_never_sees_a_key_and_certificate_from_different_pairs() {
         })
         .collect();
     for _ in 0..15 {
-        pki::renew(&certs, "server", 30).unwrap();
-        pki::renew(&certs, "alice", 30).unwrap();
+        pki::renew(&certs, pki::Renewal::Server, 30).unwrap();
+        pki::renew(&certs, pki::Renewal::Client("alice"), 30).unwrap();
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
@@ -375,7 +375,7 @@ fn a_pair_replacement_cut_between_its_renames_is_finished_by_the_next_reader() {
     let pki = TestPki::new(&["alice"]);
     let alice = pki.client("alice");
     let old_cert = read(&alice.join("client.crt"));
-    pki::renew(&pki.certs(), "alice", 30).unwrap();
+    pki::renew(&pki.certs(), pki::Renewal::Client("alice"), 30).unwrap();
     let new_cert = read(&alice.join("client.crt"));
     // What a crash right after the key's rename leaves: the new key, the old
     // certificate, and the new one still in its temp file.
@@ -395,6 +395,83 @@ fn a_renewed_certificate_is_indexed_even_if_writing_its_files_fails() {
     let before = indexed();
     // A directory where the new key's temp file goes: the write fails.
     std::fs::create_dir(alice.join(".client.key.tmp")).unwrap();
-    assert!(pki::renew(&certs, "alice", 30).is_err());
+    assert!(pki::renew(&certs, pki::Renewal::Client("alice"), 30).is_err());
     assert_eq!(indexed(), before + 1, "issued, so indexed and revocable");
+}
+
+#[test]
+fn pki_server_writes_a_host_folder_listed_renewable_and_revocable() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    let dir = certs.to_str().unwrap();
+    let out = rcmd(&["pki", "server", "web1", "--san", "10.9.0.1", "--dir", dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let folder = certs.join("servers/web1");
+    let mut files: Vec<String> =
+        std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    files.sort();
+    files.retain(|f| !f.starts_with('.'));
+    assert_eq!(files, ["ca.crt", "server.crt", "server.key"], "the CA key never leaves the cert dir");
+    assert_eq!(mode(&folder), 0o700);
+    assert_eq!(mode(&folder.join("server.key")), 0o600);
+    let info = CertInfo::parse(&der(&folder.join("server.crt"))).unwrap();
+    assert_eq!(info.common_name.as_deref(), Some("web1"));
+    assert!(info.server_auth && !info.client_auth && !info.is_ca);
+    assert_eq!(info.dns_names, ["web1"]);
+    assert_eq!(info.ip_addresses, ["10.9.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    pki::load_server(&folder).expect("the folder is what `rcmd serve --certs` takes");
+
+    let again = rcmd(&["pki", "server", "web1", "--dir", dir]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    let renewed = rcmd(&["pki", "renew", "server", "web1", "--dir", dir]);
+    assert!(renewed.status.success(), "{}", String::from_utf8_lossy(&renewed.stderr));
+    let new = CertInfo::parse(&der(&folder.join("server.crt"))).unwrap();
+    assert_ne!(new.serial, info.serial);
+    assert_eq!((new.dns_names, new.ip_addresses), (info.dns_names, info.ip_addresses), "same names");
+
+    let index = pki::Index::load(&certs).unwrap();
+    let web1: Vec<_> = index.certificates.iter().filter(|e| e.cn == "web1").collect();
+    assert_eq!(web1.len(), 2, "both certificates are in the index");
+    assert!(web1.iter().all(|e| e.kind == Kind::Server));
+    let listed = String::from_utf8(rcmd(&["pki", "list", "--dir", dir]).stdout).unwrap();
+    assert_eq!(listed.lines().filter(|l| l.starts_with("web1 ") && l.contains(" server ")).count(), 2);
+    assert!(rcmd(&["pki", "revoke", "web1", "--dir", dir]).status.success());
+    let index = pki::Index::load(&certs).unwrap();
+    assert!(index.certificates.iter().filter(|e| e.cn == "web1").all(|e| e.revoked_at.is_some()));
+    assert!(certs.join("crl.pem").exists());
+}
+
+#[test]
+fn pki_server_mistakes_get_one_line_that_says_what_to_do() {
+    let pki = TestPki::new(&[]);
+    let dir = pki.certs().to_str().unwrap().to_owned();
+    for (args, says) in [
+        (vec!["server", "web 1"], "invalid server name"),
+        (vec!["server", "../x"], "invalid server name"),
+        (vec!["server", "under_score"], "--san"),
+        (vec!["renew", "server", "nosuch"], "pki server nosuch"),
+        (vec!["renew", "alice", "extra"], "only `renew server HOST`"),
+    ] {
+        let out = rcmd(&[&["pki"], &args[..], &["--dir", &dir]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!pki.certs().join("servers/under_score").exists());
+}
+
+#[test]
+fn twenty_concurrent_server_commands_are_all_indexed() {
+    let pki = TestPki::new(&[]);
+    let certs = pki.certs();
+    let names: Vec<String> = (0..20).map(|i| format!("rcmdt-srv-{i}")).collect();
+    all_at_once(&certs, "server", &names);
+    let index = pki::Index::load(&certs).unwrap();
+    for name in &names {
+        assert_eq!(index.certificates.iter().filter(|e| &e.cn == name).count(), 1, "{name} in the index");
+        pki::load_server(&certs.join("servers").join(name)).unwrap();
+    }
 }

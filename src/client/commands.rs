@@ -169,8 +169,10 @@ pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, C
     }
     .map_err(ClientError::write)?;
     let mut first = true;
-    list_pages(conn, all, |jobs| print_jobs(&mut out, jobs, all, format, &mut first).map_err(ClientError::write))
-        .await?;
+    list_pages(conn, all, |jobs| {
+        print_jobs(&mut out, jobs, all, format, &mut first).map_err(ClientError::write)
+    })
+    .await?;
     if let Format::Json = format {
         writeln!(out, "]}}").map_err(ClientError::write)?;
     }

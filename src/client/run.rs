@@ -120,7 +120,7 @@ pub(crate) async fn run(
 
 /// Forwards our stdin to the job's. `Err` is a warning for the user: what
 /// did not reach the job. A job that stopped reading is not one.
-async fn upload(conn: &Connection, id: &JobRef, stdin: LocalStdin) -> Result<(), String> {
+pub(super) async fn upload(conn: &Connection, id: &JobRef, stdin: LocalStdin) -> Result<(), String> {
     let response = conn
         .send_body(Method::PUT, &id.path("/stdin"), stdin.into_body())
         .await
@@ -142,7 +142,7 @@ async fn upload(conn: &Connection, id: &JobRef, stdin: LocalStdin) -> Result<(),
 
 /// Our reader has gone: end the job now, and wait (briefly) until the server
 /// says it has, so that nothing of it outlives `run`.
-async fn kill(conn: &Connection, id: &JobRef, remove: bool) {
+pub(super) async fn kill(conn: &Connection, id: &JobRef, remove: bool) {
     let (method, path) = match remove {
         true => (Method::DELETE, id.path("")),
         false => (Method::POST, id.path("/stop?grace=0")),

@@ -10,6 +10,9 @@
 //!   no faster than the server takes it.
 //! * A stdin that is /dev/null, or that is not open at all, is no stdin:
 //!   the job may as well read /dev/null itself, which saves the upload.
+//! * For several hosts, stdin is read once and every chunk goes to each of
+//!   them (shared, not copied): the slowest reader sets the pace, and one
+//!   that goes away stops getting chunks without holding up the others.
 
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -31,13 +34,24 @@ pub(crate) struct LocalStdin {
 impl LocalStdin {
     /// Starts reading our stdin, unless it is /dev/null or closed.
     pub fn open() -> Option<LocalStdin> {
+        LocalStdin::open_many(1)?.pop()
+    }
+
+    /// Starts reading our stdin once for `readers` readers, each of which
+    /// gets all of it; `None` if it is /dev/null or closed.
+    pub fn open_many(readers: usize) -> Option<Vec<LocalStdin>> {
         let file = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned().ok()?);
         if is_dev_null(&file) {
             return None;
         }
-        let (sender, chunks) = mpsc::channel(AHEAD);
-        std::thread::Builder::new().name("stdin".into()).spawn(move || read_all(file, sender)).ok()?;
-        Some(LocalStdin { chunks })
+        let (senders, readers) = (0..readers)
+            .map(|_| {
+                let (sender, chunks) = mpsc::channel(AHEAD);
+                (sender, LocalStdin { chunks })
+            })
+            .unzip();
+        std::thread::Builder::new().name("stdin".into()).spawn(move || read_all(file, senders)).ok()?;
+        Some(readers)
     }
 
     /// The chunks as a request body. A failed read ends the body with that
@@ -57,19 +71,22 @@ fn is_dev_null(file: &std::fs::File) -> bool {
     ours.file_type().is_char_device() && ours.rdev() == null.rdev()
 }
 
-/// Reads until EOF or an error, handing each chunk on; stops early when
-/// nobody takes them any more.
-fn read_all(mut file: std::fs::File, sender: mpsc::Sender<io::Result<Bytes>>) {
+/// Reads until EOF or an error, handing each chunk to every reader; stops
+/// early when nobody takes them any more.
+fn read_all(mut file: std::fs::File, mut senders: Vec<mpsc::Sender<io::Result<Bytes>>>) {
     let mut buf = vec![0u8; CHUNK];
-    loop {
+    while !senders.is_empty() {
         let chunk = match file.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(io::Error::new(e.kind(), format!("cannot read stdin: {e}"))),
+            Err(e) => Err((e.kind(), format!("cannot read stdin: {e}"))),
         };
-        let failed = chunk.is_err();
-        if sender.blocking_send(chunk).is_err() || failed {
+        senders.retain(|sender| {
+            let copy = chunk.clone().map_err(|(kind, message)| io::Error::new(kind, message));
+            sender.blocking_send(copy).is_ok()
+        });
+        if chunk.is_err() {
             return;
         }
     }

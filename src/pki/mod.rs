@@ -133,7 +133,9 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
 /// client directory (the CA certificate, never its key). Returns that folder.
 pub fn issue_client_dir(dir: &Path, name: &ClientName, days: u32, force: bool) -> Result<PathBuf, PkiError> {
     let target = dir.join(name.as_str());
-    issue_folder(dir, &target, force, (files::CLIENT_CERT, files::CLIENT_KEY), |ca| ca.issue_client(name, days))
+    issue_folder(dir, &target, force, (files::CLIENT_CERT, files::CLIENT_KEY), |ca| {
+        ca.issue_client(name, days)
+    })
 }
 
 /// Issues a server identity for host `name` into `dir/servers/name/`: the CA

@@ -16,6 +16,13 @@
 //!   never as an error of the whole command.
 //! * After Ctrl-C, no host starts; every job already started is stopped,
 //!   and a host that cannot be told is named.
+//! * Our own output is not a host's: when a write to our stdout or stderr
+//!   fails (a closed pipe), no host starts, every `run` job is killed, and
+//!   the command ends with that failure (141 for a closed pipe) as the
+//!   single-host commands do.
+//! * `run` forwards a piped stdin (not a terminal's) to every host: read
+//!   once, each chunk sent to all, so every host must be in progress at
+//!   once: more hosts than `--fanout` is refused up front.
 
 mod closing;
 mod inventory;
@@ -28,6 +35,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +50,9 @@ pub(crate) use targets::{Host, Targets};
 use super::commands;
 use super::connection::{Connection, Protocol, client_tls};
 use super::error::exit;
-use super::sink::OutputSink;
-use super::{ClientArgs, ClientCommand, ClientError, JobRef};
+use super::sink::{OutputSink, warn};
+use super::stdin::LocalStdin;
+use super::{ClientArgs, ClientCommand, ClientError, JobRef, run as single};
 use crate::wire;
 use closing::Closing;
 use lines::Lines;
@@ -62,7 +71,9 @@ pub(crate) async fn run(args: ClientArgs, hosts: Vec<Host>) -> Result<i32, Clien
         Some(arg) => arg.per_host(&hosts)?.into_iter().map(|(h, job)| (h, Some(job))).collect(),
         None => hosts.iter().map(|h| (h, None)).collect(),
     };
-    let parts = join_all(work.iter().map(|(host, job)| fleet.part(host, job.as_ref(), &args.command)));
+    let mut stdins = fleet.stdins(&args, work.len())?.into_iter();
+    let parts =
+        join_all(work.iter().map(|(host, job)| fleet.part(host, job.as_ref(), stdins.next(), &args.command)));
     let reports = if matches!(args.command, ClientCommand::Run { .. }) {
         match fleet.interruptible(parts).await {
             Ok(reports) => reports,
@@ -71,14 +82,17 @@ pub(crate) async fn run(args: ClientArgs, hosts: Vec<Host>) -> Result<i32, Clien
     } else {
         parts.await
     };
+    if let Some(e) = fleet.output_failure.take() {
+        return Err(e);
+    }
     for report in &reports {
         if let Some(e) = &report.stop_error {
-            eprintln!("rcmd: could not stop the job on {}: {e}", report.host.name);
+            warn(format_args!("could not stop the job on {}: {e}", report.host.name));
         }
     }
     let results: Vec<(&Host, Outcome)> = reports.into_iter().map(|r| (r.host, r.outcome)).collect();
     for line in outcome::summary(&results) {
-        eprintln!("rcmd: {line}");
+        warn(line);
     }
     if let Some(path) = &args.failed {
         let failed: Vec<&Host> = results.iter().filter(|(_, o)| *o != Outcome::Ok).map(|(h, _)| *h).collect();
@@ -109,8 +123,10 @@ struct Fleet {
     json: bool,
     stdout: Arc<File>,
     stderr: Arc<File>,
-    /// Set at the first Ctrl-C.
+    /// Set at the first Ctrl-C, or when our own output fails.
     interrupt: watch::Sender<bool>,
+    /// The first failure to write our own output: it ends the command.
+    output_failure: RefCell<Option<ClientError>>,
     /// Jobs started and not yet seen to end, by host: named if the user
     /// leaves at a second Ctrl-C.
     running: RefCell<BTreeMap<String, JobRef>>,
@@ -140,12 +156,43 @@ impl Fleet {
             stdout: Arc::new(stdout),
             stderr: Arc::new(stderr),
             interrupt: watch::Sender::new(false),
+            output_failure: RefCell::new(None),
             running: RefCell::new(BTreeMap::new()),
         })
     }
 
+    /// What each host's `run` job reads: our stdin, if it is piped (a
+    /// terminal's goes to no host, as pssh does: typing to many at once is
+    /// not what anyone means), one reader per host.
+    fn stdins(&self, args: &ClientArgs, hosts: usize) -> Result<Vec<LocalStdin>, ClientError> {
+        let ClientCommand::Run { no_stdin: false, .. } = args.command else {
+            return Ok(Vec::new());
+        };
+        if std::io::stdin().is_terminal() {
+            return Ok(Vec::new());
+        }
+        if hosts > self.slots.available_permits() {
+            // Only probe: a stdin of /dev/null or none is no stdin at all.
+            if LocalStdin::open_many(0).is_none() {
+                return Ok(Vec::new());
+            }
+            return Err(ClientError::Targets(format!(
+                "run sends its stdin to every host at once, but --fanout {} is below the {hosts} hosts: \
+                 raise --fanout to {hosts}, or give run -n for no stdin",
+                self.slots.available_permits()
+            )));
+        }
+        Ok(LocalStdin::open_many(hosts).unwrap_or_default())
+    }
+
     /// One host's part, from waiting for a slot to its JSON object.
-    async fn part<'h>(&self, host: &'h Host, job: Option<&JobRef>, command: &ClientCommand) -> Report<'h> {
+    async fn part<'h>(
+        &self,
+        host: &'h Host,
+        job: Option<&JobRef>,
+        stdin: Option<LocalStdin>,
+        command: &ClientCommand,
+    ) -> Report<'h> {
         let mut report = Report { host, outcome: Outcome::Ok, stop_error: None, fields: Default::default() };
         let Some(slot) = self.slot().await else {
             report.outcome = Outcome::Failed { status: 130, why: "not started: interrupted".into() };
@@ -155,18 +202,30 @@ impl Fleet {
         let mut tls = self.tls.clone();
         let closing = Closing::watch(&mut tls);
         let result = match Connection::with_tls(tls, &host.addr, Protocol::Http2, self.connect_timeout) {
-            Ok(conn) => self.perform(&conn, job, command, &mut report).await,
+            Ok(conn) => self.perform(&conn, job, stdin, command, &mut report).await,
             Err(e) => Err(e),
         };
         closing.closed().await;
         drop(slot);
         report.outcome = match result {
             Ok(outcome) => outcome,
+            Err(e) if is_output_failure(&e) => {
+                let outcome = Outcome::Failed { status: e.exit_code(), why: e.to_string() };
+                self.output_failed(e);
+                outcome
+            }
             Err(e) if e.exit_code() == exit::UNREACHABLE => Outcome::Unreachable { why: e.to_string() },
             Err(e) => Outcome::Failed { status: e.exit_code(), why: e.to_string() },
         };
         self.print_json(&report);
         report
+    }
+
+    /// Our own output failed: the first failure is kept to end the command
+    /// with, and every host winds down.
+    fn output_failed(&self, e: ClientError) {
+        self.output_failure.borrow_mut().get_or_insert(e);
+        self.interrupt.send_replace(true);
     }
 
     /// A slot among `--fanout`, or `None` once interrupted.
@@ -185,6 +244,7 @@ impl Fleet {
         &self,
         conn: &Connection,
         job: Option<&JobRef>,
+        stdin: Option<LocalStdin>,
         command: &ClientCommand,
         report: &mut Report<'_>,
     ) -> Result<Outcome, ClientError> {
@@ -195,16 +255,31 @@ impl Fleet {
                 let job = commands::create(conn, cmd, args, false, limits).await?;
                 report.field("id", job.id);
                 if !self.json {
-                    self.write(&self.stdout, format!("{} {job}\n", host.name));
+                    self.write(&self.stdout, format!("{} {job}\n", host.name))?;
                 }
             }
             ClientCommand::Run { rm, limits, cmd, args, .. } => {
-                let job = commands::create(conn, cmd, args, false, limits).await?;
+                let job = commands::create(conn, cmd, args, stdin.is_some(), limits).await?;
                 report.field("id", job.id);
                 self.running.borrow_mut().insert(host.name.clone(), job.clone());
-                self.stream(conn, &job, true, report).await?;
+                // The job's end ends the host's part, whatever became of stdin.
+                let upload = async {
+                    if let Some(stdin) = stdin
+                        && let Err(message) = single::upload(conn, &job, stdin).await
+                    {
+                        warn(format_args!("{}: {message}", host.name));
+                    }
+                    std::future::pending().await
+                };
+                tokio::select! {
+                    streamed = self.stream(conn, &job, Follow::Run { remove: *rm }, report) => streamed?,
+                    never = upload => never,
+                }
                 let status = commands::fetch_status(conn, &job, true).await?;
                 self.running.borrow_mut().remove(&host.name);
+                if let Some(notice) = status.truncation_notice() {
+                    warn(format_args!("{}: {notice}", host.name));
+                }
                 if *rm {
                     commands::delete(conn, &job).await?;
                 }
@@ -212,19 +287,19 @@ impl Fleet {
             }
             ClientCommand::Output { follow, .. } | ClientCommand::Logs { follow, .. } => {
                 report.field("id", given().id);
-                self.stream(conn, given(), *follow, report).await?;
+                self.stream(conn, given(), Follow::Output(*follow), report).await?;
             }
             ClientCommand::Status { .. } => {
                 let status = commands::fetch_status(conn, given(), false).await?;
-                self.print_status(report, &status);
+                self.print_status(report, &status)?;
             }
             ClientCommand::Stop { .. } => {
                 let status = commands::stop_job(conn, given()).await?;
-                self.print_status(report, &status);
+                self.print_status(report, &status)?;
             }
             ClientCommand::Wait { .. } => {
                 let status = commands::fetch_status(conn, given(), true).await?;
-                self.print_status(report, &status);
+                self.print_status(report, &status)?;
                 return Ok(self.job_outcome(&status, report));
             }
             ClientCommand::Delete { .. } => {
@@ -232,13 +307,22 @@ impl Fleet {
                 report.field("id", given().id);
             }
             ClientCommand::List { all } => {
-                let list = commands::fetch_list(conn, *all).await?;
-                if self.json {
-                    report.field("jobs", &list.jobs);
-                } else {
-                    for line in commands::list_table(&list, *all) {
-                        self.host_line(host, &line);
+                let mut jobs = Vec::new();
+                if !self.json {
+                    self.host_line(host, &commands::list_header(*all))?;
+                }
+                commands::list_pages(conn, *all, |page| {
+                    if self.json {
+                        jobs.extend_from_slice(page);
+                    } else {
+                        page.iter()
+                            .try_for_each(|job| self.host_line(host, &commands::list_line(job, *all)))?;
                     }
+                    Ok(())
+                })
+                .await?;
+                if self.json {
+                    report.field("jobs", &jobs);
                 }
             }
         }
@@ -252,20 +336,19 @@ impl Fleet {
         if code == 0 { Outcome::Ok } else { Outcome::Failed { status: code, why: failure(status) } }
     }
 
-    /// Copies a job's output: prefixed lines, or into the JSON object. A
-    /// `run` (`follow`) stops the job if interrupted, and goes on streaming
-    /// to its end.
+    /// Copies a job's output: prefixed lines, or into the JSON object.
     async fn stream(
         &self,
         conn: &Connection,
         job: &JobRef,
-        follow: bool,
+        follow: Follow,
         report: &mut Report<'_>,
     ) -> Result<(), ClientError> {
+        let live = !matches!(follow, Follow::Output(false));
         if self.json {
             let (mut out, mut err) = (Capped::default(), Capped::default());
-            let copy = commands::output_to(conn, job, follow, &mut out, &mut err);
-            let result = self.stoppable(conn, job, follow, copy, report).await;
+            let copy = commands::output_to(conn, job, live, &mut out, &mut err);
+            let result = self.haltable(conn, job, follow, copy, report).await;
             report.field("stdout", String::from_utf8_lossy(&out.bytes));
             report.field("stderr", String::from_utf8_lossy(&err.bytes));
             report.field("output_capped", out.capped || err.capped);
@@ -274,36 +357,48 @@ impl Fleet {
         let prefix: Arc<str> = if self.prefix { format!("{}: ", report.host.name).into() } else { "".into() };
         let mut out = Lines::new(self.stdout.clone(), prefix.clone());
         let mut err = Lines::new(self.stderr.clone(), prefix);
-        let copy = commands::output_to(conn, job, follow, &mut out, &mut err);
-        let result = self.stoppable(conn, job, follow, copy, report).await;
+        let copy = commands::output_to(conn, job, live, &mut out, &mut err);
+        let result = self.haltable(conn, job, follow, copy, report).await;
         // What a host printed last reaches the terminal even if it broke off.
-        out.finish().map_err(ClientError::write)?;
-        err.finish().map_err(ClientError::write)?;
-        result
+        result.and(out.finish().map_err(ClientError::write)).and(err.finish().map_err(ClientError::write))
     }
 
-    /// Runs `work`; if interrupted while it runs and `stop` is set, stops
-    /// `job` and lets `work` go on to its end.
-    async fn stoppable(
+    /// Runs `work`, the copy of a job's output, until the fleet halts. At
+    /// Ctrl-C, a `run` stops its job and goes on to the job's end. When our
+    /// output fails (here or on another host), a `run` kills its job at
+    /// once, as the single-host `run` does, and the copy is abandoned.
+    async fn haltable(
         &self,
         conn: &Connection,
         job: &JobRef,
-        stop: bool,
+        follow: Follow,
         work: impl Future<Output = Result<(), ClientError>>,
         report: &mut Report<'_>,
     ) -> Result<(), ClientError> {
         tokio::pin!(work);
         let mut interrupt = self.interrupt.subscribe();
-        tokio::select! {
+        let result = tokio::select! {
             result = &mut work => result,
-            _ = interrupted(&mut interrupt), if stop => {
-                let (result, stopped) = tokio::join!(&mut work, commands::stop_job(conn, job));
-                if let Err(e) = stopped {
-                    report.stop_error = Some(format!("job {job}: {e}"));
+            _ = interrupted(&mut interrupt) => {
+                let output_gone = self.output_failure.borrow().is_some();
+                match (follow, output_gone) {
+                    (Follow::Run { .. }, false) => {
+                        let (result, stopped) = tokio::join!(&mut work, commands::stop_job(conn, job));
+                        if let Err(e) = stopped {
+                            report.stop_error = Some(format!("job {job}: {e}"));
+                        }
+                        result
+                    }
+                    _ => Err(ClientError::BrokenPipe),
                 }
-                result
             }
+        };
+        if let (Err(e), Follow::Run { remove }) = (&result, follow)
+            && is_output_failure(e)
+        {
+            single::kill(conn, job, remove).await;
         }
+        result
     }
 
     /// Waits for `parts`; the first Ctrl-C stops every job, the second
@@ -328,19 +423,21 @@ impl Fleet {
         }
     }
 
-    fn print_status(&self, report: &mut Report<'_>, status: &wire::JobStatus) {
+    fn print_status(&self, report: &mut Report<'_>, status: &wire::JobStatus) -> Result<(), ClientError> {
         report.field("job", status);
         if !self.json {
-            self.host_line(report.host, &commands::describe(status));
+            self.host_line(report.host, &commands::describe(status))?;
         }
+        Ok(())
     }
 
     /// One whole line of a host's on our stdout, prefixed.
-    fn host_line(&self, host: &Host, text: &str) {
+    fn host_line(&self, host: &Host, text: &str) -> Result<(), ClientError> {
         let prefix = if self.prefix { format!("{}: ", host.name) } else { String::new() };
-        self.write(&self.stdout, format!("{prefix}{text}\n"));
+        self.write(&self.stdout, format!("{prefix}{text}\n"))
     }
 
+    /// A host's `--json` object, once its part is over.
     fn print_json(&self, report: &Report<'_>) {
         if !self.json {
             return;
@@ -354,13 +451,14 @@ impl Fleet {
             object.insert("error".into(), why.into());
         }
         object.extend(report.fields.clone());
-        self.write(&self.stdout, serde_json::Value::Object(object).to_string() + "\n");
+        if let Err(e) = self.write(&self.stdout, serde_json::Value::Object(object).to_string() + "\n") {
+            self.output_failed(e);
+        }
     }
 
-    /// Writes a whole line at once. A failed write to our own stdout is not
-    /// a host's failure; the command's streams carry on.
-    fn write(&self, out: &File, text: String) {
-        let _ = (&*out).write_all(text.as_bytes());
+    /// Writes whole lines at once, so that no other host's land inside.
+    fn write(&self, out: &File, text: String) -> Result<(), ClientError> {
+        (&*out).write_all(text.as_bytes()).map_err(ClientError::write)
     }
 }
 
@@ -376,10 +474,27 @@ fn failure(status: &wire::JobStatus) -> String {
         (wire::State::Error, ..) => {
             format!("could not start: {}", status.error_msg.as_deref().unwrap_or("unknown error"))
         }
+        _ if status.oom_killed => commands::out_of_memory(status).unwrap_or_default(),
         (_, Some(code), _) => format!("exit status {code}"),
         (_, None, Some(signal)) => format!("killed by signal {signal} ({})", wire::signal_name(signal)),
         _ => commands::describe(status),
     }
+}
+
+/// How a host's part follows a job's output.
+#[derive(Debug, Clone, Copy)]
+enum Follow {
+    /// `run`'s own job: to its end; stopped at Ctrl-C, killed (or deleted
+    /// with `remove`) when our output fails.
+    Run { remove: bool },
+    /// `output` and `logs`: to the end of the job if set, else what is
+    /// there now; the job is left alone.
+    Output(bool),
+}
+
+/// A failure to write our own output rather than anything of a host's.
+fn is_output_failure(e: &ClientError) -> bool {
+    matches!(e, ClientError::BrokenPipe | ClientError::Write(_))
 }
 
 /// Resolves once the first Ctrl-C has been seen.
