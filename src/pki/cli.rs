@@ -41,15 +41,8 @@ pub enum PkiCommand {
         /// The client's name: its certificate's CN and its identity on servers:
         /// at most 64 bytes, no `/`, `\`, control characters or leading `-`.
         name: String,
-        /// The cert directory holding the CA.
-        #[arg(long, default_value = "certs")]
-        dir: PathBuf,
-        /// Validity in days.
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
-        days: u32,
-        /// Replace an existing client directory for NAME.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        issue: IssueArgs,
     },
     /// Issue a server certificate for host NAME: writes DIR/servers/NAME/
     /// with ca.crt, server.crt and server.key, the folder to copy to that
@@ -61,15 +54,8 @@ pub enum PkiCommand {
         /// Another name (DNS name or IP address) clients use to reach the host.
         #[arg(long, value_name = "NAME_OR_IP")]
         san: Vec<San>,
-        /// The cert directory holding the CA.
-        #[arg(long, default_value = "certs")]
-        dir: PathBuf,
-        /// Validity in days.
-        #[arg(long, default_value_t = DEFAULT_DAYS)]
-        days: u32,
-        /// Replace an existing folder for NAME.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        issue: IssueArgs,
     },
     /// List every certificate issued: CN, kind, serial, expiry, days left,
     /// and whether it is valid, expired or revoked.
@@ -112,6 +98,20 @@ pub enum PkiCommand {
     },
 }
 
+/// Where and how `pki client` and `pki server` issue.
+#[derive(Debug, clap::Args)]
+pub struct IssueArgs {
+    /// The cert directory holding the CA.
+    #[arg(long, default_value = "certs")]
+    dir: PathBuf,
+    /// Validity in days.
+    #[arg(long, default_value_t = DEFAULT_DAYS)]
+    days: u32,
+    /// Replace an existing folder for NAME.
+    #[arg(long)]
+    force: bool,
+}
+
 pub fn run(command: PkiCommand) -> anyhow::Result<()> {
     match command {
         PkiCommand::Init { dir, san, days, client, force } => {
@@ -135,7 +135,7 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
             println!("  rcmd serve --certs {dir}");
             println!("  rcmd {dir} 127.0.0.1:8443 exec echo hello");
         }
-        PkiCommand::Client { name, dir, days, force } => {
+        PkiCommand::Client { name, issue: IssueArgs { dir, days, force } } => {
             let target = super::issue_client_dir(&dir, &ClientName::parse(&name)?, days, force)?;
             println!("created {} (ca.crt, client.crt, client.key) for {name:?}", target.display());
             println!(
@@ -143,7 +143,7 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
                 target.display()
             );
         }
-        PkiCommand::Server { name, san, dir, days, force } => {
+        PkiCommand::Server { name, san, issue: IssueArgs { dir, days, force } } => {
             let target = super::issue_server_dir(&dir, &ServerName::parse(&name)?, &san, days, force)?;
             println!("created {} (ca.crt, server.crt, server.key) for host {name:?}", target.display());
             println!("copy that folder to {name}, which runs: rcmd serve --certs FOLDER --listen ADDR:8443");
