@@ -179,13 +179,35 @@ impl JobStatus {
     }
 }
 
-/// `GET /jobs?limit=N&after=ID`: one page of jobs, ids ascending.
+/// `GET /jobs?limit=N&after=ID`: one page of jobs, ids ascending; or an
+/// admin's `GET /jobs?all=true&limit=N&after=CN/ID`: one page of every
+/// client's jobs, by client name (in byte order) and then id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobList {
     pub jobs: Vec<JobStatus>,
     /// There is more: ask again with `after` set to this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
+    pub next: Option<After>,
+}
+
+/// Where a page of jobs ended: the last job on it, as the next request's
+/// `after` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum After {
+    /// The id of one of the caller's own jobs.
+    Id(u64),
+    /// `CN/ID`, in an admin's listing of every client's jobs.
+    Job(String),
+}
+
+impl std::fmt::Display for After {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            After::Id(id) => write!(f, "{id}"),
+            After::Job(job) => f.write_str(job),
+        }
+    }
 }
 
 impl JobStatus {

@@ -15,7 +15,7 @@ use nix::unistd::{Pid, Uid, User};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::TempDir;
-use support::server::{RCMD, TestServer, http, http_as};
+use support::server::{RCMD, TestServer, get_json, http, http_as};
 
 fn me() -> String {
     User::from_uid(Uid::effective()).unwrap().unwrap().name
@@ -384,6 +384,106 @@ async fn admins_list_and_stop_every_client_s_jobs_and_no_one_else_can() {
     // bob's job 1 exists, but on ops's own routes job 1 is ops's: none.
     let (status, _) = send(&http_as(s, "ops"), s, Method::GET, "/jobs/1/status").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Every job of an admin's `GET /jobs?all=true`, `limit` at a time,
+/// following `next`: (client, id) in the order listed, and the pages' sizes.
+async fn all_pages(
+    admin: &reqwest::Client,
+    server: &TestServer,
+    limit: usize,
+) -> (Vec<(String, u64)>, Vec<usize>) {
+    let (mut listed, mut sizes) = (Vec::new(), Vec::new());
+    let mut path = format!("/jobs?all=true&limit={limit}");
+    loop {
+        let page = get_json(admin, server, &path).await;
+        let jobs = page["jobs"].as_array().unwrap_or_else(|| panic!("{path}: {page}"));
+        sizes.push(jobs.len());
+        listed.extend(
+            jobs.iter().map(|j| (j["client"].as_str().unwrap().to_owned(), j["id"].as_u64().unwrap())),
+        );
+        let Some(next) = page["next"].as_str() else { break };
+        assert_eq!(
+            next,
+            format!("{}/{}", listed.last().unwrap().0, listed.last().unwrap().1),
+            "next is the last job listed"
+        );
+        path = format!("/jobs?all=true&limit={limit}&after={}", next.replace('/', "%2F"));
+    }
+    (listed, sizes)
+}
+
+#[tokio::test]
+async fn an_admin_s_list_of_every_client_comes_in_pages_in_one_order_and_survives_a_restart() {
+    let ps = PolicyServer::start();
+    let s = &ps.server;
+    // More than the CLI's page (100) over three clients.
+    let mut expected = Vec::new();
+    for (client, count) in [("bob", 60), ("alice", 70), ("ops", 3)] {
+        let http = http_as(s, client);
+        for id in 1..=count {
+            let (status, body) = send(&http, s, Method::PUT, "/jobs").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            expected.push((client.to_owned(), id));
+        }
+    }
+    expected.sort();
+    let ops = http_as(s, "ops");
+
+    // By client, then id, each once, in full pages but the last, which
+    // says there is no more (133 = 19 * 7: none after a full last page).
+    for limit in [7, 50, 1000] {
+        let (listed, sizes) = all_pages(&ops, s, limit).await;
+        assert_eq!(listed, expected, "limit {limit}");
+        assert!(sizes[..sizes.len() - 1].iter().all(|&n| n == limit), "limit {limit}: {sizes:?}");
+    }
+    assert_eq!(all_pages(&ops, s, 7).await.1.len(), 19);
+    // The CLI follows the pages: every job, once, named CN/ID.
+    let all: Value = serde_json::from_str(&s.ok("ops", &["--json", "list", "--all"])).unwrap();
+    let listed: Vec<(String, u64)> = all["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["client"].as_str().unwrap().to_owned(), j["id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(listed, expected);
+    let table = s.ok("ops", &["list", "--all"]);
+    assert_eq!(table.lines().count(), 1 + expected.len());
+    assert!(table.lines().nth(1).unwrap().trim_start().starts_with("alice/1 "), "{table}");
+
+    // A page goes on after its cursor even once that job is gone; a cursor
+    // past a client's jobs goes on with the next client, one past every
+    // client ends the listing.
+    let page = get_json(&ops, s, "/jobs?all=true&limit=2&after=alice%2F9").await;
+    assert_eq!((page["jobs"][0]["id"].as_u64(), page["next"].as_str()), (Some(10), Some("alice/11")));
+    s.ok("ops", &["delete", "alice/11"]);
+    let page = get_json(&ops, s, "/jobs?all=true&limit=1&after=alice%2F11").await;
+    assert_eq!(page["jobs"][0]["id"].as_u64(), Some(12));
+    let page = get_json(&ops, s, "/jobs?all=true&limit=2&after=alice%2F999").await;
+    assert_eq!((page["jobs"][0]["client"].as_str(), page["jobs"][0]["id"].as_u64()), (Some("bob"), Some(1)));
+    let page = get_json(&ops, s, "/jobs?all=true&after=zzz%2F1").await;
+    assert_eq!((page["jobs"].as_array().unwrap().len(), page.get("next")), (0, None));
+
+    // Bad cursors are 400; a non-admin is 403 whatever the cursor.
+    for bad in ["alice", "alice%2Fx", "5", "a%2Fb%2F1", "%2F1", "alice%2F-1"] {
+        let (status, body) = send(&ops, s, Method::GET, &format!("/jobs?all=true&after={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains("CLIENT/ID"), "{bad}: {body}");
+    }
+    let (status, _) = send(&ops, s, Method::GET, "/jobs?all=true&limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = send(&http_as(s, "alice"), s, Method::GET, "/jobs?all=true&after=bob%2F1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = send(&ops, s, Method::GET, "/jobs?after=alice%2F1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "on one's own jobs, after is an id");
+
+    // After a restart, clients that have not connected since are listed too.
+    let PolicyServer { server, policy, _dir } = ps;
+    let server = server.restart(Signal::SIGTERM);
+    let (listed, _) = all_pages(&http_as(&server, "ops"), &server, 50).await;
+    expected.retain(|job| *job != ("alice".to_owned(), 11));
+    assert_eq!(listed, expected);
+    drop((server, policy, _dir));
 }
 
 #[tokio::test]

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use super::JobRef;
 use super::connection::Connection;
 use super::error::{ClientError, exit};
 use super::limits::LimitFlags;
 use super::sink::{OutputSink, Unbuffered, print_line};
+use super::{JobRef, job_ref};
 use crate::jobs::Stream;
 use crate::wire;
 
@@ -186,14 +186,19 @@ pub(super) async fn list_pages(
     all: bool,
     mut each: impl FnMut(&[wire::JobStatus]) -> Result<(), ClientError>,
 ) -> Result<(), ClientError> {
-    let mut after = 0;
+    let mut after: Option<JobRef> = None;
     loop {
-        let path = if all { "/jobs?all=true".to_owned() } else { format!("/jobs?after={after}") };
+        let all_param = all.then(|| "all=true".to_owned());
+        let after_param =
+            after.as_ref().map(|after| format!("after={}", job_ref::encode_segment(&after.to_string())));
+        let query: Vec<String> = all_param.into_iter().chain(after_param).collect();
+        let path = format!("/jobs?{}", query.join("&"));
         let response = conn.call(Method::GET, &path, None::<&()>, None).await?;
         let page: wire::JobList = conn.json(response).await?;
         each(&page.jobs)?;
-        match page.next {
-            Some(next) if next > after => after = next,
+        // Only onwards: a server that sent us back would list forever.
+        match page.next.as_ref().and_then(JobRef::of_page_end) {
+            Some(next) if after.as_ref().is_none_or(|after| &next > after) => after = Some(next),
             _ => return Ok(()),
         }
     }

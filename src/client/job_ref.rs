@@ -5,8 +5,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::pki::ClientName;
+use crate::wire;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Ordered as listings order jobs: by client, then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct JobRef {
     pub client: Option<ClientName>,
     pub id: u64,
@@ -18,6 +20,16 @@ impl JobRef {
         match &self.client {
             None => format!("/jobs/{}{rest}", self.id),
             Some(client) => format!("/clients/{}/jobs/{}{rest}", encode_segment(client.as_str()), self.id),
+        }
+    }
+}
+
+impl JobRef {
+    /// The last job of a page of a listing, where the next page starts.
+    pub fn of_page_end(end: &wire::After) -> Option<JobRef> {
+        match end {
+            wire::After::Id(id) => Some(JobRef { client: None, id: *id }),
+            wire::After::Job(job) => job.parse().ok().filter(|job: &JobRef| job.client.is_some()),
         }
     }
 }
@@ -48,8 +60,9 @@ impl fmt::Display for JobRef {
     }
 }
 
-/// Percent-encodes a URL path segment: every byte but the unreserved ones.
-fn encode_segment(text: &str) -> String {
+/// Percent-encodes a URL path segment or query value: every byte but the
+/// unreserved ones.
+pub(crate) fn encode_segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
@@ -79,5 +92,16 @@ mod tests {
             assert!(bad.parse::<JobRef>().is_err(), "{bad}");
         }
         assert!("x".parse::<JobRef>().unwrap_err().contains("CLIENT/ID"));
+    }
+
+    #[test]
+    fn page_ends_order_as_listings_do_by_client_then_id() {
+        let end = |after: wire::After| JobRef::of_page_end(&after);
+        let job = |text: &str| end(wire::After::Job(text.to_owned())).unwrap();
+        assert!(job("alice/10") > job("alice/9"), "ids as numbers, not text");
+        assert!(job("bob/1") > job("alice/99"));
+        assert_eq!(end(wire::After::Id(7)), Some(JobRef { client: None, id: 7 }));
+        assert_eq!(end(wire::After::Job("7".to_owned())), None, "an admin's page ends at CN/ID");
+        assert_eq!(end(wire::After::Job("a/b/1".to_owned())), None);
     }
 }

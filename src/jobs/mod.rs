@@ -69,7 +69,7 @@ pub use data_dir::DataDirError;
 pub use error::JobError;
 pub use limits::{GroupWatcher, Quota};
 pub use observer::JobObserver;
-pub use pool::{DEFAULT_PAGE, JobPool, MAX_PAGE, Page, PoolConfig};
+pub use pool::{DEFAULT_PAGE, JobPool, MAX_PAGE, PAGE_BYTES, Page, PoolConfig};
 pub(crate) use spec::is_executable_file;
 pub use spec::{JobSpec, Limits, RunAs};
 pub use spool::{OutputReader, Stream, Truncation};

@@ -81,7 +81,7 @@ pub const DEFAULT_PAGE: usize = 100;
 pub const MAX_PAGE: usize = 1000;
 /// Bytes of command lines listed per page, about: a page holds fewer jobs
 /// when theirs are long, so a listing never holds much memory.
-const PAGE_BYTES: usize = 1 << 20;
+pub const PAGE_BYTES: usize = 1 << 20;
 
 /// One page of a pool's jobs, by id.
 #[derive(Debug, Clone)]

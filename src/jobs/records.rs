@@ -312,6 +312,16 @@ impl Records {
         })
     }
 
+    /// Up to `limit` clients that were ever given a job id, with names
+    /// above `after` in byte order, ascending.
+    pub fn clients_after(&self, after: &str, limit: usize) -> rusqlite::Result<Vec<String>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT client FROM clients WHERE client > ?1 ORDER BY client LIMIT ?2")?
+                .query_map(params![after, limit], |r| r.get(0))?
+                .collect()
+        })
+    }
+
     /// Output bytes stored by every job of every client.
     pub fn total_stored(&self) -> rusqlite::Result<u64> {
         self.read(|conn| {

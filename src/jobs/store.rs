@@ -117,6 +117,15 @@ impl Store {
         self.records.has_client(client).unwrap_or(false)
     }
 
+    /// Up to `limit` clients that have had jobs here (whether or not they
+    /// still have any), with names above `after` in byte order, ascending.
+    /// A client is there before its first job is.
+    pub fn clients_after(&self, after: &str, limit: usize) -> Result<Vec<String>, JobError> {
+        self.records
+            .clients_after(after, limit)
+            .map_err(|source| JobError::Records { path: self.path().join(DATABASE), source })
+    }
+
     /// Clients that have jobs which finished before `before`.
     pub fn clients_finished_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, JobError> {
         self.records

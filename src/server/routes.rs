@@ -229,9 +229,8 @@ struct ListQuery {
     all: bool,
     /// Jobs per page [default: DEFAULT_PAGE, at most MAX_PAGE].
     limit: Option<usize>,
-    /// Only jobs with ids above this one.
-    #[serde(default)]
-    after: u64,
+    /// Only jobs after this one: an id, or `CN/ID` with `all`.
+    after: Option<String>,
 }
 
 async fn list(
@@ -241,17 +240,31 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<wire::JobList>, ApiError> {
     if q.all {
-        return admin::all_jobs(&caller, &state).map(Json);
+        return admin::all_jobs(&caller, &state, q.after.as_deref(), q.limit).map(Json);
     }
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
-    }
+    let limit = page_limit(q.limit)?;
+    let after = match q.after.as_deref().map(str::parse) {
+        None => 0,
+        Some(Ok(id)) => id,
+        Some(Err(_)) => {
+            return Err(ApiError::bad_request(
+                "after must be a job id: the `next` of the page before (CN/ID only with all=true)",
+            ));
+        }
+    };
     let page = pool(&state, &client)?
-        .list_page(JobId(q.after), limit)
+        .list_page(JobId(after), limit)
         .map_err(|e| ApiError::internal("cannot list the jobs", e))?;
     let jobs = page.jobs.iter().map(super::status_body).collect();
-    Ok(Json(wire::JobList { jobs, next: page.next.map(|id| id.0) }))
+    Ok(Json(wire::JobList { jobs, next: page.next.map(|id| wire::After::Id(id.0)) }))
+}
+
+/// The jobs a page of `GET /jobs` asks for: `limit`, if it is one.
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        limit @ 1..=MAX_PAGE => Ok(limit),
+        _ => Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}"))),
+    }
 }
 
 #[derive(Deserialize)]
