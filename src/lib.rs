@@ -9,7 +9,8 @@
 //! [`wire`], the JSON bodies that server and client share,
 //! [`one_line`], how every error is printed, and [`units`], sizes and
 //! durations as the command line takes them; [`docs`] makes completions and
-//! the man page.
+//! the man page; [`testing`] gives other projects' tests a fresh PKI and a
+//! server in-process.
 
 pub mod client;
 pub mod docs;
@@ -17,6 +18,7 @@ pub mod jobs;
 mod one_line;
 pub mod pki;
 pub mod server;
+pub mod testing;
 pub mod units;
 pub mod wire;
 

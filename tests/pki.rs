@@ -265,11 +265,11 @@ fn loaders_name_the_file_and_the_problem() {
     let err = pki::load_server(&certs).err().unwrap().to_string();
     assert!(err.contains("server.crt") && err.contains("missing"), "{err}");
 
-    let expired = pki.odd_client("expired", false, support::pki::expired);
+    let expired = pki.inner.expired_client().path().to_owned();
     let err = pki::load_client(&expired).err().unwrap().to_string();
     assert!(err.contains("client.crt") && err.contains("expired"), "{err}");
 
-    let early = pki.odd_client("early", false, support::pki::not_yet_valid);
+    let early = pki.inner.not_yet_valid_client().path().to_owned();
     let err = pki::load_client(&early).err().unwrap().to_string();
     assert!(err.contains("client.crt") && err.contains("not valid before"), "{err}");
 }

@@ -512,15 +512,6 @@ async fn an_invalid_policy_on_sighup_keeps_the_old_one_and_a_valid_one_applies_a
     assert_eq!(s.ok("alice", &["output", "1"]), "before\n");
 }
 
-/// A certificate with this CN, signed by the server's own CA.
-fn client_with_cn(server: &TestServer, label: &str, cn: &str) -> PathBuf {
-    let cn = cn.to_owned();
-    server.pki.odd_client(label, false, move |params| {
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    })
-}
-
 #[tokio::test]
 async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
     for policy in [false, true] {
@@ -544,7 +535,7 @@ async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
             ("dotdot", "..".to_owned()),
             ("dash", "-rf".to_owned()),
         ] {
-            let dir = client_with_cn(server, label, &cn);
+            let dir = server.pki.odd_client(&cn, |_| {});
             let errors = forbidden_everywhere(&http(server, Some(&dir)), server).await;
             for error in errors {
                 assert!(error.contains("not a valid client name"), "{label}: {error}");

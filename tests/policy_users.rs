@@ -110,6 +110,8 @@ fn the_server_warns_when_a_job_user_could_read_its_key() {
     let mode = |path: &std::path::Path, mode| {
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
     };
+    // Open the whole path to the key: the test PKI's own directory too.
+    mode(server.pki.inner.path(), 0o755);
     mode(&certs, 0o755);
     mode(&certs.join("server.key"), 0o644);
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();

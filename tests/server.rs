@@ -183,15 +183,16 @@ async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn tls_refusals_and_the_good_client_still_works() {
     let server = TestServer::start(&[], &[]);
-    let foreign = server.pki.odd_client("foreign", true, |_| {});
-    let expired = server.pki.odd_client("expired", false, support::pki::expired);
-    let early = server.pki.odd_client("early", false, support::pki::not_yet_valid);
-    let server_eku = server.pki.odd_client("server-eku", false, support::pki::server_eku_only);
-    let no_cn = server.pki.odd_client("no-cn", false, support::pki::no_common_name);
-    let empty_cn = server.pki.odd_client("empty-cn", false, |p| {
+    let pki = &server.pki.inner;
+    let foreign = pki.wrong_ca_client().path().to_owned();
+    let expired = pki.expired_client().path().to_owned();
+    let early = pki.not_yet_valid_client().path().to_owned();
+    let server_eku = pki.no_client_auth_client().path().to_owned();
+    let no_cn = server.pki.odd_client("no CN", |p| {
         p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(rcgen::DnType::CommonName, "");
+        p.distinguished_name.push(rcgen::DnType::OrganizationName, "no CN here");
     });
+    let empty_cn = server.pki.odd_client("", |_| {});
     let cases = [
         ("no certificate", None),
         ("foreign CA", Some(foreign.as_path())),
@@ -301,12 +302,12 @@ fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
 #[test]
 fn an_expired_client_certificate_fails_locally_with_a_clear_error() {
     let server = TestServer::start(&[], &[]);
-    let expired = server.pki.odd_client("expired", false, support::pki::expired);
+    let expired = server.pki.inner.expired_client().path().to_owned();
     let out =
         Command::new(support::server::RCMD).arg(&expired).args([&server.addr, "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
-    assert!(!server.log().contains("odd-expired"), "no connection was made");
+    assert!(!server.log().contains("connection refused"), "no connection was made");
 }
 
 #[test]

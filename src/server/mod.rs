@@ -41,7 +41,7 @@ mod registry;
 mod retention;
 mod routes;
 mod seconds;
-mod tls;
+pub(crate) mod tls;
 mod warnings;
 
 pub use seconds::Seconds;
@@ -55,6 +55,7 @@ use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
 use self::policy::{CurrentPolicy, Policy, ServerUser};
 use crate::jobs::{self, PoolConfig, Store};
@@ -207,9 +208,58 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     // Handle signals before anyone can know our address and send one: a
     // SIGHUP or SIGTERM that came before would end the server outright.
+    let controls = signal_controls()?;
+    run(args, Embedding { controls, listening: None, own_exe: true }).await
+}
+
+/// What a running server can be asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// SIGHUP: load the certificates, CRL and policy again.
+    Reload,
+    /// SIGINT or SIGTERM: kill every job and stop.
+    Stop,
+}
+
+/// How a server runs: as `rcmd serve` (the process's signals, a guard
+/// process) or in another program, such as a test
+/// ([`crate::testing::TestServer`]: a channel, the process's signals left
+/// alone, no guard, no isolated jobs).
+pub(crate) struct Embedding {
+    /// Reload and stop requests; a closed channel stops the server too.
+    pub controls: mpsc::Receiver<Control>,
+    /// Called with the address once the server listens.
+    pub listening: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+    /// Whether this process is the rcmd binary, which can run as the guard
+    /// (`rcmd __guard`, which kills the jobs of a server killed with
+    /// SIGKILL) and as an isolated job's process 1 (`rcmd __init`). Another
+    /// program cannot, so it gets neither.
+    pub own_exe: bool,
+}
+
+/// The process's SIGINT, SIGTERM and SIGHUP as [`Control`]s.
+fn signal_controls() -> std::io::Result<mpsc::Receiver<Control>> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    let (sender, controls) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let control = tokio::select! {
+                _ = interrupt.recv() => Control::Stop,
+                _ = terminate.recv() => Control::Stop,
+                _ = hangup.recv() => Control::Reload,
+            };
+            if sender.send(control).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(controls)
+}
+
+/// Runs the server until it is told to stop.
+pub(crate) async fn run(args: ServeArgs, mut embedding: Embedding) -> anyhow::Result<()> {
     if args.dev && !args.listen.ip().is_loopback() {
         anyhow::bail!("--dev listens on loopback only; drop --dev to listen on {}", args.listen);
     }
@@ -243,14 +293,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&data_dir, args.max_disk)?;
     let cgroups = detect_cgroups(&data_dir);
     let folders = cgroups.as_ref().map(|c| c.folders()).unwrap_or_default();
-    let guard = Arc::new(
-        guard::Guard::start(&std::env::current_exe()?, &folders).context("cannot start the guard process")?,
-    );
-    let mut child_exits = signal(SignalKind::child())?;
+    let guard = match embedding.own_exe {
+        true => Some(Arc::new(
+            guard::Guard::start(&std::env::current_exe()?, &folders)
+                .context("cannot start the guard process")?,
+        )),
+        false => None,
+    };
+    let mut child_exits = guard.as_ref().map(|_| signal(SignalKind::child())).transpose()?;
     let ceilings = args.job_limits.ceilings();
     enforceable("--job-*", &ceilings.limits(), cgroups.as_deref())?;
     policy_enforceable(&policy, cgroups.as_deref())?;
-    let mut template = pool_template(&args, &store, &guard, cgroups.clone());
+    let mut template = pool_template(&args, &store, guard.as_ref(), cgroups.clone());
+    if embedding.own_exe {
+        // Isolated jobs run this very binary as their process 1: the path of
+        // the running file, even if it was replaced on disk since.
+        template.isolate_init = Some(PathBuf::from("/proc/self/exe"));
+    }
     let metrics = args.metrics_listen.map(|_| Arc::new(metrics::Metrics::new()));
     template.observer = metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>);
     tracing::info!(
@@ -314,6 +373,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
     };
     println!("rcmd listening on {addr} (job records and output in {})", data_dir.display());
+    if let Some(listening) = embedding.listening.take() {
+        listening(addr);
+    }
     if let Some(metrics_addr) = args.metrics_listen {
         let listener = tokio::net::TcpListener::bind(metrics_addr)
             .await
@@ -332,15 +394,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut daily = tokio::time::interval_at(tokio::time::Instant::now() + DAY, DAY);
     let mut refusal_window = tokio::time::interval(refusals::WINDOW);
     loop {
+        let child_exit = async {
+            match &mut child_exits {
+                Some(exits) => exits.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            control = embedding.controls.recv() => match control {
+                Some(Control::Reload) => {
+                    reload(&args, &tls, &mut identity, &state.policy, &registry, cgroups.as_deref());
+                }
+                Some(Control::Stop) | None => break,
+            },
             _ = daily.tick() => identity.warn_if_expiring(),
             _ = refusal_window.tick() => refusals.tick(),
-            _ = hangup.recv() => {
-                reload(&args, &tls, &mut identity, &state.policy, &registry, cgroups.as_deref());
-            }
-            _ = child_exits.recv() => guard.resume_if_stopped(),
+            _ = child_exit => guard.iter().for_each(|guard| guard.resume_if_stopped()),
         }
     }
     tracing::info!("shutting down: killing every job");
@@ -401,7 +470,7 @@ fn policy_enforceable(policy: &Policy, cgroups: Option<&jobs::Cgroups>) -> anyho
 fn pool_template(
     args: &ServeArgs,
     store: &Store,
-    guard: &Arc<guard::Guard>,
+    guard: Option<&Arc<guard::Guard>>,
     cgroups: Option<Arc<jobs::Cgroups>>,
 ) -> PoolConfig {
     let mut template = PoolConfig::new(store.path());
@@ -411,12 +480,9 @@ fn pool_template(
     template.max_jobs = args.max_jobs;
     template.max_stored_bytes = args.max_stored.unwrap_or((store.max_disk() / 4).min(16 << 30));
     if cgroups.is_none() {
-        template.watcher = Some(Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
+        template.watcher = guard.map(|guard| Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
     }
     template.cgroups = cgroups;
-    // Isolated jobs run this very binary as their process 1: the path of
-    // the running file, even if it was replaced on disk since.
-    template.isolate_init = Some(PathBuf::from("/proc/self/exe"));
     template
 }
 
