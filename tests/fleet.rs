@@ -137,3 +137,48 @@ fn piped_stdin_reaches_every_host_whole() {
         assert!(jobs_on(&fleet, host).iter().all(|j| j["status"] == "completed"));
     }
 }
+
+/// The client's peak resident memory so far, in KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_host_printing_a_huge_line_without_newlines_cannot_make_the_client_hold_it() {
+    use std::io::Read;
+    const SIZE: usize = 128 << 20;
+    let fleet = Fleet::loopback(2, "big");
+    let targets: Vec<&str> = fleet.hosts.iter().map(|h| h.addr.as_str()).collect();
+    let script = format!("case $RCMDT_HOST in big1) head -c {SIZE} /dev/zero;; *) echo small;; esac");
+    let mut client = fleet
+        .client(&[], &targets.join(","), &["--no-prefix", "run", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = client.id();
+    let mut stdout = client.stdout.take().unwrap();
+    let counter = std::thread::spawn(move || {
+        let (mut bytes, mut lines, mut peak) = (0usize, 0usize, 0u64);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+            match stdout.read(&mut buf).unwrap() {
+                0 => return (bytes, lines, peak),
+                n => {
+                    bytes += n;
+                    lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+                }
+            }
+        }
+    });
+    let (bytes, lines, peak_kib) = counter.join().unwrap();
+    let out = client.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Pieces of 64 KiB, each a line of its own, and "small".
+    assert_eq!(lines, SIZE / (64 << 10) + 1);
+    assert_eq!(bytes, SIZE + lines + "small".len());
+    assert!(peak_kib < 64 << 10, "the client peaked at {peak_kib} KiB for a {SIZE}-byte line");
+}

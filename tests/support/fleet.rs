@@ -57,22 +57,36 @@ impl Fleet {
         fleet
     }
 
-    /// Issues host `name` a certificate for `listen`'s IP with `pki
-    /// server`, and starts its server there, run through `wrapper`.
-    pub fn start(&mut self, name: &str, wrapper: &[&str], listen: &str, labels: &[(&str, &str)]) {
+    /// Issues host `name` a certificate for `listen`'s IP with `rcmd pki
+    /// server NAME --san IP`, and starts its server there, run through
+    /// `wrapper`, with `RCMDT_HOST=name` in its environment (so that its
+    /// jobs can say which host they ran on).
+    pub fn start(&mut self, name: &str, wrapper: &[String], listen: &str, labels: &[(&str, &str)]) {
         let ip = listen.rsplit_once(':').unwrap().0;
-        let san = ip.parse().unwrap();
-        let certs = rcmd::pki::issue_server_dir(
-            &self.pki.certs(),
-            &rcmd::pki::ServerName::parse(name).unwrap(),
-            &[san],
-            30,
-            false,
-        )
-        .expect("pki server");
+        let issued = Command::new(RCMD)
+            .args(["pki", "server", name, "--san", ip, "--dir"])
+            .arg(self.pki.certs())
+            .output()
+            .unwrap();
+        assert!(issued.status.success(), "pki server: {}", String::from_utf8_lossy(&issued.stderr));
+        self.serve(name, wrapper, listen, labels, name);
+    }
+
+    /// Starts a server for host `name` with the certificate `pki server`
+    /// issued to host `certs_of` (an impostor, when they differ).
+    pub fn serve(
+        &mut self,
+        name: &str,
+        wrapper: &[String],
+        listen: &str,
+        labels: &[(&str, &str)],
+        certs_of: &str,
+    ) {
+        let certs = self.pki.certs().join("servers").join(certs_of);
         let data = self.dir.path().join(format!("data-{name}"));
         let mut command = rcmd_through(wrapper);
         command.arg("serve").arg("--certs").arg(certs).args(["--listen", listen]).arg("--data-dir").arg(data);
+        command.env("RCMDT_HOST", name);
         let (child, stdout, addr) = spawn_serve(command, &self.dir.path().join(format!("{name}.log")));
         let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.hosts.push(Host { child, _stdout: stdout, name: name.to_owned(), addr, labels });
@@ -101,7 +115,7 @@ impl Fleet {
 
     /// The client binary as "owner" with `targets`, run through `wrapper`,
     /// stdin from /dev/null.
-    pub fn client(&self, wrapper: &[&str], targets: &str, args: &[&str]) -> Command {
+    pub fn client(&self, wrapper: &[String], targets: &str, args: &[&str]) -> Command {
         let mut command = rcmd_through(wrapper);
         command.arg(self.pki.certs()).arg(targets).args(args).stdin(Stdio::null());
         command
@@ -117,7 +131,7 @@ impl Fleet {
 }
 
 /// The rcmd binary, run through `wrapper` (such as `ip netns exec NS`).
-fn rcmd_through(wrapper: &[&str]) -> Command {
+fn rcmd_through(wrapper: &[String]) -> Command {
     match wrapper.split_first() {
         Some((program, args)) => {
             let mut command = Command::new(program);

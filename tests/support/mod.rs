@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 pub mod fleet;
+pub mod netns;
 pub mod pki;
 pub mod proxy;
 pub mod server;
