@@ -441,6 +441,36 @@ fn pki_server_writes_a_host_folder_listed_renewable_and_revocable() {
     let index = pki::Index::load(&certs).unwrap();
     assert!(index.certificates.iter().filter(|e| e.cn == "web1").all(|e| e.revoked_at.is_some()));
     assert!(certs.join("crl.pem").exists());
+    // The host's folder, which is what the host reads, has the same CRL.
+    assert_eq!(read(&folder.join("crl.pem")), read(&certs.join("crl.pem")));
+}
+
+#[test]
+fn a_name_shared_by_a_client_and_a_host_is_not_revoked_by_name_alone() {
+    let pki = TestPki::new(&["shared"]);
+    let certs = pki.certs();
+    let dir = certs.to_str().unwrap();
+    assert!(rcmd(&["pki", "server", "shared", "--san", "10.9.0.2", "--dir", dir]).status.success());
+    let out = rcmd(&["pki", "revoke", "shared", "--dir", dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("by its serial"), "{out:?}");
+    let index = pki::Index::load(&certs).unwrap();
+    assert!(index.certificates.iter().all(|e| e.revoked_at.is_none()), "nothing revoked");
+    let host = index.certificates.iter().find(|e| e.cn == "shared" && e.kind == Kind::Server).unwrap();
+    assert!(rcmd(&["pki", "revoke", &host.serial, "--dir", dir]).status.success());
+    let index = pki::Index::load(&certs).unwrap();
+    let revoked: Vec<Kind> =
+        index.certificates.iter().filter(|e| e.revoked_at.is_some()).map(|e| e.kind).collect();
+    assert_eq!(revoked, [Kind::Server], "only the host's");
+}
+
+#[test]
+fn a_client_cannot_be_named_after_the_hosts_folder() {
+    let pki = TestPki::new(&[]);
+    let out = rcmd(&["pki", "client", "servers", "--dir", pki.certs().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hosts' folders"), "{out:?}");
+    assert!(!pki.certs().join("servers").exists());
 }
 
 #[test]

@@ -161,6 +161,14 @@ pub fn run(command: PkiCommand) -> anyhow::Result<()> {
                 "wrote {}; make servers reload it: kill -HUP <server pid>",
                 dir.join(files::CRL).display()
             );
+            let hosts = super::lifecycle::host_folders(&dir)?;
+            if !hosts.is_empty() {
+                println!(
+                    "and wrote crl.pem into the {} host folder(s) under {}: copy it to each host, then kill -HUP there",
+                    hosts.len(),
+                    dir.join(super::SERVERS_DIR).display()
+                );
+            }
         }
         PkiCommand::Renew { name, host, dir, days } => {
             let what = match (name.as_str(), host.as_deref()) {

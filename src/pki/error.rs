@@ -26,6 +26,14 @@ pub enum PkiError {
     #[error("the CA cannot be revoked; replace it with `rcmd pki init --force`")]
     RevokeCa,
 
+    #[error("{target:?} names both a client and a server: revoke one by its serial (see `rcmd pki list`)")]
+    AmbiguousRevoke { target: String },
+
+    #[error(
+        "{name:?} cannot be a client name here: the cert directory keeps its hosts' folders under {name}/"
+    )]
+    ReservedClientName { name: String },
+
     #[error("no client named {name:?} in {} (issue one with `rcmd pki client {name}`)", dir.display())]
     NoSuchClient { name: String, dir: PathBuf },
 

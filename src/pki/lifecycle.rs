@@ -40,6 +40,13 @@ pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
     if matches.iter().any(|&i| index.certificates[i].kind == Kind::Ca) {
         return Err(PkiError::RevokeCa);
     }
+    // A client and a host may share a name; a name alone must not revoke both.
+    let by_name = matches.iter().filter(|&&i| index.certificates[i].cn == target);
+    let kinds: std::collections::BTreeSet<&str> =
+        by_name.map(|&i| index.certificates[i].kind.name()).collect();
+    if kinds.len() > 1 {
+        return Err(PkiError::AmbiguousRevoke { target: target.to_owned() });
+    }
     let now = format_time(OffsetDateTime::now_utc());
     let mut revoked = Vec::new();
     for i in matches {
@@ -90,7 +97,33 @@ fn write_crl(lock: &DirLock, ca: &Ca, index: &Index) -> Result<(), PkiError> {
         key_identifier_method: KeyIdMethod::Sha256,
     };
     let pem = params.signed_by(ca.issuer())?.pem()?;
-    files::write_atomic(lock, &lock.dir().join(files::CRL), pem.as_bytes(), Secrecy::Public)
+    files::write_atomic(lock, &lock.dir().join(files::CRL), pem.as_bytes(), Secrecy::Public)?;
+    // Each host's folder gets it too: that folder is what a host's server
+    // reads, and what is copied to it.
+    for host in host_folders(lock.dir())? {
+        files::write_atomic(lock, &host.join(files::CRL), pem.as_bytes(), Secrecy::Public)?;
+    }
+    Ok(())
+}
+
+/// The folders `pki server` made under `dir`.
+pub fn host_folders(dir: &Path) -> Result<Vec<PathBuf>, PkiError> {
+    let servers = dir.join(super::SERVERS_DIR);
+    let entries = match std::fs::read_dir(&servers) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PkiError::io(&servers, e)),
+    };
+    let mut folders = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| PkiError::io(&servers, e))?;
+        // Folders only, never through a symlink planted there.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && entry.path().join(files::SERVER_CERT).exists() {
+            folders.push(entry.path());
+        }
+    }
+    folders.sort();
+    Ok(folders)
 }
 
 /// What `pki renew` renews.

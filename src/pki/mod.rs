@@ -132,6 +132,9 @@ pub fn init(options: &InitOptions) -> Result<Vec<PathBuf>, PkiError> {
 /// Issues a client identity for `name` into `dir/name/`, a self-contained
 /// client directory (the CA certificate, never its key). Returns that folder.
 pub fn issue_client_dir(dir: &Path, name: &ClientName, days: u32, force: bool) -> Result<PathBuf, PkiError> {
+    if name.as_str() == SERVERS_DIR {
+        return Err(PkiError::ReservedClientName { name: SERVERS_DIR.to_owned() });
+    }
     let target = dir.join(name.as_str());
     issue_folder(dir, &target, force, (files::CLIENT_CERT, files::CLIENT_KEY), |ca| {
         ca.issue_client(name, days)
