@@ -9,6 +9,9 @@
 //! loadgen fill CERTS ADDR COUNT CMD [ARGS...] create COUNT jobs, wait for them unless they run on
 //! loadgen status CERTS ADDR CLIENTS SECONDS MAX_ID  GET status of ids 1..=MAX_ID
 //! loadgen stamps                              stdin lines of `date +%s%N`: delay until read
+//! loadgen completions CERTS ADDR COUNT CLIENTS   `echo rcmd-job-N` jobs; prints `done ID N` once
+//!                                             each is seen finished, stops at the first failure
+//! loadgen verify CERTS ADDR FILE              each `done ID N` line: still completed, output intact
 //! ```
 
 use std::io::BufRead;
@@ -17,27 +20,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
+#[path = "../bench/client_tls.rs"]
+mod client_tls;
 #[path = "../bench/raw_spawn.rs"]
 mod raw_spawn;
 
 fn client(certs: &Path) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(certs.join("ca.crt")).unwrap()).unwrap();
-    let mut tls =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(certs.join("client.crt")).unwrap()],
-                PrivateKeyDer::from_pem_file(certs.join("client.key")).unwrap(),
-            )
-            .unwrap();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = client_tls::client_config(certs, b"http/1.1");
     reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
 }
 
@@ -167,6 +156,67 @@ async fn status(certs: &Path, base: String, clients: usize, seconds: f64, max_id
     summary("status_latency_ms", all);
 }
 
+/// Makes `count` jobs that each print a line of their own, `clients` at a
+/// time, and prints `done ID N` for each as soon as the server said it
+/// finished with exit code 0. The first failed request (the server was
+/// killed, say) ends it quietly: what was printed is what the client saw.
+async fn completions(certs: &Path, base: String, count: u64, clients: u64) {
+    use std::io::Write;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (client, base, next) = (client(certs), base.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= count {
+                        return;
+                    }
+                    let body = serde_json::json!({"cmd": "echo", "args": [format!("rcmd-job-{n}")]});
+                    let Ok(response) = client.put(format!("{base}/jobs")).json(&body).send().await else {
+                        return;
+                    };
+                    let Ok(created) = response.json::<serde_json::Value>().await else { return };
+                    let Some(id) = created["id"].as_u64() else { return };
+                    let url = format!("{base}/jobs/{id}/status?wait=true");
+                    let Ok(response) = client.get(url).send().await else { return };
+                    let Ok(status) = response.json::<serde_json::Value>().await else { return };
+                    if status["exit_code"] != 0 {
+                        return;
+                    }
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "done {id} {n}").and_then(|()| out.flush());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Checks every `done ID N` line of `file`: job ID is still completed with
+/// exit code 0 and its stdout is `rcmd-job-N`. Prints the counts.
+async fn verify(certs: &Path, base: String, file: &Path) {
+    let client = client(certs);
+    let (mut intact, mut broken) = (0, 0);
+    for line in std::fs::read_to_string(file).unwrap().lines() {
+        let [_, id, n] = line.split(' ').collect::<Vec<_>>()[..] else { continue };
+        let status = client.get(format!("{base}/jobs/{id}/status")).send().await.unwrap();
+        let status: serde_json::Value = status.json().await.unwrap_or_default();
+        let output = client.get(format!("{base}/jobs/{id}/output/stdout")).send().await.unwrap();
+        let output = output.bytes().await.unwrap_or_default();
+        if status["status"] == "completed" && status["exit_code"] == 0 && output == format!("rcmd-job-{n}\n")
+        {
+            intact += 1;
+        } else {
+            eprintln!("job {id}: {status} output {:?}", String::from_utf8_lossy(&output));
+            broken += 1;
+        }
+    }
+    println!("verify intact={intact} broken={broken}");
+}
+
 fn stamps() {
     let mut delays = Vec::new();
     for line in std::io::stdin().lock().lines() {
@@ -193,6 +243,8 @@ async fn main() {
         Some("fill") => fill(Path::new(&args[1]), base(2), num(3) as usize, args[4..].to_vec()).await,
         Some("status") => status(Path::new(&args[1]), base(2), num(3) as usize, num(4), num(5) as u64).await,
         Some("stamps") => stamps(),
+        Some("completions") => completions(Path::new(&args[1]), base(2), num(3) as u64, num(4) as u64).await,
+        Some("verify") => verify(Path::new(&args[1]), base(2), Path::new(&args[3])).await,
         _ => {
             eprintln!("usage: see the top of examples/loadgen.rs");
             std::process::exit(2);
