@@ -56,6 +56,7 @@ server_pid=
 addr=
 start_server() { # NAME [EXTRA SERVE ARGS...]
   local out=$tmp/serve-$1.out
+  : >"$out" # before the server writes it: the loop below reads it at once
   RUST_LOG=warn "$rcmd" serve --certs "$certs" --listen 127.0.0.1:0 --data-dir "$tmp/data-$1" \
     --max-running 5000 --max-jobs 50000 "${@:2}" >"$out" 2>"$tmp/serve-$1.err" &
   server_pid=$!
@@ -190,4 +191,6 @@ source bench/stdin.sh
 
 ssh "${cm_opts[@]}" -O exit 127.0.0.1 2>/dev/null || true
 bash bench/contain.sh $([ $quick = 1 ] && echo --quick)
+RCMD_BASELINE=${RCMD_STATE_BASELINE:-} bash bench/state.sh $([ $quick = 1 ] && echo --quick)
+RCMD_BASELINE=${RCMD_CONN_BASELINE:-} bash bench/conn.sh $([ $quick = 1 ] && echo --quick)
 say "done"
