@@ -61,7 +61,9 @@ impl OutputSink for Lines {
             self.emit(&mut batch, &chunk[..end]);
             chunk = &chunk[end + 1..];
         }
-        while self.pending.len() + chunk.len() >= MAX_LINE {
+        // Only past MAX_LINE: a line of exactly MAX_LINE whose newline comes
+        // in the next chunk is one line, not a line and an empty one.
+        while self.pending.len() + chunk.len() > MAX_LINE {
             let (piece, rest) = chunk.split_at(MAX_LINE - self.pending.len());
             self.emit(&mut batch, piece);
             chunk = rest;
@@ -110,6 +112,13 @@ mod tests {
     #[test]
     fn no_prefix_still_keeps_lines_whole() {
         assert_eq!(through("", &[b"x", b"y\n", b"\n"]), b"xy\n\n");
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_whose_newline_comes_later_is_one_line() {
+        let full = vec![b'x'; MAX_LINE];
+        let out = through("h: ", &[&full, b"\nnext\n"]);
+        assert_eq!(out, [&b"h: "[..], &full, b"\nh: next\n"].concat());
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl Fleet {
         let mut report = Report { host, outcome: Outcome::Ok, stop_error: None, fields: Default::default() };
         let Some(slot) = self.slot().await else {
             report.outcome = Outcome::Failed { status: 130, why: "not started: interrupted".into() };
-            self.print_json(&report);
+            self.print_json(&mut report);
             return report;
         };
         let mut tls = self.tls.clone();
@@ -217,7 +217,7 @@ impl Fleet {
             Err(e) if e.exit_code() == exit::UNREACHABLE => Outcome::Unreachable { why: e.to_string() },
             Err(e) => Outcome::Failed { status: e.exit_code(), why: e.to_string() },
         };
-        self.print_json(&report);
+        self.print_json(&mut report);
         report
     }
 
@@ -437,8 +437,9 @@ impl Fleet {
         self.write(&self.stdout, format!("{prefix}{text}\n"))
     }
 
-    /// A host's `--json` object, once its part is over.
-    fn print_json(&self, report: &Report<'_>) {
+    /// A host's `--json` object, once its part is over. Its fields go with
+    /// it, so that no host's output is held until the summary.
+    fn print_json(&self, report: &mut Report<'_>) {
         if !self.json {
             return;
         }
@@ -450,7 +451,7 @@ impl Fleet {
         if let Some(why) = report.outcome.why() {
             object.insert("error".into(), why.into());
         }
-        object.extend(report.fields.clone());
+        object.extend(std::mem::take(&mut report.fields));
         if let Err(e) = self.write(&self.stdout, serde_json::Value::Object(object).to_string() + "\n") {
             self.output_failed(e);
         }

@@ -76,10 +76,16 @@ pub(crate) fn summary(results: &[(&Host, Outcome)]) -> Vec<String> {
     let mut lines = vec![head];
     for (host, outcome) in results {
         if let Some(why) = outcome.why() {
-            lines.push(format!("{} {}: {why}", outcome.word(), host.name));
+            lines.push(format!("{} {}: {}", outcome.word(), host.name, one_line(why)));
         }
     }
     lines
+}
+
+/// `why` may hold a server's own words: control characters are escaped, so
+/// that a hostile server cannot forge summary lines of other hosts.
+fn one_line(why: &str) -> String {
+    why.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 #[cfg(test)]
@@ -96,6 +102,15 @@ mod tests {
         assert_eq!(exit_status(&[Outcome::Ok, failed(3), failed(2)]), 3);
         assert_eq!(exit_status(&[failed(3), Outcome::Unreachable { why: "x".into() }, failed(200)]), 255);
         assert_eq!(exit_status(&[]), 0);
+    }
+
+    #[test]
+    fn a_servers_words_cannot_forge_summary_lines() {
+        let host = Host { name: "evil".into(), addr: "h:1".into(), labels: Default::default() };
+        let why = "refused\nok web2: fine\x1b[2K".to_owned();
+        let lines = summary(&[(&host, Outcome::Failed { status: 1, why })]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1], "failed evil: refused\\nok web2: fine\\u{1b}[2K");
     }
 
     #[test]
