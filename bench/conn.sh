@@ -13,7 +13,8 @@
 #
 # 1. status queries/s (8 clients) and `run true` latency, each binary.
 # 2. stalled streams: CONNECTIONS x STREAMS HTTP/2 GETs of a 16 MB output
-#    with a zero flow-control window: server RSS idle, held, peak, after.
+#    with a zero flow-control window: server RSS idle, held, peak, after,
+#    and how long an ordinary `output` of it takes while they are held.
 # 3. rapid reset: GETs reset as soon as sent, as fast as one client can:
 #    whether the server cuts the connections, its CPU time and RSS.
 # Each binary is its own client in 1 (as its users would run it); 2 and 3
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--quick" ]; then
   quick=1; rounds=1; secs=0.5; runs=5; conns=2; streams=50; hold=2; resets=500
 else
-  quick=0; rounds=5; secs=3; runs=30; conns=10; streams=200; hold=4; resets=10000
+  quick=0; rounds=7; secs=3; runs=30; conns=10; streams=200; hold=4; resets=10000
 fi
 
 cargo build --release -q --bin rcmd --example loadgen --example h2flood
@@ -98,13 +99,16 @@ for which in $binaries; do
   while ! grep -q opened "$tmp/stall-$which" && kill -0 "$flood_pid" 2>/dev/null; do sleep 0.05; done
   sleep 1 # the server fills what it buffers for them
   held=$(mib "$server_pid" VmRSS)
-  wait "$flood_pid"
   peak=$(mib "$server_pid" VmHWM)
   peak=$(printf '%s\n' "$held" "$peak" | sort -n | tail -1) # the kernel updates VmHWM lazily
+  # Another reader of the same output meanwhile: it may have to wait for
+  # the response budget until the stalled streams go.
+  other=$("$load" latency 1 "$rcmd" "$c" "$addr" output "$id" | field median)
+  wait "$flood_pid"
   # Memory that comes back does so soon; sample it for a few seconds.
   for _ in $(seq 10); do sleep 0.5; mib "$server_pid" VmRSS >>"$tmp/after-$which"; done
   out=$(cat "$tmp/stall-$which")
-  say "13.2 $(label "$which"): $conns x $streams stalled streams ($(echo "$out" | field opened) opened, $(echo "$out" | field refused) not taken): RSS idle $idle MiB | held $held MiB | peak $peak MiB | 5 s after they closed $(tail -1 "$tmp/after-$which") MiB"
+  say "13.2 $(label "$which"): $conns x $streams stalled streams ($(echo "$out" | field opened) opened, $(echo "$out" | field refused) not taken): RSS idle $idle MiB | held $held MiB | peak $peak MiB | 5 s after they closed $(tail -1 "$tmp/after-$which") MiB | meanwhile another \`output\` of it took $other ms"
   stop
 done
 
