@@ -120,7 +120,7 @@ async fn a_client_not_in_the_policy_gets_403_on_every_route() {
     assert_eq!(status, StatusCode::OK);
 
     let errors = forbidden_everywhere(&http_as(&ps.server, "mallory"), &ps.server).await;
-    assert!(errors[0].contains("not in this server's policy"), "{}", errors[0]);
+    assert!(errors[0].contains("client \"mallory\" is not in this server's policy"), "{}", errors[0]);
     // Nothing was made for mallory, and alice's job is untouched.
     assert!(!ps.server.ok("alice", &["status", "1"]).starts_with("Error"));
     let out = ps.server.rcmd("mallory", &["run", "echo", "hi"]);
@@ -241,6 +241,9 @@ async fn a_client_s_ceilings_are_her_jobs_defaults_and_limits_and_the_smaller_of
     let error = refused(s, "alice", &["exec", "--cpus", "1", "true"]);
     assert!(error.contains("above your ceiling of 0.5 (`cpus` in this server's policy)"), "{error}");
     refused(s, "bob", &["exec", "--memory", "2G", "true"]);
+    // More pids than Linux has: refused, not a job that fails at its start.
+    let error = refused(s, "bob", &["exec", "--pids", "5000000", "true"]);
+    assert!(error.contains("at most 4194304"), "{error}");
     assert_eq!(s.ok("alice", &["list"]).lines().count(), 3, "the header and alice's two jobs");
     // Below it: taken.
     let id = s.ok("alice", &["exec", "--memory", "32M", "--pids", "10", "--cpus", "0.25", "true"]);

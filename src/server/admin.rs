@@ -170,5 +170,5 @@ impl AllPage {
 
 /// The pool of the client an admin names; never created by asking.
 pub(crate) fn missing_client(name: &ClientName) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("client {name:?} has no jobs here"))
+    ApiError::new(StatusCode::NOT_FOUND, format!("client {:?} has no jobs here", name.as_str()))
 }

@@ -26,7 +26,7 @@ pub struct JobLimitArgs {
     pub job_cpus: Option<f64>,
 
     /// Processes and threads per job: default and ceiling.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_pids)]
     pub job_pids: Option<u64>,
 
     /// Bytes read per second per job from the disk of the data directory
@@ -65,9 +65,18 @@ pub(crate) fn check_bps(bytes: u64) -> Result<u64, String> {
     at_least("io", bytes, 1)
 }
 
+/// The most pids a limit may name: Linux's own ceiling on pids
+/// (`PID_MAX_LIMIT` on 64-bit machines); the kernel refuses a higher
+/// `pids.max`, so such a limit would fail every job at its start.
+const MAX_PIDS: u64 = 1 << 22;
+
 /// The rule of a pids limit.
 pub(crate) fn check_pids(pids: u64) -> Result<u64, String> {
-    if pids == 0 { Err("a pids limit must be at least 1".to_owned()) } else { Ok(pids) }
+    if (1..=MAX_PIDS).contains(&pids) {
+        Ok(pids)
+    } else {
+        Err(format!("a pids limit must be at least 1 and at most {MAX_PIDS}, not {pids}"))
+    }
 }
 
 fn at_least(what: &str, bytes: u64, min: u64) -> Result<u64, String> {
@@ -84,6 +93,13 @@ fn at_least(what: &str, bytes: u64, min: u64) -> Result<u64, String> {
 /// `--job-memory`: a size that is a memory limit.
 fn parse_memory(text: &str) -> Result<u64, String> {
     parse_size(text).and_then(check_memory)
+}
+
+/// `--job-pids`: a number that is a pids limit.
+fn parse_pids(text: &str) -> Result<u64, String> {
+    let pids =
+        text.trim().parse().map_err(|_| format!("invalid number of pids {text:?}: give one such as 100"))?;
+    check_pids(pids)
 }
 
 /// `--job-io-*-bps`: a size that is an io limit.
@@ -284,6 +300,8 @@ mod tests {
             wire::Limits { cpus: Some(f64::NAN), ..Default::default() },
             wire::Limits { cpus: Some(f64::INFINITY), ..Default::default() },
             wire::Limits { cpus: Some(1e308), ..Default::default() },
+            wire::Limits { pids: Some(MAX_PIDS + 1), ..Default::default() },
+            wire::Limits { pids: Some(u64::MAX), ..Default::default() },
         ] {
             assert!(Ceilings::default().apply(&asked).is_err(), "{asked:?}");
         }

@@ -91,7 +91,8 @@ pub(crate) async fn authorize(
     };
     let Some(rights) = state.policy.get().rights(&name) else {
         return forbidden(format!(
-            "client {name:?} is not in this server's policy: ask the server's operator to add it"
+            "client {:?} is not in this server's policy: ask the server's operator to add it",
+            name.as_str()
         ));
     };
     request.extensions_mut().insert(Caller { name, rights });

@@ -82,7 +82,9 @@ pub(super) fn cpus<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
 
 pub(super) fn pids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     read(deserializer, |written| match written {
-        Written::Whole(n) => check_pids(u64::try_from(n).unwrap_or(0)),
+        Written::Whole(n) => u64::try_from(n)
+            .map_err(|_| format!("a pids limit must be at least 1, not {n}"))
+            .and_then(check_pids),
         _ => Err("pids is a whole number, such as 100".to_owned()),
     })
 }

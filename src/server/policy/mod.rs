@@ -336,6 +336,7 @@ mod tests {
             ("pids = -5", "at least 1"),
             ("pids = 1.5", "whole number"),
             ("pids = 99999999999999999999", ""),
+            ("pids = 5000000", "at most 4194304"),
             ("io_read_bps = 0", "too small"),
             ("io_write_bps = \"1X\"", "invalid size"),
             ("memory = \"99999999999T\"", "invalid size"),
