@@ -193,4 +193,5 @@ ssh "${cm_opts[@]}" -O exit 127.0.0.1 2>/dev/null || true
 bash bench/contain.sh $([ $quick = 1 ] && echo --quick)
 RCMD_BASELINE=${RCMD_STATE_BASELINE:-} bash bench/state.sh $([ $quick = 1 ] && echo --quick)
 RCMD_BASELINE=${RCMD_CONN_BASELINE:-} bash bench/conn.sh $([ $quick = 1 ] && echo --quick)
+bash bench/fleet.sh $([ $quick = 1 ] && echo --quick)
 say "done"

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Fan-out (issue 16): `rcmd @INVENTORY run hostname` on N rcmd servers, one
+# process each on its own loopback address (127.0.0.2, .3, ...), against
+# parallel-ssh (pssh) and `pdsh -R ssh` on N sshd instances on the same
+# addresses, and against a shell loop of single-host `rcmd run`, all in
+# the same run; then the client's peak RSS with 1 host and with the most.
+#
+#   bench/fleet.sh           N = 1, 10, 50; 10 runs each (about 3 minutes)
+#   bench/fleet.sh --quick   N = 1, 3; 2 runs (CI runs it via bench/run.sh)
+#
+# pssh, pdsh and openssh-server are installed with apt if missing. Every
+# process it starts is stopped by pid; as root, ssh logs in as a throwaway
+# user whose shell is /bin/sh (root's profile here is slow), removed after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--quick" ]; then sizes="1 3"; runs=2; else sizes="1 10 50"; runs=10; fi
+most=${sizes##* }
+
+cargo build --release -q --bin rcmd --example loadgen
+rcmd=$PWD/target/release/rcmd
+load=$PWD/target/release/examples/loadgen
+
+need=()
+command -v parallel-ssh >/dev/null || need+=(pssh)
+command -v pdsh >/dev/null || need+=(pdsh)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+tmp=$(mktemp -d /tmp/rcmd-bench-fleet.XXXXXX)
+pids=()
+made_user=
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "$made_user" ] && userdel "$made_user" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+say() { printf '%s\n' "$*"; }
+median_of() { sed -n 's/.* median=\([0-9.]*\).*/\1/p'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+lat() { "$load" latency "$runs" sh -c "$1 >/dev/null 2>&1" | median_of; }
+# Peak RSS (KiB) of a command, as its parent sees it.
+peak_kib() {
+  python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
+}
+
+"$rcmd" pki init --dir "$tmp/certs" --client bench >/dev/null
+certs=$tmp/certs
+
+# --- sshd and rcmd serve on each address -----------------------------------
+ssh_user=$(id -un)
+if [ "$(id -u)" = 0 ]; then
+  ssh_user=rcmd-bfleet-$$
+  useradd --no-create-home --home-dir "$tmp" --shell /bin/sh --password "*" "$ssh_user"
+  made_user=$ssh_user
+  chmod 711 "$tmp"
+fi
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/user_key"
+cp "$tmp/user_key.pub" "$tmp/authorized_keys"
+chmod 644 "$tmp/authorized_keys"
+ssh_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.2", 0)); print(s.getsockname()[1])')
+cat >"$tmp/sshd_config" <<CONF
+HostKey $tmp/host_key
+AuthorizedKeysFile $tmp/authorized_keys
+PermitRootLogin yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+MaxStartups 200
+CONF
+mkdir -p /run/sshd
+ssh_opts="-i $tmp/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
+
+: >"$tmp/addrs"
+for i in $(seq 2 $((most + 1))); do
+  ip=127.0.0.$i
+  /usr/sbin/sshd -D -f "$tmp/sshd_config" -o ListenAddress="$ip:$ssh_port" -o PidFile="$tmp/sshd-$i.pid" \
+    -E "$tmp/sshd-$i.log" &
+  pids+=($!)
+  "$rcmd" pki server "h$i" --san "$ip" --dir "$certs" >/dev/null
+  RUST_LOG=warn "$rcmd" serve --certs "$certs/servers/h$i" --listen "$ip:0" --data-dir "$tmp/data-$i" \
+    >"$tmp/serve-$i.out" 2>"$tmp/serve-$i.err" &
+  pids+=($!)
+done
+for i in $(seq 2 $((most + 1))); do
+  addr=
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/^rcmd listening on \([^ ]*\).*/\1/p' "$tmp/serve-$i.out")
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { say "server h$i did not start: $(cat "$tmp/serve-$i.err")"; exit 1; }
+  echo "h$i $addr" >>"$tmp/addrs"
+done
+for i in $(seq 2 $((most + 1))); do
+  for _ in $(seq 50); do
+    # shellcheck disable=SC2086
+    ssh $ssh_opts -p "$ssh_port" -l "$ssh_user" "127.0.0.$i" true 2>/dev/null && break
+    sleep 0.1
+  done
+done
+
+# inventory N: the first N hosts, for rcmd (TOML), pssh (host:port) and pdsh.
+inventory() {
+  head -n "$1" "$tmp/addrs" | awk '{ printf "[hosts.%s]\naddr = \"%s\"\n\n", $1, $2 }' >"$tmp/inv-$1.toml"
+  head -n "$1" "$tmp/addrs" | awk -v p="$ssh_port" '{ split($2, a, ":"); print a[1] ":" p }' >"$tmp/pssh-$1"
+  head -n "$1" "$tmp/addrs" | awk '{ split($2, a, ":"); print a[1] }' >"$tmp/hosts-$1"
+  echo "$tmp/inv-$1.toml"
+}
+
+say "# fleet: run hostname on N hosts (rcmd servers and sshd instances, one per loopback address), median ms of $runs, $(nproc) cores$([ "$runs" = 2 ] && echo ', QUICK MODE')"
+one=
+for n in $sizes; do
+  inv=$(inventory "$n")
+  r=$(lat "'$rcmd' '$certs' @'$inv' --fanout 64 run hostname")
+  [ -z "$one" ] && one=$r
+  loop=$(lat "head -n $n '$tmp/addrs' | while read -r _ a; do '$rcmd' '$certs' \"\$a\" run -n hostname; done")
+  p=$(lat "parallel-ssh -h '$tmp/pssh-$n' -l '$ssh_user' -p 64 -t 0 -x '$ssh_opts' hostname")
+  d=$(lat "PDSH_SSH_ARGS='-p $ssh_port $ssh_opts -l%u %h' pdsh -R ssh -l '$ssh_user' -f 64 -w ^'$tmp/hosts-$n' hostname")
+  say "fleet. $n hosts: rcmd $r | rcmd one host at a time (shell loop) $loop | pssh $p | pdsh -R ssh $d | pssh/rcmd $(ratio "$p" "$r") | pdsh/rcmd $(ratio "$d" "$r") | rcmd vs its 1-host run $(ratio "$r" "$one")"
+done
+
+# Client memory: peak RSS of one fleet run on 1 host and on the most.
+one_kib=$(peak_kib "$rcmd" "$certs" @"$tmp/inv-1.toml" run hostname)
+most_kib=$(peak_kib "$rcmd" "$certs" @"$tmp/inv-$most.toml" --fanout 64 run hostname)
+say "fleet. client peak RSS: 1 host $one_kib KiB | $most hosts $most_kib KiB | difference $(( (most_kib - one_kib) / 1024 )) MiB"
