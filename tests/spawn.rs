@@ -163,3 +163,51 @@ async fn a_failed_step_before_exec_is_the_jobs_error() {
     let id = pool.create_job(JobSpec::new("/no/such/program", vec![])).await;
     assert!(matches!(pool.status(id).unwrap().status, Status::Error(m) if m.contains("No such file")));
 }
+
+/// Capability sets of /proc/self/status, as "NAME:HEX" words.
+const CAPS: &str = "grep ^Cap /proc/self/status | tr -d ' \\t' | tr '\\n' ' '";
+
+#[test]
+fn a_job_as_another_user_keeps_no_capability_of_the_servers_threads() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test needs root (CI runs as root)");
+    }
+    // This thread, and so the runtime's threads it starts, which clone the
+    // jobs: CAP_NET_RAW inheritable and ambient. The switch to another user
+    // clears the ambient set but never the inheritable one.
+    const CAP_NET_RAW: u32 = 13;
+    let header: [u32; 2] = [0x2008_0522, 0];
+    let mut data = [0u32; 6];
+    // SAFETY: capget/capset with a version 3 header and two data structs.
+    unsafe {
+        assert_eq!(libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr()), 0);
+        data[2] |= 1 << CAP_NET_RAW;
+        assert_eq!(libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()), 0);
+        let raised = libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0);
+        assert_eq!(raised, 0, "{}", std::io::Error::last_os_error());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let dir = TempDir::new("spawn-caps");
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pool = pool(&dir);
+        let own = pool.create_job(sh(CAPS)).await;
+        let own = stdout_of(&pool, own).await;
+        assert!(own.contains("CapInh:0000000000002000") && own.contains("CapAmb:0000000000002000"), "{own}");
+        let id = pool.create_job(JobSpec { run_as: Some(nobody(&home)), ..sh(CAPS) }).await;
+        assert_eq!(
+            stdout_of(&pool, id).await,
+            "CapInh:0000000000000000 CapPrm:0000000000000000 CapEff:0000000000000000 \
+             CapBnd:000001fffeffffff CapAmb:0000000000000000 "
+                .replace("000001fffeffffff", &bounding()),
+        );
+    });
+}
+
+/// This process's bounding set, which jobs keep.
+fn bounding() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status.lines().find_map(|l| l.strip_prefix("CapBnd:")).unwrap().trim().to_owned()
+}

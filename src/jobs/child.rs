@@ -83,12 +83,13 @@ pub(crate) enum Step {
     Groups,
     Gid,
     Uid,
+    Capabilities,
     Home,
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 11] = [
+    const ALL: [Step; 12] = [
         Step::Signals,
         Step::ProcessGroup,
         Step::Cgroup,
@@ -98,6 +99,7 @@ impl Step {
         Step::Groups,
         Step::Gid,
         Step::Uid,
+        Step::Capabilities,
         Step::Home,
         Step::Exec,
     ];
@@ -114,6 +116,7 @@ impl Step {
             Step::Groups => "set the user's groups",
             Step::Gid => "switch to the user's group",
             Step::Uid => "switch to the user",
+            Step::Capabilities => "drop capabilities",
             Step::Home => "enter the user's home directory",
             Step::Exec => "execute the program",
         }
@@ -332,12 +335,34 @@ unsafe fn prepare(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
                 check(Step::Groups, groups)?;
                 check(Step::Gid, libc::syscall(libc::SYS_setresgid, user.gid, user.gid, user.gid))?;
                 check(Step::Uid, libc::syscall(libc::SYS_setresuid, user.uid, user.uid, user.uid))?;
+                if user.uid != 0 {
+                    drop_capabilities()?;
+                }
             }
             check(Step::Home, libc::chdir(user.home.as_ptr()).into())?;
         }
         let empty = 0u64;
         let unblocked = libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, 0usize, 8usize);
         check(Step::Signals, unblocked)
+    }
+}
+
+/// Empties every capability set but the bounding one (which only limits
+/// what a setuid or file-capability program may gain, as for any user).
+/// The switch from root to another user clears the permitted, effective and
+/// ambient sets only where the server runs without SECBIT_KEEP_CAPS and
+/// SECBIT_NO_SETUID_FIXUP, and never the inheritable set, which a program's
+/// file capabilities turn into permitted ones at exec.
+unsafe fn drop_capabilities() -> Result<(), (Step, c_int)> {
+    unsafe {
+        let ambient = libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        check(Step::Capabilities, ambient.into())?;
+        // struct __user_cap_header_struct { version, pid } and, for
+        // version 3, two struct __user_cap_data_struct { effective,
+        // permitted, inheritable }: all zero.
+        let header: [u32; 2] = [0x2008_0522, 0];
+        let data = [0u32; 6];
+        check(Step::Capabilities, libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()))
     }
 }
 

@@ -77,8 +77,6 @@ pub struct Cgroups {
     io: Option<Place>,
     /// `MAJ:MIN` of the disk IO limits apply to.
     io_device: Option<String>,
-    /// Whether a v1 memory group has a swap limit (`memory.memsw.*`).
-    memsw: bool,
     /// What this host lacks, for the start-up log and 400 answers.
     missing: Missing,
     next_job: AtomicU64,
@@ -146,7 +144,6 @@ impl Cgroups {
             pids: None,
             io: None,
             io_device: None,
-            memsw: false,
             missing: Missing::default(),
             next_job: AtomicU64::new(1),
         };
@@ -175,9 +172,7 @@ impl Cgroups {
                 },
             }
         }
-        if let Some(Place::V1(i)) = cgroups.memory {
-            cgroups.memsw = cgroups.folders[i].join("memory.memsw.limit_in_bytes").exists();
-        }
+        cgroups.require_swap_cap();
         if cgroups.io.is_some() {
             match disk_of(data_dir) {
                 Ok(device) => cgroups.io_device = Some(device),
@@ -189,6 +184,25 @@ impl Cgroups {
             }
         }
         Ok(cgroups)
+    }
+
+    /// A memory limit includes swap ("no swap past it"): where the kernel
+    /// does not account swap per group (v1 without `memory.memsw.*`, v2
+    /// without `memory.swap.max`), a job could swap past its limit, so
+    /// memory limits are not offered at all.
+    fn require_swap_cap(&mut self) {
+        let swap_file = match self.memory {
+            Some(Place::V1(i)) => self.folders[i].join("memory.memsw.limit_in_bytes"),
+            Some(Place::V2) => self.core.join("memory.swap.max"),
+            None => return,
+        };
+        if !swap_file.exists() {
+            self.memory = None;
+            self.missing.memory = Some(format!(
+                "the kernel does not account swap per cgroup (no {}; boot with swapaccount=1), so a job could swap past its limit",
+                swap_file.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
     }
 
     /// Whether this host can enforce every limit in `limits`.
@@ -264,9 +278,7 @@ impl Cgroups {
                     write(dir, "memory.swap.max", 0)?;
                 } else {
                     write(dir, "memory.limit_in_bytes", bytes)?;
-                    if self.memsw {
-                        write(dir, "memory.memsw.limit_in_bytes", bytes)?;
-                    }
+                    write(dir, "memory.memsw.limit_in_bytes", bytes)?;
                 }
             }
             if let (Some(dir), Some(cpus)) = (dir_of(cpu), limits.cpus) {
@@ -466,6 +478,39 @@ mod tests {
         let name = folder_name();
         let (pid, start) = owner(&name).unwrap();
         assert_eq!((pid, Some(start)), (std::process::id(), start_time(std::process::id())));
+    }
+
+    #[test]
+    fn a_memory_limit_that_could_not_cap_swap_is_refused_naming_why() {
+        let dir = std::env::temp_dir().join(format!("rcmdt-memsw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cgroups = Cgroups {
+            core: dir.join("core"),
+            kill: Kill::V2,
+            core_counts_cpu: false,
+            folders: vec![dir.clone()],
+            memory: Some(Place::V1(0)),
+            cpu: None,
+            pids: None,
+            io: None,
+            io_device: None,
+            missing: Missing::default(),
+            next_job: AtomicU64::new(1),
+        };
+        let memory = Limits { memory: Some(64 << 20), ..Limits::default() };
+        std::fs::write(dir.join("memory.memsw.limit_in_bytes"), "").unwrap();
+        cgroups.require_swap_cap();
+        assert_eq!(cgroups.check(&memory), Ok(()));
+        std::fs::remove_file(dir.join("memory.memsw.limit_in_bytes")).unwrap();
+        cgroups.require_swap_cap();
+        let refused = cgroups.check(&memory).unwrap_err().0;
+        assert!(refused.starts_with("this server cannot enforce a memory limit:"), "{refused}");
+        assert!(
+            refused.contains("memory.memsw.limit_in_bytes") && refused.contains("swap past"),
+            "{refused}"
+        );
+        cgroups.folders.clear();
+        std::fs::remove_dir(&dir).unwrap();
     }
 
     #[test]
