@@ -179,6 +179,31 @@ async fn no_job_group_is_left_after_a_thousand_jobs_and_the_folders_go_with_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_a_job_makes_below_its_own_are_killed_and_removed_with_it() {
+    let c = contained("contain-nested");
+    let sleep = marked_sleep(c.dir.path(), "nested");
+    let folders = c.cgroups.folders();
+    let (core, pids) =
+        (&folders[0], folders.iter().find(|f| f.to_string_lossy().contains("/pids/")).unwrap());
+    // A job running as root makes a group below its own in the v2 and the
+    // v1 pids hierarchy, and leaves a process there.
+    let script = format!(
+        "j=$(sed -n 's|^0::.*/||p' /proc/self/cgroup); mkdir {core}/$j/sub {pids}/$j/sub; \
+         sh -c \"echo 0 > {core}/$j/sub/cgroup.procs && echo 0 > {pids}/$j/sub/cgroup.procs && exec {sleep} 1000\" & \
+         while [ $(grep -c /sub /proc/$!/cgroup) -lt 2 ]; do :; done; echo ready",
+        core = core.display(),
+        pids = pids.display()
+    );
+    let limits = rcmd::jobs::Limits { pids: Some(100), ..Default::default() };
+    let id = c.pool.create_job(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await;
+    let status = c.pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(0)), "{status:?}");
+    assert_eq!(c.pool.output(id).unwrap().stdout, b"ready\n");
+    wait_no_process(&sleep);
+    assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_removes_a_dead_servers_folder_and_kills_its_jobs_but_not_a_live_ones() {
     let dir = TempDir::new("contain-leftovers");
     let live = Cgroups::detect(dir.path()).unwrap();

@@ -162,7 +162,7 @@ fn an_isolated_job_sees_only_itself_loopback_and_its_own_tmp_and_exits_as_its_co
 }
 
 #[test]
-fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_first() {
+fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_or_killed_first() {
     let dir = TempDir::new("limits-guard");
     let sleep = marked_sleep(dir.path(), "guard");
     let server = TestServer::start(&[], &[]);
@@ -172,16 +172,17 @@ fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_f
     server.ok("owner", &["exec", "sh", "-c", &script]);
     wait_until("51 sleeps run", Duration::from_secs(30), || pids_matching(&sleep).len() == 51);
     // A job stops the guard; the server resumes it.
-    let guard =
-        std::fs::read_to_string(format!("/proc/{}/task/{}/children", server.pid(), server.pid())).unwrap();
-    let guard = guard.split_whitespace().map(|p| p.parse::<i32>().unwrap()).find(|&pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("__guard"))
-    });
-    let guard = nix::unistd::Pid::from_raw(guard.expect("the server's guard"));
+    let guard = nix::unistd::Pid::from_raw(guard_of(server.pid()).expect("the server's guard"));
     nix::sys::signal::kill(guard, nix::sys::signal::Signal::SIGSTOP).unwrap();
     wait_until("the server resumed its guard", Duration::from_secs(10), || {
         server.log().contains("the guard process was stopped; resuming it")
     });
+    // A job kills the guard; the server starts another, which does the work.
+    nix::sys::signal::kill(guard, nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_until("the server started another guard", Duration::from_secs(10), || {
+        guard_of(server.pid()).is_some_and(|new| new != guard.as_raw())
+    });
+    assert!(server.log().contains("the guard process was gone; started another"));
     let folders: Vec<PathBuf> = cgroup_folders_of(server.pid());
     assert!(!folders.is_empty());
     nix::sys::signal::kill(
@@ -260,6 +261,20 @@ async fn a_job_stuck_before_exec_is_killed_and_the_server_keeps_answering() {
     }
     drop(frozen);
     assert_eq!(server.ok("owner", &["run", "echo", "hi"]), "hi\n");
+}
+
+/// The pid of the server's guard process, if it has one running.
+fn guard_of(server: u32) -> Option<i32> {
+    // Children are listed by the thread that started them.
+    let threads = std::fs::read_dir(format!("/proc/{server}/task")).ok()?;
+    let children: String = threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .collect::<Vec<_>>()
+        .join(" ");
+    children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()).find(|&pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("__guard"))
+    })
 }
 
 /// The cgroup folders a server made: `rcmd-PID-*` in each hierarchy's

@@ -17,10 +17,12 @@
 //!
 //! The guard ignores the signals a terminal sends. A job running as the
 //! server's own user can still stop it (SIGSTOP): the server hears of that
-//! at once (SIGCHLD) and resumes it ([`Guard::resume_if_stopped`]). A graceful
-//! shutdown reaps every job first, so the guard then finds nothing to do.
+//! at once (SIGCHLD) and resumes it ([`Guard::check`]); if a job kills it,
+//! the server starts another and tells it every live process group. A
+//! graceful shutdown reaps every job first, so the guard then finds nothing
+//! to do; dropping the server's end never waits on the guard unbounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -44,8 +46,10 @@ const PURGE_LIMIT: Duration = Duration::from_secs(10);
 /// The server's end of the guard.
 #[derive(Debug)]
 pub struct Guard {
+    /// The guard process now running, and how to start another.
     process: Mutex<Child>,
-    pid: Pid,
+    program: PathBuf,
+    cgroup_folders: Vec<PathBuf>,
     messages: Arc<Messages>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -61,22 +65,36 @@ struct Messages {
 #[derive(Debug, Default)]
 struct Pending {
     changes: HashMap<u32, bool>,
+    /// Every live process group, for a guard started in place of one that
+    /// died. At most one entry per running job.
+    live: HashSet<u32>,
+    /// The pipe to a guard started in place of one that died.
+    new_pipe: Option<ChildStdin>,
     closed: bool,
+}
+
+/// How long dropping the guard waits for it to read its last messages and
+/// to finish its purge before it is killed: shutdown never hangs on it.
+const DROP_LIMIT: Duration = Duration::from_secs(15);
+
+/// `program __guard [CGROUP_FOLDER...]` in its own process group.
+fn spawn(program: &Path, cgroup_folders: &[PathBuf]) -> std::io::Result<(Child, ChildStdin)> {
+    let mut process = Command::new(program)
+        .arg(SUBCOMMAND)
+        .args(cgroup_folders)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let pipe = process.stdin.take().expect("stdin is piped");
+    Ok((process, pipe))
 }
 
 impl Guard {
     /// Starts the guard, `program` `__guard [CGROUP_FOLDER...]`, in its own
     /// process group.
     pub fn start(program: &Path, cgroup_folders: &[PathBuf]) -> std::io::Result<Guard> {
-        let mut process = Command::new(program)
-            .arg(SUBCOMMAND)
-            .args(cgroup_folders)
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()?;
-        let pipe = process.stdin.take().expect("stdin is piped");
-        let pid = Pid::from_raw(process.id() as i32);
+        let (process, pipe) = spawn(program, cgroup_folders)?;
         let messages = Arc::new(Messages::default());
         let writer = {
             let messages = Arc::clone(&messages);
@@ -84,24 +102,47 @@ impl Guard {
                 .name("rcmd-guard-writer".into())
                 .spawn(move || write_messages(&messages, pipe))?
         };
-        Ok(Guard { process: Mutex::new(process), pid, messages, writer: Some(writer) })
+        Ok(Guard {
+            process: Mutex::new(process),
+            program: program.to_owned(),
+            cgroup_folders: cgroup_folders.to_owned(),
+            messages,
+            writer: Some(writer),
+        })
     }
 
     /// The guard's pid.
     pub fn pid(&self) -> u32 {
-        self.pid.as_raw() as u32
+        lock(&self.process).id()
     }
 
-    /// Resumes the guard if something stopped it. Call on every SIGCHLD.
-    pub fn resume_if_stopped(&self) {
+    /// Resumes the guard if something stopped it, and starts another if it
+    /// is gone (killed by a job of the server's user, say), telling it every
+    /// live process group. Call on every SIGCHLD.
+    pub fn check(&self) {
+        let mut process = lock(&self.process);
+        let pid = Pid::from_raw(process.id() as i32);
         let flags = WaitPidFlag::WUNTRACED | WaitPidFlag::WNOHANG;
-        match waitpid(self.pid, Some(flags)) {
+        match waitpid(pid, Some(flags)) {
             Ok(WaitStatus::Stopped(_, signal)) => {
                 tracing::warn!(%signal, "the guard process was stopped; resuming it");
-                let _ = kill(self.pid, Signal::SIGCONT);
+                let _ = kill(pid, Signal::SIGCONT);
             }
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
-                tracing::error!("the guard process is gone: jobs would outlive a crash of this server");
+                match spawn(&self.program, &self.cgroup_folders) {
+                    Ok((new, pipe)) => {
+                        tracing::warn!(pid = new.id(), "the guard process was gone; started another");
+                        *process = new;
+                        let mut pending = lock(&self.messages.pending);
+                        pending.changes = pending.live.iter().map(|&pgid| (pgid, true)).collect();
+                        pending.new_pipe = Some(pipe);
+                        self.messages.ready.notify_one();
+                    }
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "the guard process is gone and cannot be started again: jobs would outlive a crash of this server"
+                    ),
+                }
             }
             _ => {}
         }
@@ -109,6 +150,11 @@ impl Guard {
 
     fn tell(&self, pgid: u32, started: bool) {
         let mut pending = lock(&self.messages.pending);
+        if started {
+            pending.live.insert(pgid);
+        } else {
+            pending.live.remove(&pgid);
+        }
         match pending.changes.get(&pgid) {
             // A start the guard has not heard of yet: forget it altogether.
             Some(true) if !started => {
@@ -127,16 +173,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The writer thread: sends pending changes as they come, blocking only
-/// itself when the guard does not read.
-fn write_messages(messages: &Messages, mut pipe: ChildStdin) {
+/// itself when the guard does not read. When a guard is gone, it waits for
+/// the pipe to the next one.
+fn write_messages(messages: &Messages, pipe: ChildStdin) {
+    let mut pipe = Some(pipe);
     loop {
         let changes = {
             let mut pending = lock(&messages.pending);
-            while pending.changes.is_empty() && !pending.closed {
+            while (pending.changes.is_empty() || pipe.is_none())
+                && pending.new_pipe.is_none()
+                && !pending.closed
+            {
                 pending = messages.ready.wait(pending).unwrap_or_else(|e| e.into_inner());
             }
-            if pending.changes.is_empty() {
-                return; // closed: dropping the pipe tells the guard
+            if let Some(new) = pending.new_pipe.take() {
+                pipe = Some(new);
+            }
+            if pending.closed && (pending.changes.is_empty() || pipe.is_none()) {
+                return; // dropping the pipe tells the guard
             }
             std::mem::take(&mut pending.changes)
         };
@@ -144,9 +198,10 @@ fn write_messages(messages: &Messages, mut pipe: ChildStdin) {
             .iter()
             .map(|(pgid, started)| format!("{}{pgid}\n", if *started { '+' } else { '-' }))
             .collect();
-        if let Err(e) = pipe.write_all(text.as_bytes()) {
-            tracing::error!(error = %e, "the guard process is gone: jobs would outlive a crash of this server");
-            return;
+        if let Some(Err(e)) = pipe.as_mut().map(|p| p.write_all(text.as_bytes())) {
+            // The guard is gone: the next one hears of every live group.
+            tracing::error!(error = %e, "cannot write to the guard process");
+            pipe = None;
         }
     }
 }
@@ -164,14 +219,29 @@ impl GroupWatcher for Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         // Closing the pipe ends the guard; reap it so nothing is left. A
-        // stopped guard would never read the end: resume it first.
+        // stopped guard would never read the end: resume it first. One that
+        // does not end in time (stopped again, stuck) is killed.
         lock(&self.messages.pending).closed = true;
         self.messages.ready.notify_one();
-        let _ = kill(self.pid, Signal::SIGCONT);
-        if let Some(writer) = self.writer.take() {
+        let mut process = lock(&self.process);
+        let pid = Pid::from_raw(process.id() as i32);
+        let _ = kill(pid, Signal::SIGCONT);
+        let writer = self.writer.take();
+        let deadline = std::time::Instant::now() + DROP_LIMIT;
+        let mut ended = || {
+            writer.as_ref().is_none_or(|w| w.is_finished()) && process.try_wait().is_ok_and(|s| s.is_some())
+        };
+        while !ended() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !ended() {
+            tracing::warn!("the guard process does not end; killing it");
+            let _ = process.kill();
+        }
+        if let Some(writer) = writer {
             let _ = writer.join();
         }
-        let _ = lock(&self.process).wait();
+        let _ = process.wait();
     }
 }
 

@@ -409,7 +409,7 @@ pub(crate) async fn run(args: ServeArgs, mut embedding: Embedding) -> anyhow::Re
             },
             _ = daily.tick() => identity.warn_if_expiring(),
             _ = refusal_window.tick() => refusals.tick(),
-            _ = child_exit => guard.iter().for_each(|guard| guard.resume_if_stopped()),
+            _ = child_exit => guard.iter().for_each(|guard| guard.check()),
         }
     }
     tracing::info!("shutting down: killing every job");

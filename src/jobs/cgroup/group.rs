@@ -98,10 +98,14 @@ impl JobGroup {
         }
     }
 
-    /// Whether every process of the job has exited (the core group holds
-    /// them all).
+    /// Whether every process of the job has exited (the core group and the
+    /// groups a job may have made below it hold them all).
     pub fn is_empty(&self) -> bool {
-        pids(&self.core).is_empty()
+        match self.kill {
+            // `populated` counts the groups below too, in one read.
+            Kill::V2 => keyed(&self.core.join("cgroup.events"), "populated") == Some(0),
+            Kill::Freezer => pids_below(&self.core).is_empty(),
+        }
     }
 
     /// Removes every group of the job, killing again whatever is left. A
@@ -110,7 +114,7 @@ impl JobGroup {
     pub fn try_remove(&self) -> bool {
         let mut all_gone = true;
         for dir in self.dirs() {
-            all_gone &= remove_dir(dir);
+            all_gone &= remove_tree(dir);
         }
         if !all_gone {
             self.kill();
@@ -150,6 +154,28 @@ fn remove_dir(dir: &Path) -> bool {
     }
 }
 
+/// Removes a group and the groups a job made below it, deepest first (a
+/// group with groups below cannot be removed); `true` if all are gone.
+fn remove_tree(dir: &Path) -> bool {
+    let mut all_gone = true;
+    for below in subgroups(dir) {
+        all_gone &= remove_tree(&below);
+    }
+    all_gone && remove_dir(dir)
+}
+
+/// The groups right below `dir`.
+fn subgroups(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Kills every process in the group at `dir`.
 pub(crate) fn kill_group(dir: &Path, how: Kill) {
     match how {
@@ -166,7 +192,10 @@ pub(crate) fn kill_group(dir: &Path, how: Kill) {
             retry_blocking(Duration::from_secs(1), || {
                 std::fs::read_to_string(&state).is_ok_and(|s| s.trim() == "FROZEN")
             });
-            for pid in pids(dir) {
+            // A v1 freezer freezes the groups below too, and a frozen task
+            // cannot exit, so none of these pids can be reused before the
+            // kill (only a task that would not freeze in time could).
+            for pid in pids_below(dir) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             let _ = std::fs::write(&state, "THAWED");
@@ -174,10 +203,14 @@ pub(crate) fn kill_group(dir: &Path, how: Kill) {
     }
 }
 
-/// The processes in the group at `dir`.
-fn pids(dir: &Path) -> Vec<i32> {
+/// The processes in the group at `dir` and in every group below it.
+fn pids_below(dir: &Path) -> Vec<i32> {
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-    procs.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    let mut pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    for below in subgroups(dir) {
+        pids.extend(pids_below(&below));
+    }
+    pids
 }
 
 /// Kills every group in `folder` (a server's folder in one hierarchy) and
@@ -187,13 +220,13 @@ fn pids(dir: &Path) -> Vec<i32> {
 /// whether the folder is gone.
 pub fn purge(folder: &Path, limit: Duration) -> bool {
     let groups: Vec<PathBuf> = match std::fs::read_dir(folder) {
-        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect(),
+        Ok(_) => subgroups(folder),
         Err(e) => return e.kind() == io::ErrorKind::NotFound,
     };
     retry_blocking(limit, || {
         let mut all_gone = true;
         for group in &groups {
-            if remove_dir(group) {
+            if remove_tree(group) {
                 continue;
             }
             all_gone = false;
@@ -202,7 +235,7 @@ pub fn purge(folder: &Path, limit: Duration) -> bool {
             } else if group.join("freezer.state").exists() {
                 kill_group(group, Kill::Freezer);
             } else {
-                for pid in pids(group) {
+                for pid in pids_below(group) {
                     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 }
             }
@@ -226,4 +259,42 @@ fn number(path: &Path) -> Option<u64> {
 fn keyed(path: &Path, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    /// A test's group and the process in it: both gone when dropped.
+    struct Made(PathBuf, std::process::Child);
+
+    impl Drop for Made {
+        fn drop(&mut self) {
+            let _ = self.1.kill();
+            let _ = self.1.wait();
+            retry_blocking(Duration::from_secs(5), || remove_tree(&self.0));
+        }
+    }
+
+    #[test]
+    fn the_freezer_kill_reaches_processes_in_groups_below_and_the_tree_is_removed() {
+        let read = |path| std::fs::read_to_string(path).unwrap();
+        let found = super::super::mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+        let freezer = found.iter().find(|m| m.has_v1("freezer")).expect("a v1 freezer (this host is hybrid)");
+        let top = freezer.own_group.join(format!("rcmdt-freezer-{}", std::process::id()));
+        std::fs::create_dir_all(top.join("below/deeper")).unwrap();
+        let sleep = std::process::Command::new("sleep").arg("1000").spawn().unwrap();
+        let mut made = Made(top.clone(), sleep);
+        std::fs::write(top.join("below/deeper/cgroup.procs"), made.1.id().to_string()).unwrap();
+        assert_eq!(pids_below(&top), [made.1.id() as i32]);
+        kill_group(&top, Kill::Freezer);
+        let mut status = None;
+        retry_blocking(Duration::from_secs(10), || {
+            status = made.1.try_wait().unwrap();
+            status.is_some()
+        });
+        assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL));
+        assert!(remove_tree(&top) && !top.exists());
+    }
 }

@@ -286,7 +286,7 @@ impl Cgroups {
                 if v2(&cpu) {
                     write(dir, "cpu.max", format!("{quota} {CPU_PERIOD_US}"))?;
                 } else {
-                    write(dir, "cpu.cfs_period_us", CPU_PERIOD_US)?;
+                    // A new group's period is the kernel's default, ours.
                     write(dir, "cpu.cfs_quota_us", quota)?;
                 }
             }
@@ -323,7 +323,8 @@ impl Cgroups {
     }
 }
 
-/// The period of the CPU quota: 100 ms, the kernel's default.
+/// The period of the CPU quota: 100 ms, the kernel's default (v1 groups
+/// are made with it).
 const CPU_PERIOD_US: u64 = 100_000;
 
 /// The quota per period for `cpus` CPUs (the kernel's minimum is 1 ms).
