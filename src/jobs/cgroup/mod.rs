@@ -134,19 +134,7 @@ impl Cgroups {
                 }
             }
         };
-        let mut cgroups = Cgroups {
-            core,
-            kill,
-            core_counts_cpu,
-            folders: Vec::new(),
-            memory: None,
-            cpu: None,
-            pids: None,
-            io: None,
-            io_device: None,
-            missing: Missing::default(),
-            next_job: AtomicU64::new(1),
-        };
+        let mut cgroups = Cgroups::without_limits(core, kill, core_counts_cpu);
         let v2_controllers = match (kill, v2) {
             (Kill::V2, Some(v2)) => delegate_v2(&v2.own_group, &cgroups.core),
             _ => Vec::new(),
@@ -184,6 +172,23 @@ impl Cgroups {
             }
         }
         Ok(cgroups)
+    }
+
+    /// Jobs get a core group in `core`, and no limits yet.
+    fn without_limits(core: PathBuf, kill: Kill, core_counts_cpu: bool) -> Cgroups {
+        Cgroups {
+            core,
+            kill,
+            core_counts_cpu,
+            folders: Vec::new(),
+            memory: None,
+            cpu: None,
+            pids: None,
+            io: None,
+            io_device: None,
+            missing: Missing::default(),
+            next_job: AtomicU64::new(1),
+        }
     }
 
     /// A memory limit includes swap ("no swap past it"): where the kernel
@@ -485,19 +490,9 @@ mod tests {
     fn a_memory_limit_that_could_not_cap_swap_is_refused_naming_why() {
         let dir = std::env::temp_dir().join(format!("rcmdt-memsw-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut cgroups = Cgroups {
-            core: dir.join("core"),
-            kill: Kill::V2,
-            core_counts_cpu: false,
-            folders: vec![dir.clone()],
-            memory: Some(Place::V1(0)),
-            cpu: None,
-            pids: None,
-            io: None,
-            io_device: None,
-            missing: Missing::default(),
-            next_job: AtomicU64::new(1),
-        };
+        let mut cgroups = Cgroups::without_limits(dir.join("core"), Kill::V2, false);
+        cgroups.folders.push(dir.clone());
+        cgroups.memory = Some(Place::V1(0));
         let memory = Limits { memory: Some(64 << 20), ..Limits::default() };
         std::fs::write(dir.join("memory.memsw.limit_in_bytes"), "").unwrap();
         cgroups.require_swap_cap();
