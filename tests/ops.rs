@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use support::TempDir;
 use support::server::{RCMD, TestServer, http_as};
@@ -293,6 +294,59 @@ async fn metrics_parse_as_prometheus_text_and_count_what_the_test_did() {
             assert!(route == "unmatched" || !route.chars().any(|c| c.is_ascii_digit()), "{route}");
         }
     }
+}
+
+/// Whether the server closed `stream` (reads what it sent meanwhile).
+fn closed_by_peer(stream: &std::net::TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match (&*stream).read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The metrics endpoint has no authentication and shares the server's file
+/// descriptors: a local user who floods it, or holds connections open doing
+/// nothing, gets a few places for a few seconds each, and the server's
+/// descriptors and its mTLS service stay as they were.
+#[test]
+fn a_flood_of_idle_and_slow_metrics_connections_is_capped_and_closed() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let mut server = TestServer::start(&[], &["--metrics-listen", "127.0.0.1:0"]);
+    let line = server.stdout_line();
+    let addr = line.trim().strip_prefix("rcmd metrics on http://").and_then(|a| a.strip_suffix("/metrics"));
+    let addr = addr.unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", server.pid())).unwrap().count();
+    let before = fds();
+    // Headers begun and never finished, then a flood of connections that
+    // send nothing at all.
+    let slow = TcpStream::connect(&addr).unwrap();
+    (&slow).write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n").unwrap();
+    let flood: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    // 16 open and 64 waiting for a place at most: the rest are closed at once.
+    support::wait_until("the connections past the cap are closed", Duration::from_secs(60), || {
+        flood.iter().filter(|s| closed_by_peer(s)).count() >= 300 - 80
+    });
+    let held = fds().saturating_sub(before);
+    assert!(held <= 80, "the server holds {held} more descriptors than before the flood");
+    assert!(server.ok("owner", &["list"]).starts_with("    ID"), "the mTLS service goes on");
+    // Every connection ends within its lifetime, the slow one included.
+    support::wait_until("every metrics connection is closed", Duration::from_secs(120), || {
+        closed_by_peer(&slow) && flood.iter().all(closed_by_peer)
+    });
+    drop(flood);
+    let mut scrape = TcpStream::connect(&addr).unwrap();
+    scrape.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    scrape.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200") && answer.contains("rcmd_jobs_started_total"), "{answer}");
 }
 
 #[test]

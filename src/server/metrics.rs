@@ -8,6 +8,7 @@
 //!   `--metrics-listen` nothing is counted at all.
 //! * The endpoint has no authentication, so it listens on loopback unless
 //!   `--metrics-public` says otherwise; it shows counts, never names or ids.
+//!   Its connections are few and short ([`super::scrapers`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -23,6 +24,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::routes::AppState;
+use super::scrapers::ScrapeAcceptor;
 use crate::jobs::{JobObserver, JobStatus, Status, Termination};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -176,18 +178,20 @@ impl RouteNames {
 }
 
 /// Serves `/metrics` on `listener` until the process ends.
-pub fn spawn_endpoint(listener: tokio::net::TcpListener, state: Arc<AppState>) {
+pub fn spawn_endpoint(listener: tokio::net::TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
     async fn scrape(State(state): State<Arc<AppState>>) -> Response {
         let Some(metrics) = &state.metrics else { return StatusCode::NOT_FOUND.into_response() };
         let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
         ([(header::CONTENT_TYPE, content_type)], metrics.encode(&state)).into_response()
     }
     let app = Router::new().route("/metrics", axum::routing::get(scrape)).with_state(state);
+    let server = axum_server::from_tcp(listener.into_std()?)?.acceptor(ScrapeAcceptor::new());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = server.serve(app.into_make_service()).await {
             tracing::error!(error = %e, "the metrics endpoint stopped");
         }
     });
+    Ok(())
 }
 
 /// Refuses a public metrics address unless it was asked for.

@@ -40,6 +40,7 @@ mod refusals;
 mod registry;
 mod retention;
 mod routes;
+mod scrapers;
 mod seconds;
 pub(crate) mod tls;
 mod warnings;
@@ -381,7 +382,7 @@ pub(crate) async fn run(args: ServeArgs, mut embedding: Embedding) -> anyhow::Re
             .await
             .with_context(|| format!("cannot listen on {metrics_addr} for metrics"))?;
         println!("rcmd metrics on http://{}/metrics", listener.local_addr()?);
-        metrics::spawn_endpoint(listener, Arc::clone(&state));
+        metrics::spawn_endpoint(listener, Arc::clone(&state))?;
     }
     if args.dev {
         // The exact command: this very binary, as it was invoked.
