@@ -105,7 +105,8 @@ async fn throughput(certs: &Path, base: String, clients: usize, seconds: f64) {
     for task in tasks {
         total += task.await.unwrap();
     }
-    println!("throughput clients={clients} per_second={:.0}", total as f64 / started.elapsed().as_secs_f64());
+    let per_second = total as f64 / started.elapsed().as_secs_f64();
+    println!("throughput clients={clients} per_second={per_second:.0} count={total}");
 }
 
 async fn fill(certs: &Path, base: String, count: usize, cmd: Vec<String>) {
