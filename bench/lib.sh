@@ -1,4 +1,4 @@
-# Pieces shared by bench/state.sh and bench/conn.sh (sourced, after $rcmd is
+# Pieces shared by bench/state.sh, bench/conn.sh and bench/ops.sh (sourced, after $rcmd is
 # set). It makes a temp dir with a fresh PKI ($tmp, $tmp/certs), removed at
 # exit, and stops at exit every process whose pid is in $pids: nothing else.
 
@@ -19,8 +19,9 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 spread() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # The median of per-round ratios of two files of one figure a round each:
-# each pair ran back to back, so it sees the same machine.
-paired() { paste "$1" "$2" | awk '{ print $1 / $2 }' | median | awk '{ printf "%.2f", $1 }'; }
+# each pair ran back to back, so it sees the same machine. A third argument
+# asks for that many decimals (2 by default).
+paired() { paste "$1" "$2" | awk '{ print $1 / $2 }' | median | awk -v d="${3:-2}" '{ printf "%." d "f", $1 }'; }
 # MiB of a process's VmRSS or VmHWM (its peak).
 mib() { awk -v k="$2" '$1 == k":" { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"; }
 
@@ -30,15 +31,17 @@ client_dir() { # a fresh client identity, so that its job ids start at 1
   echo "$tmp/certs/$1"
 }
 
-# start BINARY DATADIR: a server on a free loopback port; sets server_pid
-# and addr.
+# start BINARY DATADIR [FLAGS...]: a server on a free loopback port; sets
+# server_pid, addr and server_out (the file of its stdout).
 server_pid=
 addr=
+server_out=
 start() {
   local out
   out=$(mktemp "$tmp/serve.XXXXXX")
+  server_out=$out
   RUST_LOG=warn "$1" serve --certs "$tmp/certs" --listen 127.0.0.1:0 --data-dir "$2" \
-    --max-running 5000 --max-jobs 1000000 >"$out" 2>"$out.err" &
+    --max-running 5000 --max-jobs 1000000 "${@:3}" >"$out" 2>"$out.err" &
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 300); do

@@ -11,6 +11,8 @@
 #   end-to-end figure, but as noisy as the machine (the load generator runs
 #   on the same two cores).
 #
+# Ratios are medians of the per-round ratios (with / without).
+#
 #   bench/ops.sh           10 rounds of 3 s per figure and server
 #   bench/ops.sh --quick   one short round (CI runs it via bench/run.sh)
 set -euo pipefail
@@ -21,47 +23,20 @@ if [ "${1:-}" = "--quick" ]; then rounds=1; secs=0.5; else rounds=10; secs=3; fi
 cargo build --release -q --bin rcmd --example loadgen
 rcmd=$PWD/target/release/rcmd
 load=$PWD/target/release/examples/loadgen
+source bench/lib.sh
 
-tmp=$(mktemp -d /tmp/rcmd-bench-ops.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 # cpu_ticks PID: the process's user + system time so far, in clock ticks.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-"$rcmd" pki init --dir "$tmp/certs" --client bench >/dev/null
-client_dir() {
-  "$rcmd" pki client "$1" --dir "$tmp/certs" >/dev/null
-  echo "$tmp/certs/$1"
-}
-
-# start NAME [FLAGS...]: a server; sets addr_NAME (and metrics_NAME).
-start() {
-  local name=$1 out=$tmp/$1.out
-  shift
-  RUST_LOG=warn "$rcmd" serve --certs "$tmp/certs" --listen 127.0.0.1:0 --data-dir "$tmp/data-$name" \
-    --max-running 5000 --max-jobs 1000000 "$@" >"$out" 2>"$tmp/$name.err" &
-  pids+=($!)
-  printf -v "pid_$name" '%s' $!
-  for _ in $(seq 100); do
-    grep -q '^rcmd listening on' "$out" && { [ $# = 0 ] || grep -q '^rcmd metrics on' "$out"; } && break
-    sleep 0.1
-  done
-  printf -v "addr_$name" '%s' "$(sed -n 's/^rcmd listening on \([^ ]*\).*/\1/p' "$out")"
-  printf -v "metrics_$name" '%s' "$(sed -n 's/^rcmd metrics on //p' "$out")"
-}
-start plain
-start metrics --metrics-listen 127.0.0.1:0
+start "$rcmd" "$tmp/data-plain"
+pid_plain=$server_pid addr_plain=$addr
+start "$rcmd" "$tmp/data-metrics" --metrics-listen 127.0.0.1:0
+pid_metrics=$server_pid addr_metrics=$addr
+for _ in $(seq 100); do grep -q '^rcmd metrics on' "$server_out" && break; sleep 0.05; done
+metrics_url=$(sed -n 's/^rcmd metrics on //p' "$server_out")
 # A scraper, as Prometheus would be, once a second.
-(while true; do curl -s -o /dev/null "$metrics_metrics" || true; sleep 1; done) &
+(while true; do curl -s -o /dev/null "$metrics_url" || true; sleep 1; done) &
 pids+=($!)
 
 # Ids 1..1000 exist for every status client.
@@ -104,10 +79,6 @@ for f in status jobs; do
   echo "   per round, CPU us per $f without: $(tr '\n' ' ' <"$tmp/$f-plain.cpu")" >&2
   echo "   per round, CPU us per $f with:    $(tr '\n' ' ' <"$tmp/$f-metrics.cpu")" >&2
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-sp=$(median <"$tmp/status-plain"); sm=$(median <"$tmp/status-metrics")
-jp=$(median <"$tmp/jobs-plain"); jm=$(median <"$tmp/jobs-metrics")
-csp=$(median <"$tmp/status-plain.cpu"); csm=$(median <"$tmp/status-metrics.cpu")
-cjp=$(median <"$tmp/jobs-plain.cpu"); cjm=$(median <"$tmp/jobs-metrics.cpu")
-echo "metrics cost, median of $rounds rounds: server CPU per status request $csp us without, $csm us with --metrics-listen (ratio $(ratio "$csm" "$csp")) | per job $cjp us without, $cjm us with (ratio $(ratio "$cjm" "$cjp"))"
-echo "metrics cost, median of $rounds rounds: status $sp req/s without, $sm with (ratio $(ratio "$sm" "$sp")) | jobs $jp/s without, $jm/s with (ratio $(ratio "$jm" "$jp"))"
+m() { median <"$tmp/$1"; }
+say "metrics cost, median of $rounds rounds: server CPU per status request $(m status-plain.cpu) us without, $(m status-metrics.cpu) us with --metrics-listen (ratio $(paired "$tmp/status-metrics.cpu" "$tmp/status-plain.cpu" 3)) | per job $(m jobs-plain.cpu) us without, $(m jobs-metrics.cpu) us with (ratio $(paired "$tmp/jobs-metrics.cpu" "$tmp/jobs-plain.cpu" 3))"
+say "metrics cost, median of $rounds rounds: status $(m status-plain) req/s without, $(m status-metrics) with (ratio $(paired "$tmp/status-metrics" "$tmp/status-plain" 3)) | jobs $(m jobs-plain)/s without, $(m jobs-metrics)/s with (ratio $(paired "$tmp/jobs-metrics" "$tmp/jobs-plain" 3))"
