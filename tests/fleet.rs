@@ -52,7 +52,7 @@ fn fanout_8_never_has_more_than_8_connections_open_and_all_50_hosts_answer() {
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
 
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}\nservers logged:\n{}", stderr(&out), fleet.server_errors());
     let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
     lines.sort();
     let mut expected: Vec<String> = (1..=50).map(|i| format!("h{i}: done")).collect();

@@ -109,6 +109,20 @@ impl Fleet {
         path
     }
 
+    /// The warnings and errors every host's server logged, for a failed
+    /// assertion's message.
+    pub fn server_errors(&self) -> String {
+        let mut errors = String::new();
+        for host in &self.hosts {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{}.log", host.name)))
+                .unwrap_or_default();
+            for line in log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")) {
+                errors += &format!("{}: {line}\n", host.name);
+            }
+        }
+        errors
+    }
+
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }

@@ -33,6 +33,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // For a look at a failed test's server logs: RCMD_KEEP_FAILED=1.
+        if std::thread::panicking() && std::env::var_os("RCMD_KEEP_FAILED").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
