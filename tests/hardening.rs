@@ -175,6 +175,7 @@ fn sigterm_mid_load_leaves_no_process_behind() {
         runs.push(
             server
                 .command(client, &["run", "sh", script])
+                .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap(),
