@@ -29,20 +29,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-tmp=$(mktemp -d /tmp/rcmd-bench-fleet.XXXXXX)
-pids=()
+# $tmp with a fresh PKI, say, ratio, and the pids and user cleanup at exit.
+source bench/lib.sh
 made_user=
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "$made_user" ] && userdel "$made_user" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-say() { printf '%s\n' "$*"; }
 median_of() { sed -n 's/.* median=\([0-9.]*\).*/\1/p'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 lat() { "$load" latency "$runs" sh -c "$1 >/dev/null 2>&1" | median_of; }
 # Peak RSS (KiB) of a command, as its parent sees it.
 peak_kib() {
@@ -51,7 +41,6 @@ subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNUL
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
 }
 
-"$rcmd" pki init --dir "$tmp/certs" --client bench >/dev/null
 certs=$tmp/certs
 
 # --- sshd and rcmd serve on each address -----------------------------------

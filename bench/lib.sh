@@ -1,12 +1,15 @@
-# Pieces shared by bench/state.sh, bench/conn.sh and bench/ops.sh (sourced, after $rcmd is
-# set). It makes a temp dir with a fresh PKI ($tmp, $tmp/certs), removed at
-# exit, and stops at exit every process whose pid is in $pids: nothing else.
+# Pieces shared by bench/state.sh, bench/conn.sh, bench/ops.sh and bench/fleet.sh
+# (sourced, after $rcmd is set). It makes a temp dir with a fresh PKI ($tmp,
+# $tmp/certs), removed at exit, and stops at exit every process whose pid is
+# in $pids: nothing else. A script that makes a user names it in $made_user,
+# and it is removed at exit too.
 
 tmp=$(mktemp -d "/tmp/rcmd-bench-$(basename "$0" .sh).XXXXXX")
 pids=()
 bench_cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "${made_user:-}" ]; then userdel "$made_user" 2>/dev/null || true; fi
   rm -rf "$tmp"
 }
 trap bench_cleanup EXIT
