@@ -334,8 +334,10 @@ fn a_flood_of_idle_and_slow_metrics_connections_is_capped_and_closed() {
     support::wait_until("the connections past the cap are closed", Duration::from_secs(60), || {
         flood.iter().filter(|s| closed_by_peer(s)).count() >= 300 - 80
     });
+    // 80 for the metrics connections, and a few the server may open on its
+    // own meanwhile (an accept under way, a record reader): far from 300.
     let held = fds().saturating_sub(before);
-    assert!(held <= 80, "the server holds {held} more descriptors than before the flood");
+    assert!(held <= 80 + 8, "the server holds {held} more descriptors than before the flood");
     assert!(server.ok("owner", &["list"]).starts_with("    ID"), "the mTLS service goes on");
     // Every connection ends within its lifetime, the slow one included.
     support::wait_until("every metrics connection is closed", Duration::from_secs(120), || {
