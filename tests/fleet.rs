@@ -182,3 +182,118 @@ fn a_host_printing_a_huge_line_without_newlines_cannot_make_the_client_hold_it()
     assert_eq!(bytes, SIZE + lines + "small".len());
     assert!(peak_kib < 64 << 10, "the client peaked at {peak_kib} KiB for a {SIZE}-byte line");
 }
+
+/// An address on loopback where nothing listens (a port just closed).
+fn closed_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
+}
+
+/// What is in `dir` besides `expected`: leftovers, such as temp files.
+fn others_in(dir: &std::path::Path, expected: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.retain(|n| !expected.contains(&n.as_str()));
+    names
+}
+
+#[test]
+fn failed_hosts_of_a_list_are_written_atomically_past_a_symlink_and_reload_as_the_same_hosts() {
+    use std::os::unix::fs::PermissionsExt;
+    let fleet = Fleet::loopback(2, "f");
+    let (dead1, dead2) = (closed_addr(), closed_addr());
+    let (good, bad) = (&fleet.hosts[0].addr, &fleet.hosts[1].addr);
+    let targets = format!("{good},{dead1},{bad},{dead2}");
+    let dir = fleet.path("out");
+    std::fs::create_dir(&dir).unwrap();
+    // FILE is a symlink to a file that must survive: it is replaced, not
+    // written through.
+    std::fs::write(dir.join("precious"), "keep me").unwrap();
+    std::os::unix::fs::symlink("precious", dir.join("failed.toml")).unwrap();
+    let failed = dir.join("failed.toml");
+    let script = "case $RCMDT_HOST in f2) exit 4;; esac";
+    let out = fleet
+        .client(
+            &[],
+            &targets,
+            &["--connect-timeout", "5", "--failed", failed.to_str().unwrap(), "run", "sh", "-c", script],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(dir.join("precious")).unwrap(), "keep me");
+    let meta = std::fs::symlink_metadata(&failed).unwrap();
+    assert!(meta.file_type().is_file(), "FILE is a file of its own now");
+    assert_eq!(meta.permissions().mode() & 0o022, 0, "nobody else may write it");
+    assert_eq!(others_in(&dir, &["precious", "failed.toml"]), Vec::<String>::new(), "no temp file left");
+
+    // @FILE reaches exactly the three hosts that did not succeed, named as before.
+    let again = fleet
+        .client(&[], &at(&failed), &["--connect-timeout", "5", "run", "sh", "-c", "echo again"])
+        .output()
+        .unwrap();
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(255), "{err}");
+    assert!(err.contains("rcmd: 3 hosts: 1 ok, 2 unreachable\n"), "{err}");
+    for dead in [&dead1, &dead2] {
+        assert!(err.contains(&format!("rcmd: unreachable {dead}: cannot connect to {dead}")), "{err}");
+    }
+    assert_eq!(text(&again.stdout), format!("{bad}: again\n"));
+}
+
+#[test]
+fn failed_file_that_the_command_reads_is_refused_before_anything_runs() {
+    let fleet = Fleet::loopback(1, "r");
+    let inventory = fleet.inventory("hosts.toml", &[]);
+    let original = std::fs::read_to_string(&inventory).unwrap();
+    std::os::unix::fs::symlink(&inventory, fleet.path("link.toml")).unwrap();
+    std::fs::hard_link(&inventory, fleet.path("hard.toml")).unwrap();
+    let pairs = fleet.path("jobs.txt");
+    std::fs::write(&pairs, "r1 1\n").unwrap();
+    let pairs_arg = at(&pairs);
+    let cases: [(&str, Vec<&str>); 4] = [
+        ("hosts.toml", vec!["run", "true"]),
+        ("link.toml", vec!["run", "true"]),
+        ("hard.toml", vec!["run", "true"]),
+        ("jobs.txt", vec!["status", &pairs_arg]),
+    ];
+    for (file, command) in &cases {
+        let failed = fleet.path(file);
+        let mut args = vec!["--failed", failed.to_str().unwrap()];
+        args.extend(command);
+        let out = fleet.client(&[], &at(&inventory), &args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains("which this command reads: give --failed another file"), "{file}: {err}");
+        assert_eq!(err.lines().count(), 1, "{file}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&inventory).unwrap(), original);
+    assert_eq!(std::fs::read_to_string(&pairs).unwrap(), "r1 1\n");
+    assert_eq!(jobs_on(&fleet, &fleet.hosts[0]).len(), 0, "nothing ran");
+}
+
+#[test]
+fn a_host_whose_certificate_is_revoked_is_refused_by_a_client_with_the_crl() {
+    let fleet = Fleet::loopback(2, "v");
+    let targets = at(&fleet.inventory("hosts.toml", &[]));
+    let before = fleet.client(&[], &targets, &["run", "true"]).output().unwrap();
+    assert_eq!(before.status.code(), Some(0), "{}", stderr(&before));
+    // The CA's folder is also the "owner" client's: revoke writes its crl.pem.
+    let revoked = std::process::Command::new(support::server::RCMD)
+        .args(["pki", "revoke", "v1", "--dir"])
+        .arg(fleet.certs())
+        .output()
+        .unwrap();
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(fleet.certs().join("crl.pem").exists());
+    let out = fleet.client(&[], &targets, &["run", "sh", "-c", "echo $RCMDT_HOST"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains(&format!("rcmd: unreachable v1: TLS with {} failed", fleet.hosts[0].addr)), "{err}");
+    assert!(err.to_lowercase().contains("revoked"), "{err}");
+    assert_eq!(text(&out.stdout), "v2: v2\n");
+    // A single-host command checks it too.
+    let one = fleet.client(&[], &fleet.hosts[0].addr, &["list"]).output().unwrap();
+    assert_eq!(one.status.code(), Some(255), "{}", stderr(&one));
+}

@@ -181,20 +181,33 @@ pub async fn list(conn: &Connection, all: bool, format: Format) -> Result<i32, C
 
 /// Fetches every job (`all`: every client's) a page at a time, handing each
 /// page to `each` as it comes.
+///
+/// A page is one answer, read whole and so capped. The server keeps a
+/// page's command lines to about 1 MiB, but JSON escapes can make that
+/// several times as much: a page over the cap is asked for again in pages
+/// half as large, down to one job.
 pub(super) async fn list_pages(
     conn: &Connection,
     all: bool,
     mut each: impl FnMut(&[wire::JobStatus]) -> Result<(), ClientError>,
 ) -> Result<(), ClientError> {
     let mut after: Option<JobRef> = None;
+    let mut limit: Option<usize> = None;
     loop {
         let all_param = all.then(|| "all=true".to_owned());
         let after_param =
             after.as_ref().map(|after| format!("after={}", job_ref::encode_segment(&after.to_string())));
-        let query: Vec<String> = all_param.into_iter().chain(after_param).collect();
+        let limit_param = limit.map(|limit| format!("limit={limit}"));
+        let query: Vec<String> = all_param.into_iter().chain(after_param).chain(limit_param).collect();
         let path = format!("/jobs?{}", query.join("&"));
         let response = conn.call(Method::GET, &path, None::<&()>, None).await?;
-        let page: wire::JobList = conn.json(response).await?;
+        let page: wire::JobList = match conn.json(response).await {
+            Err(ClientError::TooLarge { .. }) if limit != Some(1) => {
+                limit = Some(limit.unwrap_or(crate::jobs::DEFAULT_PAGE) / 2).map(|half| half.max(1));
+                continue;
+            }
+            page => page?,
+        };
         each(&page.jobs)?;
         // Only onwards: a server that sent us back would list forever.
         match page.next.as_ref().and_then(JobRef::of_page_end) {

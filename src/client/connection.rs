@@ -1,10 +1,18 @@
 //! One HTTPS connection to a server with the client's certificate: rustls
 //! with the ring provider, TLS 1.3 only, trusting only the CA from the client
-//! directory, checking that the server's certificate names HOST.
+//! directory, checking that the server's certificate names HOST and, when
+//! the client directory holds a `crl.pem` (as the CA's own folder does once
+//! `pki revoke` has run), that it is not revoked.
 //!
 //! A single-host command speaks HTTP/1.1 (one stream per connection streams
 //! bulk output fastest); a fleet speaks HTTP/2, so that each host costs one
-//! connection whatever runs over it.
+//! connection whatever runs over it, with small receive windows, so that
+//! what a host has sent and our terminal has not yet taken is bounded per
+//! host.
+//!
+//! A whole answer (JSON, an error's text) is read up to [`MAX_ANSWER`] and
+//! refused past it: a hostile server cannot make the client hold more.
+//! Only job output is streamed, never held.
 
 use std::error::Error as _;
 use std::path::Path;
@@ -12,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, Response, StatusCode};
+use rustls::client::WebPkiServerVerifier;
 
 use super::JobRef;
 use super::error::ClientError;
@@ -20,6 +29,19 @@ use crate::wire;
 
 /// Warn when the client certificate has fewer days left than this.
 const EXPIRY_WARNING_DAYS: i64 = 7;
+
+/// The most of a whole answer the client reads: a status, a page of the job
+/// list or an error is far smaller (a page of 1,000 jobs with long command
+/// lines is well under 1 MiB).
+pub(crate) const MAX_ANSWER: usize = 4 << 20;
+
+/// HTTP/2 receive windows of a fleet's connections: what a host may send
+/// before we have taken it, per stream and for the whole connection (both
+/// output streams of a job at full speed). hyper's defaults (2 MiB and
+/// 5 MiB) would let each host park 5 MiB in the client behind a slow
+/// terminal; these still fill a LAN's pipe (BENCHMARKS.md, "Fleet").
+const FLEET_STREAM_WINDOW: u32 = 256 << 10;
+const FLEET_CONNECTION_WINDOW: u32 = 512 << 10;
 
 #[derive(Clone)]
 pub struct Connection {
@@ -49,10 +71,18 @@ pub(crate) fn parse_addr(addr: &str) -> Result<(String, String), ClientError> {
     Ok((host.to_owned(), authority))
 }
 
-/// The TLS settings of a client directory: its identity, and its CA as the
-/// only trust anchor. Warns on stderr when the certificate expires soon; an
-/// expired one fails here, before any connection.
-pub(crate) fn client_tls(certdir: &Path) -> Result<rustls::ClientConfig, ClientError> {
+/// The TLS settings of a client directory.
+pub(crate) struct ClientTls {
+    /// Its identity, and its CA as the only trust anchor.
+    pub config: rustls::ClientConfig,
+    /// What `config` checks servers' certificates with: the CA and the CRL.
+    pub verifier: Arc<WebPkiServerVerifier>,
+}
+
+/// Loads a client directory's TLS settings. Warns on stderr when the
+/// certificate expires soon; an expired one fails here, before any
+/// connection.
+pub(crate) fn client_tls(certdir: &Path) -> Result<ClientTls, ClientError> {
     let files = pki::load_client(certdir)?;
     let days_left = files.identity.info.days_left(time::OffsetDateTime::now_utc());
     if days_left < EXPIRY_WARNING_DAYS {
@@ -65,12 +95,19 @@ pub(crate) fn client_tls(certdir: &Path) -> Result<rustls::ClientConfig, ClientE
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // reqwest is built without a provider of its own; make ring the one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    rustls::ClientConfig::builder_with_provider(provider)
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(files.roots), Arc::clone(&provider))
+        .with_crls(files.crls)
+        .build()
+        .map_err(|e| {
+            ClientError::Other(format!("cannot use the CA and CRL of {}: {e}", certdir.display()))
+        })?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ClientError::Other(e.to_string()))?
-        .with_root_certificates(files.roots)
+        .with_webpki_verifier(Arc::clone(&verifier))
         .with_client_auth_cert(files.identity.chain, files.identity.key)
-        .map_err(|e| ClientError::Other(format!("client certificate: {e}")))
+        .map_err(|e| ClientError::Other(format!("client certificate: {e}")))?;
+    Ok(ClientTls { config, verifier })
 }
 
 /// Which HTTP a connection speaks (see the module docs).
@@ -85,7 +122,7 @@ impl Connection {
     /// sent yet; an expired certificate fails here, before any connection.
     pub fn new(certdir: &Path, addr: &str, connect_timeout: Duration) -> Result<Connection, ClientError> {
         parse_addr(addr)?; // a bad address is said before any file is read
-        Connection::with_tls(client_tls(certdir)?, addr, Protocol::Http1, connect_timeout)
+        Connection::with_tls(client_tls(certdir)?.config, addr, Protocol::Http1, connect_timeout)
     }
 
     /// A client for `addr` with TLS settings already loaded.
@@ -103,7 +140,10 @@ impl Connection {
             // "stdin"); a fleet wants one connection per host instead.
             Protocol::Http1 => vec![b"http/1.1".to_vec()],
             Protocol::Http2 => {
-                http = http.http2_prior_knowledge();
+                http = http
+                    .http2_prior_knowledge()
+                    .http2_initial_stream_window_size(FLEET_STREAM_WINDOW)
+                    .http2_initial_connection_window_size(FLEET_CONNECTION_WINDOW);
                 vec![b"h2".to_vec()]
             }
         };
@@ -149,14 +189,52 @@ impl Connection {
         job: Option<&JobRef>,
     ) -> Result<Response, ClientError> {
         let response = self.send(method, path, body).await?;
-        check(response, job).await
+        self.check(response, job).await
     }
 
     /// Reads a JSON answer.
     pub async fn json<T: serde::de::DeserializeOwned>(&self, response: Response) -> Result<T, ClientError> {
-        let body = response.bytes().await.map_err(|e| self.transport_error(&e))?;
+        let body = self.read_answer(response).await?;
         serde_json::from_slice(&body)
             .map_err(|e| ClientError::Other(format!("unexpected answer from {}: {e}", self.addr)))
+    }
+
+    /// The whole body of an answer, refused past [`MAX_ANSWER`] (before
+    /// reading any of it when its length is given).
+    pub(crate) async fn read_answer(&self, mut response: Response) -> Result<Vec<u8>, ClientError> {
+        let too_large = || ClientError::TooLarge { addr: self.addr.clone(), limit: MAX_ANSWER };
+        if response.content_length().is_some_and(|length| length > MAX_ANSWER as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(&e))? {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// Turns a non-success response into an error with the server's
+    /// message; a 404 becomes "job not found".
+    async fn check(&self, response: Response, job: Option<&JobRef>) -> Result<Response, ClientError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        if status == StatusCode::NOT_FOUND
+            && let Some(id) = job
+        {
+            return Err(ClientError::NoSuchJob(id.clone()));
+        }
+        let text = match self.read_answer(response).await {
+            Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+            Err(e @ ClientError::TooLarge { .. }) => return Err(e),
+            Err(_) => String::new(),
+        };
+        let message = serde_json::from_str::<wire::Error>(&text).map(|e| e.error).unwrap_or(text);
+        Err(ClientError::Server(format!("the server refused the request ({status}): {message}")))
     }
 
     /// Classifies a reqwest failure: TLS, connection, or other.
@@ -200,22 +278,6 @@ fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
         return Some(tls);
     }
     e.source().and_then(find_tls_error)
-}
-
-/// Turns a non-success response into an error with the server's message.
-pub async fn check(response: Response, job: Option<&JobRef>) -> Result<Response, ClientError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    if status == StatusCode::NOT_FOUND
-        && let Some(id) = job
-    {
-        return Err(ClientError::NoSuchJob(id.clone()));
-    }
-    let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<wire::Error>(&text).map(|e| e.error).unwrap_or(text);
-    Err(ClientError::Server(format!("the server refused the request ({status}): {message}")))
 }
 
 #[cfg(test)]

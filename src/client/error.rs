@@ -44,6 +44,10 @@ pub enum ClientError {
     #[error("{0}")]
     Server(String),
 
+    /// An answer longer than any a real server gives: refused unread.
+    #[error("the answer from {addr} is over {} MiB: that is no rcmd server's answer", .limit >> 20)]
+    TooLarge { addr: String, limit: usize },
+
     #[error("job {0} not found")]
     NoSuchJob(super::JobRef),
 

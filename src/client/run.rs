@@ -126,7 +126,7 @@ pub(super) async fn upload(conn: &Connection, id: &JobRef, stdin: LocalStdin) ->
         .await
         .map_err(|e| format!("stdin was not forwarded in full: {e}"))?;
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
+    let body = conn.read_answer(response).await.unwrap_or_default();
     match (status, serde_json::from_slice::<wire::StdinWritten>(&body)) {
         (StatusCode::OK, _) => Ok(()),
         // The job ended, or closed its stdin: what it did not read is

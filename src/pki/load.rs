@@ -29,10 +29,12 @@ pub struct ServerFiles {
     pub crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
-/// What a client needs: its identity and the one CA it trusts.
+/// What a client needs: its identity, the one CA it trusts, and the CRL
+/// its servers' certificates are checked against, if it has one.
 pub struct ClientFiles {
     pub identity: Identity,
     pub roots: RootCertStore,
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 fn pem_problem(expected: &'static str, e: rustls::pki_types::pem::Error) -> FileProblem {
@@ -141,5 +143,5 @@ pub fn load_client(dir: &Path) -> Result<ClientFiles, PkiError> {
         &dir.join(files::CLIENT_KEY),
         "renew it (`rcmd pki renew NAME` where the CA is)",
     )?;
-    Ok(ClientFiles { identity, roots })
+    Ok(ClientFiles { identity, roots, crls: load_crls(dir)? })
 }

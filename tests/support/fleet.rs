@@ -6,6 +6,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
+pub mod hostile;
+
 use super::TempDir;
 use super::pki::TestPki;
 use super::server::{RCMD, spawn_serve};

@@ -7,8 +7,10 @@
 //! ```
 //!
 //! A bad inventory is refused whole, with one line naming the file, the line
-//! and the problem. Hosts keep the order of the file. `--failed FILE`
-//! writes the same format back, so a written inventory always loads.
+//! and the problem. Hosts keep the order of the file. [`render`] writes the
+//! same format back (for `--failed FILE`): names follow the one rule of
+//! [`check_name`] whether they came from a list or a file, so what it
+//! writes always loads back as the same hosts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,10 +18,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::targets::Host;
+use super::targets::{Host, check_name};
 use crate::client::ClientError;
 use crate::client::connection::parse_addr;
-use crate::pki::ServerName;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +54,7 @@ pub(crate) fn load(path: &Path) -> Result<Vec<Host>, ClientError> {
     let mut hosts = Vec::with_capacity(entries.len());
     for (name, entry) in entries {
         let start = entry.span().start;
-        ServerName::parse(&name).map_err(|e| at(start, &format!("host {e}")))?;
+        check_name(&name).map_err(|rule| at(start, &format!("host {name:?}: {rule}")))?;
         let Entry { addr, labels } = entry.into_inner();
         parse_addr(addr.get_ref()).map_err(|e| at(addr.span().start, &format!("host {name:?}: {e}")))?;
         hosts.push(Host { name, addr: addr.into_inner(), labels });
@@ -79,8 +80,8 @@ struct WrittenEntry<'a> {
     labels: &'a BTreeMap<String, String>,
 }
 
-/// Writes `hosts` as an inventory to `path` (`--failed FILE`), replacing it.
-pub(crate) fn write(path: &Path, hosts: &[&Host]) -> Result<(), ClientError> {
+/// `hosts` as an inventory, in the order of their names.
+pub(crate) fn render(hosts: &[&Host]) -> String {
     let inventory = Written {
         hosts: hosts
             .iter()
@@ -89,8 +90,7 @@ pub(crate) fn write(path: &Path, hosts: &[&Host]) -> Result<(), ClientError> {
     };
     let mut text = String::from("# written by rcmd --failed: re-run these hosts with @FILE\n");
     text += &toml::to_string(&inventory).expect("an inventory serialises");
-    std::fs::write(path, text)
-        .map_err(|e| ClientError::Targets(format!("cannot write {}: {e}", path.display())))
+    text
 }
 
 #[cfg(test)]
@@ -144,17 +144,25 @@ mod tests {
     }
 
     #[test]
-    fn a_written_inventory_loads_back_as_the_same_hosts() {
-        let web = Host {
-            name: "web1".into(),
-            addr: "10.0.0.1:8443".into(),
-            labels: [("role".to_owned(), "web".to_owned())].into(),
+    fn a_written_inventory_loads_back_as_the_same_hosts_whatever_their_names() {
+        // Names as lists give them (the address) and as files may: long DNS
+        // names, brackets, a leading dash, slashes, quotes, non-ASCII.
+        let long = format!("{}.example.com:8443", "a".repeat(80));
+        let list = format!("[::1]:9,127.0.0.1:1,localhost:2,-dash:3,a/b\\c:4,{long}");
+        let mut hosts = match super::super::Targets::parse(&list, &[], true).unwrap() {
+            super::super::Targets::Fleet(hosts) => hosts,
+            other => panic!("{other:?}"),
         };
-        let bare = Host { name: "[::1]:9".into(), addr: "[::1]:9".into(), labels: BTreeMap::new() };
-        let path = std::env::temp_dir().join(format!("rcmd-written-{}", std::process::id()));
-        write(&path, &[&web, &bare]).unwrap();
-        let back = load(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(back, vec![bare, web]);
+        hosts.push(Host {
+            name: "wéb\"1'#=".into(),
+            addr: "10.0.0.1:8443".into(),
+            labels: [("role".to_owned(), "web \"front\"\n=#".to_owned()), ("é k".to_owned(), String::new())]
+                .into(),
+        });
+        let written: Vec<&Host> = hosts.iter().collect();
+        let back = load_text(&render(&written)).unwrap();
+        let mut expected = hosts.clone();
+        expected.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(back, expected);
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! [`targets`] and [`inventory`] say which hosts; [`pairs`] reads back the
 //! `NAME ID` lines of `exec`; [`lines`] keeps each host's output lines whole
-//! and prefixed; [`closing`] tells when a host's connection is closed;
-//! [`outcome`] sums up. This module runs each host's part with
-//! the single-host pieces of [`super::commands`].
+//! and prefixed; [`closing`] tells when a host's connection is closed, and
+//! [`verified`] whether it got past the handshake; [`outcome`] sums up, and
+//! [`failed`] writes the hosts that did not succeed. This module runs each
+//! host's part with the single-host pieces of [`super::commands`].
 //!
 //! Invariants:
 //! * One runtime thread and no task per host: every host's part is a future
@@ -14,8 +15,11 @@
 //!   next host, so `--fanout` bounds open connections.
 //! * A host's failure is its own: it ends as an [`Outcome`] in the summary,
 //!   never as an error of the whole command.
-//! * After Ctrl-C, no host starts; every job already started is stopped,
-//!   and a host that cannot be told is named.
+//! * After Ctrl-C, no host starts: a host still connecting (its certificate
+//!   not yet verified, see [`verified`]) is abandoned with nothing sent to
+//!   it. Every job already started is stopped; a host whose stop fails or
+//!   gets no answer within [`STOP_PATIENCE`] is given up on and named, so
+//!   no host can keep the command from ending.
 //! * Our own output is not a host's: when a write to our stdout or stderr
 //!   fails (a closed pipe), no host starts, every `run` job is killed, and
 //!   the command ends with that failure (141 for a closed pipe) as the
@@ -25,11 +29,13 @@
 //!   once: more hosts than `--fanout` is refused up front.
 
 mod closing;
+mod failed;
 mod inventory;
 mod lines;
 mod outcome;
 mod pairs;
 mod targets;
+mod verified;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -37,6 +43,7 @@ use std::fs::File;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,17 +55,26 @@ pub use targets::Selector;
 pub(crate) use targets::{Host, Targets};
 
 use super::commands;
-use super::connection::{Connection, Protocol, client_tls};
+use super::connection::{ClientTls, Connection, Protocol, client_tls};
 use super::error::exit;
 use super::sink::{OutputSink, warn};
 use super::stdin::LocalStdin;
 use super::{ClientArgs, ClientCommand, ClientError, JobRef, run as single};
 use crate::wire;
 use closing::Closing;
+use failed::FailedFile;
 use lines::Lines;
 use outcome::Outcome;
+use verified::Verified;
 
 const DEFAULT_FANOUT: u32 = 32;
+
+/// How long a host has to answer the stop that a Ctrl-C sends. A server
+/// answers once the job has ended: at once for most jobs, after its grace
+/// period (5 s unless `serve --stop-grace` says otherwise) for one that
+/// ignores SIGTERM. A host that takes longer must not keep us from exiting;
+/// a real server kills the job anyway when its grace period is over.
+const STOP_PATIENCE: Duration = Duration::from_secs(10);
 
 /// With `--json`, the most of each stream of a `run` kept for its object;
 /// the rest stays on the server, under the job id the object gives.
@@ -66,6 +82,14 @@ const JSON_OUTPUT_CAP: usize = 1 << 20;
 
 /// Runs `args.command` on every host and sums up; returns the exit status.
 pub(crate) async fn run(args: ClientArgs, hosts: Vec<Host>) -> Result<i32, ClientError> {
+    let inputs: Vec<&Path> = args
+        .addr
+        .strip_prefix('@')
+        .map(Path::new)
+        .into_iter()
+        .chain(job_arg(&args.command).and_then(JobArg::file))
+        .collect();
+    let failed = args.failed.as_deref().map(|path| FailedFile::new(path, &inputs)).transpose()?;
     let fleet = Fleet::new(&args)?;
     let work: Vec<(&Host, Option<JobRef>)> = match job_arg(&args.command) {
         Some(arg) => arg.per_host(&hosts)?.into_iter().map(|(h, job)| (h, Some(job))).collect(),
@@ -94,9 +118,8 @@ pub(crate) async fn run(args: ClientArgs, hosts: Vec<Host>) -> Result<i32, Clien
     for line in outcome::summary(&results) {
         warn(line);
     }
-    if let Some(path) = &args.failed {
-        let failed: Vec<&Host> = results.iter().filter(|(_, o)| *o != Outcome::Ok).map(|(h, _)| *h).collect();
-        inventory::write(path, &failed)?;
+    if let Some(file) = failed {
+        file.write(&results.iter().filter(|(_, o)| *o != Outcome::Ok).map(|(h, _)| *h).collect::<Vec<_>>())?;
     }
     Ok(outcome::exit_status(results.iter().map(|(_, o)| o)))
 }
@@ -116,7 +139,7 @@ fn job_arg(command: &ClientCommand) -> Option<&JobArg> {
 
 /// What every host's part shares.
 struct Fleet {
-    tls: rustls::ClientConfig,
+    tls: ClientTls,
     connect_timeout: Duration,
     slots: Semaphore,
     prefix: bool,
@@ -195,14 +218,15 @@ impl Fleet {
     ) -> Report<'h> {
         let mut report = Report { host, outcome: Outcome::Ok, stop_error: None, fields: Default::default() };
         let Some(slot) = self.slot().await else {
-            report.outcome = Outcome::Failed { status: 130, why: "not started: interrupted".into() };
+            report.outcome = Outcome::not_started("interrupted");
             self.print_json(&mut report);
             return report;
         };
-        let mut tls = self.tls.clone();
+        let mut tls = self.tls.config.clone();
         let closing = Closing::watch(&mut tls);
+        let verified = Verified::watch(&mut tls, &self.tls.verifier);
         let result = match Connection::with_tls(tls, &host.addr, Protocol::Http2, self.connect_timeout) {
-            Ok(conn) => self.perform(&conn, job, stdin, command, &mut report).await,
+            Ok(conn) => self.perform(&conn, &verified, job, stdin, command, &mut report).await,
             Err(e) => Err(e),
         };
         closing.closed().await;
@@ -243,6 +267,7 @@ impl Fleet {
     async fn perform(
         &self,
         conn: &Connection,
+        verified: &Verified,
         job: Option<&JobRef>,
         stdin: Option<LocalStdin>,
         command: &ClientCommand,
@@ -259,7 +284,10 @@ impl Fleet {
                 }
             }
             ClientCommand::Run { rm, limits, cmd, args, .. } => {
-                let job = commands::create(conn, cmd, args, stdin.is_some(), limits).await?;
+                let create = commands::create(conn, cmd, args, stdin.is_some(), limits);
+                let Some(job) = self.create_unless_interrupted(create, verified).await? else {
+                    return Ok(Outcome::not_started("interrupted while connecting"));
+                };
                 report.field("id", job.id);
                 self.running.borrow_mut().insert(host.name.clone(), job.clone());
                 // The job's end ends the host's part, whatever became of stdin.
@@ -329,6 +357,24 @@ impl Fleet {
         Ok(Outcome::Ok)
     }
 
+    /// A job's creation on a host, abandoned (`None`) if Ctrl-C comes while
+    /// the host has not yet shown its certificate: nothing can have reached
+    /// it then, so no job is left there. Once it has, the job may exist,
+    /// so its id is awaited, and the job is stopped with the others.
+    async fn create_unless_interrupted(
+        &self,
+        create: impl Future<Output = Result<JobRef, ClientError>>,
+        verified: &Verified,
+    ) -> Result<Option<JobRef>, ClientError> {
+        tokio::pin!(create);
+        let mut interrupt = self.interrupt.subscribe();
+        tokio::select! {
+            job = &mut create => return job.map(Some),
+            _ = interrupted(&mut interrupt) => {}
+        }
+        if verified.yet() { create.await.map(Some) } else { Ok(None) }
+    }
+
     /// A finished job's outcome: ok for status 0, else failed with it.
     fn job_outcome(&self, status: &wire::JobStatus, report: &mut Report<'_>) -> Outcome {
         let code = commands::job_exit_code(status);
@@ -364,7 +410,8 @@ impl Fleet {
     }
 
     /// Runs `work`, the copy of a job's output, until the fleet halts. At
-    /// Ctrl-C, a `run` stops its job and goes on to the job's end. When our
+    /// Ctrl-C, a `run` stops its job and goes on to the job's end, unless
+    /// the stop fails or is not answered in time. When our
     /// output fails (here or on another host), a `run` kills its job at
     /// once, as the single-host `run` does, and the copy is abandoned.
     async fn haltable(
@@ -383,7 +430,25 @@ impl Fleet {
                 let output_gone = self.output_failure.borrow().is_some();
                 match (follow, output_gone) {
                     (Follow::Run { .. }, false) => {
-                        let (result, stopped) = tokio::join!(&mut work, commands::stop_job(conn, job));
+                        let stop = async {
+                            match tokio::time::timeout(STOP_PATIENCE, commands::stop_job(conn, job)).await {
+                                Ok(stopped) => stopped.map(drop).map_err(|e| e.to_string()),
+                                Err(_) => Err(format!("no answer to the stop in {} s", STOP_PATIENCE.as_secs())),
+                            }
+                        };
+                        tokio::pin!(stop);
+                        // The output goes on meanwhile, to the job's end; a
+                        // host whose stop failed is not waited for.
+                        let (result, stopped) = tokio::select! {
+                            result = &mut work => (result, stop.await),
+                            stopped = &mut stop => match stopped {
+                                Ok(()) => (work.await, Ok(())),
+                                Err(e) => {
+                                    let why = format!("interrupted, and the stop failed: {e}");
+                                    (Err(ClientError::Other(why)), Err(e))
+                                }
+                            },
+                        };
                         if let Err(e) = stopped {
                             report.stop_error = Some(format!("job {job}: {e}"));
                         }

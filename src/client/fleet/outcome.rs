@@ -24,6 +24,12 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// A host whose job was never started: a Ctrl-C came first (`why`
+    /// says when). 130, as a shell gives a command that SIGINT ended.
+    pub fn not_started(why: &str) -> Outcome {
+        Outcome::Failed { status: 130, why: format!("not started: {why}") }
+    }
+
     pub fn status(&self) -> i32 {
         match self {
             Outcome::Ok => 0,

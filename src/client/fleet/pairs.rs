@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::targets::Host;
 use crate::client::{ClientError, JobRef};
@@ -49,6 +49,14 @@ impl JobArg {
                 "`NAME ID` lines (@FILE or -) go with several hosts: give a list HOST:PORT,... or @INVENTORY"
                     .into(),
             )),
+        }
+    }
+
+    /// The file the `NAME ID` lines come from, if they come from one.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        match self {
+            JobArg::Pairs(PairSource::File(path)) => Some(path),
+            _ => None,
         }
     }
 

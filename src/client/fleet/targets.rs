@@ -4,7 +4,9 @@
 //!
 //! Invariants: every [`Host`] has a valid address and a name that is one
 //! word (so `NAME: ` prefixes and `NAME ID` pairs can be read back); names
-//! are unique within one target list.
+//! are unique within one target list. A list's and an inventory's names
+//! follow the one rule of [`check_name`], so that any host, however it was
+//! given, can be written to an inventory (`--failed`) that loads back.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +22,19 @@ pub(crate) struct Host {
     pub name: String,
     pub addr: String,
     pub labels: BTreeMap<String, String>,
+}
+
+/// Whether `name` can name a host: one word of printable characters.
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("a host name is not empty")
+    } else if name.contains(char::is_whitespace) {
+        Err("a host name is one word, without whitespace")
+    } else if name.contains(char::is_control) {
+        Err("a host name has no control characters")
+    } else {
+        Ok(())
+    }
 }
 
 /// `--select KEY=VALUE`: a host matches when its label KEY is VALUE.
@@ -98,6 +113,9 @@ fn list(spec: &str) -> Result<Vec<Host>, ClientError> {
             )));
         }
         parse_addr(addr)?;
+        check_name(addr).map_err(|rule| {
+            ClientError::Targets(format!("{addr:?} in the target list cannot be a host: {rule}"))
+        })?;
         if hosts.iter().any(|h| h.addr == addr) {
             return Err(ClientError::Targets(format!("{addr} is twice in the target list")));
         }
@@ -131,6 +149,8 @@ mod tests {
         assert!(fleet("a:1,,b:2", &[]).unwrap_err().contains("empty entry"));
         assert!(fleet("a:1,a:1", &[]).unwrap_err().contains("twice"));
         assert!(fleet("a:1,nope", &[]).unwrap_err().contains("invalid address"));
+        assert!(fleet("a:1,b c:2", &[]).unwrap_err().contains("one word"));
+        assert!(fleet("a:1,b\u{7}:2", &[]).unwrap_err().contains("control"));
         assert!(fleet("a:1,b:2", &["role=web"]).unwrap_err().contains("none of the 2 hosts"));
     }
 
