@@ -8,6 +8,12 @@
 #   bench/fleet.sh           N = 1, 10, 50; 10 runs each (about 3 minutes)
 #   bench/fleet.sh --quick   N = 1, 3; 2 runs (CI runs it via bench/run.sh)
 #
+# Then bulk output: every one of 10 hosts (3 when quick) prints 32 MiB
+# (8 MiB) of 100-byte lines; the fan-out's throughput into /dev/null, and
+# the client's peak RSS behind a slow reader. FLEET_BASELINE=BINARY also
+# measures another rcmd binary (one built before a change), alternating
+# with this one round by round, and gives the median of per-round ratios.
+#
 # pssh, pdsh and openssh-server are installed with apt if missing. Every
 # process it starts is stopped by pid; as root, ssh logs in as a throwaway
 # user whose shell is /bin/sh (root's profile here is slow), removed after.
@@ -122,3 +128,41 @@ done
 one_kib=$(peak_kib "$rcmd" "$certs" @"$tmp/inv-1.toml" run hostname)
 most_kib=$(peak_kib "$rcmd" "$certs" @"$tmp/inv-$most.toml" --fanout 64 run hostname)
 say "fleet. client peak RSS: 1 host $one_kib KiB | $most hosts $most_kib KiB | difference $(( (most_kib - one_kib) / 1024 )) MiB"
+
+# --- Bulk output ------------------------------------------------------------
+if [ "$runs" = 2 ]; then bulk_n=3; bulk_mib=8; else bulk_n=10; bulk_mib=32; fi
+bulk_inv=$(inventory "$bulk_n")
+bulk_script="yes \$(printf %099d 0) | head -c $((bulk_mib << 20))"
+# MiB/s of one bulk run of binary $1 over all hosts, into /dev/null.
+bulk_rate() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$1" "$certs" @"$bulk_inv" --fanout 64 run --rm -n sh -c "$bulk_script" >/dev/null 2>"$tmp/bulk.err" ||
+    { say "bulk run failed: $(cat "$tmp/bulk.err")"; exit 1; }
+  t1=$(date +%s%N)
+  awk -v b=$((bulk_n * bulk_mib)) -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f\n", b / (ns / 1e9) }'
+}
+# Peak RSS (MiB) of one bulk run of binary $1 whose stdout is read slowly:
+# 64 KiB at a time, 2 ms apart (at most 32 MiB/s), as a slow terminal does.
+slow_peak_mib() {
+  python3 -c 'import resource, subprocess, sys, time
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+while p.stdout.read1(65536):
+    time.sleep(0.002)
+assert p.wait() == 0
+print("%.1f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))' \
+    "$1" "$certs" @"$bulk_inv" --fanout 64 run --rm -n sh -c "$bulk_script"
+}
+binaries=("$rcmd")
+[ -n "${FLEET_BASELINE:-}" ] && binaries+=("$FLEET_BASELINE")
+for _ in $(seq "$runs"); do
+  for i in "${!binaries[@]}"; do
+    bulk_rate "${binaries[$i]}" >>"$tmp/bulk-rate-$i"
+    slow_peak_mib "${binaries[$i]}" >>"$tmp/bulk-rss-$i"
+  done
+done
+line="fleet. bulk, $bulk_n hosts x $bulk_mib MiB of 100-byte lines: rcmd $(median <"$tmp/bulk-rate-0") MiB/s into /dev/null, peak RSS behind a slow reader $(median <"$tmp/bulk-rss-0") MiB"
+if [ -n "${FLEET_BASELINE:-}" ]; then
+  line+=" | baseline $(median <"$tmp/bulk-rate-1") MiB/s, $(median <"$tmp/bulk-rss-1") MiB | rate rcmd/baseline $(paired "$tmp/bulk-rate-0" "$tmp/bulk-rate-1") (median of per-round ratios), RSS rcmd/baseline $(paired "$tmp/bulk-rss-0" "$tmp/bulk-rss-1")"
+fi
+say "$line"
