@@ -99,7 +99,7 @@ pub(crate) fn client_tls(certdir: &Path) -> Result<ClientTls, ClientError> {
         .with_crls(files.crls)
         .build()
         .map_err(|e| {
-            ClientError::Other(format!("cannot use the CA and CRL of {}: {e}", certdir.display()))
+            ClientError::Other(format!("cannot use {}: {e}", certdir.join(pki::files::CRL).display()))
         })?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
