@@ -55,6 +55,11 @@ impl Limits {
     /// that a limit never turns into a quota the kernel refuses.
     pub const MAX_CPUS: f64 = 1e6;
 
+    /// The fewest CPUs a limit may name: the kernel's smallest CPU quota,
+    /// 1 ms in each 100 ms period. A smaller one would be raised to it, so
+    /// the job would get more than it asked for: it is refused instead.
+    pub const MIN_CPUS: f64 = 0.01;
+
     /// A number of CPUs as people write it (see [`Limits::check_cpus`]).
     pub fn parse_cpus(text: &str) -> Result<f64, String> {
         let cpus = text.trim().parse::<f64>().map_err(|_| {
@@ -64,16 +69,21 @@ impl Limits {
     }
 
     /// The rule of a cpus limit wherever it is set: positive, finite, at
-    /// most [`Limits::MAX_CPUS`].
+    /// least [`Limits::MIN_CPUS`] and at most [`Limits::MAX_CPUS`].
     pub fn check_cpus(cpus: f64) -> Result<f64, String> {
-        if cpus.is_finite() && cpus > 0.0 && cpus <= Limits::MAX_CPUS {
-            Ok(cpus)
-        } else {
-            Err(format!(
+        if !(cpus.is_finite() && cpus > 0.0 && cpus <= Limits::MAX_CPUS) {
+            return Err(format!(
                 "a cpus limit must be a positive number of at most {}, such as 2 or 0.25, not {cpus:?}",
                 Limits::MAX_CPUS
-            ))
+            ));
         }
+        if cpus < Limits::MIN_CPUS {
+            return Err(format!(
+                "a cpus limit of {cpus} is too small: the least is {} (the kernel's smallest CPU quota, 1 ms per 100 ms)",
+                Limits::MIN_CPUS
+            ));
+        }
+        Ok(cpus)
     }
 }
 

@@ -137,6 +137,32 @@ async fn the_servers_limits_are_defaults_and_an_ask_above_one_is_400_naming_it()
     assert!(String::from_utf8_lossy(&out.stderr).contains("--job-memory"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpus_limit_below_the_kernels_smallest_quota_is_refused_everywhere_naming_the_least() {
+    const LEAST: &str = "the least is 0.01";
+    let server = TestServer::start(&[], &[]);
+    let owner = http_as(&server, "owner");
+    let (code, error) = put_job(&owner, &server, json!({"cmd": "true", "limits": {"cpus": 0.005}})).await;
+    assert_eq!(code, 400, "not raised to the kernel's minimum: {error}");
+    assert!(error["error"].as_str().unwrap().contains(LEAST), "{error}");
+    let (code, created) = put_job(&owner, &server, json!({"cmd": "true", "limits": {"cpus": 0.01}})).await;
+    assert_eq!(code, 200, "the least itself is taken: {created}");
+    let status = wait_status(&owner, &server, created["id"].as_u64().unwrap()).await;
+    assert_eq!((status["exit_code"].as_i64(), &status["limits"]), (Some(0), &json!({"cpus": 0.01})));
+    let out = server.rcmd("owner", &["run", "--cpus", "0.001", "true"]);
+    assert_eq!(out.status.code(), Some(2), "the CLI refuses it before asking");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(LEAST), "{}", String::from_utf8_lossy(&out.stderr));
+    let help = server.rcmd("owner", &["run", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("at least 0.01"));
+    let out = std::process::Command::new(support::server::RCMD)
+        .args(["serve", "--listen", "127.0.0.1:0", "--job-cpus", "0.001"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "the server does not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--job-cpus") && stderr.contains(LEAST), "{stderr}");
+}
+
 #[test]
 fn an_isolated_job_sees_only_itself_loopback_and_its_own_tmp_and_exits_as_its_command() {
     let server = TestServer::start(&[], &[]);

@@ -167,6 +167,10 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
         (&entry("alice", "memory = \"lots\""), "line 4, column 10: invalid size \"lots\""),
         (&entry("alice", "cpus = nan"), "line 4, column 8: a cpus limit must be a positive number"),
         (&entry("alice", "pids = 0"), "line 4, column 8: a pids limit must be at least 1"),
+        (
+            &entry("alice", "cpus = 0.005"),
+            "line 4, column 8: a cpus limit of 0.005 is too small: the least is 0.01",
+        ),
         ("[clients.alice]\nrun_as = \"rcmdt-pol-no-such-user\"\n", "no unix user"),
     ];
     let pki = support::pki::TestPki::new(&[]);

@@ -12,7 +12,8 @@ pub struct LimitFlags {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
 
-    /// CPUs' worth of time, such as 2 or 0.25 (a quarter of one CPU).
+    /// CPUs' worth of time, such as 2 or 0.25 (a quarter of one CPU); at
+    /// least 0.01, the kernel's smallest quota.
     #[arg(long, value_name = "N", value_parser = wire::Limits::parse_cpus)]
     pub cpus: Option<f64>,
 

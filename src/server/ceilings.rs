@@ -21,7 +21,8 @@ pub struct JobLimitArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub job_memory: Option<u64>,
 
-    /// CPUs' worth of time per job (0.5 is half of one CPU): default and ceiling.
+    /// CPUs' worth of time per job (0.5 is half of one CPU; at least 0.01,
+    /// the kernel's smallest quota): default and ceiling.
     #[arg(long, value_name = "N", value_parser = wire::Limits::parse_cpus)]
     pub job_cpus: Option<f64>,
 
@@ -294,6 +295,8 @@ mod tests {
         for asked in [
             wire::Limits { cpus: Some(0.0), ..Default::default() },
             wire::Limits { cpus: Some(-1.0), ..Default::default() },
+            wire::Limits { cpus: Some(0.001), ..Default::default() },
+            wire::Limits { cpus: Some(0.0099), ..Default::default() },
             wire::Limits { pids: Some(0), ..Default::default() },
             wire::Limits { memory: Some(4096), ..Default::default() },
             wire::Limits { io_read_bps: Some(0), ..Default::default() },
@@ -305,6 +308,15 @@ mod tests {
         ] {
             assert!(Ceilings::default().apply(&asked).is_err(), "{asked:?}");
         }
+    }
+
+    #[test]
+    fn a_cpus_limit_below_the_kernels_smallest_quota_is_refused_naming_the_least() {
+        let error = Ceilings::default().apply(&wire::Limits { cpus: Some(0.005), ..Default::default() });
+        let error = error.unwrap_err();
+        assert!(error.contains("a cpus limit of 0.005 is too small: the least is 0.01"), "{error}");
+        let least = Ceilings::default().apply(&wire::Limits { cpus: Some(0.01), ..Default::default() });
+        assert_eq!(least.unwrap().cpus, Some(0.01), "the least is taken as it is");
     }
 
     #[test]
