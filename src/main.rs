@@ -59,7 +59,11 @@ fn main() {
         Command::Serve(args) => {
             rcmd::server::logging::init(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-            report(runtime.map_err(anyhow::Error::from).and_then(|r| r.block_on(rcmd::server::serve(*args))))
+            report(runtime.map_err(anyhow::Error::from).and_then(|runtime| {
+                let served = runtime.block_on(rcmd::server::serve(*args));
+                runtime.shutdown_timeout(rcmd::server::RUNTIME_SHUTDOWN_LIMIT);
+                served
+            }))
         }
         Command::Completions { shell } => {
             rcmd::docs::completions(Cli::command(), shell, &mut std::io::stdout());

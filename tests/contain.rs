@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcmd::jobs::{Cgroups, JobId, JobPool, JobSpec, PoolConfig, Status, Termination};
-use support::{TempDir, marked_sleep, pids_matching, wait_no_process, wait_until};
+use rcmd::jobs::{Cgroups, JobId, JobPool, JobSpec, PoolConfig, StartLimit, Status, Termination};
+use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until};
 
 struct Contained {
     pool: JobPool,
@@ -242,4 +242,131 @@ impl Drop for Leftover {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// A pool with its own cgroups (a folder of their own) and data directory,
+/// whose starts share `limit` with other pools.
+fn contained_with(label: &str, limit: &StartLimit, max_running: usize) -> Contained {
+    let dir = TempDir::new(label);
+    let cgroups = Arc::new(Cgroups::detect(dir.path()).expect("this host has cgroups (run as root)"));
+    let mut config = PoolConfig::new(dir.path().join("data"));
+    config.cgroups = Some(Arc::clone(&cgroups));
+    config.start_limit = limit.clone();
+    config.max_running = max_running;
+    Contained { pool: JobPool::new(config).expect("pool"), cgroups, dir }
+}
+
+/// A `try_create` of `true` in a task of its own, as a request would be.
+fn create_true(pool: &Arc<JobPool>) -> tokio::task::JoinHandle<Result<JobId, rcmd::jobs::JobError>> {
+    let pool = Arc::clone(pool);
+    tokio::spawn(async move { pool.try_create(JobSpec::new("true", vec![])).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_stuck_before_exec_hold_at_most_their_pools_share_and_others_still_start() {
+    let limit = StartLimit::default();
+    let share = limit.per_pool();
+    let stuck = contained_with("contain-cap-stuck", &limit, share + 3);
+    let other = contained_with("contain-cap-other", &limit, 10);
+    let core = stuck.cgroups.folders()[0].clone();
+    let frozen = Frozen::freeze(core.clone());
+    let (cgroups, pool) = (Arc::clone(&stuck.cgroups), Arc::new(stuck.pool));
+    // A client whose starts all stick: its share is in progress (each stuck
+    // in its frozen group), the rest wait for a place and hold no thread.
+    let mut creates: Vec<_> = (0..share + 3).map(|_| create_true(&pool)).collect();
+    wait_until("the pool's share is stuck and the rest wait", Duration::from_secs(30), || {
+        pool.starts_in_progress() == share && pool.starts_waiting() == 3
+    });
+    wait_until("the stuck starts are in their groups", Duration::from_secs(30), || {
+        populated_groups(&core) == share
+    });
+    assert_eq!(limit.in_progress(), share, "the server-wide count holds them too");
+    // Another client's start is not held up by them.
+    let id = other.pool.create_job(JobSpec::new("true", vec![])).await;
+    let status = other.pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert!(populated_groups(&core) <= share, "never more than the share at once");
+    assert_eq!(pool.starts_in_progress(), share, "the other client started while these were stuck");
+    // The running quota counts waiting starts: one more is refused at once.
+    let refused = pool.try_create(JobSpec::new("true", vec![])).await;
+    assert!(matches!(refused, Err(rcmd::jobs::JobError::Quota(_))), "{refused:?}");
+    // A caller that stops waiting (a client that disconnects) gives back
+    // its unit of the quota and its place in the line.
+    let gone = creates.pop().unwrap();
+    gone.abort();
+    let _ = gone.await;
+    wait_until("the cancelled start left the line", Duration::from_secs(30), || pool.starts_waiting() == 2);
+    creates.push(create_true(&pool));
+    wait_until("its unit of the quota came back", Duration::from_secs(30), || pool.starts_waiting() == 3);
+    drop(frozen);
+    for create in creates {
+        let id = create.await.unwrap().expect("created");
+        // The first ones may have been killed by the watchdog if this took
+        // over 5 s; either way each is over.
+        pool.wait(id).await.unwrap();
+    }
+    assert_eq!((pool.starts_in_progress(), pool.starts_waiting(), limit.in_progress()), (0, 0, 0));
+    wait_until("no job group is left", Duration::from_secs(10), || subdirs(&core).is_empty());
+    drop(cgroups);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind() {
+    let c = contained("contain-shutdown-stuck");
+    let sleep = marked_sleep(c.dir.path(), "shutdown-stuck");
+    let core = c.cgroups.folders()[0].clone();
+    let frozen = Frozen::freeze(core.clone());
+    let pool = Arc::new(c.pool);
+    let create = {
+        let (pool, sleep) = (Arc::clone(&pool), sleep.clone());
+        tokio::spawn(async move { pool.create_job(JobSpec::new(sleep, vec!["1000".into()])).await })
+    };
+    wait_until("the start is stuck in its frozen group", Duration::from_secs(30), || {
+        populated_groups(&core) == 1
+    });
+    // Still frozen: only the start's watchdog can end it, and shutdown
+    // waits for that instead of leaving it behind.
+    pool.shutdown().await;
+    assert_eq!(populated_groups(&core), 0, "no process is left in a job group");
+    assert_eq!(pool.starts_in_progress(), 0);
+    let id = create.await.unwrap();
+    let status = pool.status(id).unwrap();
+    let Status::Error(message) = &status.status else { panic!("{status:?}") };
+    assert!(message.contains("stopped before it could run the program"), "{message}");
+    drop(frozen);
+    assert!(pids_matching(&sleep).is_empty());
+    wait_until("no job group is left", Duration::from_secs(10), || subdirs(&core).is_empty());
+    // Nothing starts after a shutdown.
+    let late = pool.create_job(JobSpec::new("true", vec![])).await;
+    let Status::Error(message) = pool.status(late).unwrap().status else { panic!("a late job started") };
+    assert!(message.contains("shutting down"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_starts_while_its_pool_shuts_down_is_killed_and_its_group_removed() {
+    let c = contained("contain-shutdown-late");
+    let sleep = marked_sleep(c.dir.path(), "shutdown-late");
+    let core = c.cgroups.folders()[0].clone();
+    let frozen = Frozen::freeze(core.clone());
+    let pool = Arc::new(c.pool);
+    let create = {
+        let (pool, sleep) = (Arc::clone(&pool), sleep.clone());
+        tokio::spawn(async move { pool.create_job(JobSpec::new(sleep, vec!["1000".into()])).await })
+    };
+    wait_until("the start is stuck in its frozen group", Duration::from_secs(30), || {
+        populated_groups(&core) == 1
+    });
+    let shutdown = {
+        let pool = Arc::clone(&pool);
+        tokio::spawn(async move { pool.shutdown().await })
+    };
+    // The start goes on and its program runs, during the shutdown.
+    drop(frozen);
+    shutdown.await.unwrap();
+    assert!(pids_matching(&sleep).is_empty(), "the job was killed before shutdown returned");
+    let id = create.await.unwrap();
+    let status = pool.status(id).unwrap();
+    assert!(status.finished_at.is_some(), "its end is recorded: {status:?}");
+    assert!(matches!(status.status, Status::Error(_)), "{status:?}");
+    wait_until("no job group is left", Duration::from_secs(10), || subdirs(&core).is_empty());
 }

@@ -6,11 +6,12 @@
 mod support;
 
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::server::{TestServer, get_json, http_as};
-use support::{TempDir, marked_sleep, pids_matching, wait_until};
+use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_until};
 
 /// `PUT /jobs` with `body`: (status, JSON answer).
 async fn put_job(client: &reqwest::Client, server: &TestServer, body: Value) -> (u16, Value) {
@@ -222,22 +223,6 @@ fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_o
     });
 }
 
-/// Freezes a cgroup v2 group (and every group below it) until dropped.
-struct Frozen(PathBuf);
-
-impl Frozen {
-    fn freeze(group: PathBuf) -> Frozen {
-        std::fs::write(group.join("cgroup.freeze"), "1").unwrap();
-        Frozen(group)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_stuck_before_exec_is_killed_and_the_server_keeps_answering() {
     let server = TestServer::start(&[], &[]);
@@ -261,13 +246,7 @@ async fn a_job_stuck_before_exec_is_killed_and_the_server_keeps_answering() {
             })
         })
         .collect();
-    let populated = || {
-        std::fs::read_dir(&core)
-            .unwrap()
-            .flatten()
-            .filter(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|p| !p.is_empty()))
-            .count()
-    };
+    let populated = || populated_groups(&core);
     wait_until("every start is stuck in its frozen group", Duration::from_secs(30), || populated() > STUCK);
     let status = tokio::time::timeout(
         Duration::from_secs(60),
@@ -287,6 +266,28 @@ async fn a_job_stuck_before_exec_is_killed_and_the_server_keeps_answering() {
     }
     drop(frozen);
     assert_eq!(server.ok("owner", &["run", "echo", "hi"]), "hi\n");
+}
+
+#[test]
+fn a_server_stopped_while_a_start_is_stuck_before_exec_exits_and_leaves_nothing() {
+    let dir = TempDir::new("limits-stop-stuck");
+    let sleep = marked_sleep(dir.path(), "stop-stuck");
+    let mut server = TestServer::start(&[], &[]);
+    let folders = cgroup_folders_of(server.pid());
+    let core = folders.iter().find(|f| f.starts_with("/sys/fs/cgroup/unified")).unwrap().clone();
+    let frozen = Frozen::freeze(core.clone());
+    let mut exec = server.command("owner", &["exec", &sleep, "1000"]).stdin(Stdio::null()).spawn().unwrap();
+    wait_until("the start is stuck in its frozen group", Duration::from_secs(30), || {
+        populated_groups(&core) == 1
+    });
+    // Still frozen: the server's shutdown waits for the start's watchdog,
+    // and its runtime does not wait forever for the thread stuck in clone.
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}: {}", server.log());
+    assert!(folders.iter().all(|f| !f.exists()), "the server's cgroups are gone: {}", server.log());
+    drop(frozen);
+    let _ = exec.wait();
+    assert!(pids_matching(&sleep).is_empty());
 }
 
 /// The pid of the server's guard process, if it has one running.

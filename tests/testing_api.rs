@@ -220,3 +220,47 @@ fn our_cgroup_folders() -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn dropping_the_server_while_a_job_start_is_stuck_before_exec_ends_in_bounded_time() {
+    let _serial = ONE_AT_A_TIME.blocking_lock();
+    let pki = TestPki::new();
+    let server = TestServer::start(&pki);
+    let owner = pki.client("owner");
+    let core = our_cgroup_folders().into_iter().find(|f| f.join("cgroup.freeze").exists());
+    let core = core.expect("the server's cgroup v2 folder (run as root, as CI does)");
+    // A job's process joins its group in the folder before it runs anything
+    // of the job's: frozen, it stops there, and the thread that cloned it
+    // waits. Thawed when this test ends, whatever happens.
+    struct Frozen(std::path::PathBuf);
+    impl Drop for Frozen {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
+        }
+    }
+    std::fs::write(core.join("cgroup.freeze"), "1").unwrap();
+    let _frozen = Frozen(core.clone());
+    let (client, url) = (http(owner.rustls_config()), server.url("/jobs"));
+    let start = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime
+            .block_on(async { client.put(url).body(r#"{"cmd": "true"}"#).send().await.map(|r| r.status()) })
+    });
+    wait_for("the start to be stuck in its frozen group", || {
+        let groups = std::fs::read_dir(&core).ok()?;
+        let mut procs = groups.flatten().map(|g| std::fs::read_to_string(g.path().join("cgroup.procs")));
+        procs.any(|p| p.is_ok_and(|p| !p.is_empty())).then_some(())
+    });
+    // Dropping the server (as SIGTERM stops `rcmd serve`) while the start is
+    // stuck must not wait forever for the thread stuck in clone: nothing but
+    // the start's watchdog (5 s) can end it.
+    let (dropped, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(server);
+        let _ = dropped.send(());
+    });
+    done.recv_timeout(Duration::from_secs(60)).expect("the server is gone in bounded time");
+    assert!(start.join().is_ok());
+    assert!(!core.exists(), "the server's cgroup folder is removed");
+    assert_eq!(server_threads(), Vec::<String>::new(), "threads left");
+}

@@ -22,6 +22,7 @@ use super::limits::Usage;
 use super::process::{self, ExitEvent, Process, Started};
 use super::records::{Change, End};
 use super::spool::{self, OutputReader, Progress, Sink, Stream, Truncation};
+use super::start::{Place, Reserved};
 use super::stdin::{StdinRefused, StdinSlot, StdinWriter};
 use super::store::{self, Store};
 use super::watchdog::Watchdog;
@@ -71,13 +72,15 @@ struct Lifecycle {
     oom_killed: bool,
     /// Ended by the pool's shutdown: recorded as lost.
     lost: bool,
+    /// The job's unit of its pool's running quota, until it finishes.
+    running: Option<Reserved>,
 }
 
 /// What a pool shares with its jobs: its settings, its counters, where its
 /// records and output go, and its live jobs.
 pub(crate) struct Shared {
     pub config: PoolConfig,
-    pub usage: Usage,
+    pub usage: Arc<Usage>,
     pub store: Arc<Store>,
     /// The name the pool's records are kept under.
     pub client: Arc<str>,
@@ -114,10 +117,17 @@ fn spec_json(spec: &JobSpec) -> String {
 
 impl Job {
     /// Records the job, starts its process and supervisor, and puts it in
-    /// the pool's live map. Never fails: a job that cannot start is in the
-    /// error state. Run it as a task of its own, so that a caller that stops
-    /// waiting cannot leave a started process unsupervised.
-    pub async fn start(id: JobId, spec: JobSpec, shared: Arc<Shared>) -> Arc<Job> {
+    /// the pool's live map. Never fails: a job that cannot start (no
+    /// `place`: its pool is shutting down) is in the error state. Run it as
+    /// a task of its own, so that a caller that stops waiting cannot leave a
+    /// started process unsupervised.
+    pub async fn start(
+        id: JobId,
+        spec: JobSpec,
+        shared: Arc<Shared>,
+        reserved: Reserved,
+        place: Option<Place>,
+    ) -> Arc<Job> {
         let records = &shared.store.records;
         let client = Arc::clone(&shared.client);
         let created_at = SystemTime::now();
@@ -132,21 +142,29 @@ impl Job {
             if_missing: false,
         };
         records.send(create, None);
-        let (group, started) = match start_contained(&spec, &shared.config).await {
+        let running = reserved.recorded();
+        let contained = match place {
+            Some(_) if !shared.stopping.load(Ordering::SeqCst) => {
+                start_contained(&spec, &shared.config).await
+            }
+            _ => Err(io::Error::other("its job pool is shutting down")),
+        };
+        let (group, started) = match contained {
             Ok((group, started)) => (group, Ok(started)),
             Err(e) => (None, Err(e)),
         };
         let started =
             started.map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)));
-        let (child, stdin, supervision, status) = match started {
-            Ok(Started { process, exit, stdin, stdout, stderr }) => {
-                (Some(process), StdinSlot::new(stdin), Some((exit, stdout, stderr)), Status::Running)
-            }
-            Err(e) => {
-                // Never running: it does not count as such.
-                Usage::release(&shared.usage.running);
-                (None, StdinSlot::never_started(spec.stdin), None, Status::Error(e.to_string()))
-            }
+        let (child, stdin, supervision, status, running) = match started {
+            Ok(Started { process, exit, stdin, stdout, stderr }) => (
+                Some(process),
+                StdinSlot::new(stdin),
+                Some((exit, stdout, stderr)),
+                Status::Running,
+                Some(running),
+            ),
+            // Never running: it does not count as such (`running` goes).
+            Err(e) => (None, StdinSlot::never_started(spec.stdin), None, Status::Error(e.to_string()), None),
         };
         let pid = child.as_ref().map(Process::id);
         let error = match &status {
@@ -183,6 +201,7 @@ impl Job {
                 usage: ResourceUsage::default(),
                 oom_killed: false,
                 lost: false,
+                running,
             }),
             stdin,
             events: watch::Sender::new(Progress::new(supervision.is_some())),
@@ -192,10 +211,12 @@ impl Job {
             observer.started();
         }
         job.shared.live().insert(id, Arc::clone(&job));
-        // A shutdown that began while this one started did not see it.
+        // A shutdown that began while this one started may not see it.
         if job.shared.stopping.load(Ordering::SeqCst) {
             job.signal(Signal::SIGKILL);
         }
+        // In the live map: a shutdown that drains the places sees it.
+        drop(place);
         match supervision {
             Some((exit, stdout, stderr)) => tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr])),
             None => {
@@ -384,9 +405,8 @@ impl Job {
             lifecycle.finished_at = Some(finished_at);
             lifecycle.lost = lost;
         }
-        if termination.is_some() {
-            Usage::release(&shared.usage.running);
-        }
+        // No longer running (a job that never started gave it back then).
+        drop(self.lock().running.take());
         self.events.send_modify(|p| {
             p.exited = true;
             p.finished = true;

@@ -21,8 +21,10 @@ use super::job::{self, Job, Shared};
 use super::limits::{GroupWatcher, Quota, Usage};
 use super::records::{Change, Record};
 use super::spool::{self, OutputReader, Progress, Stream};
+use super::start::{Places, Reserved, StartLimit};
 use super::stdin::{StdinRefused, StdinWriter};
 use super::store::Store;
+use super::watchdog::STUCK_LIMIT;
 use super::{JobError, JobId, JobObserver, JobSpec, JobStatus, Limits, Output};
 
 /// Settings shared by every job of a pool.
@@ -53,6 +55,9 @@ pub struct PoolConfig {
     /// The rcmd binary, which an isolated job runs as its process 1
     /// (`rcmd __init`). `None`: jobs cannot be isolated.
     pub isolate_init: Option<PathBuf>,
+    /// The caps on job starts in progress: per pool, and over every pool
+    /// made with a clone of this config (see [`StartLimit`]).
+    pub start_limit: StartLimit,
 }
 
 impl PoolConfig {
@@ -71,9 +76,15 @@ impl PoolConfig {
             cgroups: None,
             observer: None,
             isolate_init: None,
+            start_limit: StartLimit::default(),
         }
     }
 }
+
+/// How long [`JobPool::shutdown`] waits for the starts in progress: a stuck
+/// one is killed by its watchdog within [`STUCK_LIMIT`], then its group is
+/// removed.
+const START_DRAIN_LIMIT: Duration = Duration::from_secs(2 * STUCK_LIMIT.as_secs());
 
 /// Jobs listed per page when the caller asks for no particular size.
 pub const DEFAULT_PAGE: usize = 100;
@@ -96,6 +107,8 @@ pub struct Page {
 pub struct JobPool {
     shared: Arc<Shared>,
     ids: Ids,
+    /// This pool's places among the starts in progress.
+    places: Places,
     runtime: Handle,
     /// Made by [`JobPool::new`]: the store is the pool's own, and closes
     /// with it.
@@ -136,9 +149,10 @@ impl JobPool {
         let client: Arc<str> = client.into();
         Ok(JobPool {
             ids: Ids::new(Arc::clone(&client), recorded.last_id),
+            places: Places::new(config.start_limit.clone()),
             shared: Arc::new(Shared {
                 config,
-                usage,
+                usage: Arc::new(usage),
                 store: Arc::clone(store),
                 client,
                 folder: Arc::new(folder),
@@ -175,10 +189,7 @@ impl JobPool {
 
     /// Like [`JobPool::create`], for a job with stdin, limits or a user.
     pub async fn create_job(&self, spec: JobSpec) -> JobId {
-        let usage = &self.shared.usage;
-        usage.jobs.fetch_add(1, Ordering::SeqCst);
-        usage.running.fetch_add(1, Ordering::SeqCst);
-        self.start(spec).await
+        self.start(spec, Reserved::counted(&self.shared.usage)).await
     }
 
     /// Like [`JobPool::create`], but refuses a job that would exceed one of
@@ -205,24 +216,33 @@ impl JobPool {
         if spec.isolate {
             isolation_possible(config).map_err(JobError::Unsupported)?;
         }
-        if !Usage::reserve(&usage.jobs, config.max_jobs) {
-            return Err(JobError::Quota(Quota::Jobs(config.max_jobs)));
-        }
-        if !Usage::reserve(&usage.running, config.max_running) {
-            Usage::release(&usage.jobs);
-            return Err(JobError::Quota(Quota::Running(config.max_running)));
-        }
-        Ok(self.start(spec).await)
+        let reserved = Reserved::take(&self.shared.usage, config.max_jobs, config.max_running)
+            .map_err(JobError::Quota)?;
+        Ok(self.start(spec, reserved).await)
     }
 
-    /// Starts a job whose `jobs` and `running` units are already counted,
-    /// and returns once it is running (or has failed to start).
-    async fn start(&self, spec: JobSpec) -> JobId {
+    /// Starts a job whose quota units are `reserved`, once it has a place
+    /// among the starts in progress, and returns once it is running (or has
+    /// failed to start). A caller that stops waiting for the place gives
+    /// the units back; once the job has its id, it is made whole anyway.
+    async fn start(&self, spec: JobSpec, reserved: Reserved) -> JobId {
+        let place = self.places.enter().await;
         let id = self.ids.next(&self.shared.store.records);
         // A task of its own: the job is made whole even if this caller stops
         // waiting. It fails only if the runtime is shutting down.
-        let _ = self.runtime.spawn(Job::start(id, spec, Arc::clone(&self.shared))).await;
+        let _ = self.runtime.spawn(Job::start(id, spec, Arc::clone(&self.shared), reserved, place)).await;
         id
+    }
+
+    /// Job starts of this pool in progress: each holds a blocking thread
+    /// until its process has called `exec`.
+    pub fn starts_in_progress(&self) -> usize {
+        self.places.in_progress()
+    }
+
+    /// Job starts of this pool waiting for a place (see [`StartLimit`]).
+    pub fn starts_waiting(&self) -> usize {
+        self.places.waiting()
     }
 
     /// The writer of a job's stdin: one at a time, and only for a job created
@@ -425,6 +445,12 @@ impl JobPool {
     /// when it stops. The records stay.
     pub async fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        // A start in progress puts its job in the live map before it gives
+        // its place back; one stuck before `exec` ends within the watchdog's
+        // limit. Those that start meanwhile are killed below.
+        if !self.places.drain(START_DRAIN_LIMIT).await {
+            tracing::warn!(client = %self.shared.client, "job starts are still in progress; their processes are killed when their cgroups are removed");
+        }
         let jobs: Vec<Arc<Job>> = self.shared.live().values().cloned().collect();
         for job in &jobs {
             job.signal(Signal::SIGKILL);

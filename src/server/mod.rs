@@ -19,8 +19,10 @@
 //!   response memory [`budget`]; refused connections are logged through
 //!   [`refusals`] at a bounded rate.
 //!
-//! Shutdown (SIGINT or SIGTERM) stops accepting, kills and reaps every job's
-//! process group, then lets connections finish.
+//! Shutdown (SIGINT or SIGTERM) stops accepting, waits for the job starts in
+//! progress (a stuck one ends within the start watchdog's 5 s), kills and
+//! reaps every job's process group, then lets connections finish; the
+//! runtime then waits a bounded time for its blocking threads.
 
 mod accept;
 mod admin;
@@ -203,6 +205,13 @@ const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// How long connections get to finish after the jobs were killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long the server's runtime may wait for its blocking threads once
+/// [`serve`] has returned. Every job is reaped by then, and a job start
+/// stuck in `clone` has been waited for (see `JobPool::shutdown`); one that
+/// is still stuck must not hold the exit forever: dropping a runtime waits
+/// for every blocking thread.
+pub const RUNTIME_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -86,6 +86,7 @@ impl TestServer {
             if let Err(e) = runtime.block_on(crate::server::run(serve, embedding)) {
                 eprintln!("rcmd test server: {}", crate::one_line(&e));
             }
+            runtime.shutdown_timeout(crate::server::RUNTIME_SHUTDOWN_LIMIT);
         };
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())

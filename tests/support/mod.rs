@@ -115,6 +115,33 @@ pub fn marked_sleep(dir: &Path, label: &str) -> String {
     path.to_str().expect("utf-8 temp path").to_owned()
 }
 
+/// Freezes a cgroup v2 group (and every group below it) until dropped: a
+/// job's process that joins a group below it stops there, before `exec`.
+pub struct Frozen(PathBuf);
+
+impl Frozen {
+    pub fn freeze(group: PathBuf) -> Frozen {
+        std::fs::write(group.join("cgroup.freeze"), "1").unwrap();
+        Frozen(group)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
+    }
+}
+
+/// The groups right below `folder` that hold a process.
+pub fn populated_groups(folder: &Path) -> usize {
+    std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("cgroup.procs")).is_ok_and(|p| !p.is_empty()))
+        .count()
+}
+
 /// Whether a process with this pid exists and is not a zombie.
 pub fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
