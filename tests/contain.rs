@@ -310,13 +310,24 @@ async fn starts_stuck_before_exec_hold_at_most_their_pools_share_and_others_stil
     drop(cgroups);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind() {
-    let c = contained("contain-shutdown-stuck");
-    let sleep = marked_sleep(c.dir.path(), "shutdown-stuck");
-    let core = c.cgroups.folders()[0].clone();
+/// A pool whose one start is stuck before exec, in its frozen folder.
+struct StuckStart {
+    pool: Arc<JobPool>,
+    create: tokio::task::JoinHandle<JobId>,
+    /// The program the stuck job runs once it can.
+    sleep: String,
+    core: PathBuf,
+    frozen: Frozen,
+    _cgroups: Arc<Cgroups>,
+    _dir: TempDir,
+}
+
+async fn stuck_start(label: &str) -> StuckStart {
+    let Contained { pool, cgroups, dir } = contained(label);
+    let sleep = marked_sleep(dir.path(), label);
+    let core = cgroups.folders()[0].clone();
     let frozen = Frozen::freeze(core.clone());
-    let pool = Arc::new(c.pool);
+    let pool = Arc::new(pool);
     let create = {
         let (pool, sleep) = (Arc::clone(&pool), sleep.clone());
         tokio::spawn(async move { pool.create_job(JobSpec::new(sleep, vec!["1000".into()])).await })
@@ -324,6 +335,12 @@ async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind(
     wait_until("the start is stuck in its frozen group", Duration::from_secs(30), || {
         populated_groups(&core) == 1
     });
+    StuckStart { pool, create, sleep, core, frozen, _cgroups: cgroups, _dir: dir }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind() {
+    let StuckStart { pool, create, sleep, core, frozen, .. } = stuck_start("shutdown-stuck").await;
     // Still frozen: only the start's watchdog can end it, and shutdown
     // waits for that instead of leaving it behind.
     pool.shutdown().await;
@@ -344,18 +361,7 @@ async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_starts_while_its_pool_shuts_down_is_killed_and_its_group_removed() {
-    let c = contained("contain-shutdown-late");
-    let sleep = marked_sleep(c.dir.path(), "shutdown-late");
-    let core = c.cgroups.folders()[0].clone();
-    let frozen = Frozen::freeze(core.clone());
-    let pool = Arc::new(c.pool);
-    let create = {
-        let (pool, sleep) = (Arc::clone(&pool), sleep.clone());
-        tokio::spawn(async move { pool.create_job(JobSpec::new(sleep, vec!["1000".into()])).await })
-    };
-    wait_until("the start is stuck in its frozen group", Duration::from_secs(30), || {
-        populated_groups(&core) == 1
-    });
+    let StuckStart { pool, create, sleep, core, frozen, .. } = stuck_start("shutdown-late").await;
     let shutdown = {
         let pool = Arc::clone(&pool);
         tokio::spawn(async move { pool.shutdown().await })
