@@ -228,3 +228,24 @@ fn a_job_list_page_over_the_cap_is_asked_for_again_in_smaller_pages() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(host.requests(), ["GET /jobs?", "GET /jobs?limit=50"]);
 }
+
+#[test]
+fn ctrl_c_gives_up_on_a_host_that_never_answers_the_request_for_its_job() {
+    let fleet = Fleet::loopback(1, "q");
+    let mute = Hostile::start(tls(&fleet), |_| Answer::Silence);
+    let targets = format!("{},{}", fleet.hosts[0].addr, mute.addr);
+    let client = Running::spawn(&mut fleet.client(&[], &targets, &["run", "sleep", "300"]));
+    mute.wait_for("PUT /jobs", 1);
+    wait_until("q1's job runs", Duration::from_secs(60), || {
+        jobs_on(&fleet, &fleet.hosts[0]).iter().any(|j| j["status"] == "running")
+    });
+    kill(client.pid(), Signal::SIGINT).unwrap();
+    let (status, _, err) = client.finish();
+    assert_eq!(status, Some(255), "{err}");
+    let line = format!(
+        "rcmd: unreachable {}: interrupted, and the request for the job got no answer in 10 s: a job may have started there\n",
+        mute.addr
+    );
+    assert!(err.contains(&line), "{err}");
+    assert_eq!(jobs_on(&fleet, &fleet.hosts[0])[0]["signal"], 15, "the other host's job was stopped");
+}

@@ -69,7 +69,8 @@ use verified::Verified;
 
 const DEFAULT_FANOUT: u32 = 32;
 
-/// How long a host has to answer the stop that a Ctrl-C sends. A server
+/// How long a host has to answer the stop that a Ctrl-C sends (or the
+/// request for its job, if that was under way). A server
 /// answers once the job has ended: at once for most jobs, after its grace
 /// period (5 s unless `serve --stop-grace` says otherwise) for one that
 /// ignores SIGTERM. A host that takes longer must not keep us from exiting;
@@ -360,7 +361,8 @@ impl Fleet {
     /// A job's creation on a host, abandoned (`None`) if Ctrl-C comes while
     /// the host has not yet shown its certificate: nothing can have reached
     /// it then, so no job is left there. Once it has, the job may exist,
-    /// so its id is awaited, and the job is stopped with the others.
+    /// so its id is awaited (as long as a stop is), and the job is stopped
+    /// with the others.
     async fn create_unless_interrupted(
         &self,
         create: impl Future<Output = Result<JobRef, ClientError>>,
@@ -372,7 +374,16 @@ impl Fleet {
             job = &mut create => return job.map(Some),
             _ = interrupted(&mut interrupt) => {}
         }
-        if verified.yet() { create.await.map(Some) } else { Ok(None) }
+        if !verified.yet() {
+            return Ok(None);
+        }
+        match tokio::time::timeout(STOP_PATIENCE, create).await {
+            Ok(job) => job.map(Some),
+            Err(_) => Err(ClientError::Other(format!(
+                "interrupted, and the request for the job got no answer in {} s: a job may have started there",
+                STOP_PATIENCE.as_secs()
+            ))),
+        }
     }
 
     /// A finished job's outcome: ok for status 0, else failed with it.
