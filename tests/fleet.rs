@@ -297,3 +297,33 @@ fn a_host_whose_certificate_is_revoked_is_refused_by_a_client_with_the_crl() {
     let one = fleet.client(&[], &fleet.hosts[0].addr, &["list"]).output().unwrap();
     assert_eq!(one.status.code(), Some(255), "{}", stderr(&one));
 }
+
+/// Waits for `child`: its exit code and its own peak RSS in KiB (wait4's
+/// rusage: this child only, not the test's other children).
+fn wait_with_peak_rss(child: std::process::Child) -> (Option<i32>, i64) {
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    let pid = child.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, usage.ru_maxrss)
+}
+
+#[test]
+fn a_huge_inventory_costs_the_client_its_list_not_a_part_per_host() {
+    const HOSTS: usize = 20_000;
+    let fleet = Fleet::new();
+    let dead = closed_addr();
+    let names: Vec<String> = (0..HOSTS).map(|i| format!("d{i}")).collect();
+    let extra: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), dead.as_str())).collect();
+    let inventory = fleet.inventory("huge.toml", &extra);
+    let client = fleet
+        .client(&[], &at(&inventory), &["--fanout", "64", "run", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, peak_kib) = wait_with_peak_rss(client);
+    assert_eq!(code, Some(255));
+    // Every host's part made up front took about 8 KiB each: 174 MiB here.
+    assert!(peak_kib < 100 << 10, "the client peaked at {peak_kib} KiB for {HOSTS} hosts");
+}

@@ -8,8 +8,10 @@
 //! host's part with the single-host pieces of [`super::commands`].
 //!
 //! Invariants:
-//! * One runtime thread and no task per host: every host's part is a future
-//!   polled in one `join_all`.
+//! * One runtime thread and no task per host: every host's part is a future,
+//!   polled in one stream that holds at most `--fanout` of them, so the
+//!   client's memory does not grow with the number of hosts beyond their
+//!   list and their outcomes.
 //! * At most `--fanout` hosts are in progress, each over one HTTP/2
 //!   connection; a host's connection is closed before its slot goes to the
 //!   next host, so `--fanout` bounds open connections.
@@ -47,7 +49,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 
 pub use pairs::JobArg;
@@ -97,9 +99,17 @@ pub(crate) async fn run(args: ClientArgs, hosts: Vec<Host>) -> Result<i32, Clien
         None => hosts.iter().map(|h| (h, None)).collect(),
     };
     let mut stdins = fleet.stdins(&args, work.len())?.into_iter();
-    let parts =
-        join_all(work.iter().map(|(host, job)| fleet.part(host, job.as_ref(), stdins.next(), &args.command)));
-    let reports = if matches!(args.command, ClientCommand::Run { .. }) {
+    let (fleet, command) = (&fleet, &args.command);
+    // A host's part is made only when a slot may be free: each holds a few
+    // KiB, so a huge inventory must not have them all at once.
+    let parts = stream::iter(work.iter().enumerate())
+        .map(|(i, (host, job))| {
+            let stdin = stdins.next();
+            async move { (i, fleet.part(host, job.as_ref(), stdin, command).await) }
+        })
+        .buffer_unordered(fleet.fanout)
+        .collect::<Vec<_>>();
+    let mut reports = if matches!(args.command, ClientCommand::Run { .. }) {
         match fleet.interruptible(parts).await {
             Ok(reports) => reports,
             Err(code) => return Ok(code),
@@ -107,6 +117,8 @@ pub(crate) async fn run(args: ClientArgs, hosts: Vec<Host>) -> Result<i32, Clien
     } else {
         parts.await
     };
+    reports.sort_by_key(|(i, _)| *i);
+    let reports: Vec<Report> = reports.into_iter().map(|(_, report)| report).collect();
     if let Some(e) = fleet.output_failure.take() {
         return Err(e);
     }
@@ -142,6 +154,8 @@ fn job_arg(command: &ClientCommand) -> Option<&JobArg> {
 struct Fleet {
     tls: ClientTls,
     connect_timeout: Duration,
+    /// `--fanout`: hosts in progress at once, each holding a slot.
+    fanout: usize,
     slots: Semaphore,
     prefix: bool,
     json: bool,
@@ -171,10 +185,12 @@ impl Fleet {
         use std::os::fd::AsFd;
         let stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned().map_err(ClientError::write)?);
         let stderr = File::from(std::io::stderr().as_fd().try_clone_to_owned().map_err(ClientError::write)?);
+        let fanout = args.fanout.unwrap_or(DEFAULT_FANOUT) as usize;
         Ok(Fleet {
             tls: client_tls(&args.certdir)?,
             connect_timeout: args.connect_timeout,
-            slots: Semaphore::new(args.fanout.unwrap_or(DEFAULT_FANOUT) as usize),
+            fanout,
+            slots: Semaphore::new(fanout),
             prefix: !args.no_prefix,
             json: args.json,
             stdout: Arc::new(stdout),
@@ -195,7 +211,7 @@ impl Fleet {
         if std::io::stdin().is_terminal() {
             return Ok(Vec::new());
         }
-        if hosts > self.slots.available_permits() {
+        if hosts > self.fanout {
             // Only probe: a stdin of /dev/null or none is no stdin at all.
             if LocalStdin::open_many(0).is_none() {
                 return Ok(Vec::new());
@@ -203,7 +219,7 @@ impl Fleet {
             return Err(ClientError::Targets(format!(
                 "run sends its stdin to every host at once, but --fanout {} is below the {hosts} hosts: \
                  raise --fanout to {hosts}, or give run -n for no stdin",
-                self.slots.available_permits()
+                self.fanout
             )));
         }
         Ok(LocalStdin::open_many(hosts).unwrap_or_default())
