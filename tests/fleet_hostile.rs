@@ -108,6 +108,24 @@ fn jobs_on(fleet: &Fleet, host: &support::fleet::Host) -> Vec<serde_json::Value>
     list["jobs"].as_array().unwrap().clone()
 }
 
+/// Runs `sleep 300` on the fleet's one real host and on `hostile`; once
+/// `ready` has seen the hostile host get as far as the test wants and the
+/// real host's job runs, sends SIGINT. The client's exit status and stderr;
+/// the real host's job must have been stopped.
+fn interrupt_beside(fleet: &Fleet, hostile: &Hostile, ready: impl FnOnce()) -> (Option<i32>, String) {
+    let targets = format!("{},{}", fleet.hosts[0].addr, hostile.addr);
+    let client = Running::spawn(&mut fleet.client(&[], &targets, &["run", "sleep", "300"]));
+    ready();
+    wait_until("the real host's job runs", Duration::from_secs(60), || {
+        jobs_on(fleet, &fleet.hosts[0]).iter().any(|j| j["status"] == "running")
+    });
+    kill(client.pid(), Signal::SIGINT).unwrap();
+    let (status, _, err) = client.finish();
+    let jobs = jobs_on(fleet, &fleet.hosts[0]);
+    assert_eq!(jobs[0]["signal"], 15, "the real host's job was stopped: {jobs:?}\n{err}");
+    (status, err)
+}
+
 #[test]
 fn a_hosts_oversized_answer_is_refused_without_reading_it() {
     const FLOOD: usize = 256 << 20;
@@ -192,14 +210,7 @@ fn ctrl_c_gives_up_on_a_host_that_never_answers_the_stop_and_names_it() {
         r if r.starts_with("GET /jobs/1/output/") => Answer::Endless,
         _ => Answer::Silence,
     });
-    let targets = format!("{},{}", fleet.hosts[0].addr, mute.addr);
-    let client = Running::spawn(&mut fleet.client(&[], &targets, &["run", "sleep", "300"]));
-    mute.wait_for("GET /jobs/1/output/", 2);
-    wait_until("s1's job runs", Duration::from_secs(60), || {
-        jobs_on(&fleet, &fleet.hosts[0]).iter().any(|j| j["status"] == "running")
-    });
-    kill(client.pid(), Signal::SIGINT).unwrap();
-    let (status, _, err) = client.finish();
+    let (status, err) = interrupt_beside(&fleet, &mute, || mute.wait_for("GET /jobs/1/output/", 2));
     assert!(mute.requests().iter().any(|r| r == "POST /jobs/1/stop"), "{:?}", mute.requests());
     assert_eq!(status, Some(255), "{err}");
     assert!(
@@ -210,8 +221,6 @@ fn ctrl_c_gives_up_on_a_host_that_never_answers_the_stop_and_names_it() {
         "{err}"
     );
     assert!(err.contains("rcmd: 2 hosts: 0 ok, 1 failed, 1 unreachable\n"), "{err}");
-    let jobs = jobs_on(&fleet, &fleet.hosts[0]);
-    assert_eq!(jobs[0]["signal"], 15, "the other host's job was stopped: {jobs:?}");
 }
 
 #[test]
@@ -233,19 +242,11 @@ fn a_job_list_page_over_the_cap_is_asked_for_again_in_smaller_pages() {
 fn ctrl_c_gives_up_on_a_host_that_never_answers_the_request_for_its_job() {
     let fleet = Fleet::loopback(1, "q");
     let mute = Hostile::start(tls(&fleet), |_| Answer::Silence);
-    let targets = format!("{},{}", fleet.hosts[0].addr, mute.addr);
-    let client = Running::spawn(&mut fleet.client(&[], &targets, &["run", "sleep", "300"]));
-    mute.wait_for("PUT /jobs", 1);
-    wait_until("q1's job runs", Duration::from_secs(60), || {
-        jobs_on(&fleet, &fleet.hosts[0]).iter().any(|j| j["status"] == "running")
-    });
-    kill(client.pid(), Signal::SIGINT).unwrap();
-    let (status, _, err) = client.finish();
+    let (status, err) = interrupt_beside(&fleet, &mute, || mute.wait_for("PUT /jobs", 1));
     assert_eq!(status, Some(255), "{err}");
     let line = format!(
         "rcmd: unreachable {}: interrupted, and the request for the job got no answer in 10 s: a job may have started there\n",
         mute.addr
     );
     assert!(err.contains(&line), "{err}");
-    assert_eq!(jobs_on(&fleet, &fleet.hosts[0])[0]["signal"], 15, "the other host's job was stopped");
 }
