@@ -243,7 +243,7 @@ fn failed_hosts_of_a_list_are_written_atomically_past_a_symlink_and_reload_as_th
 }
 
 #[test]
-fn failed_file_that_the_command_reads_is_refused_before_anything_runs() {
+fn failed_file_that_the_command_reads_or_in_no_folder_is_refused_before_anything_runs() {
     let fleet = Fleet::loopback(1, "r");
     let inventory = fleet.inventory("hosts.toml", &[]);
     let original = std::fs::read_to_string(&inventory).unwrap();
@@ -268,6 +268,13 @@ fn failed_file_that_the_command_reads_is_refused_before_anything_runs() {
         assert!(err.contains("which this command reads: give --failed another file"), "{file}: {err}");
         assert_eq!(err.lines().count(), 1, "{file}: {err}");
     }
+    let nowhere = fleet.path("no/such/folder/failed.toml");
+    let out = fleet
+        .client(&[], &at(&inventory), &["--failed", nowhere.to_str().unwrap(), "run", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("its folder does not exist"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&inventory).unwrap(), original);
     assert_eq!(std::fs::read_to_string(&pairs).unwrap(), "r1 1\n");
     assert_eq!(jobs_on(&fleet, &fleet.hosts[0]).len(), 0, "nothing ran");

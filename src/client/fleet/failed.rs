@@ -24,8 +24,15 @@ use crate::client::ClientError;
 pub(crate) struct FailedFile(PathBuf);
 
 impl FailedFile {
-    /// Refuses `path` when it is the same file as one of `inputs`.
+    /// Refuses `path` when it is the same file as one of `inputs`, or when
+    /// its folder does not exist (better said now than after the run).
     pub fn new(path: &Path, inputs: &[&Path]) -> Result<FailedFile, ClientError> {
+        if !folder_of(path).is_dir() {
+            return Err(ClientError::Targets(format!(
+                "--failed {}: its folder does not exist: give a file in an existing folder",
+                path.display()
+            )));
+        }
         let same = |a: &fs::Metadata, b: &fs::Metadata| (a.dev(), a.ino()) == (b.dev(), b.ino());
         if let Ok(target) = fs::metadata(path)
             && let Some(input) =
@@ -49,10 +56,7 @@ impl FailedFile {
 
 /// Replaces `path` with a file holding `contents`, atomically.
 fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     let name = path.file_name().ok_or_else(|| io::Error::other("that names no file"))?;
     let (tmp, mut file) = new_beside(dir, &name.to_string_lossy())?;
     let written =
@@ -62,6 +66,14 @@ fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
     }
     written?;
     File::open(dir)?.sync_all()
+}
+
+/// The folder `path` is in.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// A file of our own in `dir`, under a name nobody else is using: created
