@@ -19,10 +19,10 @@ use tokio::sync::watch;
 use super::cgroup::{JobGroup, ResourceUsage};
 use super::data_dir::Folder;
 use super::limits::Usage;
-use super::process::{self, ExitEvent, Process, Started};
+use super::process::{self, ExitEvent, Process, Spawned, Started};
 use super::records::{Change, End};
 use super::spool::{self, OutputReader, Progress, Sink, Stream, Truncation};
-use super::start::{Place, Reserved};
+use super::start::{Place, Reserved, Unclaimed};
 use super::stdin::{StdinRefused, StdinSlot, StdinWriter};
 use super::store::{self, Store};
 use super::watchdog::Watchdog;
@@ -149,7 +149,7 @@ impl Job {
             }
             _ => Err(io::Error::other("its job pool is shutting down")),
         };
-        let (group, started) = match contained {
+        let (group, started) = match contained.map(Unclaimed::claim) {
             Ok((group, started)) => (group, Ok(started)),
             Err(e) => (None, Err(e)),
         };
@@ -545,42 +545,38 @@ pub(crate) fn read_output(
     Ok(output)
 }
 
-/// Makes the job's cgroups (on a host that has them) and starts its process
-/// in them, on a blocking thread under a [`Watchdog`]. Without cgroups, a
-/// job that asks for limits cannot start.
-async fn start_contained(spec: &JobSpec, config: &PoolConfig) -> io::Result<(Option<JobGroup>, Started)> {
+/// Makes the job's cgroups (on a host that has them), starts its process
+/// in them and registers it with the runtime, all on a blocking thread
+/// under a [`Watchdog`]. Without cgroups, a job that asks for limits cannot
+/// start. What a start made is [`Unclaimed`] until its job takes it.
+async fn start_contained(spec: &JobSpec, config: &PoolConfig) -> io::Result<Unclaimed> {
     let watchdog = Arc::new(Watchdog::default());
     let blocking = {
         let (spec, watchdog) = (spec.clone(), Arc::clone(&watchdog));
         let (cgroups, init) = (config.cgroups.clone(), config.isolate_init.clone());
         tokio::task::spawn_blocking(move || {
-            let Some(cgroups) = cgroups else {
-                if spec.limits != Limits::default() {
+            let group = match cgroups {
+                Some(cgroups) => Some(cgroups.create(&spec.limits)?),
+                None if spec.limits != Limits::default() => {
                     return Err(io::Error::new(
                         io::ErrorKind::Unsupported,
                         "this server has no cgroups to enforce limits with",
                     ));
                 }
-                return Ok((None, process::start(&spec, &[], init.as_deref(), &watchdog)?));
+                None => None,
             };
-            let group = cgroups.create(&spec.limits)?;
-            match process::start(&spec, &group.procs, init.as_deref(), &watchdog) {
-                Ok(spawned) => Ok((Some(group), spawned)),
+            let made = Unclaimed::new(group, RETIRE_LIMIT);
+            // On this thread, as the failure of either may wait for the
+            // child to exit.
+            match process::start(&spec, made.procs(), init.as_deref(), &watchdog).and_then(Spawned::register)
+            {
+                Ok(started) => Ok(made.started(started)),
                 Err(e) => {
-                    group.remove_blocking(RETIRE_LIMIT);
+                    made.discard();
                     Err(e)
                 }
             }
         })
     };
-    let (group, spawned) = watchdog.watch(blocking).await.map_err(io::Error::other)??;
-    match spawned.register() {
-        Ok(started) => Ok((group, started)),
-        Err(e) => {
-            if let Some(group) = group {
-                tokio::task::spawn_blocking(move || group.remove_blocking(RETIRE_LIMIT));
-            }
-            Err(e)
-        }
-    }
+    watchdog.watch(blocking).await.map_err(io::Error::other)?
 }

@@ -9,7 +9,7 @@
 //! nothing blocked and, for a policy user, that user's ids, groups, home
 //! directory and clean environment. Everything it needs is prepared here,
 //! in the parent, because the child may not allocate. [`start`] blocks until
-//! the child has exec'd, so it runs on a blocking thread; the async side then
+//! the child has exec'd, so it runs on a blocking thread, which then
 //! [registers](Spawned::register) the process's handles with the runtime.
 
 use std::ffi::{CString, c_char};
@@ -147,8 +147,9 @@ pub(crate) fn start(
 
 impl Spawned {
     /// Registers the process's pidfd and pipes with the current tokio
-    /// runtime (call inside its context). On failure the process is killed
-    /// and reaped: it could not be supervised.
+    /// runtime (call inside its context, on a blocking thread). On failure
+    /// the process is killed and reaped (which blocks until it has exited):
+    /// it could not be supervised.
     pub fn register(self) -> io::Result<Started> {
         let Spawned { process, pidfd, stdin, stdout, stderr } = self;
         let handles = (|| {

@@ -1,7 +1,9 @@
 //! What a job's start holds until its job is made: units of its pool's
-//! quotas ([`Reserved`]) and a place among the starts in progress
-//! ([`Place`]). Each is given back when dropped, so a start whose caller
-//! stops waiting, or that panics, leaks none of them.
+//! quotas ([`Reserved`]), a place among the starts in progress
+//! ([`Place`]), and its new cgroup and process ([`Unclaimed`]). Each is
+//! given back when dropped, so a start whose caller stops waiting, that
+//! panics, or whose task the runtime drops at its shutdown, leaks none of
+//! them.
 //!
 //! A start clones the job's process on one of the runtime's blocking
 //! threads, which also serve the file IO of everything else, and a start
@@ -29,14 +31,21 @@
 //!   sees every job that was started.
 //! * **A drained pool starts nothing.** Once [`Places::drain`] has begun,
 //!   every start that gets a place or waits for one is told to give up.
+//! * **Nothing started is unsupervised.** A job's cgroup and process are
+//!   [`Unclaimed`] until its job takes them; dropped before that, they are
+//!   killed, reaped and removed, off the async workers.
 
+use std::ffi::CString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::cgroup::JobGroup;
 use super::limits::{Quota, Usage};
+use super::process::{self, Started};
 
 /// The caps on starts in progress.
 #[derive(Debug, Clone)]
@@ -197,6 +206,75 @@ impl Drop for Reserved {
     }
 }
 
+/// A new job's cgroup (if it has one) and, once started, its process,
+/// until its job takes them ([`Unclaimed::claim`]). Dropped before that,
+/// everything in them is killed, the process reaped and the group removed,
+/// on a blocking thread.
+pub(crate) struct Unclaimed {
+    group: Option<JobGroup>,
+    started: Option<Started>,
+    /// How long removing the group may wait for its processes to exit.
+    retire_limit: Duration,
+}
+
+impl Unclaimed {
+    pub fn new(group: Option<JobGroup>, retire_limit: Duration) -> Unclaimed {
+        Unclaimed { group, started: None, retire_limit }
+    }
+
+    /// The `cgroup.procs` files the job's process joins.
+    pub fn procs(&self) -> &[CString] {
+        self.group.as_ref().map_or(&[], |group| &group.procs)
+    }
+
+    /// Its process is started.
+    pub fn started(mut self, started: Started) -> Unclaimed {
+        self.started = Some(started);
+        self
+    }
+
+    /// The job takes its group and process (started: see
+    /// [`Unclaimed::started`]).
+    pub fn claim(mut self) -> (Option<JobGroup>, Started) {
+        let started = self.started.take().expect("claimed once started");
+        (self.group.take(), started)
+    }
+
+    /// Kills, reaps and removes all it holds now: on a blocking thread.
+    pub fn discard(mut self) {
+        release(self.group.take(), self.started.take(), self.retire_limit);
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        let (group, started, limit) = (self.group.take(), self.started.take(), self.retire_limit);
+        if group.is_none() && started.is_none() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || release(group, started, limit))),
+            Err(_) => release(group, started, limit),
+        }
+    }
+}
+
+/// Kills everything in `group` and the process group of `started`, reaps
+/// its process, and removes the group. Blocks.
+fn release(group: Option<JobGroup>, started: Option<Started>, retire_limit: Duration) {
+    if let Some(group) = &group {
+        group.kill();
+    }
+    if let Some(started) = started {
+        // Unreaped until the wait: the process group's id is still its own.
+        process::signal_group(started.process.id(), Signal::SIGKILL);
+        let _ = started.process.wait();
+    }
+    if let Some(group) = group {
+        group.remove_blocking(retire_limit);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +331,30 @@ mod tests {
         assert!(a.drain(Duration::from_secs(60)).await, "nothing in progress");
         assert!(a.enter().await.is_none(), "a drained pool gives no place");
         assert_eq!((a.waiting(), limit.in_progress()), (0, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_that_panics_before_its_job_claims_its_process_leaves_none() {
+        let started = tokio::task::spawn_blocking(|| {
+            let spec = super::super::JobSpec::new("sleep", vec!["1000".into()]);
+            let watchdog = super::super::watchdog::Watchdog::default();
+            let started = process::start(&spec, &[], None, &watchdog).and_then(process::Spawned::register);
+            let made = Unclaimed::new(None, Duration::from_secs(10)).started(started.unwrap());
+            let pid = made.started.as_ref().unwrap().process.id();
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _made = made;
+                panic!("a bug between the start and the job");
+            }));
+            (pid, unwound.is_err())
+        });
+        let (pid, panicked) = started.await.unwrap();
+        assert!(panicked);
+        // Killed and reaped (by a blocking task of its own): gone entirely.
+        let gone = std::path::PathBuf::from(format!("/proc/{pid}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while gone.exists() {
+            assert!(std::time::Instant::now() < deadline, "process {pid} is still there");
+            tokio::task::yield_now().await;
+        }
     }
 }
