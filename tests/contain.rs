@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcmd::jobs::{Cgroups, JobId, JobPool, JobSpec, PoolConfig, StartLimit, Status, Termination};
+use rcmd::jobs::{
+    Cgroups, JobId, JobPool, JobSpec, JobStatus, Limits, PoolConfig, StartLimit, Status, Termination,
+};
 use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until};
 
 struct Contained {
@@ -32,9 +34,18 @@ impl Contained {
         self.pool.create_job(JobSpec::new("sh", vec!["-c".into(), script.into()])).await
     }
 
-    /// Job groups left in our folders.
+    /// Job groups left in our folders (not the empty spares kept for
+    /// later jobs).
     fn groups_left(&self) -> Vec<PathBuf> {
-        self.cgroups.folders().iter().flat_map(|f| subdirs(f)).collect()
+        let spares = self.cgroups.spare_groups();
+        let groups = self.cgroups.folders().iter().flat_map(|f| subdirs(f)).collect::<Vec<_>>();
+        groups.into_iter().filter(|g| !spares.contains(g)).collect()
+    }
+
+    async fn run_limited(&self, limits: Limits, script: &str) -> JobStatus {
+        let spec = JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script.into()]) };
+        let id = self.pool.create_job(spec).await;
+        self.pool.wait(id).await.unwrap()
     }
 }
 
@@ -176,6 +187,69 @@ async fn no_job_group_is_left_after_a_thousand_jobs_and_the_folders_go_with_the_
     for folder in folders {
         assert!(!folder.exists(), "{} is removed", folder.display());
     }
+}
+
+/// Grows a string to 200 MiB: past a 64 MiB limit.
+const HOG: &str = r#"awk 'BEGIN { s = "x"; while (length(s) < 209715200) s = s s; print length(s) }'"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_last_job() {
+    let c = contained("contain-reuse");
+    let folder_of = |controller: &str| {
+        let folders = c.cgroups.folders();
+        folders.into_iter().find(|f| f.components().any(|part| part.as_os_str() == controller)).unwrap()
+    };
+    let (memory, blkio) = (folder_of("memory"), folder_of("blkio"));
+    let all = Limits {
+        memory: Some(64 << 20),
+        cpus: Some(0.5),
+        pids: Some(50),
+        io_read_bps: Some(1 << 20),
+        io_write_bps: Some(2 << 20),
+    };
+    let first = c.run_limited(all, "true").await;
+    assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
+    let spares = c.cgroups.spare_groups();
+    assert_eq!(spares.len(), 4, "one per limited hierarchy: {spares:?}");
+    assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
+    let spare_in = |folder: &Path| spares.iter().find(|s| s.starts_with(folder)).unwrap().clone();
+    let (memory_group, blkio_group) = (spare_in(&memory), spare_in(&blkio));
+    let read =
+        |group: &Path, file: &str| std::fs::read_to_string(group.join(file)).unwrap().trim().to_owned();
+
+    // The first job blows its memory limit; the next in the same group
+    // (it is the only spare) is not reported as OOM-killed, and its peak is
+    // its own.
+    let hog = c.run_limited(Limits { memory: Some(64 << 20), ..Limits::default() }, HOG).await;
+    assert!(hog.oom_killed, "{hog:?}");
+    let small = c
+        .run_limited(
+            Limits { memory: Some(64 << 20), ..Limits::default() },
+            "grep :memory: /proc/self/cgroup",
+        )
+        .await;
+    assert_eq!(small.status, Status::Completed(Termination::Exited(0)), "{small:?}");
+    let printed = String::from_utf8(c.pool.output(small.id).unwrap().stdout).unwrap();
+    let memory_name = memory_group.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(printed.trim_end().ends_with(&format!("/{memory_name}")), "it reused {memory_name}: {printed}");
+    assert!(!small.oom_killed, "the last job's OOM kill is not this one's: {small:?}");
+    let peak = small.usage.memory_peak.unwrap();
+    assert!(peak < 32 << 20, "peak {peak} is this job's, not the last one's 64 MiB");
+
+    // Limits raised past the old ones, and an IO rule the job did not ask
+    // for, removed.
+    let raised = Limits { memory: Some(256 << 20), io_write_bps: Some(3 << 20), ..Limits::default() };
+    let raised = c.run_limited(raised, "true").await;
+    assert_eq!(raised.status, Status::Completed(Termination::Exited(0)), "{raised:?}");
+    assert_eq!(read(&memory_group, "memory.limit_in_bytes"), (256u64 << 20).to_string());
+    assert_eq!(read(&memory_group, "memory.memsw.limit_in_bytes"), (256u64 << 20).to_string());
+    assert_eq!(read(&blkio_group, "blkio.throttle.read_bps_device"), "", "the read rule is gone");
+    assert!(read(&blkio_group, "blkio.throttle.write_bps_device").ends_with(&format!(" {}", 3 << 20)));
+    // Lowered again below the old ones.
+    let lowered = c.run_limited(Limits { memory: Some(32 << 20), ..Limits::default() }, "true").await;
+    assert_eq!(lowered.status, Status::Completed(Termination::Exited(0)), "{lowered:?}");
+    assert_eq!(read(&memory_group, "memory.limit_in_bytes"), (32u64 << 20).to_string());
+    assert_eq!(read(&memory_group, "memory.memsw.limit_in_bytes"), (32u64 << 20).to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

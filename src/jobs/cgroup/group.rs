@@ -1,15 +1,19 @@
 //! One job's groups: made with its limits before the job starts, killed as a
-//! whole, read for usage, and removed once empty. Also [`purge`], which does
-//! all of that to every group in a folder, for a server that is gone.
+//! whole, read for usage, and removed once empty (its v1 groups may be kept
+//! for a later job instead, see [`super::spares`]). Also [`purge`], which
+//! does all of that to every group in a folder, for a server that is gone.
 
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+use super::spares::Spares;
 
 /// How the processes of a group are all killed at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,19 +34,78 @@ pub struct ResourceUsage {
     pub memory_peak: Option<u64>,
 }
 
-/// A job's groups, one per hierarchy it needs, all of the same name.
+/// A job's groups, one per hierarchy it needs. The core group is named
+/// after the job; a v1 group may carry the name of an earlier job that
+/// used it.
 #[derive(Debug)]
 pub(crate) struct JobGroup {
     /// The group that every job has, and how to kill it.
     pub core: PathBuf,
     pub kill: Kill,
     /// Groups of the v1 controllers this job's limits need.
-    pub limited: Vec<PathBuf>,
+    pub limited: Vec<Limited>,
     /// Where CPU time and memory are counted, if anywhere.
     pub cpu_stat: Option<CpuStat>,
     pub memory: Option<MemoryStat>,
+    /// The memory group's `oom_kill` count before this job: a reused v1
+    /// group goes on counting from its earlier jobs.
+    pub oom_kills_before: u64,
     /// `cgroup.procs` of every group: the job's process writes "0" to each.
     pub procs: Vec<CString>,
+    /// Where the emptied v1 groups go.
+    pub spares: Arc<Spares>,
+}
+
+/// One of a job's v1 groups.
+#[derive(Debug)]
+pub(crate) struct Limited {
+    pub dir: PathBuf,
+    /// The index of the server's v1 folder that holds it.
+    pub folder: usize,
+    /// Whether an earlier job used it (its limit files hold that job's).
+    pub reused: bool,
+    /// Whether it is in the pids hierarchy, where a process counts until
+    /// it is reaped, not only until it exits.
+    pub counts_pids: bool,
+    /// Whether it is no longer this job's: given to the spares, or removed.
+    /// Under a lock, so that two removers cannot both give it away.
+    released: Mutex<bool>,
+}
+
+impl Limited {
+    pub fn new(dir: PathBuf, folder: usize, reused: bool, counts_pids: bool) -> Limited {
+        Limited { dir, folder, reused, counts_pids, released: Mutex::new(false) }
+    }
+
+    /// The group's directory while it is still this job's.
+    fn dir(&self) -> Option<&Path> {
+        (!*self.released_lock()).then_some(self.dir.as_path())
+    }
+
+    /// Gives the group to `spares` if it is empty and they have room, else
+    /// removes it (with the groups a job made below it). `true` once it is
+    /// no longer this job's; this job never touches it again then.
+    fn release(&self, spares: &Spares) -> bool {
+        let mut released = self.released_lock();
+        if !*released {
+            let below_gone = subgroups(&self.dir).iter().fold(true, |gone, below| remove_tree(below) && gone);
+            *released =
+                below_gone && ((self.idle() && spares.give(self.folder, &self.dir)) || remove_dir(&self.dir));
+        }
+        *released
+    }
+
+    /// Whether no process is in the group, not even one that has exited
+    /// but is not reaped yet (the next job would have fewer pids).
+    fn idle(&self) -> bool {
+        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs"));
+        procs.is_ok_and(|p| p.trim().is_empty())
+            && (!self.counts_pids || number(&self.dir.join("pids.current")) == Some(0))
+    }
+
+    fn released_lock(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.released.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +126,7 @@ pub(crate) enum MemoryStat {
 
 impl JobGroup {
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        std::iter::once(self.core.as_path()).chain(self.limited.iter().map(PathBuf::as_path))
+        std::iter::once(self.core.as_path()).chain(self.limited.iter().map(|l| l.dir.as_path()))
     }
 
     /// SIGKILL to every process in the job's group, whatever process group
@@ -76,12 +139,17 @@ impl JobGroup {
     pub fn usage(&self) -> ResourceUsage {
         let cpu_ms = match self.cpu_stat {
             Some(CpuStat::V2Core) => keyed(&self.core.join("cpu.stat"), "usage_usec").map(|us| us / 1000),
-            Some(CpuStat::V1(i)) => number(&self.limited[i].join("cpuacct.usage")).map(|ns| ns / 1_000_000),
+            Some(CpuStat::V1(i)) => self.limited[i]
+                .dir()
+                .and_then(|dir| number(&dir.join("cpuacct.usage")))
+                .map(|ns| ns / 1_000_000),
             None => None,
         };
         let memory_peak = match self.memory {
             Some(MemoryStat::V2) => number(&self.core.join("memory.peak")),
-            Some(MemoryStat::V1(i)) => number(&self.limited[i].join("memory.max_usage_in_bytes")),
+            Some(MemoryStat::V1(i)) => {
+                self.limited[i].dir().and_then(|dir| number(&dir.join("memory.max_usage_in_bytes")))
+            }
             None => None,
         };
         ResourceUsage { cpu_ms, memory_peak }
@@ -89,13 +157,14 @@ impl JobGroup {
 
     /// How many of the job's processes the kernel's OOM killer ended.
     pub fn oom_kills(&self) -> u64 {
-        match self.memory {
-            Some(MemoryStat::V2) => keyed(&self.core.join("memory.events"), "oom_kill").unwrap_or(0),
+        let counted = match self.memory {
+            Some(MemoryStat::V2) => keyed(&self.core.join("memory.events"), "oom_kill"),
             Some(MemoryStat::V1(i)) => {
-                keyed(&self.limited[i].join("memory.oom_control"), "oom_kill").unwrap_or(0)
+                self.limited[i].dir().and_then(|dir| keyed(&dir.join("memory.oom_control"), "oom_kill"))
             }
-            None => 0,
-        }
+            None => None,
+        };
+        counted.unwrap_or(0).saturating_sub(self.oom_kills_before)
     }
 
     /// Whether every process of the job has exited (the core group and the
@@ -108,13 +177,14 @@ impl JobGroup {
         }
     }
 
-    /// Removes every group of the job, killing again whatever is left. A
-    /// group whose processes are still exiting cannot be removed yet:
-    /// returns `false` then, and the caller tries again a little later.
+    /// Removes every group of the job (or keeps its v1 groups as spares),
+    /// killing again whatever is left. A group whose processes are still
+    /// exiting cannot be removed yet: returns `false` then, and the caller
+    /// tries again a little later.
     pub fn try_remove(&self) -> bool {
-        let mut all_gone = true;
-        for dir in self.dirs() {
-            all_gone &= remove_tree(dir);
+        let mut all_gone = remove_tree(&self.core);
+        for limited in &self.limited {
+            all_gone &= limited.release(&self.spares);
         }
         if !all_gone {
             self.kill();

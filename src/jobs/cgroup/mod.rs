@@ -24,22 +24,30 @@
 //!   clone and exec ([`JobGroup::procs`]), so nothing of the job ever runs
 //!   outside them.
 //! * **Gone once reaped.** A job's groups are removed after its processes
-//!   are all dead; the folder, when the `Cgroups` is dropped.
+//!   are all dead; the folder, when the `Cgroups` is dropped. A v1 group
+//!   may instead be kept, empty, for a later job ([`spares`]): that job
+//!   writes every limit file of the group's controllers, asked or not, and
+//!   resets what it reports (peak memory, OOM kills, CPU time), so it sees
+//!   nothing of the job before. Only a job running as root, which can write
+//!   any cgroup file anyway, could leave another setting behind.
 
 mod group;
 pub(crate) mod mounts;
+mod spares;
 
 use std::fmt;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub(crate) use group::JobGroup;
-use group::{CpuStat, Kill, MemoryStat};
+use group::{CpuStat, Kill, Limited, MemoryStat};
 pub use group::{ResourceUsage, purge};
 use mounts::Kind;
+use spares::Spares;
 
 use super::Limits;
 
@@ -80,6 +88,8 @@ pub struct Cgroups {
     /// What this host lacks, for the start-up log and 400 answers.
     missing: Missing,
     next_job: AtomicU64,
+    /// Emptied groups of `folders`, by index, kept for later jobs.
+    spares: Arc<Spares>,
 }
 
 /// Why each limit is missing, if it is.
@@ -160,6 +170,7 @@ impl Cgroups {
                 },
             }
         }
+        cgroups.spares = Arc::new(Spares::new(cgroups.folders.len()));
         cgroups.require_swap_cap();
         if cgroups.io.is_some() {
             match disk_of(data_dir) {
@@ -188,6 +199,7 @@ impl Cgroups {
             io_device: None,
             missing: Missing::default(),
             next_job: AtomicU64::new(1),
+            spares: Arc::new(Spares::new(0)),
         }
     }
 
@@ -226,91 +238,89 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Makes the groups of a new job with `limits` in force. Its process
-    /// must then join them (write "0" to each of [`JobGroup::procs`]).
+    /// Makes the groups of a new job with `limits` in force, reusing spare
+    /// v1 groups where there are some. Its process must then join them
+    /// (write "0" to each of [`JobGroup::procs`]).
     pub(crate) fn create(&self, limits: &Limits) -> io::Result<JobGroup> {
         self.check(limits).map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e.0))?;
         let name = format!("j{}", self.next_job.fetch_add(1, Ordering::Relaxed));
+        let asked = [
+            (self.memory, limits.memory.is_some()),
+            (self.cpu, limits.cpus.is_some()),
+            (self.pids, limits.pids.is_some()),
+            (self.io, limits.io_read_bps.is_some() || limits.io_write_bps.is_some()),
+        ];
+        // Each v1 folder a limit asked for needs, once; its index here is
+        // its group's index in `limited`.
+        let mut v1_folders: Vec<usize> = Vec::new();
+        for (place, wanted) in asked {
+            if let (true, Some(Place::V1(folder))) = (wanted, place)
+                && !v1_folders.contains(&folder)
+            {
+                v1_folders.push(folder);
+            }
+        }
+        let limited = v1_folders
+            .iter()
+            .map(|&folder| {
+                let counts_pids = self.pids == Some(Place::V1(folder));
+                match self.spares.take(folder) {
+                    Some(dir) => Limited::new(dir, folder, true, counts_pids),
+                    None => Limited::new(self.folders[folder].join(&name), folder, false, counts_pids),
+                }
+            })
+            .collect();
+        let index = |place: Option<Place>| match place? {
+            Place::V2 => None,
+            Place::V1(folder) => v1_folders.iter().position(|&f| f == folder),
+        };
+        let memory = match self.memory.filter(|_| limits.memory.is_some()) {
+            Some(Place::V2) => Some(MemoryStat::V2),
+            place => index(place).map(MemoryStat::V1),
+        };
+        let cpu_stat = match self.core_counts_cpu {
+            true => Some(CpuStat::V2Core),
+            false => index(self.cpu.filter(|_| limits.cpus.is_some())).map(CpuStat::V1),
+        };
         let mut group = JobGroup {
             core: self.core.join(&name),
             kill: self.kill,
-            limited: Vec::new(),
-            cpu_stat: self.core_counts_cpu.then_some(CpuStat::V2Core),
-            memory: None,
+            limited,
+            cpu_stat,
+            memory,
+            oom_kills_before: 0,
             procs: Vec::new(),
+            spares: Arc::clone(&self.spares),
         };
-        // Each v1 hierarchy a limit needs, once, with its index in `limited`.
-        let mut v1_groups: Vec<usize> = Vec::new();
-        let mut limited_index = |place: Option<Place>, wanted: bool| -> Option<Result<usize, ()>> {
-            match (wanted, place?) {
-                (false, _) => None,
-                (true, Place::V2) => Some(Err(())),
-                (true, Place::V1(folder)) => Some(Ok(match v1_groups.iter().position(|&f| f == folder) {
-                    Some(i) => i,
-                    None => {
-                        v1_groups.push(folder);
-                        v1_groups.len() - 1
-                    }
-                })),
-            }
-        };
-        let memory = limited_index(self.memory, limits.memory.is_some());
-        let cpu = limited_index(self.cpu, limits.cpus.is_some());
-        let pids = limited_index(self.pids, limits.pids.is_some());
-        let io = limited_index(self.io, limits.io_read_bps.is_some() || limits.io_write_bps.is_some());
-        group.limited = v1_groups.iter().map(|&f| self.folders[f].join(&name)).collect();
-        group.memory = match memory {
-            Some(Ok(i)) => Some(MemoryStat::V1(i)),
-            Some(Err(())) => Some(MemoryStat::V2),
-            None => None,
-        };
-        if let (None, Some(Ok(i))) = (group.cpu_stat, cpu) {
-            group.cpu_stat = Some(CpuStat::V1(i));
-        }
         let made = (|| {
-            for dir in group.dirs() {
-                std::fs::create_dir(dir)?;
+            std::fs::create_dir(&group.core)?;
+            for limited in group.limited.iter().filter(|l| !l.reused) {
+                std::fs::create_dir(&limited.dir)?;
             }
-            let dir_of = |place: Option<Result<usize, ()>>| match place {
-                Some(Ok(i)) => Some(&group.limited[i]),
-                Some(Err(())) => Some(&group.core),
-                None => None,
+            // Where a controller's files are for this job, if it has them.
+            let files_of = |place: Option<Place>| match place? {
+                Place::V2 => Some((group.core.as_path(), Files::V2)),
+                Place::V1(_) => {
+                    let limited = &group.limited[index(place)?];
+                    Some((limited.dir.as_path(), Files::V1 { reused: limited.reused }))
+                }
             };
-            let v2 = |place: &Option<Result<usize, ()>>| matches!(place, Some(Err(())));
-            if let (Some(dir), Some(bytes)) = (dir_of(memory), limits.memory) {
-                if v2(&memory) {
-                    write(dir, "memory.max", bytes)?;
-                    write(dir, "memory.swap.max", 0)?;
-                } else {
-                    write(dir, "memory.limit_in_bytes", bytes)?;
-                    write(dir, "memory.memsw.limit_in_bytes", bytes)?;
-                }
+            if let Some((dir, files)) = files_of(self.memory) {
+                set_memory(dir, files, limits.memory)?;
             }
-            if let (Some(dir), Some(cpus)) = (dir_of(cpu), limits.cpus) {
-                let quota = cpu_quota(cpus);
-                if v2(&cpu) {
-                    write(dir, "cpu.max", format!("{quota} {CPU_PERIOD_US}"))?;
-                } else {
-                    // A new group's period is the kernel's default, ours.
-                    write(dir, "cpu.cfs_quota_us", quota)?;
-                }
+            if let Some((dir, files)) = files_of(self.cpu) {
+                set_cpu(dir, files, limits.cpus)?;
             }
-            if let (Some(dir), Some(max)) = (dir_of(pids), limits.pids) {
-                write(dir, "pids.max", max)?;
+            if let Some((dir, files)) = files_of(self.pids) {
+                set_pids(dir, files, limits.pids)?;
             }
-            if let (Some(dir), Some(device)) = (dir_of(io), &self.io_device) {
-                if v2(&io) {
-                    let rbps = limits.io_read_bps.map_or("max".to_owned(), |b| b.to_string());
-                    let wbps = limits.io_write_bps.map_or("max".to_owned(), |b| b.to_string());
-                    write(dir, "io.max", format!("{device} rbps={rbps} wbps={wbps}"))?;
-                } else {
-                    if let Some(bps) = limits.io_read_bps {
-                        write(dir, "blkio.throttle.read_bps_device", format!("{device} {bps}"))?;
-                    }
-                    if let Some(bps) = limits.io_write_bps {
-                        write(dir, "blkio.throttle.write_bps_device", format!("{device} {bps}"))?;
-                    }
-                }
+            if let (Some((dir, files)), Some(device)) = (files_of(self.io), &self.io_device) {
+                set_io(dir, files, device, limits)?;
+            }
+            if let Some(CpuStat::V1(i)) = group.cpu_stat
+                && group.limited[i].reused
+            {
+                write(&group.limited[i].dir, "cpuacct.usage", 0)?;
             }
             Ok::<_, io::Error>(())
         })();
@@ -318,8 +328,18 @@ impl Cgroups {
             group.remove_blocking(Duration::ZERO);
             return Err(io::Error::new(e.kind(), format!("cannot make the job's cgroup: {e}")));
         }
+        if let Some(MemoryStat::V1(i)) = group.memory
+            && group.limited[i].reused
+        {
+            group.oom_kills_before = group.oom_kills();
+        }
         group.procs = group.dirs().map(group::procs_file).collect();
         Ok(group)
+    }
+
+    /// The spare v1 groups kept for later jobs: empty, and no job's.
+    pub fn spare_groups(&self) -> Vec<PathBuf> {
+        self.spares.all()
     }
 
     /// Every folder of ours, core first: what a guard purges if we die.
@@ -335,6 +355,100 @@ const CPU_PERIOD_US: u64 = 100_000;
 /// The quota per period for `cpus` CPUs (the kernel's minimum is 1 ms).
 fn cpu_quota(cpus: f64) -> u64 {
     ((cpus * CPU_PERIOD_US as f64).round() as u64).max(1000)
+}
+
+/// What kind of group a controller's limit files are in.
+#[derive(Debug, Clone, Copy)]
+enum Files {
+    /// The job's new v2 core group: no limit is set yet.
+    V2,
+    /// A v1 group, new (no limit set yet) or `reused`: then it holds the
+    /// limits of the job before, and every limit is written, asked or not.
+    V1 { reused: bool },
+}
+
+/// v1 writes "no limit" only to a reused group: a new one has none.
+fn unset_needed(files: Files) -> bool {
+    matches!(files, Files::V1 { reused: true })
+}
+
+fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
+    match (files, bytes) {
+        (Files::V2, Some(bytes)) => {
+            write(dir, "memory.max", bytes)?;
+            write(dir, "memory.swap.max", 0)
+        }
+        (Files::V1 { reused }, Some(bytes)) => {
+            if reused {
+                // The last job's page cache, still charged here, would
+                // count for this one.
+                write(dir, "memory.force_empty", 0)?;
+            }
+            memory_v1(dir, bytes)?;
+            if reused {
+                write(dir, "memory.max_usage_in_bytes", 0)?;
+            }
+            Ok(())
+        }
+        (files, None) if unset_needed(files) => memory_v1(dir, -1),
+        _ => Ok(()),
+    }
+}
+
+/// Sets the v1 memory limit and the memory+swap one to `value` ("-1": none).
+/// The kernel keeps the first at most the second at every step, so one
+/// order raises both and the other lowers both: a reused group's old limits
+/// may be on either side.
+fn memory_v1(dir: &Path, value: impl fmt::Display + Copy) -> io::Result<()> {
+    const MEMORY: &str = "memory.limit_in_bytes";
+    const MEMORY_AND_SWAP: &str = "memory.memsw.limit_in_bytes";
+    if write(dir, MEMORY, value).is_ok() {
+        return write(dir, MEMORY_AND_SWAP, value);
+    }
+    write(dir, MEMORY_AND_SWAP, value)?;
+    write(dir, MEMORY, value)
+}
+
+fn set_cpu(dir: &Path, files: Files, cpus: Option<f64>) -> io::Result<()> {
+    match (files, cpus) {
+        (Files::V2, Some(cpus)) => write(dir, "cpu.max", format!("{} {CPU_PERIOD_US}", cpu_quota(cpus))),
+        // A v1 group's period is the kernel's default, ours.
+        (Files::V1 { .. }, Some(cpus)) => write(dir, "cpu.cfs_quota_us", cpu_quota(cpus)),
+        (files, None) if unset_needed(files) => write(dir, "cpu.cfs_quota_us", -1),
+        _ => Ok(()),
+    }
+}
+
+fn set_pids(dir: &Path, files: Files, max: Option<u64>) -> io::Result<()> {
+    match (max, unset_needed(files)) {
+        (Some(max), _) => write(dir, "pids.max", max),
+        (None, true) => write(dir, "pids.max", "max"),
+        (None, false) => Ok(()),
+    }
+}
+
+fn set_io(dir: &Path, files: Files, device: &str, limits: &Limits) -> io::Result<()> {
+    let (read, written) = (limits.io_read_bps, limits.io_write_bps);
+    match files {
+        Files::V2 if read.is_some() || written.is_some() => {
+            let bps = |limit: Option<u64>| limit.map_or("max".to_owned(), |b| b.to_string());
+            write(dir, "io.max", format!("{device} rbps={} wbps={}", bps(read), bps(written)))
+        }
+        Files::V2 => Ok(()),
+        Files::V1 { reused } => {
+            for (file, limit) in
+                [("blkio.throttle.read_bps_device", read), ("blkio.throttle.write_bps_device", written)]
+            {
+                // A rate of 0 removes the device's rule.
+                match (limit, reused) {
+                    (Some(bps), _) => write(dir, file, format!("{device} {bps}"))?,
+                    (None, true) => write(dir, file, format!("{device} 0"))?,
+                    (None, false) => {}
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn write(dir: &Path, file: &str, value: impl fmt::Display) -> io::Result<()> {

@@ -1,0 +1,85 @@
+//! Emptied v1 groups kept for the next job that needs one.
+//!
+//! On a hybrid host every limit is a v1 group of its own, and making and
+//! removing a group is most of what a limit costs per job: a memory group's
+//! mkdir and rmdir alone take ~100 µs, and the kernel frees a memory cgroup
+//! later, in the background. A group whose job is over is therefore kept,
+//! up to [`KEPT`] per hierarchy, and handed to the next job with a limit in
+//! that hierarchy, which writes every limit file it relies on again
+//! ([`super::Cgroups::create`]).
+//!
+//! Invariants:
+//!
+//! * **Only empty groups.** A group is given here only once no process is in
+//!   it or below it (the groups below are removed first), and it is never
+//!   touched again by the job that gave it.
+//! * **Each group at most once.** A group is in one list at most, and
+//!   [`Spares::take`] hands it to exactly one job.
+//! * **Bounded.** At most [`KEPT`] per hierarchy; a group past that is
+//!   removed. The spares are subgroups of our folders, so they go with them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// How many emptied groups are kept per hierarchy: more than the jobs that
+/// start at once on a busy server, few enough that their kernel memory is
+/// small.
+pub(crate) const KEPT: usize = 32;
+
+/// The spare groups of each of our v1 folders, by the folder's index.
+#[derive(Debug)]
+pub(crate) struct Spares {
+    idle: Vec<Mutex<Vec<PathBuf>>>,
+}
+
+impl Spares {
+    pub fn new(folders: usize) -> Spares {
+        Spares { idle: (0..folders).map(|_| Mutex::new(Vec::new())).collect() }
+    }
+
+    /// A spare group of folder `folder`, now the caller's alone.
+    pub fn take(&self, folder: usize) -> Option<PathBuf> {
+        self.list(folder).pop()
+    }
+
+    /// Keeps the empty group `dir` of folder `folder` for a later job.
+    /// `false` if there are enough already: the caller removes it.
+    pub fn give(&self, folder: usize, dir: &Path) -> bool {
+        let mut idle = self.list(folder);
+        if idle.len() >= KEPT {
+            return false;
+        }
+        idle.push(dir.to_owned());
+        true
+    }
+
+    /// Every spare group, for tests and the curious: they hold no process.
+    pub fn all(&self) -> Vec<PathBuf> {
+        (0..self.idle.len()).flat_map(|folder| self.list(folder).clone()).collect()
+    }
+
+    fn list(&self, folder: usize) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        // Only pushes and pops happen under this lock: a panic cannot leave
+        // the list half-changed.
+        self.idle[folder].lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spare_is_handed_out_once_and_no_more_than_kept_are_kept() {
+        let spares = Spares::new(2);
+        assert!(spares.give(1, Path::new("/a")));
+        assert_eq!(spares.take(0), None, "folders are apart");
+        assert_eq!(spares.take(1).as_deref(), Some(Path::new("/a")));
+        assert_eq!(spares.take(1), None, "handed out once");
+        for i in 0..KEPT {
+            assert!(spares.give(0, Path::new(&format!("/g{i}"))));
+        }
+        assert!(!spares.give(0, Path::new("/one-too-many")));
+        assert_eq!(spares.all().len(), KEPT);
+    }
+}
