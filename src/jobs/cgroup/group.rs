@@ -88,7 +88,10 @@ impl Limited {
     fn release(&self, spares: &Spares) -> bool {
         let mut released = self.released_lock();
         if !*released {
-            let below_gone = subgroups(&self.dir).iter().fold(true, |gone, below| remove_tree(below) && gone);
+            let mut below_gone = true;
+            for below in subgroups(&self.dir) {
+                below_gone &= remove_tree(&below);
+            }
             *released =
                 below_gone && ((self.idle() && spares.give(self.folder, &self.dir)) || remove_dir(&self.dir));
         }
