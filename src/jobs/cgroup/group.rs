@@ -324,7 +324,7 @@ pub(crate) fn procs_file(dir: &Path) -> CString {
 }
 
 /// A file that holds one number.
-fn number(path: &Path) -> Option<u64> {
+pub(crate) fn number(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub(crate) use group::JobGroup;
-use group::{CpuStat, Kill, Limited, MemoryStat};
+use group::{CpuStat, Kill, Limited, MemoryStat, number};
 pub use group::{ResourceUsage, purge};
 use mounts::Kind;
 use spares::Spares;
@@ -379,9 +379,10 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
             write(dir, "memory.swap.max", 0)
         }
         (Files::V1 { reused }, Some(bytes)) => {
-            if reused {
+            if reused && number(&dir.join("memory.usage_in_bytes")).is_none_or(|used| used > STALE_CHARGE) {
                 // The last job's page cache, still charged here, would
-                // count for this one.
+                // count for this one. Reclaiming costs the kernel a drain
+                // of every CPU's page lists, so only when there is some.
                 write(dir, "memory.force_empty", 0)?;
             }
             memory_v1(dir, bytes)?;
@@ -394,6 +395,11 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Memory still charged to an empty v1 group above which it is reclaimed
+/// before reuse: more than the kernel keeps charged ahead per CPU, less
+/// than a job's page cache that would matter in its successor's peak.
+const STALE_CHARGE: u64 = 1 << 20;
 
 /// Sets the v1 memory limit and the memory+swap one to `value` ("-1": none).
 /// The kernel keeps the first at most the second at every step, so one
