@@ -107,11 +107,14 @@ pub fn wait_no_process(marker: &str) {
     });
 }
 
-/// A copy of /bin/sleep under a unique name in `dir`, so that every process
+/// A link to /bin/sleep under a unique name in `dir`, so that every process
 /// started from it can be found with pgrep, children included.
 pub fn marked_sleep(dir: &Path, label: &str) -> String {
     let path = dir.join(format!("marked-sleep-{label}-{}", std::process::id()));
-    std::fs::copy("/bin/sleep", &path).expect("copy /bin/sleep");
+    // A link, not a copy: a copy's write descriptor, inherited by a
+    // process another test forks meanwhile, would make exec fail with
+    // ETXTBSY.
+    std::os::unix::fs::symlink("/bin/sleep", &path).expect("link to /bin/sleep");
     path.to_str().expect("utf-8 temp path").to_owned()
 }
 
