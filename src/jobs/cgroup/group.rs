@@ -56,6 +56,20 @@ pub(crate) struct JobGroup {
     pub spares: Arc<Spares>,
 }
 
+/// Memory an empty v1 group may still have charged and be reused: the
+/// kernel charges ahead in batches per CPU, so an empty group rarely reads
+/// 0; a job's page cache, kept with its group, would read more.
+const STALE_CHARGE: u64 = 1 << 20;
+
+/// The counters of a v1 group that outlive its processes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Outlived {
+    /// pids: a process counts until it is reaped, not only until it exits.
+    pub pids: bool,
+    /// memory: page cache and tmpfs files stay charged to the group.
+    pub memory: bool,
+}
+
 /// One of a job's v1 groups.
 #[derive(Debug)]
 pub(crate) struct Limited {
@@ -64,17 +78,16 @@ pub(crate) struct Limited {
     pub folder: usize,
     /// Whether an earlier job used it (its limit files hold that job's).
     pub reused: bool,
-    /// Whether it is in the pids hierarchy, where a process counts until
-    /// it is reaped, not only until it exits.
-    pub counts_pids: bool,
+    /// What the group goes on counting after its processes exit.
+    pub outlived_by: Outlived,
     /// Whether it is no longer this job's: given to the spares, or removed.
     /// Under a lock, so that two removers cannot both give it away.
     released: Mutex<bool>,
 }
 
 impl Limited {
-    pub fn new(dir: PathBuf, folder: usize, reused: bool, counts_pids: bool) -> Limited {
-        Limited { dir, folder, reused, counts_pids, released: Mutex::new(false) }
+    pub fn new(dir: PathBuf, folder: usize, reused: bool, outlived_by: Outlived) -> Limited {
+        Limited { dir, folder, reused, outlived_by, released: Mutex::new(false) }
     }
 
     /// The group's directory while it is still this job's.
@@ -98,12 +111,18 @@ impl Limited {
         *released
     }
 
-    /// Whether no process is in the group, not even one that has exited
-    /// but is not reaped yet (the next job would have fewer pids).
+    /// Whether the group is as good as new for the next job: no process in
+    /// it, none exited but not yet reaped (it would have fewer pids), and
+    /// no memory still charged (page cache, files in a tmpfs: it would have
+    /// less memory, and could not get it back without swap).
     fn idle(&self) -> bool {
-        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs"));
-        procs.is_ok_and(|p| p.trim().is_empty())
-            && (!self.counts_pids || number(&self.dir.join("pids.current")) == Some(0))
+        // `tasks` lists threads: a process whose main thread has exited may
+        // be missing from `cgroup.procs`.
+        let tasks = std::fs::read_to_string(self.dir.join("tasks"));
+        tasks.is_ok_and(|t| t.trim().is_empty())
+            && (!self.outlived_by.pids || number(&self.dir.join("pids.current")) == Some(0))
+            && (!self.outlived_by.memory
+                || number(&self.dir.join("memory.usage_in_bytes")).is_some_and(|used| used <= STALE_CHARGE))
     }
 
     fn released_lock(&self) -> std::sync::MutexGuard<'_, bool> {
@@ -186,8 +205,12 @@ impl JobGroup {
     /// tries again a little later.
     pub fn try_remove(&self) -> bool {
         let mut all_gone = remove_tree(&self.core);
-        for limited in &self.limited {
-            all_gone &= limited.release(&self.spares);
+        // The core group holds every process of the job: once it is gone,
+        // the other groups can hold none, and may go to the next job.
+        if all_gone {
+            for limited in &self.limited {
+                all_gone &= limited.release(&self.spares);
+            }
         }
         if !all_gone {
             self.kill();
@@ -324,7 +347,7 @@ pub(crate) fn procs_file(dir: &Path) -> CString {
 }
 
 /// A file that holds one number.
-pub(crate) fn number(path: &Path) -> Option<u64> {
+fn number(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 

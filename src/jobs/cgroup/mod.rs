@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub(crate) use group::JobGroup;
-use group::{CpuStat, Kill, Limited, MemoryStat, number};
+use group::{CpuStat, Kill, Limited, MemoryStat, Outlived};
 pub use group::{ResourceUsage, purge};
 use mounts::Kind;
 use spares::Spares;
@@ -263,10 +263,13 @@ impl Cgroups {
         let limited = v1_folders
             .iter()
             .map(|&folder| {
-                let counts_pids = self.pids == Some(Place::V1(folder));
+                let outlived_by = Outlived {
+                    pids: self.pids == Some(Place::V1(folder)),
+                    memory: self.memory == Some(Place::V1(folder)),
+                };
                 match self.spares.take(folder) {
-                    Some(dir) => Limited::new(dir, folder, true, counts_pids),
-                    None => Limited::new(self.folders[folder].join(&name), folder, false, counts_pids),
+                    Some(dir) => Limited::new(dir, folder, true, outlived_by),
+                    None => Limited::new(self.folders[folder].join(&name), folder, false, outlived_by),
                 }
             })
             .collect();
@@ -379,12 +382,6 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
             write(dir, "memory.swap.max", 0)
         }
         (Files::V1 { reused }, Some(bytes)) => {
-            if reused && number(&dir.join("memory.usage_in_bytes")).is_none_or(|used| used > STALE_CHARGE) {
-                // The last job's page cache, still charged here, would
-                // count for this one. Reclaiming costs the kernel a drain
-                // of every CPU's page lists, so only when there is some.
-                write(dir, "memory.force_empty", 0)?;
-            }
             memory_v1(dir, bytes)?;
             if reused {
                 write(dir, "memory.max_usage_in_bytes", 0)?;
@@ -395,11 +392,6 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
         _ => Ok(()),
     }
 }
-
-/// Memory still charged to an empty v1 group above which it is reclaimed
-/// before reuse: more than the kernel keeps charged ahead per CPU, less
-/// than a job's page cache that would matter in its successor's peak.
-const STALE_CHARGE: u64 = 1 << 20;
 
 /// Sets the v1 memory limit and the memory+swap one to `value` ("-1": none).
 /// The kernel keeps the first at most the second at every step, so one

@@ -10,9 +10,12 @@
 //!
 //! Invariants:
 //!
-//! * **Only empty groups.** A group is given here only once no process is in
-//!   it or below it (the groups below are removed first), and it is never
-//!   touched again by the job that gave it.
+//! * **Only groups as good as new.** A group is given here only once no
+//!   process is in it or below it (the groups below are removed first), no
+//!   exited process still counts in it, and it holds no more than a trace of
+//!   charged memory (a job's page cache or tmpfs files would count against
+//!   the next job's limit). It is never touched again by the job that gave
+//!   it.
 //! * **Each group at most once.** A group is in one list at most, and
 //!   [`Spares::take`] hands it to exactly one job.
 //! * **Bounded.** At most [`KEPT`] per hierarchy; a group past that is
