@@ -192,14 +192,59 @@ async fn no_job_group_is_left_after_a_thousand_jobs_and_the_folders_go_with_the_
 /// Grows a string to 200 MiB: past a 64 MiB limit.
 const HOG: &str = r#"awk 'BEGIN { s = "x"; while (length(s) < 209715200) s = s s; print length(s) }'"#;
 
+/// Our folder of the hierarchy with `controller`.
+fn folder_of(c: &Contained, controller: &str) -> PathBuf {
+    let folders = c.cgroups.folders();
+    folders.into_iter().find(|f| f.components().any(|part| part.as_os_str() == controller)).unwrap()
+}
+
+/// The one spare group in `folder`.
+fn spare_in(c: &Contained, folder: &Path) -> PathBuf {
+    let spares: Vec<PathBuf> =
+        c.cgroups.spare_groups().into_iter().filter(|s| s.starts_with(folder)).collect();
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    spares[0].clone()
+}
+
+fn read(group: &Path, file: &str) -> String {
+    std::fs::read_to_string(group.join(file)).unwrap().trim().to_owned()
+}
+
+/// Every kept group is kept once, holds no task, counts no pid and holds no
+/// tmpfs page, and none is a blkio group.
+fn assert_spares_are_as_good_as_new(c: &Contained) {
+    let spares = c.cgroups.spare_groups();
+    let mut once = spares.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), spares.len(), "a group is kept twice: {spares:?}");
+    let blkio = folder_of(c, "blkio");
+    for spare in &spares {
+        assert!(!spare.starts_with(&blkio), "{} is kept", spare.display());
+        assert_eq!(read(spare, "tasks"), "", "{} holds a task", spare.display());
+        if spare.join("pids.current").exists() {
+            assert_eq!(read(spare, "pids.current"), "0", "{}", spare.display());
+        }
+        if spare.join("memory.stat").exists() {
+            assert!(read(spare, "memory.stat").lines().any(|l| l == "shmem 0"), "{}", spare.display());
+        }
+    }
+}
+
+/// A file in /dev/shm, removed when dropped.
+struct ShmFile(PathBuf);
+
+impl Drop for ShmFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_last_job() {
     let c = contained("contain-reuse");
-    let folder_of = |controller: &str| {
-        let folders = c.cgroups.folders();
-        folders.into_iter().find(|f| f.components().any(|part| part.as_os_str() == controller)).unwrap()
-    };
-    let (memory, blkio) = (folder_of("memory"), folder_of("blkio"));
+    let (memory, cpu) = (folder_of(&c, "memory"), folder_of(&c, "cpu"));
+    let memory_only = |bytes: u64| Limits { memory: Some(bytes), ..Limits::default() };
     let all = Limits {
         memory: Some(64 << 20),
         cpus: Some(0.5),
@@ -209,60 +254,119 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     };
     let first = c.run_limited(all, "true").await;
     assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
-    let spares = c.cgroups.spare_groups();
-    assert_eq!(spares.len(), 4, "one per limited hierarchy: {spares:?}");
+    assert_eq!(c.cgroups.spare_groups().len(), 3, "memory, cpu and pids are kept, blkio is not");
+    assert_spares_are_as_good_as_new(&c);
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
-    let spare_in = |folder: &Path| spares.iter().find(|s| s.starts_with(folder)).unwrap().clone();
-    let (memory_group, blkio_group) = (spare_in(&memory), spare_in(&blkio));
-    let read =
-        |group: &Path, file: &str| std::fs::read_to_string(group.join(file)).unwrap().trim().to_owned();
+    let (memory_group, cpu_group) = (spare_in(&c, &memory), spare_in(&c, &cpu));
 
     // The first job blows its memory limit; the next in the same group
     // (it is the only spare) is not reported as OOM-killed, and its peak is
     // its own.
-    let hog = c.run_limited(Limits { memory: Some(64 << 20), ..Limits::default() }, HOG).await;
+    let hog = c.run_limited(memory_only(64 << 20), HOG).await;
     assert!(hog.oom_killed, "{hog:?}");
-    let small = c
-        .run_limited(
-            Limits { memory: Some(64 << 20), ..Limits::default() },
-            "grep :memory: /proc/self/cgroup",
-        )
-        .await;
+    let small = c.run_limited(memory_only(64 << 20), "grep :memory: /proc/self/cgroup").await;
     assert_eq!(small.status, Status::Completed(Termination::Exited(0)), "{small:?}");
     let printed = String::from_utf8(c.pool.output(small.id).unwrap().stdout).unwrap();
     let memory_name = memory_group.file_name().unwrap().to_string_lossy().into_owned();
     assert!(printed.trim_end().ends_with(&format!("/{memory_name}")), "it reused {memory_name}: {printed}");
     assert!(!small.oom_killed, "the last job's OOM kill is not this one's: {small:?}");
     let peak = small.usage.memory_peak.unwrap();
-    assert!(peak < 32 << 20, "peak {peak} is this job's, not the last one's 64 MiB");
+    assert!(peak < 8 << 20, "peak {peak} is this job's, not the last one's 64 MiB");
 
-    // Limits raised past the old ones, and an IO rule the job did not ask
-    // for, removed.
-    let raised = Limits { memory: Some(256 << 20), io_write_bps: Some(3 << 20), ..Limits::default() };
-    let raised = c.run_limited(raised, "true").await;
+    // Limits raised past the old ones, then lowered below them.
+    let raised = c.run_limited(Limits { cpus: Some(0.25), ..memory_only(256 << 20) }, "true").await;
     assert_eq!(raised.status, Status::Completed(Termination::Exited(0)), "{raised:?}");
     assert_eq!(read(&memory_group, "memory.limit_in_bytes"), (256u64 << 20).to_string());
     assert_eq!(read(&memory_group, "memory.memsw.limit_in_bytes"), (256u64 << 20).to_string());
-    assert_eq!(read(&blkio_group, "blkio.throttle.read_bps_device"), "", "the read rule is gone");
-    assert!(read(&blkio_group, "blkio.throttle.write_bps_device").ends_with(&format!(" {}", 3 << 20)));
-    // Lowered again below the old ones.
-    let lowered = c.run_limited(Limits { memory: Some(32 << 20), ..Limits::default() }, "true").await;
+    assert_eq!(read(&cpu_group, "cpu.cfs_quota_us"), "25000");
+    let lowered = c.run_limited(memory_only(32 << 20), "true").await;
     assert_eq!(lowered.status, Status::Completed(Termination::Exited(0)), "{lowered:?}");
     assert_eq!(read(&memory_group, "memory.limit_in_bytes"), (32u64 << 20).to_string());
     assert_eq!(read(&memory_group, "memory.memsw.limit_in_bytes"), (32u64 << 20).to_string());
 
-    // Page cache that a job leaves charged to its group would be the next
-    // job's (in its peak, and against its limit): that group is not kept.
+    // A job running as root turns its group's OOM killer off and halves its
+    // CPU period: the next job is killed at its limit, not left hanging, and
+    // its quota means what it asked.
+    let meddle = format!(
+        "echo 1 > {}/memory.oom_control && echo 50000 > {}/cpu.cfs_period_us",
+        memory_group.display(),
+        cpu_group.display()
+    );
+    let meddler = c.run_limited(Limits { cpus: Some(0.5), ..memory_only(64 << 20) }, &meddle).await;
+    assert_eq!(meddler.status, Status::Completed(Termination::Exited(0)), "{meddler:?}");
+    assert_eq!(read(&cpu_group, "cpu.cfs_period_us"), "50000");
+    let next = c.run_limited(Limits { cpus: Some(0.5), ..memory_only(64 << 20) }, HOG);
+    let next =
+        tokio::time::timeout(Duration::from_secs(60), next).await.expect("the job is not left hanging");
+    assert!(next.oom_killed, "{next:?}");
+    assert_eq!(read(&cpu_group, "cpu.cfs_period_us"), "100000");
+
+    // Memory a job leaves charged to its group would be the next job's (in
+    // its peak, and against its limit): page cache past a trace, and tmpfs
+    // files of any size. Such a group is not kept.
     let file = c.dir.path().join("cached");
     let cache = format!("dd if=/dev/zero of={} bs=1M count=48 conv=fsync status=none", file.display());
-    let cached = c.run_limited(Limits { memory: Some(64 << 20), ..Limits::default() }, &cache).await;
+    let cached = c.run_limited(memory_only(64 << 20), &cache).await;
     assert_eq!(cached.status, Status::Completed(Termination::Exited(0)), "{cached:?}");
     assert!(cached.usage.memory_peak.unwrap() >= 40 << 20, "its page cache was charged: {cached:?}");
     assert!(!memory_group.exists(), "the group that holds the page cache is removed");
-    assert!(!c.cgroups.spare_groups().contains(&memory_group));
-    let after = c.run_limited(Limits { memory: Some(64 << 20), ..Limits::default() }, "true").await;
+    let after = c.run_limited(memory_only(64 << 20), "true").await;
     let peak = after.usage.memory_peak.unwrap();
-    assert!(peak < 32 << 20, "peak {peak} is this job's, not the last one's page cache");
+    assert!(peak < 8 << 20, "peak {peak} is this job's, not the last one's page cache");
+    let memory_group = spare_in(&c, &memory);
+    let shm = ShmFile(PathBuf::from(format!("/dev/shm/rcmdt-reuse-{}", std::process::id())));
+    let leave = format!("head -c 524288 /dev/zero > {}", shm.0.display());
+    let leaver = c.run_limited(memory_only(64 << 20), &leave).await;
+    assert_eq!(leaver.status, Status::Completed(Termination::Exited(0)), "{leaver:?}");
+    assert!(!memory_group.exists(), "the group that holds a tmpfs file is removed");
+    assert_spares_are_as_good_as_new(&c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_jobs_running_at_once_never_share_a_group_and_spares_stay_bounded() {
+    let c = contained("contain-reuse-many");
+    let limits = Limits { memory: Some(64 << 20), cpus: Some(0.5), pids: Some(50), ..Limits::default() };
+    const AT_ONCE: usize = 40;
+    for wave in 0..3 {
+        let go = c.dir.path().join(format!("go-{wave}"));
+        // Each job prints its groups, then waits for the others to be up.
+        let script = format!("cat /proc/self/cgroup; while [ ! -e {} ]; do :; done", go.display());
+        let mut ids = Vec::new();
+        for _ in 0..AT_ONCE {
+            let spec = JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script.clone()]) };
+            ids.push(c.pool.create_job(spec).await);
+        }
+        wait_until("every job of the wave printed its groups", Duration::from_secs(60), || {
+            ids.iter().all(|&id| c.pool.output(id).is_ok_and(|o| o.stdout.ends_with(b"\n")))
+        });
+        let mut groups: Vec<String> = Vec::new();
+        for &id in &ids {
+            let printed = String::from_utf8(c.pool.output(id).unwrap().stdout).unwrap();
+            groups.extend(
+                printed
+                    .lines()
+                    .filter(|l| [":memory:", ":cpu:", ":pids:"].iter().any(|c| l.contains(c)))
+                    .map(str::to_owned),
+            );
+        }
+        assert_eq!(groups.len(), 3 * AT_ONCE, "{groups:?}");
+        let mut once = groups.clone();
+        once.sort();
+        once.dedup();
+        assert_eq!(once.len(), groups.len(), "two running jobs share a group (wave {wave})");
+        std::fs::write(&go, "").unwrap();
+        for id in ids {
+            let status = c.pool.wait(id).await.unwrap();
+            assert_eq!(status.status, Status::Completed(Termination::Exited(0)), "{status:?}");
+        }
+    }
+    assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
+    for controller in ["memory", "cpu", "pids"] {
+        let folder = folder_of(&c, controller);
+        let kept = c.cgroups.spare_groups().iter().filter(|s| s.starts_with(&folder)).count();
+        assert!((1..=32).contains(&kept), "{kept} {controller} groups kept");
+    }
+    assert_spares_are_as_good_as_new(&c);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

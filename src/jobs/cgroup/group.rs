@@ -58,16 +58,21 @@ pub(crate) struct JobGroup {
 
 /// Memory an empty v1 group may still have charged and be reused: the
 /// kernel charges ahead in batches per CPU, so an empty group rarely reads
-/// 0; a job's page cache, kept with its group, would read more.
+/// 0. It is page cache and kernel objects the next job's limit can reclaim;
+/// tmpfs files and swap, which it could not, must be none.
 const STALE_CHARGE: u64 = 1 << 20;
 
-/// The counters of a v1 group that outlive its processes.
+/// What in a v1 group outlives its processes, and would reach the next job
+/// if the group were kept.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Outlived {
     /// pids: a process counts until it is reaped, not only until it exits.
     pub pids: bool,
-    /// memory: page cache and tmpfs files stay charged to the group.
+    /// memory: page cache, tmpfs files and swapped pages stay charged.
     pub memory: bool,
+    /// blkio: IO the job queued (readahead, writeback) is dispatched under
+    /// the group's rules, so the next job would wait behind it. Never kept.
+    pub io: bool,
 }
 
 /// One of a job's v1 groups.
@@ -78,26 +83,30 @@ pub(crate) struct Limited {
     pub folder: usize,
     /// Whether an earlier job used it (its limit files hold that job's).
     pub reused: bool,
-    /// What the group goes on counting after its processes exit.
     pub outlived_by: Outlived,
+    /// Whether it may be kept for a later job: not once making the job's
+    /// groups failed (its limits may be half written, or unwritable).
+    pub keepable: bool,
     /// Whether it is no longer this job's: given to the spares, or removed.
-    /// Under a lock, so that two removers cannot both give it away.
+    /// Under a lock, so that two removers cannot both give it away, and a
+    /// read of its counters never sees the next job's.
     released: Mutex<bool>,
 }
 
 impl Limited {
     pub fn new(dir: PathBuf, folder: usize, reused: bool, outlived_by: Outlived) -> Limited {
-        Limited { dir, folder, reused, outlived_by, released: Mutex::new(false) }
+        Limited { dir, folder, reused, outlived_by, keepable: true, released: Mutex::new(false) }
     }
 
-    /// The group's directory while it is still this job's.
-    fn dir(&self) -> Option<&Path> {
-        (!*self.released_lock()).then_some(self.dir.as_path())
+    /// Reads `file` of the group while it is still this job's.
+    fn read<T>(&self, file: &str, parse: impl FnOnce(&Path) -> Option<T>) -> Option<T> {
+        let released = self.released_lock();
+        if *released { None } else { parse(&self.dir.join(file)) }
     }
 
-    /// Gives the group to `spares` if it is empty and they have room, else
-    /// removes it (with the groups a job made below it). `true` once it is
-    /// no longer this job's; this job never touches it again then.
+    /// Gives the group to `spares` if it is as good as new and they have
+    /// room, else removes it (with the groups a job made below it). `true`
+    /// once it is no longer this job's; this job never touches it again.
     fn release(&self, spares: &Spares) -> bool {
         let mut released = self.released_lock();
         if !*released {
@@ -105,29 +114,38 @@ impl Limited {
             for below in subgroups(&self.dir) {
                 below_gone &= remove_tree(&below);
             }
-            *released =
-                below_gone && ((self.idle() && spares.give(self.folder, &self.dir)) || remove_dir(&self.dir));
+            *released = below_gone
+                && ((self.as_good_as_new() && spares.give(self.folder, &self.dir)) || remove_dir(&self.dir));
         }
         *released
     }
 
-    /// Whether the group is as good as new for the next job: no process in
-    /// it, none exited but not yet reaped (it would have fewer pids), and
-    /// no memory still charged (page cache, files in a tmpfs: it would have
-    /// less memory, and could not get it back without swap).
-    fn idle(&self) -> bool {
+    /// Whether the next job would find nothing of this one in the group: no
+    /// process (nor thread), none exited but unreaped (it would have fewer
+    /// pids), no memory it could not reclaim (it would have less).
+    fn as_good_as_new(&self) -> bool {
         // `tasks` lists threads: a process whose main thread has exited may
         // be missing from `cgroup.procs`.
         let tasks = std::fs::read_to_string(self.dir.join("tasks"));
-        tasks.is_ok_and(|t| t.trim().is_empty())
+        self.keepable
+            && !self.outlived_by.io
+            && tasks.is_ok_and(|t| t.trim().is_empty())
             && (!self.outlived_by.pids || number(&self.dir.join("pids.current")) == Some(0))
-            && (!self.outlived_by.memory
-                || number(&self.dir.join("memory.usage_in_bytes")).is_some_and(|used| used <= STALE_CHARGE))
+            && (!self.outlived_by.memory || holds_no_memory(&self.dir))
     }
 
     fn released_lock(&self) -> std::sync::MutexGuard<'_, bool> {
         self.released.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether an empty v1 memory group holds nothing the next job would pay
+/// for: no tmpfs or shared memory pages, and memory plus swap within
+/// [`STALE_CHARGE`] (memory limits need swap accounting, so the file is
+/// there).
+fn holds_no_memory(dir: &Path) -> bool {
+    keyed(&dir.join("memory.stat"), "shmem") == Some(0)
+        && number(&dir.join("memory.memsw.usage_in_bytes")).is_some_and(|used| used <= STALE_CHARGE)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,17 +179,12 @@ impl JobGroup {
     pub fn usage(&self) -> ResourceUsage {
         let cpu_ms = match self.cpu_stat {
             Some(CpuStat::V2Core) => keyed(&self.core.join("cpu.stat"), "usage_usec").map(|us| us / 1000),
-            Some(CpuStat::V1(i)) => self.limited[i]
-                .dir()
-                .and_then(|dir| number(&dir.join("cpuacct.usage")))
-                .map(|ns| ns / 1_000_000),
+            Some(CpuStat::V1(i)) => self.limited[i].read("cpuacct.usage", number).map(|ns| ns / 1_000_000),
             None => None,
         };
         let memory_peak = match self.memory {
             Some(MemoryStat::V2) => number(&self.core.join("memory.peak")),
-            Some(MemoryStat::V1(i)) => {
-                self.limited[i].dir().and_then(|dir| number(&dir.join("memory.max_usage_in_bytes")))
-            }
+            Some(MemoryStat::V1(i)) => self.limited[i].read("memory.max_usage_in_bytes", number),
             None => None,
         };
         ResourceUsage { cpu_ms, memory_peak }
@@ -181,9 +194,7 @@ impl JobGroup {
     pub fn oom_kills(&self) -> u64 {
         let counted = match self.memory {
             Some(MemoryStat::V2) => keyed(&self.core.join("memory.events"), "oom_kill"),
-            Some(MemoryStat::V1(i)) => {
-                self.limited[i].dir().and_then(|dir| keyed(&dir.join("memory.oom_control"), "oom_kill"))
-            }
+            Some(MemoryStat::V1(i)) => self.limited[i].read("memory.oom_control", |f| keyed(f, "oom_kill")),
             None => None,
         };
         counted.unwrap_or(0).saturating_sub(self.oom_kills_before)

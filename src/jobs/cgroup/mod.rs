@@ -24,12 +24,14 @@
 //!   clone and exec ([`JobGroup::procs`]), so nothing of the job ever runs
 //!   outside them.
 //! * **Gone once reaped.** A job's groups are removed after its processes
-//!   are all dead; the folder, when the `Cgroups` is dropped. A v1 group
-//!   may instead be kept, empty, for a later job ([`spares`]): that job
-//!   writes every limit file of the group's controllers, asked or not, and
-//!   resets what it reports (peak memory, OOM kills, CPU time), so it sees
-//!   nothing of the job before. Only a job running as root, which can write
-//!   any cgroup file anyway, could leave another setting behind.
+//!   are all dead; the folder, when the `Cgroups` is dropped. A v1 memory,
+//!   cpu or pids group may instead be kept, as good as new, for a later job
+//!   ([`spares`]): that job writes every limit rcmd sets in it, asked or
+//!   not, and the settings that change what they mean (the CPU period, the
+//!   OOM killer's switch), and counts from its own start (peak memory, OOM
+//!   kills, CPU time). A job running as root, which can write any cgroup
+//!   file anyway, could leave a lesser setting behind (`cpu.shares`,
+//!   `memory.swappiness`). blkio groups are never kept.
 
 mod group;
 pub(crate) mod mounts;
@@ -77,6 +79,9 @@ pub struct Cgroups {
     kill: Kill,
     /// Whether `cpu.stat` in the core group counts CPU time (v2).
     core_counts_cpu: bool,
+    /// Whether the v1 cpu folder counts it (`cpuacct.usage`: cpu and
+    /// cpuacct mounted together), where the core group does not.
+    v1_cpu_counts: bool,
     /// Our folders in v1 controller hierarchies, by index.
     folders: Vec<PathBuf>,
     memory: Option<Place>,
@@ -171,6 +176,8 @@ impl Cgroups {
             }
         }
         cgroups.spares = Arc::new(Spares::new(cgroups.folders.len()));
+        cgroups.v1_cpu_counts =
+            matches!(cgroups.cpu, Some(Place::V1(i)) if cgroups.folders[i].join("cpuacct.usage").exists());
         cgroups.require_swap_cap();
         if cgroups.io.is_some() {
             match disk_of(data_dir) {
@@ -191,6 +198,7 @@ impl Cgroups {
             core,
             kill,
             core_counts_cpu,
+            v1_cpu_counts: false,
             folders: Vec::new(),
             memory: None,
             cpu: None,
@@ -266,6 +274,7 @@ impl Cgroups {
                 let outlived_by = Outlived {
                     pids: self.pids == Some(Place::V1(folder)),
                     memory: self.memory == Some(Place::V1(folder)),
+                    io: self.io == Some(Place::V1(folder)),
                 };
                 match self.spares.take(folder) {
                     Some(dir) => Limited::new(dir, folder, true, outlived_by),
@@ -281,9 +290,10 @@ impl Cgroups {
             Some(Place::V2) => Some(MemoryStat::V2),
             place => index(place).map(MemoryStat::V1),
         };
-        let cpu_stat = match self.core_counts_cpu {
-            true => Some(CpuStat::V2Core),
-            false => index(self.cpu.filter(|_| limits.cpus.is_some())).map(CpuStat::V1),
+        let cpu_stat = match (self.core_counts_cpu, self.v1_cpu_counts) {
+            (true, _) => Some(CpuStat::V2Core),
+            (false, true) => index(self.cpu.filter(|_| limits.cpus.is_some())).map(CpuStat::V1),
+            (false, false) => None,
         };
         let mut group = JobGroup {
             core: self.core.join(&name),
@@ -328,6 +338,9 @@ impl Cgroups {
             Ok::<_, io::Error>(())
         })();
         if let Err(e) = made {
+            for limited in &mut group.limited {
+                limited.keepable = false;
+            }
             group.remove_blocking(Duration::ZERO);
             return Err(io::Error::new(e.kind(), format!("cannot make the job's cgroup: {e}")));
         }
@@ -382,6 +395,11 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
             write(dir, "memory.swap.max", 0)
         }
         (Files::V1 { reused }, Some(bytes)) => {
+            if reused {
+                // A job running as root may have turned the OOM killer off:
+                // the next would hang at its limit instead of being killed.
+                write(dir, "memory.oom_control", 0)?;
+            }
             memory_v1(dir, bytes)?;
             if reused {
                 write(dir, "memory.max_usage_in_bytes", 0)?;
@@ -400,18 +418,27 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
 fn memory_v1(dir: &Path, value: impl fmt::Display + Copy) -> io::Result<()> {
     const MEMORY: &str = "memory.limit_in_bytes";
     const MEMORY_AND_SWAP: &str = "memory.memsw.limit_in_bytes";
-    if write(dir, MEMORY, value).is_ok() {
+    let Err(first) = write(dir, MEMORY, value) else {
         return write(dir, MEMORY_AND_SWAP, value);
-    }
-    write(dir, MEMORY_AND_SWAP, value)?;
+    };
+    // Raising past the old memory+swap limit: that one first. If it fails
+    // too, the first error says why (EBUSY: the group uses more).
+    write(dir, MEMORY_AND_SWAP, value).map_err(|_| first)?;
     write(dir, MEMORY, value)
 }
 
 fn set_cpu(dir: &Path, files: Files, cpus: Option<f64>) -> io::Result<()> {
     match (files, cpus) {
         (Files::V2, Some(cpus)) => write(dir, "cpu.max", format!("{} {CPU_PERIOD_US}", cpu_quota(cpus))),
-        // A v1 group's period is the kernel's default, ours.
-        (Files::V1 { .. }, Some(cpus)) => write(dir, "cpu.cfs_quota_us", cpu_quota(cpus)),
+        (Files::V1 { reused }, Some(cpus)) => {
+            // A new group's period is the kernel's default, ours; a job
+            // running as root may have changed a reused group's, which
+            // would change what the quota means.
+            if reused {
+                write(dir, "cpu.cfs_period_us", CPU_PERIOD_US)?;
+            }
+            write(dir, "cpu.cfs_quota_us", cpu_quota(cpus))
+        }
         (files, None) if unset_needed(files) => write(dir, "cpu.cfs_quota_us", -1),
         _ => Ok(()),
     }
@@ -433,15 +460,13 @@ fn set_io(dir: &Path, files: Files, device: &str, limits: &Limits) -> io::Result
             write(dir, "io.max", format!("{device} rbps={} wbps={}", bps(read), bps(written)))
         }
         Files::V2 => Ok(()),
-        Files::V1 { reused } => {
+        // Never a reused group: blkio groups are not kept (see `Outlived`).
+        Files::V1 { .. } => {
             for (file, limit) in
                 [("blkio.throttle.read_bps_device", read), ("blkio.throttle.write_bps_device", written)]
             {
-                // A rate of 0 removes the device's rule.
-                match (limit, reused) {
-                    (Some(bps), _) => write(dir, file, format!("{device} {bps}"))?,
-                    (None, true) => write(dir, file, format!("{device} 0"))?,
-                    (None, false) => {}
+                if let Some(bps) = limit {
+                    write(dir, file, format!("{device} {bps}"))?;
                 }
             }
             Ok(())

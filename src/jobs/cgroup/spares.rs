@@ -5,17 +5,18 @@
 //! mkdir and rmdir alone take ~100 µs, and the kernel frees a memory cgroup
 //! later, in the background. A group whose job is over is therefore kept,
 //! up to [`KEPT`] per hierarchy, and handed to the next job with a limit in
-//! that hierarchy, which writes every limit file it relies on again
-//! ([`super::Cgroups::create`]).
+//! that hierarchy, which writes every limit it relies on again
+//! ([`super::Cgroups::create`]). blkio groups are not kept: IO a job
+//! queued would be throttled under the next job's rules.
 //!
 //! Invariants:
 //!
-//! * **Only groups as good as new.** A group is given here only once no
-//!   process is in it or below it (the groups below are removed first), no
-//!   exited process still counts in it, and it holds no more than a trace of
-//!   charged memory (a job's page cache or tmpfs files would count against
-//!   the next job's limit). It is never touched again by the job that gave
-//!   it.
+//! * **Only groups as good as new.** A group is given here only once the
+//!   job's core group is gone, no thread is in it or below it (the groups
+//!   below are removed first), no exited process still counts in it, and it
+//!   holds no tmpfs pages, no swap and no more than a trace of other memory
+//!   (all would count against the next job's limit). Not after making the
+//!   job's groups failed. It is never touched again by the job that gave it.
 //! * **Each group at most once.** A group is in one list at most, and
 //!   [`Spares::take`] hands it to exactly one job.
 //! * **Bounded.** At most [`KEPT`] per hierarchy; a group past that is
