@@ -209,7 +209,10 @@ fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_o
     wait_until("the server started another guard", Duration::from_secs(10), || {
         guard_of(server.pid()).is_some_and(|new| new != guard.as_raw())
     });
-    assert!(server.log().contains("the guard process was gone; started another"));
+    // The new guard runs before the server logs that it started it.
+    wait_until("the server logged the new guard", Duration::from_secs(10), || {
+        server.log().contains("the guard process was gone; started another")
+    });
     let folders: Vec<PathBuf> = cgroup_folders_of(server.pid());
     assert!(!folders.is_empty());
     nix::sys::signal::kill(
