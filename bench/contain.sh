@@ -16,7 +16,7 @@ quick=0
 if [ $quick = 1 ]; then
   secs=0.5; rounds=1; kills=2; procs=50; mib=64; spawns=20
 else
-  secs=5; rounds=3; kills=15; procs=500; mib=1024; spawns=300
+  secs=5; rounds=5; kills=15; procs=500; mib=1024; spawns=300
 fi
 if [ "$(id -u)" != 0 ]; then echo "8. containment: needs root (cgroups, a second user)"; exit 0; fi
 
@@ -76,8 +76,12 @@ for _ in $(seq $rounds); do
   done
 done >"$tmp/rates"
 rate() { awk -v s="$1" '$1 == s { print $2 }' "$tmp/rates" | median; }
+# Each round measures the three servers one after the other: its ratios are
+# paired in time, so a machine that slows down for a while moves both sides.
+paired() { awk -v s="$1" '$1 == "off" { o = $2 } $1 == s { printf "%.3f\n", $2 / o }' "$tmp/rates" | median; }
 o=$(rate off); n=$(rate on); l=$(rate limited)
-echo "8. jobs/s, 8 clients (median of $rounds): cgroups off $o | cgroups on, no limits $n ($(ratio "$n" "$o")) | all four limits $l ($(ratio "$l" "$o"))"
+echo "8. jobs/s, 8 clients (median of $rounds): cgroups off $o | cgroups on, no limits $n ($(ratio "$n" "$o"); paired $(paired on)) | all four limits $l ($(ratio "$l" "$o"); paired $(paired limited))"
+echo "8. jobs/s per round (off on limited): $(awk '{ printf "%s ", $2 } NR % 3 == 0 { printf "| " }' "$tmp/rates")"
 
 # --- b. killing a job of $procs processes ---------------------------------
 k=$(client_dir kill)
