@@ -364,7 +364,11 @@ fn number(path: &Path) -> Option<u64> {
 
 /// The value of `key` in a file of `key value` lines.
 fn keyed(path: &Path, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
+    keyed_in(&std::fs::read_to_string(path).ok()?, key)
+}
+
+/// The value of `key` in `key value` lines.
+pub(crate) fn keyed_in(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 

@@ -305,6 +305,7 @@ impl Cgroups {
             procs: Vec::new(),
             spares: Arc::clone(&self.spares),
         };
+        let mut oom_kills_before = 0;
         let made = (|| {
             std::fs::create_dir(&group.core)?;
             for limited in group.limited.iter().filter(|l| !l.reused) {
@@ -319,7 +320,7 @@ impl Cgroups {
                 }
             };
             if let Some((dir, files)) = files_of(self.memory) {
-                set_memory(dir, files, limits.memory)?;
+                oom_kills_before = set_memory(dir, files, limits.memory)?;
             }
             if let Some((dir, files)) = files_of(self.cpu) {
                 set_cpu(dir, files, limits.cpus)?;
@@ -344,11 +345,7 @@ impl Cgroups {
             group.remove_blocking(Duration::ZERO);
             return Err(io::Error::new(e.kind(), format!("cannot make the job's cgroup: {e}")));
         }
-        if let Some(MemoryStat::V1(i)) = group.memory
-            && group.limited[i].reused
-        {
-            group.oom_kills_before = group.oom_kills();
-        }
+        group.oom_kills_before = oom_kills_before;
         group.procs = group.dirs().map(group::procs_file).collect();
         Ok(group)
     }
@@ -388,26 +385,29 @@ fn unset_needed(files: Files) -> bool {
     matches!(files, Files::V1 { reused: true })
 }
 
-fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<()> {
+/// Sets a memory limit; returns the OOM kills the group counted before
+/// (a reused v1 group goes on counting).
+fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<u64> {
     match (files, bytes) {
         (Files::V2, Some(bytes)) => {
             write(dir, "memory.max", bytes)?;
-            write(dir, "memory.swap.max", 0)
+            write(dir, "memory.swap.max", 0)?;
+            Ok(0)
         }
-        (Files::V1 { reused }, Some(bytes)) => {
-            if reused {
-                // A job running as root may have turned the OOM killer off:
-                // the next would hang at its limit instead of being killed.
+        (Files::V1 { reused: false }, Some(bytes)) => memory_v1(dir, bytes).map(|()| 0),
+        (Files::V1 { reused: true }, Some(bytes)) => {
+            let oom = std::fs::read_to_string(dir.join("memory.oom_control"))?;
+            if group::keyed_in(&oom, "oom_kill_disable") != Some(0) {
+                // A job running as root turned the OOM killer off: the next
+                // would hang at its limit instead of being killed.
                 write(dir, "memory.oom_control", 0)?;
             }
             memory_v1(dir, bytes)?;
-            if reused {
-                write(dir, "memory.max_usage_in_bytes", 0)?;
-            }
-            Ok(())
+            write(dir, "memory.max_usage_in_bytes", 0)?;
+            Ok(group::keyed_in(&oom, "oom_kill").unwrap_or(0))
         }
-        (files, None) if unset_needed(files) => memory_v1(dir, -1),
-        _ => Ok(()),
+        (files, None) if unset_needed(files) => memory_v1(dir, -1).map(|()| 0),
+        _ => Ok(0),
     }
 }
 
