@@ -64,7 +64,7 @@ const STALE_CHARGE: u64 = 1 << 20;
 
 /// What in a v1 group outlives its processes, and would reach the next job
 /// if the group were kept.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Outlived {
     /// pids: a process counts until it is reaped, not only until it exits.
     pub pids: bool,
@@ -124,12 +124,13 @@ impl Limited {
     /// process (nor thread), none exited but unreaped (it would have fewer
     /// pids), no memory it could not reclaim (it would have less).
     fn as_good_as_new(&self) -> bool {
+        if !self.keepable || self.outlived_by.io {
+            return false;
+        }
         // `tasks` lists threads: a process whose main thread has exited may
         // be missing from `cgroup.procs`.
         let tasks = std::fs::read_to_string(self.dir.join("tasks"));
-        self.keepable
-            && !self.outlived_by.io
-            && tasks.is_ok_and(|t| t.trim().is_empty())
+        tasks.is_ok_and(|t| t.trim().is_empty())
             && (!self.outlived_by.pids || number(&self.dir.join("pids.current")) == Some(0))
             && (!self.outlived_by.memory || holds_no_memory(&self.dir))
     }
