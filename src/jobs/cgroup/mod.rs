@@ -26,9 +26,9 @@
 //! * **Gone once reaped.** A job's groups are removed after its processes
 //!   are all dead; the folder, when the `Cgroups` is dropped. A v1 memory,
 //!   cpu or pids group may instead be kept, as good as new, for a later job
-//!   ([`spares`]): that job writes every limit rcmd sets in it, asked or
-//!   not, and the settings that change what they mean (the CPU period, the
-//!   OOM killer's switch), and counts from its own start (peak memory, OOM
+//!   ([`spares`]): that job writes its limit again, and the settings that
+//!   change what it means (the CPU period, the OOM killer's switch), and
+//!   counts from its own start (peak memory, OOM
 //!   kills, CPU time). A job running as root, which can write any cgroup
 //!   file anyway, could leave a lesser setting behind (`cpu.shares`,
 //!   `memory.swappiness`). blkio groups are never kept.
@@ -325,8 +325,8 @@ impl Cgroups {
             if let Some((dir, files)) = files_of(self.cpu) {
                 set_cpu(dir, files, limits.cpus)?;
             }
-            if let Some((dir, files)) = files_of(self.pids) {
-                set_pids(dir, files, limits.pids)?;
+            if let Some((dir, _)) = files_of(self.pids) {
+                set_pids(dir, limits.pids)?;
             }
             if let (Some((dir, files)), Some(device)) = (files_of(self.io), &self.io_device) {
                 set_io(dir, files, device, limits)?;
@@ -376,13 +376,10 @@ enum Files {
     /// The job's new v2 core group: no limit is set yet.
     V2,
     /// A v1 group, new (no limit set yet) or `reused`: then it holds the
-    /// limits of the job before, and every limit is written, asked or not.
+    /// limit of the job before. Each v1 folder serves one controller (a
+    /// second one mounted beside it finds the folder made and is missing),
+    /// so a reused group is always given its limit again.
     V1 { reused: bool },
-}
-
-/// v1 writes "no limit" only to a reused group: a new one has none.
-fn unset_needed(files: Files) -> bool {
-    matches!(files, Files::V1 { reused: true })
 }
 
 /// Sets a memory limit; returns the OOM kills the group counted before
@@ -406,8 +403,7 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<u64> {
             write(dir, "memory.max_usage_in_bytes", 0)?;
             Ok(group::keyed_in(&oom, "oom_kill").unwrap_or(0))
         }
-        (files, None) if unset_needed(files) => memory_v1(dir, -1).map(|()| 0),
-        _ => Ok(0),
+        (_, None) => Ok(0),
     }
 }
 
@@ -439,17 +435,12 @@ fn set_cpu(dir: &Path, files: Files, cpus: Option<f64>) -> io::Result<()> {
             }
             write(dir, "cpu.cfs_quota_us", cpu_quota(cpus))
         }
-        (files, None) if unset_needed(files) => write(dir, "cpu.cfs_quota_us", -1),
         _ => Ok(()),
     }
 }
 
-fn set_pids(dir: &Path, files: Files, max: Option<u64>) -> io::Result<()> {
-    match (max, unset_needed(files)) {
-        (Some(max), _) => write(dir, "pids.max", max),
-        (None, true) => write(dir, "pids.max", "max"),
-        (None, false) => Ok(()),
-    }
+fn set_pids(dir: &Path, max: Option<u64>) -> io::Result<()> {
+    max.map_or(Ok(()), |max| write(dir, "pids.max", max))
 }
 
 fn set_io(dir: &Path, files: Files, device: &str, limits: &Limits) -> io::Result<()> {
