@@ -26,7 +26,7 @@
 //!   its errno in the plan (shared memory) and the child exits; `clone`
 //!   returns only after that, so the parent reads a complete report.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -46,9 +46,9 @@ pub(crate) struct Plan<'a> {
     pub stdio: [RawFd; 3],
     /// Becomes fd 3 (the isolated job's init reports through it), if any.
     pub fd3: Option<RawFd>,
-    /// `cgroup.procs` files to write "0" to (this process) before anything
-    /// of the job's runs.
-    pub cgroups: &'a [CString],
+    /// Open `cgroup.procs` files to write "0" to (this process) before
+    /// anything of the job's runs.
+    pub cgroups: &'a [RawFd],
     /// Set up the isolated job's mounts and network (it is in new PID,
     /// mount and network namespaces already).
     pub isolate: bool,
@@ -310,8 +310,9 @@ unsafe fn prepare(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
             }
         }
         check(Step::ProcessGroup, libc::setpgid(0, 0).into())?;
-        for procs in plan.cgroups {
-            write_file(Step::Cgroup, procs, b"0")?;
+        for &procs in plan.cgroups {
+            let written = libc::write(procs, b"0".as_ptr().cast(), 1);
+            check(Step::Cgroup, written as libc::c_long)?;
         }
         if plan.isolate {
             isolate()?;

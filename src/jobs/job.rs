@@ -568,7 +568,7 @@ async fn start_contained(spec: &JobSpec, config: &PoolConfig) -> io::Result<Uncl
             let made = Unclaimed::new(group, RETIRE_LIMIT);
             // On this thread, as the failure of either may wait for the
             // child to exit.
-            match process::start(&spec, made.procs(), init.as_deref(), &watchdog).and_then(Spawned::register)
+            match process::start(&spec, &made.procs(), init.as_deref(), &watchdog).and_then(Spawned::register)
             {
                 Ok(started) => Ok(made.started(started)),
                 Err(e) => {

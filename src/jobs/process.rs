@@ -14,7 +14,7 @@
 
 use std::ffi::{CString, c_char};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -49,13 +49,13 @@ pub(crate) struct Spawned {
     stderr: OwnedFd,
 }
 
-/// Starts the job of `spec`, placed in the cgroups whose `cgroup.procs`
+/// Starts the job of `spec`, placed in the cgroups whose open `cgroup.procs`
 /// files are `cgroups`, under `watchdog`. An isolated job runs `init` (this
 /// binary) as its process 1, which runs the program. Blocks until the child
 /// has called `exec`: run it on a blocking thread, not an async worker.
 pub(crate) fn start(
     spec: &JobSpec,
-    cgroups: &[CString],
+    cgroups: &[RawFd],
     init: Option<&Path>,
     watchdog: &Watchdog,
 ) -> io::Result<Spawned> {

@@ -35,7 +35,7 @@
 //!   [`Unclaimed`] until its job takes them; dropped before that, they are
 //!   killed, reaped and removed, off the async workers.
 
-use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -222,13 +222,16 @@ impl Unclaimed {
         Unclaimed { group, started: None, retire_limit }
     }
 
-    /// The `cgroup.procs` files the job's process joins.
-    pub fn procs(&self) -> &[CString] {
-        self.group.as_ref().map_or(&[], |group| &group.procs)
+    /// The open `cgroup.procs` files the job's process joins its groups by.
+    pub fn procs(&self) -> Vec<RawFd> {
+        self.group.as_ref().map_or(Vec::new(), JobGroup::procs)
     }
 
-    /// Its process is started.
+    /// Its process is started (and in its groups).
     pub fn started(mut self, started: Started) -> Unclaimed {
+        if let Some(group) = &mut self.group {
+            group.joined();
+        }
         self.started = Some(started);
         self
     }

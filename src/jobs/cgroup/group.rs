@@ -3,9 +3,8 @@
 //! for a later job instead, see [`super::spares`]). Also [`purge`], which
 //! does all of that to every group in a folder, for a server that is gone.
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::dir::GroupDir;
 use super::spares::Spares;
 
 /// How the processes of a group are all killed at once.
@@ -40,7 +40,7 @@ pub struct ResourceUsage {
 #[derive(Debug)]
 pub(crate) struct JobGroup {
     /// The group that every job has, and how to kill it.
-    pub core: PathBuf,
+    pub core: GroupDir,
     pub kill: Kill,
     /// Groups of the v1 controllers this job's limits need.
     pub limited: Vec<Limited>,
@@ -50,8 +50,9 @@ pub(crate) struct JobGroup {
     /// The memory group's `oom_kill` count before this job: a reused v1
     /// group goes on counting from its earlier jobs.
     pub oom_kills_before: u64,
-    /// `cgroup.procs` of every group: the job's process writes "0" to each.
-    pub procs: Vec<CString>,
+    /// `cgroup.procs` of every group, open until the job's process has
+    /// written "0" to each ([`JobGroup::joined`]).
+    pub procs: Vec<OwnedFd>,
     /// Where the emptied v1 groups go.
     pub spares: Arc<Spares>,
 }
@@ -78,7 +79,7 @@ pub(crate) struct Outlived {
 /// One of a job's v1 groups.
 #[derive(Debug)]
 pub(crate) struct Limited {
-    pub dir: PathBuf,
+    pub dir: GroupDir,
     /// The index of the server's v1 folder that holds it.
     pub folder: usize,
     /// Whether an earlier job used it (its limit files hold that job's).
@@ -94,14 +95,14 @@ pub(crate) struct Limited {
 }
 
 impl Limited {
-    pub fn new(dir: PathBuf, folder: usize, reused: bool, outlived_by: Outlived) -> Limited {
+    pub fn new(dir: GroupDir, folder: usize, reused: bool, outlived_by: Outlived) -> Limited {
         Limited { dir, folder, reused, outlived_by, keepable: true, released: Mutex::new(false) }
     }
 
-    /// Reads `file` of the group while it is still this job's.
-    fn read<T>(&self, file: &str, parse: impl FnOnce(&Path) -> Option<T>) -> Option<T> {
+    /// Reads the group while it is still this job's.
+    fn read<T>(&self, parse: impl FnOnce(&GroupDir) -> Option<T>) -> Option<T> {
         let released = self.released_lock();
-        if *released { None } else { parse(&self.dir.join(file)) }
+        if *released { None } else { parse(&self.dir) }
     }
 
     /// Gives the group to `spares` if it is as good as new and they have
@@ -110,12 +111,8 @@ impl Limited {
     fn release(&self, spares: &Spares) -> bool {
         let mut released = self.released_lock();
         if !*released {
-            let mut below_gone = true;
-            for below in subgroups(&self.dir) {
-                below_gone &= remove_tree(&below);
-            }
-            *released = below_gone
-                && ((self.as_good_as_new() && spares.give(self.folder, &self.dir)) || remove_dir(&self.dir));
+            *released = self.dir.remove_subgroups()
+                && ((self.as_good_as_new() && spares.give(self.folder, &self.dir)) || self.dir.remove());
         }
         *released
     }
@@ -127,12 +124,15 @@ impl Limited {
         if !self.keepable || self.outlived_by.io {
             return false;
         }
-        // `tasks` lists threads: a process whose main thread has exited may
-        // be missing from `cgroup.procs`.
-        let tasks = std::fs::read_to_string(self.dir.join("tasks"));
-        tasks.is_ok_and(|t| t.trim().is_empty())
-            && (!self.outlived_by.pids || number(&self.dir.join("pids.current")) == Some(0))
-            && (!self.outlived_by.memory || holds_no_memory(&self.dir))
+        // pids counts every thread until it is reaped: none counted, none
+        // there. Elsewhere `tasks` lists threads (a process whose main
+        // thread has exited may be missing from `cgroup.procs`).
+        let no_task = if self.outlived_by.pids {
+            self.dir.number("pids.current") == Some(0)
+        } else {
+            self.dir.read("tasks").is_ok_and(|t| t.trim().is_empty())
+        };
+        no_task && (!self.outlived_by.memory || holds_no_memory(&self.dir))
     }
 
     fn released_lock(&self) -> std::sync::MutexGuard<'_, bool> {
@@ -144,9 +144,9 @@ impl Limited {
 /// for: no tmpfs or shared memory pages, and memory plus swap within
 /// [`STALE_CHARGE`] (memory limits need swap accounting, so the file is
 /// there).
-fn holds_no_memory(dir: &Path) -> bool {
-    keyed(&dir.join("memory.stat"), "shmem") == Some(0)
-        && number(&dir.join("memory.memsw.usage_in_bytes")).is_some_and(|used| used <= STALE_CHARGE)
+fn holds_no_memory(dir: &GroupDir) -> bool {
+    dir.keyed("memory.stat", "shmem") == Some(0)
+        && dir.number("memory.memsw.usage_in_bytes").is_some_and(|used| used <= STALE_CHARGE)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,26 +166,40 @@ pub(crate) enum MemoryStat {
 }
 
 impl JobGroup {
-    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        std::iter::once(self.core.as_path()).chain(self.limited.iter().map(|l| l.dir.as_path()))
+    /// The open `cgroup.procs` files the job's process joins its groups by.
+    pub fn procs(&self) -> Vec<RawFd> {
+        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// The job's process is in its groups (or failed to start): closes
+    /// their `cgroup.procs` files.
+    pub fn joined(&mut self) {
+        self.procs.clear();
     }
 
     /// SIGKILL to every process in the job's group, whatever process group
     /// or session it moved to.
     pub fn kill(&self) {
-        kill_group(&self.core, self.kill);
+        match self.kill {
+            Kill::V2 => {
+                let _ = self.core.write("cgroup.kill", 1);
+            }
+            Kill::Freezer => kill_group(&self.core.path(), Kill::Freezer),
+        }
     }
 
     /// What the kernel counted so far.
     pub fn usage(&self) -> ResourceUsage {
         let cpu_ms = match self.cpu_stat {
-            Some(CpuStat::V2Core) => keyed(&self.core.join("cpu.stat"), "usage_usec").map(|us| us / 1000),
-            Some(CpuStat::V1(i)) => self.limited[i].read("cpuacct.usage", number).map(|ns| ns / 1_000_000),
+            Some(CpuStat::V2Core) => self.core.keyed("cpu.stat", "usage_usec").map(|us| us / 1000),
+            Some(CpuStat::V1(i)) => {
+                self.limited[i].read(|d| d.number("cpuacct.usage")).map(|ns| ns / 1_000_000)
+            }
             None => None,
         };
         let memory_peak = match self.memory {
-            Some(MemoryStat::V2) => number(&self.core.join("memory.peak")),
-            Some(MemoryStat::V1(i)) => self.limited[i].read("memory.max_usage_in_bytes", number),
+            Some(MemoryStat::V2) => self.core.number("memory.peak"),
+            Some(MemoryStat::V1(i)) => self.limited[i].read(|d| d.number("memory.max_usage_in_bytes")),
             None => None,
         };
         ResourceUsage { cpu_ms, memory_peak }
@@ -194,8 +208,8 @@ impl JobGroup {
     /// How many of the job's processes the kernel's OOM killer ended.
     pub fn oom_kills(&self) -> u64 {
         let counted = match self.memory {
-            Some(MemoryStat::V2) => keyed(&self.core.join("memory.events"), "oom_kill"),
-            Some(MemoryStat::V1(i)) => self.limited[i].read("memory.oom_control", |f| keyed(f, "oom_kill")),
+            Some(MemoryStat::V2) => self.core.keyed("memory.events", "oom_kill"),
+            Some(MemoryStat::V1(i)) => self.limited[i].read(|d| d.keyed("memory.oom_control", "oom_kill")),
             None => None,
         };
         counted.unwrap_or(0).saturating_sub(self.oom_kills_before)
@@ -206,8 +220,8 @@ impl JobGroup {
     pub fn is_empty(&self) -> bool {
         match self.kill {
             // `populated` counts the groups below too, in one read.
-            Kill::V2 => keyed(&self.core.join("cgroup.events"), "populated") == Some(0),
-            Kill::Freezer => pids_below(&self.core).is_empty(),
+            Kill::V2 => self.core.keyed("cgroup.events", "populated") == Some(0),
+            Kill::Freezer => pids_below(&self.core.path()).is_empty(),
         }
     }
 
@@ -216,7 +230,7 @@ impl JobGroup {
     /// exiting cannot be removed yet: returns `false` then, and the caller
     /// tries again a little later.
     pub fn try_remove(&self) -> bool {
-        let mut all_gone = remove_tree(&self.core);
+        let mut all_gone = self.core.remove();
         // The core group holds every process of the job: once it is gone,
         // the other groups can hold none, and may go to the next job.
         if all_gone {
@@ -264,7 +278,7 @@ fn remove_dir(dir: &Path) -> bool {
 
 /// Removes a group and the groups a job made below it, deepest first (a
 /// group with groups below cannot be removed); `true` if all are gone.
-fn remove_tree(dir: &Path) -> bool {
+pub(super) fn remove_tree(dir: &Path) -> bool {
     let mut all_gone = true;
     for below in subgroups(dir) {
         all_gone &= remove_tree(&below);
@@ -273,7 +287,7 @@ fn remove_tree(dir: &Path) -> bool {
 }
 
 /// The groups right below `dir`.
-fn subgroups(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn subgroups(dir: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
@@ -350,27 +364,6 @@ pub fn purge(folder: &Path, limit: Duration) -> bool {
         }
         all_gone && remove_dir(folder)
     })
-}
-
-/// `dir/cgroup.procs` as a C string, for the child to open.
-pub(crate) fn procs_file(dir: &Path) -> CString {
-    let path = dir.join("cgroup.procs");
-    CString::new(path.as_os_str().as_bytes()).expect("cgroup paths come from the kernel and hold no nul")
-}
-
-/// A file that holds one number.
-fn number(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// The value of `key` in a file of `key value` lines.
-fn keyed(path: &Path, key: &str) -> Option<u64> {
-    keyed_in(&std::fs::read_to_string(path).ok()?, key)
-}
-
-/// The value of `key` in `key value` lines.
-pub(crate) fn keyed_in(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@
 //!   file anyway, could leave a lesser setting behind (`cpu.shares`,
 //!   `memory.swappiness`). blkio groups are never kept.
 
+mod dir;
 mod group;
 pub(crate) mod mounts;
 mod spares;
@@ -45,6 +46,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dir::{Folder, GroupDir};
 pub(crate) use group::JobGroup;
 use group::{CpuStat, Kill, Limited, MemoryStat, Outlived};
 pub use group::{ResourceUsage, purge};
@@ -75,7 +77,7 @@ enum Place {
 #[derive(Debug)]
 pub struct Cgroups {
     /// Our folder in the hierarchy of every job's core group.
-    core: PathBuf,
+    core: Arc<Folder>,
     kill: Kill,
     /// Whether `cpu.stat` in the core group counts CPU time (v2).
     core_counts_cpu: bool,
@@ -83,7 +85,7 @@ pub struct Cgroups {
     /// cpuacct mounted together), where the core group does not.
     v1_cpu_counts: bool,
     /// Our folders in v1 controller hierarchies, by index.
-    folders: Vec<PathBuf>,
+    folders: Vec<Arc<Folder>>,
     memory: Option<Place>,
     cpu: Option<Place>,
     pids: Option<Place>,
@@ -131,12 +133,12 @@ impl Cgroups {
         let v2 = found.iter().find(|m| m.kind == Kind::V2);
         let v2_folder = v2.map(|m| make_folder(&m.own_group, &name));
         let (core, kill, core_counts_cpu) = match v2_folder {
-            Some(Ok(folder)) if folder.join("cgroup.kill").exists() => (folder, Kill::V2, true),
+            Some(Ok(folder)) if folder.path().join("cgroup.kill").exists() => (folder, Kill::V2, true),
             other => {
                 let why_not_v2 = match other {
                     None => "no cgroup v2 hierarchy".to_owned(),
                     Some(Ok(folder)) => {
-                        let _ = std::fs::remove_dir(&folder);
+                        let _ = std::fs::remove_dir(folder.path());
                         "cgroup v2 has no cgroup.kill (Linux < 5.14)".to_owned()
                     }
                     Some(Err(e)) => e,
@@ -151,7 +153,7 @@ impl Cgroups {
         };
         let mut cgroups = Cgroups::without_limits(core, kill, core_counts_cpu);
         let v2_controllers = match (kill, v2) {
-            (Kill::V2, Some(v2)) => delegate_v2(&v2.own_group, &cgroups.core),
+            (Kill::V2, Some(v2)) => delegate_v2(&v2.own_group, cgroups.core.path()),
             _ => Vec::new(),
         };
         for (controller, slot, missing) in [
@@ -176,8 +178,7 @@ impl Cgroups {
             }
         }
         cgroups.spares = Arc::new(Spares::new(cgroups.folders.len()));
-        cgroups.v1_cpu_counts =
-            matches!(cgroups.cpu, Some(Place::V1(i)) if cgroups.folders[i].join("cpuacct.usage").exists());
+        cgroups.v1_cpu_counts = matches!(cgroups.cpu, Some(Place::V1(i)) if cgroups.folders[i].path().join("cpuacct.usage").exists());
         cgroups.require_swap_cap();
         if cgroups.io.is_some() {
             match disk_of(data_dir) {
@@ -193,7 +194,7 @@ impl Cgroups {
     }
 
     /// Jobs get a core group in `core`, and no limits yet.
-    fn without_limits(core: PathBuf, kill: Kill, core_counts_cpu: bool) -> Cgroups {
+    fn without_limits(core: Arc<Folder>, kill: Kill, core_counts_cpu: bool) -> Cgroups {
         Cgroups {
             core,
             kill,
@@ -217,8 +218,8 @@ impl Cgroups {
     /// memory limits are not offered at all.
     fn require_swap_cap(&mut self) {
         let swap_file = match self.memory {
-            Some(Place::V1(i)) => self.folders[i].join("memory.memsw.limit_in_bytes"),
-            Some(Place::V2) => self.core.join("memory.swap.max"),
+            Some(Place::V1(i)) => self.folders[i].path().join("memory.memsw.limit_in_bytes"),
+            Some(Place::V2) => self.core.path().join("memory.swap.max"),
             None => return,
         };
         if !swap_file.exists() {
@@ -277,11 +278,14 @@ impl Cgroups {
                     io: self.io == Some(Place::V1(folder)),
                 };
                 match self.spares.take(folder) {
-                    Some(dir) => Limited::new(dir, folder, true, outlived_by),
-                    None => Limited::new(self.folders[folder].join(&name), folder, false, outlived_by),
+                    Some(spare) => (Limited::new(spare.dir, folder, true, outlived_by), Some(spare.procs)),
+                    None => {
+                        (Limited::new(self.folders[folder].group(&name), folder, false, outlived_by), None)
+                    }
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let (limited, mut procs): (Vec<Limited>, Vec<Option<_>>) = limited.into_iter().unzip();
         let index = |place: Option<Place>| match place? {
             Place::V2 => None,
             Place::V1(folder) => v1_folders.iter().position(|&f| f == folder),
@@ -296,7 +300,7 @@ impl Cgroups {
             (false, false) => None,
         };
         let mut group = JobGroup {
-            core: self.core.join(&name),
+            core: self.core.group(&name),
             kill: self.kill,
             limited,
             cpu_stat,
@@ -307,16 +311,25 @@ impl Cgroups {
         };
         let mut oom_kills_before = 0;
         let made = (|| {
-            std::fs::create_dir(&group.core)?;
-            for limited in group.limited.iter().filter(|l| !l.reused) {
-                std::fs::create_dir(&limited.dir)?;
+            group.core.make()?;
+            let mut joins = vec![group.core.open_procs()?];
+            for (limited, spare_procs) in group.limited.iter().zip(&mut procs) {
+                let procs = match spare_procs.take() {
+                    Some(procs) => procs,
+                    None => {
+                        limited.dir.make()?;
+                        limited.dir.open_procs()?
+                    }
+                };
+                joins.push(procs);
             }
+            group.procs = joins;
             // Where a controller's files are for this job, if it has them.
             let files_of = |place: Option<Place>| match place? {
-                Place::V2 => Some((group.core.as_path(), Files::V2)),
+                Place::V2 => Some((&group.core, Files::V2)),
                 Place::V1(_) => {
                     let limited = &group.limited[index(place)?];
-                    Some((limited.dir.as_path(), Files::V1 { reused: limited.reused }))
+                    Some((&limited.dir, Files::V1 { reused: limited.reused }))
                 }
             };
             if let Some((dir, files)) = files_of(self.memory) {
@@ -334,7 +347,7 @@ impl Cgroups {
             if let Some(CpuStat::V1(i)) = group.cpu_stat
                 && group.limited[i].reused
             {
-                write(&group.limited[i].dir, "cpuacct.usage", 0)?;
+                group.limited[i].dir.write("cpuacct.usage", 0)?;
             }
             Ok::<_, io::Error>(())
         })();
@@ -346,7 +359,6 @@ impl Cgroups {
             return Err(io::Error::new(e.kind(), format!("cannot make the job's cgroup: {e}")));
         }
         group.oom_kills_before = oom_kills_before;
-        group.procs = group.dirs().map(group::procs_file).collect();
         Ok(group)
     }
 
@@ -357,7 +369,7 @@ impl Cgroups {
 
     /// Every folder of ours, core first: what a guard purges if we die.
     pub fn folders(&self) -> Vec<PathBuf> {
-        std::iter::once(self.core.clone()).chain(self.folders.iter().cloned()).collect()
+        std::iter::once(&self.core).chain(&self.folders).map(|f| f.path().to_owned()).collect()
     }
 }
 
@@ -384,24 +396,24 @@ enum Files {
 
 /// Sets a memory limit; returns the OOM kills the group counted before
 /// (a reused v1 group goes on counting).
-fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<u64> {
+fn set_memory(dir: &GroupDir, files: Files, bytes: Option<u64>) -> io::Result<u64> {
     match (files, bytes) {
         (Files::V2, Some(bytes)) => {
-            write(dir, "memory.max", bytes)?;
-            write(dir, "memory.swap.max", 0)?;
+            dir.write("memory.max", bytes)?;
+            dir.write("memory.swap.max", 0)?;
             Ok(0)
         }
         (Files::V1 { reused: false }, Some(bytes)) => memory_v1(dir, bytes).map(|()| 0),
         (Files::V1 { reused: true }, Some(bytes)) => {
-            let oom = std::fs::read_to_string(dir.join("memory.oom_control"))?;
-            if group::keyed_in(&oom, "oom_kill_disable") != Some(0) {
+            let oom = dir.read("memory.oom_control")?;
+            if dir::keyed_in(&oom, "oom_kill_disable") != Some(0) {
                 // A job running as root turned the OOM killer off: the next
                 // would hang at its limit instead of being killed.
-                write(dir, "memory.oom_control", 0)?;
+                dir.write("memory.oom_control", 0)?;
             }
             memory_v1(dir, bytes)?;
-            write(dir, "memory.max_usage_in_bytes", 0)?;
-            Ok(group::keyed_in(&oom, "oom_kill").unwrap_or(0))
+            dir.write("memory.max_usage_in_bytes", 0)?;
+            Ok(dir::keyed_in(&oom, "oom_kill").unwrap_or(0))
         }
         (_, None) => Ok(0),
     }
@@ -411,44 +423,44 @@ fn set_memory(dir: &Path, files: Files, bytes: Option<u64>) -> io::Result<u64> {
 /// The kernel keeps the first at most the second at every step, so one
 /// order raises both and the other lowers both: a reused group's old limits
 /// may be on either side.
-fn memory_v1(dir: &Path, value: impl fmt::Display + Copy) -> io::Result<()> {
+fn memory_v1(dir: &GroupDir, value: impl fmt::Display + Copy) -> io::Result<()> {
     const MEMORY: &str = "memory.limit_in_bytes";
     const MEMORY_AND_SWAP: &str = "memory.memsw.limit_in_bytes";
-    let Err(first) = write(dir, MEMORY, value) else {
-        return write(dir, MEMORY_AND_SWAP, value);
+    let Err(first) = dir.write(MEMORY, value) else {
+        return dir.write(MEMORY_AND_SWAP, value);
     };
     // Raising past the old memory+swap limit: that one first. If it fails
     // too, the first error says why (EBUSY: the group uses more).
-    write(dir, MEMORY_AND_SWAP, value).map_err(|_| first)?;
-    write(dir, MEMORY, value)
+    dir.write(MEMORY_AND_SWAP, value).map_err(|_| first)?;
+    dir.write(MEMORY, value)
 }
 
-fn set_cpu(dir: &Path, files: Files, cpus: Option<f64>) -> io::Result<()> {
+fn set_cpu(dir: &GroupDir, files: Files, cpus: Option<f64>) -> io::Result<()> {
     match (files, cpus) {
-        (Files::V2, Some(cpus)) => write(dir, "cpu.max", format!("{} {CPU_PERIOD_US}", cpu_quota(cpus))),
+        (Files::V2, Some(cpus)) => dir.write("cpu.max", format!("{} {CPU_PERIOD_US}", cpu_quota(cpus))),
         (Files::V1 { reused }, Some(cpus)) => {
             // A new group's period is the kernel's default, ours; a job
             // running as root may have changed a reused group's, which
             // would change what the quota means.
             if reused {
-                write(dir, "cpu.cfs_period_us", CPU_PERIOD_US)?;
+                dir.write("cpu.cfs_period_us", CPU_PERIOD_US)?;
             }
-            write(dir, "cpu.cfs_quota_us", cpu_quota(cpus))
+            dir.write("cpu.cfs_quota_us", cpu_quota(cpus))
         }
         _ => Ok(()),
     }
 }
 
-fn set_pids(dir: &Path, max: Option<u64>) -> io::Result<()> {
-    max.map_or(Ok(()), |max| write(dir, "pids.max", max))
+fn set_pids(dir: &GroupDir, max: Option<u64>) -> io::Result<()> {
+    max.map_or(Ok(()), |max| dir.write("pids.max", max))
 }
 
-fn set_io(dir: &Path, files: Files, device: &str, limits: &Limits) -> io::Result<()> {
+fn set_io(dir: &GroupDir, files: Files, device: &str, limits: &Limits) -> io::Result<()> {
     let (read, written) = (limits.io_read_bps, limits.io_write_bps);
     match files {
         Files::V2 if read.is_some() || written.is_some() => {
             let bps = |limit: Option<u64>| limit.map_or("max".to_owned(), |b| b.to_string());
-            write(dir, "io.max", format!("{device} rbps={} wbps={}", bps(read), bps(written)))
+            dir.write("io.max", format!("{device} rbps={} wbps={}", bps(read), bps(written)))
         }
         Files::V2 => Ok(()),
         // Never a reused group: blkio groups are not kept (see `Outlived`).
@@ -457,17 +469,12 @@ fn set_io(dir: &Path, files: Files, device: &str, limits: &Limits) -> io::Result
                 [("blkio.throttle.read_bps_device", read), ("blkio.throttle.write_bps_device", written)]
             {
                 if let Some(bps) = limit {
-                    write(dir, file, format!("{device} {bps}"))?;
+                    dir.write(file, format!("{device} {bps}"))?;
                 }
             }
             Ok(())
         }
     }
-}
-
-fn write(dir: &Path, file: &str, value: impl fmt::Display) -> io::Result<()> {
-    std::fs::write(dir.join(file), value.to_string())
-        .map_err(|e| io::Error::new(e.kind(), format!("{file}: {e}")))
 }
 
 impl fmt::Display for Cgroups {
@@ -477,7 +484,7 @@ impl fmt::Display for Cgroups {
             Kill::V2 => "cgroup.kill",
             Kill::Freezer => "v1 freezer",
         };
-        write!(f, "a cgroup per job in {} (killed with {kill})", self.core.display())?;
+        write!(f, "a cgroup per job in {} (killed with {kill})", self.core.path().display())?;
         let limits = [
             ("memory", self.memory, &self.missing.memory),
             ("cpus", self.cpu, &self.missing.cpu),
@@ -487,7 +494,7 @@ impl fmt::Display for Cgroups {
         for (name, place, missing) in limits {
             match (place, missing) {
                 (Some(Place::V2), _) => write!(f, "; {name}: v2")?,
-                (Some(Place::V1(i)), _) => write!(f, "; {name}: v1 {}", self.folders[i].display())?,
+                (Some(Place::V1(i)), _) => write!(f, "; {name}: v1 {}", self.folders[i].path().display())?,
                 (None, Some(why)) => write!(f, "; {name}: NO ({why})")?,
                 (None, None) => write!(f, "; {name}: NO")?,
             }
@@ -535,7 +542,7 @@ fn owner(name: &str) -> Option<(u32, u64)> {
 
 /// Purges the folders of servers that are gone from `own_group`, then makes
 /// ours. `Err` says why it cannot.
-fn make_folder(own_group: &Path, name: &str) -> Result<PathBuf, String> {
+fn make_folder(own_group: &Path, name: &str) -> Result<Arc<Folder>, String> {
     if let Ok(entries) = std::fs::read_dir(own_group) {
         for entry in entries.filter_map(Result::ok) {
             let Some((pid, start)) = entry.file_name().to_str().and_then(owner) else { continue };
@@ -550,7 +557,10 @@ fn make_folder(own_group: &Path, name: &str) -> Result<PathBuf, String> {
     }
     let folder = own_group.join(name);
     std::fs::create_dir(&folder).map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
-    Ok(folder)
+    Folder::open(folder.clone()).map_err(|e| {
+        let _ = std::fs::remove_dir(&folder);
+        format!("cannot open {}: {e}", folder.display())
+    })
 }
 
 /// Enables the v2 controllers that our group offers for our folder's
@@ -617,9 +627,9 @@ mod tests {
     #[test]
     fn a_memory_limit_that_could_not_cap_swap_is_refused_naming_why() {
         let dir = std::env::temp_dir().join(format!("rcmdt-memsw-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cgroups = Cgroups::without_limits(dir.join("core"), Kill::V2, false);
-        cgroups.folders.push(dir.clone());
+        std::fs::create_dir_all(dir.join("core")).unwrap();
+        let mut cgroups = Cgroups::without_limits(Folder::open(dir.join("core")).unwrap(), Kill::V2, false);
+        cgroups.folders.push(Folder::open(dir.clone()).unwrap());
         cgroups.memory = Some(Place::V1(0));
         let memory = Limits { memory: Some(64 << 20), ..Limits::default() };
         std::fs::write(dir.join("memory.memsw.limit_in_bytes"), "").unwrap();
@@ -634,6 +644,7 @@ mod tests {
             "{refused}"
         );
         cgroups.folders.clear();
+        drop(cgroups); // removes its core folder
         std::fs::remove_dir(&dir).unwrap();
     }
 

@@ -21,9 +21,14 @@
 //!   [`Spares::take`] hands it to exactly one job.
 //! * **Bounded.** At most [`KEPT`] per hierarchy; a group past that is
 //!   removed. The spares are subgroups of our folders, so they go with them.
+//! * **Ready to join.** A spare comes with its `cgroup.procs` open, so the
+//!   next job's process joins it without opening anything.
 
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Mutex;
+
+use super::dir::GroupDir;
 
 /// How many emptied groups are kept per hierarchy: more than the jobs that
 /// start at once on a busy server, few enough that their kernel memory is
@@ -33,7 +38,14 @@ pub(crate) const KEPT: usize = 32;
 /// The spare groups of each of our v1 folders, by the folder's index.
 #[derive(Debug)]
 pub(crate) struct Spares {
-    idle: Vec<Mutex<Vec<PathBuf>>>,
+    idle: Vec<Mutex<Vec<Spare>>>,
+}
+
+/// A kept group, and its `cgroup.procs` open for writing.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    pub dir: GroupDir,
+    pub procs: OwnedFd,
 }
 
 impl Spares {
@@ -42,27 +54,34 @@ impl Spares {
     }
 
     /// A spare group of folder `folder`, now the caller's alone.
-    pub fn take(&self, folder: usize) -> Option<PathBuf> {
+    pub fn take(&self, folder: usize) -> Option<Spare> {
         self.list(folder).pop()
     }
 
     /// Keeps the empty group `dir` of folder `folder` for a later job.
-    /// `false` if there are enough already: the caller removes it.
-    pub fn give(&self, folder: usize, dir: &Path) -> bool {
+    /// `false` if there are enough already, or its `cgroup.procs` cannot be
+    /// opened: the caller removes it.
+    pub fn give(&self, folder: usize, dir: &GroupDir) -> bool {
+        if self.list(folder).len() >= KEPT {
+            return false;
+        }
+        let Ok(procs) = dir.open_procs() else { return false };
         let mut idle = self.list(folder);
         if idle.len() >= KEPT {
             return false;
         }
-        idle.push(dir.to_owned());
+        idle.push(Spare { dir: dir.clone(), procs });
         true
     }
 
     /// Every spare group, for tests and the curious: they hold no process.
     pub fn all(&self) -> Vec<PathBuf> {
-        (0..self.idle.len()).flat_map(|folder| self.list(folder).clone()).collect()
+        (0..self.idle.len())
+            .flat_map(|folder| self.list(folder).iter().map(|s| s.dir.path()).collect::<Vec<_>>())
+            .collect()
     }
 
-    fn list(&self, folder: usize) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+    fn list(&self, folder: usize) -> std::sync::MutexGuard<'_, Vec<Spare>> {
         // Only pushes and pops happen under this lock: a panic cannot leave
         // the list half-changed.
         self.idle[folder].lock().unwrap_or_else(|e| e.into_inner())
@@ -71,19 +90,32 @@ impl Spares {
 
 #[cfg(test)]
 mod tests {
+    use super::super::dir::Folder;
     use super::*;
 
     #[test]
-    fn a_spare_is_handed_out_once_and_no_more_than_kept_are_kept() {
+    fn a_spare_is_handed_out_once_with_its_procs_open_and_no_more_than_kept_are_kept() {
+        // Plain directories stand in for groups: only `cgroup.procs` is opened.
+        let top = std::env::temp_dir().join(format!("rcmdt-spares-{}", std::process::id()));
+        let group = |name: &str| {
+            std::fs::create_dir_all(top.join(name)).unwrap();
+            std::fs::write(top.join(name).join("cgroup.procs"), "").unwrap();
+        };
+        (0..=KEPT).for_each(|i| group(&format!("g{i}")));
+        group("a");
+        let folder = Folder::open(top.clone()).unwrap();
         let spares = Spares::new(2);
-        assert!(spares.give(1, Path::new("/a")));
-        assert_eq!(spares.take(0), None, "folders are apart");
-        assert_eq!(spares.take(1).as_deref(), Some(Path::new("/a")));
-        assert_eq!(spares.take(1), None, "handed out once");
+        assert!(!spares.give(1, &folder.group("no-such-group")), "a group without procs is not kept");
+        assert!(spares.give(1, &folder.group("a")));
+        assert!(spares.take(0).is_none(), "folders are apart");
+        assert_eq!(spares.take(1).map(|s| s.dir.path()), Some(top.join("a")));
+        assert!(spares.take(1).is_none(), "handed out once");
         for i in 0..KEPT {
-            assert!(spares.give(0, Path::new(&format!("/g{i}"))));
+            assert!(spares.give(0, &folder.group(&format!("g{i}"))));
         }
-        assert!(!spares.give(0, Path::new("/one-too-many")));
+        assert!(!spares.give(0, &folder.group(&format!("g{KEPT}"))));
         assert_eq!(spares.all().len(), KEPT);
+        drop(spares);
+        std::fs::remove_dir_all(&top).unwrap();
     }
 }
