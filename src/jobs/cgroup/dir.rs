@@ -152,3 +152,45 @@ impl GroupDir {
 pub(crate) fn keyed_in(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder of this test in a real hierarchy, removed when dropped.
+    struct TestFolder(PathBuf);
+
+    impl Drop for TestFolder {
+        fn drop(&mut self) {
+            super::super::group::purge(&self.0, std::time::Duration::from_secs(5));
+        }
+    }
+
+    #[test]
+    fn a_groups_link_count_shows_its_subgroups_so_removal_lists_only_when_needed() {
+        let read = |path| std::fs::read_to_string(path).unwrap();
+        let found = super::super::mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+        let v2 =
+            found.iter().find(|m| m.kind == super::super::mounts::Kind::V2).expect("a cgroup v2 hierarchy");
+        let memory =
+            found.iter().find(|m| m.has_v1("memory")).expect("a v1 memory hierarchy (this host is hybrid)");
+        for hierarchy in [v2, memory] {
+            let path = hierarchy.own_group.join(format!("rcmdt-dir-{}", std::process::id()));
+            std::fs::create_dir(&path).unwrap();
+            let _made = TestFolder(path.clone());
+            let folder = Folder::open(path.clone()).unwrap();
+            let group = folder.group("g");
+            assert!(!group.may_have_subgroups(), "a group that is not there has none");
+            group.make().unwrap();
+            assert!(!group.may_have_subgroups(), "{}", path.display());
+            assert!(group.read("cgroup.procs").unwrap().is_empty());
+            std::fs::create_dir_all(path.join("g/below/deeper")).unwrap();
+            assert!(group.may_have_subgroups(), "{}", path.display());
+            assert!(group.remove(), "removed with the groups below it");
+            assert!(!path.join("g").exists());
+            assert!(group.remove(), "a group that is gone counts as removed");
+            let error = group.write("cgroup.procs", 0).unwrap_err().to_string();
+            assert!(error.starts_with("cgroup.procs: "), "{error}");
+        }
+    }
+}
