@@ -79,10 +79,11 @@ impl GroupDir {
         format!("{}/{file}", self.name)
     }
 
+    /// Opens `file` of the group; the error names the file.
     fn open(&self, file: &str, flags: OFlag) -> io::Result<std::fs::File> {
-        let fd =
-            openat(&self.folder.fd, self.relative(file).as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())?;
-        Ok(std::fs::File::from(fd))
+        let opened =
+            openat(&self.folder.fd, self.relative(file).as_str(), flags | OFlag::O_CLOEXEC, Mode::empty());
+        opened.map(std::fs::File::from).map_err(|e| named(file, e.into()))
     }
 
     /// Makes the group.
@@ -92,15 +93,13 @@ impl GroupDir {
 
     pub fn read(&self, file: &str) -> io::Result<String> {
         let mut text = String::new();
-        self.open(file, OFlag::O_RDONLY)?.read_to_string(&mut text)?;
+        self.open(file, OFlag::O_RDONLY)?.read_to_string(&mut text).map_err(|e| named(file, e))?;
         Ok(text)
     }
 
     /// Writes `value` to `file` in one write; the error names the file.
     pub fn write(&self, file: &str, value: impl fmt::Display) -> io::Result<()> {
-        let written =
-            self.open(file, OFlag::O_WRONLY).and_then(|mut f| f.write_all(value.to_string().as_bytes()));
-        written.map_err(|e| io::Error::new(e.kind(), format!("{file}: {e}")))
+        self.open(file, OFlag::O_WRONLY)?.write_all(value.to_string().as_bytes()).map_err(|e| named(file, e))
     }
 
     /// The group's `cgroup.procs`, open for a process to write "0" to: it
@@ -129,10 +128,14 @@ impl GroupDir {
     }
 
     /// Removes the groups below this one, which a job running as root may
-    /// have made; `true` if there are none left.
+    /// have made; `true` if there are none left (a listing that failed
+    /// proves nothing: the count is looked at again).
     pub fn remove_subgroups(&self) -> bool {
-        !self.may_have_subgroups()
-            || super::group::subgroups(&self.path()).iter().all(|b| super::group::remove_tree(b))
+        if !self.may_have_subgroups() {
+            return true;
+        }
+        super::group::subgroups(&self.path()).iter().all(|below| super::group::remove_tree(below))
+            && !self.may_have_subgroups()
     }
 
     /// Removes the group and the groups below it; `true` if it is gone (or
@@ -146,6 +149,11 @@ impl GroupDir {
             Err(_) => false,
         }
     }
+}
+
+/// `e`, saying which file it is about.
+fn named(file: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{file}: {e}"))
 }
 
 /// The value of `key` in `key value` lines.

@@ -166,6 +166,10 @@ pub(crate) enum MemoryStat {
 }
 
 impl JobGroup {
+    pub fn dirs(&self) -> impl Iterator<Item = &GroupDir> {
+        std::iter::once(&self.core).chain(self.limited.iter().map(|l| &l.dir))
+    }
+
     /// The open `cgroup.procs` files the job's process joins its groups by.
     pub fn procs(&self) -> Vec<RawFd> {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()

@@ -278,14 +278,11 @@ impl Cgroups {
                     io: self.io == Some(Place::V1(folder)),
                 };
                 match self.spares.take(folder) {
-                    Some(spare) => (Limited::new(spare.dir, folder, true, outlived_by), Some(spare.procs)),
-                    None => {
-                        (Limited::new(self.folders[folder].group(&name), folder, false, outlived_by), None)
-                    }
+                    Some(dir) => Limited::new(dir, folder, true, outlived_by),
+                    None => Limited::new(self.folders[folder].group(&name), folder, false, outlived_by),
                 }
             })
-            .collect::<Vec<_>>();
-        let (limited, mut procs): (Vec<Limited>, Vec<Option<_>>) = limited.into_iter().unzip();
+            .collect();
         let index = |place: Option<Place>| match place? {
             Place::V2 => None,
             Place::V1(folder) => v1_folders.iter().position(|&f| f == folder),
@@ -312,18 +309,11 @@ impl Cgroups {
         let mut oom_kills_before = 0;
         let made = (|| {
             group.core.make()?;
-            let mut joins = vec![group.core.open_procs()?];
-            for (limited, spare_procs) in group.limited.iter().zip(&mut procs) {
-                let procs = match spare_procs.take() {
-                    Some(procs) => procs,
-                    None => {
-                        limited.dir.make()?;
-                        limited.dir.open_procs()?
-                    }
-                };
-                joins.push(procs);
+            for limited in group.limited.iter().filter(|l| !l.reused) {
+                limited.dir.make()?;
             }
-            group.procs = joins;
+            // By name, as the limits are written: both reach the same group.
+            group.procs = group.dirs().map(GroupDir::open_procs).collect::<io::Result<_>>()?;
             // Where a controller's files are for this job, if it has them.
             let files_of = |place: Option<Place>| match place? {
                 Place::V2 => Some((&group.core, Files::V2)),

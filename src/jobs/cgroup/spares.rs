@@ -21,10 +21,7 @@
 //!   [`Spares::take`] hands it to exactly one job.
 //! * **Bounded.** At most [`KEPT`] per hierarchy; a group past that is
 //!   removed. The spares are subgroups of our folders, so they go with them.
-//! * **Ready to join.** A spare comes with its `cgroup.procs` open, so the
-//!   next job's process joins it without opening anything.
 
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -38,14 +35,7 @@ pub(crate) const KEPT: usize = 32;
 /// The spare groups of each of our v1 folders, by the folder's index.
 #[derive(Debug)]
 pub(crate) struct Spares {
-    idle: Vec<Mutex<Vec<Spare>>>,
-}
-
-/// A kept group, and its `cgroup.procs` open for writing.
-#[derive(Debug)]
-pub(crate) struct Spare {
-    pub dir: GroupDir,
-    pub procs: OwnedFd,
+    idle: Vec<Mutex<Vec<GroupDir>>>,
 }
 
 impl Spares {
@@ -54,34 +44,29 @@ impl Spares {
     }
 
     /// A spare group of folder `folder`, now the caller's alone.
-    pub fn take(&self, folder: usize) -> Option<Spare> {
+    pub fn take(&self, folder: usize) -> Option<GroupDir> {
         self.list(folder).pop()
     }
 
     /// Keeps the empty group `dir` of folder `folder` for a later job.
-    /// `false` if there are enough already, or its `cgroup.procs` cannot be
-    /// opened: the caller removes it.
+    /// `false` if there are enough already: the caller removes it.
     pub fn give(&self, folder: usize, dir: &GroupDir) -> bool {
-        if self.list(folder).len() >= KEPT {
-            return false;
-        }
-        let Ok(procs) = dir.open_procs() else { return false };
         let mut idle = self.list(folder);
         if idle.len() >= KEPT {
             return false;
         }
-        idle.push(Spare { dir: dir.clone(), procs });
+        idle.push(dir.clone());
         true
     }
 
     /// Every spare group, for tests and the curious: they hold no process.
     pub fn all(&self) -> Vec<PathBuf> {
         (0..self.idle.len())
-            .flat_map(|folder| self.list(folder).iter().map(|s| s.dir.path()).collect::<Vec<_>>())
+            .flat_map(|folder| self.list(folder).iter().map(GroupDir::path).collect::<Vec<_>>())
             .collect()
     }
 
-    fn list(&self, folder: usize) -> std::sync::MutexGuard<'_, Vec<Spare>> {
+    fn list(&self, folder: usize) -> std::sync::MutexGuard<'_, Vec<GroupDir>> {
         // Only pushes and pops happen under this lock: a panic cannot leave
         // the list half-changed.
         self.idle[folder].lock().unwrap_or_else(|e| e.into_inner())
@@ -94,21 +79,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_spare_is_handed_out_once_with_its_procs_open_and_no_more_than_kept_are_kept() {
-        // Plain directories stand in for groups: only `cgroup.procs` is opened.
+    fn a_spare_is_handed_out_once_and_no_more_than_kept_are_kept() {
         let top = std::env::temp_dir().join(format!("rcmdt-spares-{}", std::process::id()));
-        let group = |name: &str| {
-            std::fs::create_dir_all(top.join(name)).unwrap();
-            std::fs::write(top.join(name).join("cgroup.procs"), "").unwrap();
-        };
-        (0..=KEPT).for_each(|i| group(&format!("g{i}")));
-        group("a");
+        std::fs::create_dir_all(&top).unwrap();
         let folder = Folder::open(top.clone()).unwrap();
         let spares = Spares::new(2);
-        assert!(!spares.give(1, &folder.group("no-such-group")), "a group without procs is not kept");
         assert!(spares.give(1, &folder.group("a")));
         assert!(spares.take(0).is_none(), "folders are apart");
-        assert_eq!(spares.take(1).map(|s| s.dir.path()), Some(top.join("a")));
+        assert_eq!(spares.take(1).map(|s| s.path()), Some(top.join("a")));
         assert!(spares.take(1).is_none(), "handed out once");
         for i in 0..KEPT {
             assert!(spares.give(0, &folder.group(&format!("g{i}"))));
