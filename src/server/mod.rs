@@ -301,6 +301,11 @@ pub(crate) async fn run(args: ServeArgs, mut embedding: Embedding) -> anyhow::Re
         None => default_data_dir()?,
     };
     let store = Store::open(&data_dir, args.max_disk)?;
+    // Cgroups before any child process, the guard included: on a delegated
+    // cgroup v2 host the server may move itself into a leaf group so that
+    // its own group, left without processes, can pass controllers to jobs.
+    // A child started earlier would stay behind in that group and keep it
+    // from doing so; started later, it is born in the leaf.
     let cgroups = detect_cgroups(&data_dir);
     let folders = cgroups.as_ref().map(|c| c.folders()).unwrap_or_default();
     let guard = match embedding.own_exe {

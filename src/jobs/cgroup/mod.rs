@@ -12,10 +12,16 @@
 //!   folder, `rcmd-PID-START-N`, inside the server's own group: never at a
 //!   hierarchy's root, never touching another group. PID and START (the
 //!   process's start time in clock ticks) name the server; N tells apart the
-//!   `Cgroups` of one process.
-//! * **Leftovers of dead servers only.** At start-up, a folder whose server
-//!   is gone (no such pid, or a different start time) is purged: its jobs
-//!   killed, its groups removed. A live server's folder is never touched.
+//!   `Cgroups` of one process. One more group, on a v2 host that delegated
+//!   the server's group to it (systemd's `Delegate=yes`): its leaf
+//!   `rcmd-PID-START-0` beside the folders, which the server moves itself
+//!   into so that its group, emptied, can pass controllers to jobs
+//!   ([`delegate`]). "The server's own group" is then still the one above
+//!   the leaf.
+//! * **Leftovers of dead servers only.** At start-up, a folder (or leaf)
+//!   whose server is gone (no such pid, or a different start time) is
+//!   purged: its jobs killed, its groups removed. A live server's folder is
+//!   never touched.
 //! * **One core group per job, always.** It is in the v2 hierarchy where
 //!   there is one (a mkdir and an rmdir: cheap), else in the v1 freezer; it
 //!   is how the job is killed. Groups in v1 controller hierarchies are made
@@ -33,6 +39,7 @@
 //!   file anyway, could leave a lesser setting behind (`cpu.shares`,
 //!   `memory.swappiness`). blkio groups are never kept.
 
+mod delegate;
 mod dir;
 mod group;
 pub(crate) mod mounts;
@@ -130,8 +137,11 @@ impl Cgroups {
         };
         let found = mounts::find(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?);
         let name = folder_name();
-        let v2 = found.iter().find(|m| m.kind == Kind::V2);
-        let v2_folder = v2.map(|m| make_folder(&m.own_group, &name));
+        // Once the server has moved into its leaf (an earlier `Cgroups` of
+        // this process did), its folders still go in the group above it.
+        let v2_group =
+            found.iter().find(|m| m.kind == Kind::V2).map(|m| delegate::outside_own_leaf(&m.own_group));
+        let v2_folder = v2_group.as_deref().map(|group| make_folder(group, &name));
         let (core, kill, core_counts_cpu) = match v2_folder {
             Some(Ok(folder)) if folder.path().join("cgroup.kill").exists() => (folder, Kill::V2, true),
             other => {
@@ -152,8 +162,8 @@ impl Cgroups {
             }
         };
         let mut cgroups = Cgroups::without_limits(core, kill, core_counts_cpu);
-        let v2_controllers = match (kill, v2) {
-            (Kill::V2, Some(v2)) => delegate_v2(&v2.own_group, cgroups.core.path()),
+        let v2_controllers = match (kill, &v2_group) {
+            (Kill::V2, Some(group)) => delegate::delegate_v2(group, cgroups.core.path()),
             _ => Vec::new(),
         };
         for (controller, slot, missing) in [
@@ -162,8 +172,12 @@ impl Cgroups {
             (PIDS, &mut cgroups.pids, &mut cgroups.missing.pids),
             (IO, &mut cgroups.io, &mut cgroups.missing.io),
         ] {
-            if v2_controllers.iter().any(|c| c == controller.v2) {
-                *slot = Some(Place::V2);
+            // Offered to our group means bound to v2: no v1 hierarchy has it.
+            if let Some((_, passed)) = v2_controllers.iter().find(|(c, _)| c == controller.v2) {
+                match passed {
+                    Ok(()) => *slot = Some(Place::V2),
+                    Err(why) => *missing = Some(format!("cgroup v2 does not pass it to jobs: {why}")),
+                }
                 continue;
             }
             match found.iter().find(|m| m.has_v1(controller.v1)) {
@@ -511,9 +525,14 @@ impl Drop for Cgroups {
 /// `rcmd-PID-START-N`: unique to this `Cgroups` of this process.
 fn folder_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{}-{}", server_name(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `rcmd-PID-START`: this process, as the names of its folders and its leaf
+/// ([`delegate`]) start.
+fn server_name() -> String {
     let pid = std::process::id();
-    let start = start_time(pid).unwrap_or(0);
-    format!("rcmd-{pid}-{start}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    format!("rcmd-{pid}-{}", start_time(pid).unwrap_or(0))
 }
 
 /// A process's start time (clock ticks since boot), field 22 of its stat.
@@ -551,27 +570,6 @@ fn make_folder(own_group: &Path, name: &str) -> Result<Arc<Folder>, String> {
         let _ = std::fs::remove_dir(&folder);
         format!("cannot open {}: {e}", folder.display())
     })
-}
-
-/// Enables the v2 controllers that our group offers for our folder's
-/// children, and returns those it could. A group with processes in it
-/// cannot pass controllers down (except the root), so this works only where
-/// the server's group was delegated to it and it runs in a leaf below.
-fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<String> {
-    let offered = std::fs::read_to_string(own_group.join("cgroup.controllers")).unwrap_or_default();
-    let mut enabled = Vec::new();
-    for controller in offered.split_whitespace().filter(|c| matches!(*c, "memory" | "cpu" | "pids" | "io")) {
-        let on = |dir: &Path| {
-            let file = dir.join("cgroup.subtree_control");
-            let already = std::fs::read_to_string(&file).unwrap_or_default();
-            already.split_whitespace().any(|c| c == controller)
-                || std::fs::write(&file, format!("+{controller}")).is_ok()
-        };
-        if on(own_group) && on(folder) {
-            enabled.push(controller.to_owned());
-        }
-    }
-    enabled
 }
 
 /// `MAJ:MIN` of the whole disk that holds `path` (throttling applies to

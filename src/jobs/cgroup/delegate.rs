@@ -1,0 +1,234 @@
+//! Passing v2 controllers (memory, cpu, pids, io) down to our folder, and
+//! the server's own leaf group that makes that possible on a delegated host.
+//!
+//! cgroup v2 lets a group pass a domain controller to its children only if
+//! it holds no process itself ("no internal processes"; the root is
+//! exempt). Under systemd with `Delegate=yes` the server is the only process
+//! in the group handed to it (say `/system.slice/rcmd.service`), so enabling
+//! a controller there fails with EBUSY. The server then moves itself into
+//! `rcmd-PID-START-0` beside its folders and enables it again.
+//!
+//! Invariants:
+//!
+//! * **Only when it cures something.** The server moves only when our group
+//!   refused a controller with EBUSY (the kernel's answer for "has
+//!   processes"), is not the root, and holds this process and nothing else:
+//!   then the move empties it. Where a wanted controller is not offered (the
+//!   hybrid hosts, whose v2 hierarchy offers only `hugetlb`), where it is
+//!   enabled already, or where other processes share our group, it stays.
+//! * **Before any child.** [`Cgroups::detect`](super::Cgroups::detect) runs
+//!   before the server starts any process (its guard included), so the
+//!   move leaves nothing of ours behind; children started later are born in
+//!   the leaf.
+//! * **Named as the server's.** The leaf parses as this server's folder
+//!   name with N = 0 (folders count from 1): a later server's start-up
+//!   purges a dead server's leaf like its folders and never touches a live
+//!   one's. It stays while the server lives: the server is in it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The v2 controllers jobs can have, when our group offers them.
+const WANTED: [&str; 4] = ["memory", "cpu", "pids", "io"];
+
+/// Enables in our group and in our folder each wanted v2 controller that
+/// our group is offered, moving the server into its leaf first if that is
+/// what it takes. Returns each offered controller with whether our folder
+/// now passes it to jobs, or why not.
+pub(super) fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<(String, Result<(), String>)> {
+    let offered = std::fs::read_to_string(own_group.join("cgroup.controllers")).unwrap_or_default();
+    let wanted: Vec<&str> = offered.split_whitespace().filter(|c| WANTED.contains(c)).collect();
+    let enable_all = || wanted.iter().map(|&c| (c, enable(own_group, c))).collect::<Vec<_>>();
+    let mut in_group = enable_all();
+    let busy = in_group.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY)));
+    let mut blocked = None;
+    if busy {
+        // The root has no `cgroup.type` (cgroup-v2.rst, "Core Interface Files").
+        let root = !own_group.join("cgroup.type").exists();
+        let procs = std::fs::read_to_string(own_group.join("cgroup.procs"));
+        let why_not = match leaf_decision(root, procs, std::process::id()) {
+            Leaf::Stay => None,
+            Leaf::Move => match enter_leaf(own_group) {
+                Ok(leaf) => {
+                    tracing::info!(
+                        leaf = %leaf.display(),
+                        "moved the server into a leaf group of its own: cgroup v2 passes controllers to jobs only from a group without processes"
+                    );
+                    in_group = enable_all();
+                    None
+                }
+                Err(e) => Some(format!("the server cannot move into a leaf group of its own: {e}")),
+            },
+            Leaf::Cannot(why) => Some(why),
+        };
+        if let Some(why) = &why_not {
+            tracing::warn!(group = %own_group.display(), "{why}: jobs get no v2 controllers from it");
+        }
+        blocked = why_not;
+    }
+    in_group
+        .into_iter()
+        .map(|(controller, in_group)| {
+            let passed = in_group.and_then(|()| enable(folder, controller)).map_err(|e| match &blocked {
+                Some(why) => format!("{e} ({why})"),
+                None => e.to_string(),
+            });
+            (controller.to_owned(), passed)
+        })
+        .collect()
+}
+
+/// Enables `controller` for the children of the group `dir`, unless it is
+/// already; the error names the file.
+fn enable(dir: &Path, controller: &str) -> io::Result<()> {
+    let file = dir.join("cgroup.subtree_control");
+    let already = std::fs::read_to_string(&file).unwrap_or_default();
+    if already.split_whitespace().any(|c| c == controller) {
+        return Ok(());
+    }
+    std::fs::write(&file, format!("+{controller}")).map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot enable {controller} in {}: {e}", file.display()))
+    })
+}
+
+/// What to do about our group refusing a controller because it holds
+/// processes.
+#[derive(Debug, PartialEq, Eq)]
+enum Leaf {
+    /// Nothing a move would cure.
+    Stay,
+    /// This process is all the group holds: moving it out empties it.
+    Move,
+    /// Moving would not empty the group: why.
+    Cannot(String),
+}
+
+/// Whether the server should move into its leaf, given whether our group is
+/// the `root` and its `cgroup.procs` (one pid a line), `us` among them.
+fn leaf_decision(root: bool, procs: io::Result<String>, us: u32) -> Leaf {
+    if root {
+        return Leaf::Stay; // exempt: the refusal was not about its processes
+    }
+    let procs = match procs {
+        Ok(procs) => procs,
+        Err(e) => return Leaf::Cannot(format!("cannot read our group's cgroup.procs: {e}")),
+    };
+    let pids: Vec<&str> = procs.split_whitespace().collect();
+    let others: Vec<&str> = pids.iter().copied().filter(|p| p.parse() != Ok(us)).collect();
+    match (others.is_empty(), pids.len() > others.len()) {
+        (true, true) => Leaf::Move,
+        (true, false) => Leaf::Stay,
+        (false, _) => Leaf::Cannot(format!(
+            "our group also holds processes that are not this server's (pids {}); run the server as its group's only process",
+            others.join(", ")
+        )),
+    }
+}
+
+/// Moves this process into its leaf in `own_group`, made if need be.
+fn enter_leaf(own_group: &Path) -> io::Result<PathBuf> {
+    let leaf = own_group.join(leaf_name());
+    let made = match std::fs::create_dir(&leaf) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot create {}: {e}", leaf.display()))),
+    };
+    // "0" is the writer. The server has threads by now (tokio's), but in v2
+    // all threads of a process share one group, and writing a process to
+    // cgroup.procs moves every thread of it, at once (cgroup-v2.rst,
+    // "Processes": "writing the PID of any thread migrates all threads of
+    // the process"; the kernel holds off forks meanwhile).
+    std::fs::write(leaf.join("cgroup.procs"), "0").map_err(|e| {
+        if made {
+            let _ = std::fs::remove_dir(&leaf);
+        }
+        io::Error::new(e.kind(), format!("cannot write {}: {e}", leaf.join("cgroup.procs").display()))
+    })?;
+    Ok(leaf)
+}
+
+/// `rcmd-PID-START-0`: this server's leaf (its folders are `-1`, `-2`, ...).
+fn leaf_name() -> String {
+    format!("{}-0", super::server_name())
+}
+
+/// The group a process in `own_group` makes its folders in: `own_group`,
+/// or its parent if `own_group` is this server's leaf (an earlier
+/// `Cgroups` of this process moved it there).
+pub(super) fn outside_own_leaf(own_group: &Path) -> PathBuf {
+    match own_group.parent() {
+        Some(parent) if own_group.file_name().is_some_and(|name| *name == *leaf_name()) => parent.to_owned(),
+        _ => own_group.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{folder_name, owner, start_time};
+    use super::*;
+
+    #[test]
+    fn the_leaf_is_named_as_this_servers_and_as_none_of_its_folders() {
+        let us = std::process::id();
+        let leaf = leaf_name();
+        assert_eq!(owner(&leaf), Some((us, start_time(us).unwrap())), "{leaf}");
+        assert!(leaf.ends_with("-0"), "{leaf}");
+        let folder = folder_name();
+        assert_eq!(owner(&folder), owner(&leaf));
+        assert_ne!(folder, leaf, "folders count from 1");
+    }
+
+    #[test]
+    fn only_this_servers_own_leaf_is_stepped_out_of() {
+        let own = PathBuf::from("/sys/fs/cgroup/system.slice/rcmd.service");
+        assert_eq!(outside_own_leaf(&own.join(leaf_name())), own);
+        assert_eq!(outside_own_leaf(&own), own);
+        // Another server's leaf, one of our folders, a leaf at the top.
+        let other = own.join(format!("rcmd-{}-1-0", std::process::id() + 1));
+        assert_eq!(outside_own_leaf(&other), other);
+        let folder = own.join(folder_name());
+        assert_eq!(outside_own_leaf(&folder), folder);
+        assert_eq!(outside_own_leaf(Path::new("/")), Path::new("/"));
+    }
+
+    #[test]
+    fn on_this_hybrid_host_no_wanted_controller_is_offered_so_the_server_stays_where_it_is() {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap();
+        let found = super::super::mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+        let v2 = found.iter().find(|m| m.kind == super::super::Kind::V2).expect("a cgroup v2 hierarchy");
+        let offered = std::fs::read_to_string(v2.own_group.join("cgroup.controllers")).unwrap();
+        assert!(
+            !offered.split_whitespace().any(|c| WANTED.contains(&c)),
+            "this host is hybrid: its v2 hierarchy offers none of {WANTED:?} ({offered:?})"
+        );
+        let folder = v2.own_group.join(format!("rcmdt-deleg-{}", std::process::id()));
+        std::fs::create_dir(&folder).unwrap();
+        let before = read("/proc/self/cgroup");
+        let passed = delegate_v2(&v2.own_group, &folder);
+        let subtree = std::fs::read_to_string(folder.join("cgroup.subtree_control"));
+        std::fs::remove_dir(&folder).unwrap();
+        assert_eq!(passed, [], "nothing offered, nothing passed (and nothing refused)");
+        assert_eq!(read("/proc/self/cgroup"), before, "the process did not move");
+        assert_eq!(subtree.unwrap(), "", "nothing was enabled in the folder");
+        assert!(!v2.own_group.join(leaf_name()).exists(), "no leaf was made");
+    }
+
+    #[test]
+    fn the_server_moves_only_when_it_is_all_its_group_holds_and_the_group_is_not_the_root() {
+        let us = std::process::id();
+        let procs = |pids: &[u32]| Ok(pids.iter().map(|p| format!("{p}\n")).collect::<String>());
+        assert_eq!(leaf_decision(false, procs(&[us]), us), Leaf::Move);
+        assert_eq!(leaf_decision(true, procs(&[us]), us), Leaf::Stay, "the root is exempt");
+        assert_eq!(leaf_decision(false, procs(&[]), us), Leaf::Stay, "we are not in it");
+        let Leaf::Cannot(why) = leaf_decision(false, procs(&[us, us + 1, us + 2]), us) else {
+            panic!("moving would leave others behind")
+        };
+        assert!(why.contains(&format!("pids {}, {}", us + 1, us + 2)), "{why}");
+        assert!(!why.contains(&format!("{us},")), "{why}");
+        let Leaf::Cannot(why) = leaf_decision(false, Err(io::Error::from_raw_os_error(libc::EACCES)), us)
+        else {
+            panic!("an unreadable group is not moved out of")
+        };
+        assert!(why.contains("cgroup.procs"), "{why}");
+    }
+}
