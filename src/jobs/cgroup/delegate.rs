@@ -213,6 +213,90 @@ mod tests {
         assert!(!v2.own_group.join(leaf_name()).exists(), "no leaf was made");
     }
 
+    /// Set in the copy of the test binary that moves into its leaf.
+    const MOVER: &str = "RCMDT_DELEG_MOVER_GROUP";
+
+    #[test]
+    fn moving_into_the_leaf_takes_every_thread_and_later_folders_still_go_above_it() {
+        if let Some(group) = std::env::var_os(MOVER) {
+            return move_into_leaf_in(Path::new(&group));
+        }
+        // The move is of the whole process: another process does it, this
+        // copy of the test binary, placed in a group of this test's first.
+        let read = |path: &str| std::fs::read_to_string(path).unwrap();
+        let found = super::super::mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+        let v2 = found.iter().find(|m| m.kind == super::super::Kind::V2).expect("a cgroup v2 hierarchy");
+        let group = TestGroup(v2.own_group.join(format!("rcmdt-deleg-leaf-{}", std::process::id())));
+        std::fs::create_dir(&group.0).unwrap();
+        let test = "jobs::cgroup::delegate::tests::moving_into_the_leaf_takes_every_thread_and_later_folders_still_go_above_it";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture"])
+            .env(MOVER, &group.0)
+            .output()
+            .unwrap();
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains("1 passed"), "{said}");
+        let leaves: Vec<String> = std::fs::read_dir(&group.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let [leaf] = &leaves[..] else { panic!("one leaf: {leaves:?}") };
+        let (pid, _) = owner(leaf).expect("the leaf is named as its server's");
+        assert_eq!(pid, mover_pid(&said), "{leaf}");
+        assert!(leaf.ends_with("-0"), "{leaf}");
+    }
+
+    /// The pid the mover printed.
+    fn mover_pid(said: &str) -> u32 {
+        said.lines().find_map(|l| l.strip_prefix("mover pid ")?.trim().parse().ok()).expect("the mover's pid")
+    }
+
+    /// The mover: joins `group` (as a server starts in its service's
+    /// group), starts a thread, moves into its leaf, and checks that every
+    /// thread of it is there and that its folders would go in `group`.
+    fn move_into_leaf_in(group: &Path) {
+        std::fs::write(group.join("cgroup.procs"), "0").unwrap();
+        println!("mover pid {}", std::process::id());
+        let (parked, park) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || park.recv());
+        let leaf = enter_leaf(group).unwrap();
+        assert_eq!(leaf, group.join(leaf_name()));
+        let tasks: Vec<PathBuf> =
+            std::fs::read_dir("/proc/self/task").unwrap().map(|t| t.unwrap().path()).collect();
+        assert!(tasks.len() >= 2, "{tasks:?}");
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+        for task in &tasks {
+            let found = super::super::mounts::find(
+                &read(Path::new("/proc/self/mountinfo")),
+                &read(&task.join("cgroup")),
+            );
+            let v2 = found.iter().find(|m| m.kind == super::super::Kind::V2).unwrap();
+            assert_eq!(v2.own_group, leaf, "{}", task.display());
+            assert_eq!(outside_own_leaf(&v2.own_group), group);
+        }
+        assert_eq!(read(&group.join("cgroup.procs")), "", "nothing of the process stayed behind");
+        drop(parked);
+        thread.join().unwrap().unwrap_err();
+    }
+
+    /// A group of this test, removed with the groups in it when dropped
+    /// (the process that was in them has exited by then).
+    struct TestGroup(PathBuf);
+
+    impl Drop for TestGroup {
+        fn drop(&mut self) {
+            for below in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+                if below.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = std::fs::remove_dir(below.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+
     #[test]
     fn the_server_moves_only_when_it_is_all_its_group_holds_and_the_group_is_not_the_root() {
         let us = std::process::id();
