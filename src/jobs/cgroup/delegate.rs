@@ -22,8 +22,9 @@
 //!   the leaf.
 //! * **Named as the server's.** The leaf parses as this server's folder
 //!   name with N = 0 (folders count from 1): a later server's start-up
-//!   purges a dead server's leaf like its folders and never touches a live
-//!   one's. It stays while the server lives: the server is in it.
+//!   purges a dead server's leaf like its folders (once the guard born in it
+//!   has finished and exited) and never touches a live one's. It stays
+//!   while the server lives: the server is in it.
 
 use std::io;
 use std::path::{Path, PathBuf};
