@@ -49,6 +49,13 @@ impl Contained {
     }
 }
 
+/// Whether the groups in `folder` are all spares (empty, kept for later
+/// jobs).
+fn only_spares_in(cgroups: &Cgroups, folder: &Path) -> bool {
+    let spares = cgroups.spare_groups();
+    subdirs(folder).iter().all(|group| spares.contains(group))
+}
+
 fn subdirs(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
@@ -210,8 +217,8 @@ fn read(group: &Path, file: &str) -> String {
     std::fs::read_to_string(group.join(file)).unwrap().trim().to_owned()
 }
 
-/// Every kept group is kept once, holds no task, counts no pid and holds no
-/// tmpfs page, and none is a blkio group.
+/// Every kept group is kept once, holds no task, counts no pid, holds no
+/// tmpfs page and is not frozen, and none is a blkio group.
 fn assert_spares_are_as_good_as_new(c: &Contained) {
     let spares = c.cgroups.spare_groups();
     let mut once = spares.clone();
@@ -221,7 +228,11 @@ fn assert_spares_are_as_good_as_new(c: &Contained) {
     let blkio = folder_of(c, "blkio");
     for spare in &spares {
         assert!(!spare.starts_with(&blkio), "{} is kept", spare.display());
-        assert_eq!(read(spare, "tasks"), "", "{} holds a task", spare.display());
+        if spare.join("cgroup.events").exists() {
+            assert_eq!(read(spare, "cgroup.events"), "populated 0\nfrozen 0", "{}", spare.display());
+        } else {
+            assert_eq!(read(spare, "tasks"), "", "{} holds a task", spare.display());
+        }
         if spare.join("pids.current").exists() {
             assert_eq!(read(spare, "pids.current"), "0", "{}", spare.display());
         }
@@ -254,7 +265,11 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     };
     let first = c.run_limited(all, "true").await;
     assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
-    assert_eq!(c.cgroups.spare_groups().len(), 3, "memory, cpu and pids are kept, blkio is not");
+    assert_eq!(
+        c.cgroups.spare_groups().len(),
+        4,
+        "the core, memory, cpu and pids groups are kept, blkio is not"
+    );
     assert_spares_are_as_good_as_new(&c);
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
     let (memory_group, cpu_group) = (spare_in(&c, &memory), spare_in(&c, &cpu));
@@ -498,7 +513,7 @@ async fn starts_stuck_before_exec_hold_at_most_their_pools_share_and_others_stil
         pool.wait(id).await.unwrap();
     }
     assert_eq!((pool.starts_in_progress(), pool.starts_waiting(), limit.in_progress()), (0, 0, 0));
-    wait_until("no job group is left", Duration::from_secs(10), || subdirs(&core).is_empty());
+    wait_until("no job group is left", Duration::from_secs(10), || only_spares_in(&cgroups, &core));
     drop(cgroups);
 }
 
@@ -510,7 +525,7 @@ struct StuckStart {
     sleep: String,
     core: PathBuf,
     frozen: Frozen,
-    _cgroups: Arc<Cgroups>,
+    cgroups: Arc<Cgroups>,
     _dir: TempDir,
 }
 
@@ -527,12 +542,12 @@ async fn stuck_start(label: &str) -> StuckStart {
     wait_until("the start is stuck in its frozen group", Duration::from_secs(30), || {
         populated_groups(&core) == 1
     });
-    StuckStart { pool, create, sleep, core, frozen, _cgroups: cgroups, _dir: dir }
+    StuckStart { pool, create, sleep, core, frozen, cgroups, _dir: dir }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind() {
-    let StuckStart { pool, create, sleep, core, frozen, .. } = stuck_start("shutdown-stuck").await;
+    let StuckStart { pool, create, sleep, core, frozen, cgroups, .. } = stuck_start("shutdown-stuck").await;
     // Still frozen: only the start's watchdog can end it, and shutdown
     // waits for that instead of leaving it behind.
     pool.shutdown().await;
@@ -544,7 +559,7 @@ async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind(
     assert!(message.contains("stopped before it could run the program"), "{message}");
     drop(frozen);
     assert!(pids_matching(&sleep).is_empty());
-    wait_until("no job group is left", Duration::from_secs(10), || subdirs(&core).is_empty());
+    wait_until("no job group is left", Duration::from_secs(10), || only_spares_in(&cgroups, &core));
     // Nothing starts after a shutdown.
     let late = pool.create_job(JobSpec::new("true", vec![])).await;
     let Status::Error(message) = pool.status(late).unwrap().status else { panic!("a late job started") };
@@ -553,7 +568,7 @@ async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_starts_while_its_pool_shuts_down_is_killed_and_its_group_removed() {
-    let StuckStart { pool, create, sleep, core, frozen, .. } = stuck_start("shutdown-late").await;
+    let StuckStart { pool, create, sleep, core, frozen, cgroups, .. } = stuck_start("shutdown-late").await;
     let shutdown = {
         let pool = Arc::clone(&pool);
         tokio::spawn(async move { pool.shutdown().await })
@@ -566,5 +581,84 @@ async fn a_job_that_starts_while_its_pool_shuts_down_is_killed_and_its_group_rem
     let status = pool.status(id).unwrap();
     assert!(status.finished_at.is_some(), "its end is recorded: {status:?}");
     assert!(matches!(status.status, Status::Error(_)), "{status:?}");
-    wait_until("no job group is left", Duration::from_secs(10), || subdirs(&core).is_empty());
+    wait_until("no job group is left", Duration::from_secs(10), || only_spares_in(&cgroups, &core));
+}
+
+/// The name of the job's v2 core group, then a script's own lines.
+const PRINT_CORE: &str = "sed -n 's|^0::.*/||p' /proc/self/cgroup";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_core_group_counts_only_the_new_jobs_cpu_and_a_frozen_one_is_not_kept() {
+    let c = contained("contain-core-reuse");
+    let core = c.cgroups.folders()[0].clone();
+    // A job that burns 200 ms of CPU by its own group's count.
+    let busy = format!(
+        "j=$({PRINT_CORE}); while [ $(sed -n 's/^usage_usec //p' {core}/$j/cpu.stat) -lt 200000 ]; do :; done; echo $j",
+        core = core.display()
+    );
+    let first = c.sh(&busy).await;
+    let first_status = c.pool.wait(first).await.unwrap();
+    assert_eq!(first_status.status, Status::Completed(Termination::Exited(0)), "{first_status:?}");
+    assert!(first_status.usage.cpu_ms.unwrap() >= 200, "{first_status:?}");
+    let name = String::from_utf8(c.pool.output(first).unwrap().stdout).unwrap().trim().to_owned();
+    let group = core.join(&name);
+    assert_eq!(spare_in(&c, &core), group, "the emptied core group is kept");
+    assert_spares_are_as_good_as_new(&c);
+
+    // The next job gets it, and counts only its own CPU time.
+    let second = c.sh(PRINT_CORE).await;
+    let second_status = c.pool.wait(second).await.unwrap();
+    assert_eq!(c.pool.output(second).unwrap().stdout, format!("{name}\n").as_bytes(), "the same group");
+    assert!(second_status.usage.cpu_ms.unwrap() < 100, "{second_status:?}");
+
+    // A job running as root freezes its own group and is killed frozen: the
+    // group would freeze the next job, so it is not kept.
+    let freezer = c.sh(&format!("echo 1 > {}/cgroup.freeze; echo unreachable", group.display())).await;
+    wait_until("the job froze its group", Duration::from_secs(30), || {
+        read(&group, "cgroup.events").contains("frozen 1")
+    });
+    let frozen = c.pool.stop(freezer).await.unwrap();
+    assert!(matches!(frozen.status, Status::Completed(Termination::Signaled(_))), "{frozen:?}");
+    assert!(!c.cgroups.spare_groups().contains(&group), "a frozen group is not kept");
+    assert!(!group.exists(), "it is removed");
+    let next = c.sh("echo fine").await;
+    let next_status = tokio::time::timeout(Duration::from_secs(30), c.pool.wait(next)).await;
+    let next_status = next_status.expect("the next job is not frozen").unwrap();
+    assert_eq!(next_status.status, Status::Completed(Termination::Exited(0)), "{next_status:?}");
+    assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave_it() {
+    let c = contained("contain-core-given");
+    let (core, pids) = (c.cgroups.folders()[0].clone(), folder_of(&c, "pids"));
+    // A process of the test's own, outside every job.
+    let outsider_sleep = marked_sleep(c.dir.path(), "outsider");
+    let outsider = std::process::Command::new(&outsider_sleep).arg("1000").spawn().unwrap();
+    let outsider = Leftover { child: outsider, dirs: Vec::new() };
+    // A job running as root puts it in a group below its own pids group and
+    // exits: its core group empties and is kept, but its pids group cannot
+    // be removed, so its end keeps trying (and killing) for a while.
+    let script = format!(
+        "p=$(sed -n 's|^[0-9]*:pids:.*/||p' /proc/self/cgroup); mkdir {pids}/$p/sub && echo {pid} > {pids}/$p/sub/cgroup.procs && {PRINT_CORE}",
+        pids = pids.display(),
+        pid = outsider.child.id()
+    );
+    let limits = Limits { pids: Some(100), ..Limits::default() };
+    let giver = c.pool.create_job(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await;
+    wait_until("the giver's core group is kept", Duration::from_secs(30), || {
+        c.cgroups.spare_groups().iter().any(|s| s.starts_with(&core))
+    });
+    // The next job takes it and runs on.
+    let sleep = marked_sleep(c.dir.path(), "taker");
+    let taker = c.sh(&format!("{PRINT_CORE}; exec {sleep} 1000")).await;
+    wait_until("the taker runs", Duration::from_secs(30), || !pids_matching(&sleep).is_empty());
+    let given = c.pool.wait(giver).await.unwrap();
+    assert_eq!(given.status, Status::Completed(Termination::Exited(0)), "{given:?}");
+    assert_eq!(c.pool.output(giver).unwrap().stdout, c.pool.output(taker).unwrap().stdout, "the same group");
+    assert!(!pids_matching(&sleep).is_empty(), "the giver's end did not kill the taker");
+    assert!(c.pool.status(taker).unwrap().finished_at.is_none());
+    drop(outsider);
+    let taken = c.pool.stop(taker).await.unwrap();
+    assert!(matches!(taken.status, Status::Completed(Termination::Signaled(_))), "{taken:?}");
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::dir::GroupDir;
+use super::dir::{GroupDir, keyed_in};
 use super::spares::Spares;
 
 /// How the processes of a group are all killed at once.
@@ -34,26 +34,27 @@ pub struct ResourceUsage {
     pub memory_peak: Option<u64>,
 }
 
-/// A job's groups, one per hierarchy it needs. The core group is named
-/// after the job; a v1 group may carry the name of an earlier job that
-/// used it.
+/// A job's groups, one per hierarchy it needs. Each is named after the job
+/// that made it; a kept group carries the name of an earlier job.
 #[derive(Debug)]
 pub(crate) struct JobGroup {
     /// The group that every job has, and how to kill it.
-    pub core: GroupDir,
+    pub core: Held,
     pub kill: Kill,
     /// Groups of the v1 controllers this job's limits need.
-    pub limited: Vec<Limited>,
+    pub limited: Vec<Held>,
     /// Where CPU time and memory are counted, if anywhere.
     pub cpu_stat: Option<CpuStat>,
     pub memory: Option<MemoryStat>,
     /// The memory group's `oom_kill` count before this job: a reused v1
     /// group goes on counting from its earlier jobs.
     pub oom_kills_before: u64,
+    /// The core group's CPU time (µs) before this job, likewise.
+    pub cpu_usec_before: u64,
     /// `cgroup.procs` of every group, open until the job's process has
     /// written "0" to each ([`JobGroup::joined`]).
     pub procs: Vec<OwnedFd>,
-    /// Where the emptied v1 groups go.
+    /// Where the emptied groups go.
     pub spares: Arc<Spares>,
 }
 
@@ -63,10 +64,13 @@ pub(crate) struct JobGroup {
 /// tmpfs files and swap, which it could not, must be none.
 const STALE_CHARGE: u64 = 1 << 20;
 
-/// What in a v1 group outlives its processes, and would reach the next job
-/// if the group were kept.
-#[derive(Debug, Clone, Copy)]
+/// What in a group outlives its processes, and would reach the next job if
+/// the group were kept.
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Outlived {
+    /// The v2 core group (without controllers): a job running as root may
+    /// have frozen it (`cgroup.freeze`), which would freeze the next job.
+    pub freeze: bool,
     /// pids: a process counts until it is reaped, not only until it exits.
     pub pids: bool,
     /// memory: page cache, tmpfs files and swapped pages stay charged.
@@ -76,17 +80,18 @@ pub(crate) struct Outlived {
     pub io: bool,
 }
 
-/// One of a job's v1 groups.
+/// One of a job's groups, the job's until it is released.
 #[derive(Debug)]
-pub(crate) struct Limited {
+pub(crate) struct Held {
     pub dir: GroupDir,
-    /// The index of the server's v1 folder that holds it.
+    /// Its folder's index in the spares.
     pub folder: usize,
     /// Whether an earlier job used it (its limit files hold that job's).
     pub reused: bool,
     pub outlived_by: Outlived,
-    /// Whether it may be kept for a later job: not once making the job's
-    /// groups failed (its limits may be half written, or unwritable).
+    /// Whether it may be kept for a later job: not where the host's groups
+    /// of its kind are not kept, nor once making the job's groups failed
+    /// (its limits may be half written, or unwritable).
     pub keepable: bool,
     /// Whether it is no longer this job's: given to the spares, or removed.
     /// Under a lock, so that two removers cannot both give it away, and a
@@ -94,12 +99,13 @@ pub(crate) struct Limited {
     released: Mutex<bool>,
 }
 
-impl Limited {
-    pub fn new(dir: GroupDir, folder: usize, reused: bool, outlived_by: Outlived) -> Limited {
-        Limited { dir, folder, reused, outlived_by, keepable: true, released: Mutex::new(false) }
+impl Held {
+    pub fn new(dir: GroupDir, folder: usize, reused: bool, outlived_by: Outlived, keepable: bool) -> Held {
+        Held { dir, folder, reused, outlived_by, keepable, released: Mutex::new(false) }
     }
 
-    /// Reads the group while it is still this job's.
+    /// Reads, or kills, the group while it is still this job's: never the
+    /// next job's, once it was given away.
     fn read<T>(&self, parse: impl FnOnce(&GroupDir) -> Option<T>) -> Option<T> {
         let released = self.released_lock();
         if *released { None } else { parse(&self.dir) }
@@ -119,15 +125,20 @@ impl Limited {
 
     /// Whether the next job would find nothing of this one in the group: no
     /// process (nor thread), none exited but unreaped (it would have fewer
-    /// pids), no memory it could not reclaim (it would have less).
+    /// pids), no memory it could not reclaim (it would have less), not
+    /// frozen.
     fn as_good_as_new(&self) -> bool {
         if !self.keepable || self.outlived_by.io {
             return false;
         }
-        // pids counts every thread until it is reaped: none counted, none
-        // there. Elsewhere `tasks` lists threads (a process whose main
-        // thread has exited may be missing from `cgroup.procs`).
-        let no_task = if self.outlived_by.pids {
+        // v2 counts threads, and groups below (none are left), in
+        // `populated`. pids counts every thread until it is reaped: none
+        // counted, none there. Elsewhere `tasks` lists threads (a process
+        // whose main thread has exited may be missing from `cgroup.procs`).
+        let no_task = if self.outlived_by.freeze {
+            let events = self.dir.read("cgroup.events").unwrap_or_default();
+            keyed_in(&events, "populated") == Some(0) && keyed_in(&events, "frozen") == Some(0)
+        } else if self.outlived_by.pids {
             self.dir.number("pids.current") == Some(0)
         } else {
             self.dir.read("tasks").is_ok_and(|t| t.trim().is_empty())
@@ -167,7 +178,7 @@ pub(crate) enum MemoryStat {
 
 impl JobGroup {
     pub fn dirs(&self) -> impl Iterator<Item = &GroupDir> {
-        std::iter::once(&self.core).chain(self.limited.iter().map(|l| &l.dir))
+        std::iter::once(&self.core.dir).chain(self.limited.iter().map(|l| &l.dir))
     }
 
     /// The open `cgroup.procs` files the job's process joins its groups by.
@@ -182,27 +193,32 @@ impl JobGroup {
     }
 
     /// SIGKILL to every process in the job's group, whatever process group
-    /// or session it moved to.
+    /// or session it moved to. Nothing once the group is released: it is
+    /// empty then, and may be another job's.
     pub fn kill(&self) {
-        match self.kill {
-            Kill::V2 => {
-                let _ = self.core.write("cgroup.kill", 1);
+        self.core.read(|core| {
+            match self.kill {
+                Kill::V2 => drop(core.write("cgroup.kill", 1)),
+                Kill::Freezer => kill_group(&core.path(), Kill::Freezer),
             }
-            Kill::Freezer => kill_group(&self.core.path(), Kill::Freezer),
-        }
+            Some(())
+        });
     }
 
     /// What the kernel counted so far.
     pub fn usage(&self) -> ResourceUsage {
         let cpu_ms = match self.cpu_stat {
-            Some(CpuStat::V2Core) => self.core.keyed("cpu.stat", "usage_usec").map(|us| us / 1000),
+            Some(CpuStat::V2Core) => {
+                let usec = self.core.read(|core| core.keyed("cpu.stat", "usage_usec"));
+                usec.map(|us| us.saturating_sub(self.cpu_usec_before) / 1000)
+            }
             Some(CpuStat::V1(i)) => {
                 self.limited[i].read(|d| d.number("cpuacct.usage")).map(|ns| ns / 1_000_000)
             }
             None => None,
         };
         let memory_peak = match self.memory {
-            Some(MemoryStat::V2) => self.core.number("memory.peak"),
+            Some(MemoryStat::V2) => self.core.read(|core| core.number("memory.peak")),
             Some(MemoryStat::V1(i)) => self.limited[i].read(|d| d.number("memory.max_usage_in_bytes")),
             None => None,
         };
@@ -212,7 +228,7 @@ impl JobGroup {
     /// How many of the job's processes the kernel's OOM killer ended.
     pub fn oom_kills(&self) -> u64 {
         let counted = match self.memory {
-            Some(MemoryStat::V2) => self.core.keyed("memory.events", "oom_kill"),
+            Some(MemoryStat::V2) => self.core.read(|core| core.keyed("memory.events", "oom_kill")),
             Some(MemoryStat::V1(i)) => self.limited[i].read(|d| d.keyed("memory.oom_control", "oom_kill")),
             None => None,
         };
@@ -220,23 +236,26 @@ impl JobGroup {
     }
 
     /// Whether every process of the job has exited (the core group and the
-    /// groups a job may have made below it hold them all).
+    /// groups a job may have made below it hold them all; a released core
+    /// group held none).
     pub fn is_empty(&self) -> bool {
-        match self.kill {
+        let empty = self.core.read(|core| match self.kill {
             // `populated` counts the groups below too, in one read.
-            Kill::V2 => self.core.keyed("cgroup.events", "populated") == Some(0),
-            Kill::Freezer => pids_below(&self.core.path()).is_empty(),
-        }
+            Kill::V2 => Some(core.keyed("cgroup.events", "populated") == Some(0)),
+            Kill::Freezer => Some(pids_below(&core.path()).is_empty()),
+        });
+        empty.unwrap_or(true)
     }
 
-    /// Removes every group of the job (or keeps its v1 groups as spares),
-    /// killing again whatever is left. A group whose processes are still
-    /// exiting cannot be removed yet: returns `false` then, and the caller
-    /// tries again a little later.
+    /// Removes every group of the job (or keeps them as spares), killing
+    /// again whatever is left. A group whose processes are still exiting
+    /// cannot be removed yet: returns `false` then, and the caller tries
+    /// again a little later.
     pub fn try_remove(&self) -> bool {
-        let mut all_gone = self.core.remove();
-        // The core group holds every process of the job: once it is gone,
-        // the other groups can hold none, and may go to the next job.
+        let mut all_gone = self.core.release(&self.spares);
+        // The core group holds every process of the job: once it is
+        // released, the other groups can hold none, and may go to the next
+        // job.
         if all_gone {
             for limited in &self.limited {
                 all_gone &= limited.release(&self.spares);

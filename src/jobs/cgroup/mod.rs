@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use dir::{Folder, GroupDir};
 pub(crate) use group::JobGroup;
-use group::{CpuStat, Kill, Limited, MemoryStat, Outlived};
+use group::{CpuStat, Held, Kill, MemoryStat, Outlived};
 pub use group::{ResourceUsage, purge};
 use mounts::Kind;
 use spares::Spares;
@@ -102,7 +102,12 @@ pub struct Cgroups {
     /// What this host lacks, for the start-up log and 400 answers.
     missing: Missing,
     next_job: AtomicU64,
-    /// Emptied groups of `folders`, by index, kept for later jobs.
+    /// Whether emptied core groups are kept: where they are v2 groups
+    /// without controllers (a hybrid host), so that only their CPU time and
+    /// their freeze switch outlive a job.
+    keeps_core: bool,
+    /// Emptied groups kept for later jobs: of `folders`, by index, and of
+    /// the core folder, at index `folders.len()`.
     spares: Arc<Spares>,
 }
 
@@ -191,7 +196,8 @@ impl Cgroups {
                 },
             }
         }
-        cgroups.spares = Arc::new(Spares::new(cgroups.folders.len()));
+        cgroups.spares = Arc::new(Spares::new(cgroups.folders.len() + 1));
+        cgroups.keeps_core = kill == Kill::V2 && v2_controllers.is_empty();
         cgroups.v1_cpu_counts = matches!(cgroups.cpu, Some(Place::V1(i)) if cgroups.folders[i].path().join("cpuacct.usage").exists());
         cgroups.require_swap_cap();
         if cgroups.io.is_some() {
@@ -222,7 +228,8 @@ impl Cgroups {
             io_device: None,
             missing: Missing::default(),
             next_job: AtomicU64::new(1),
-            spares: Arc::new(Spares::new(0)),
+            keeps_core: false,
+            spares: Arc::new(Spares::new(1)),
         }
     }
 
@@ -290,13 +297,20 @@ impl Cgroups {
                     pids: self.pids == Some(Place::V1(folder)),
                     memory: self.memory == Some(Place::V1(folder)),
                     io: self.io == Some(Place::V1(folder)),
+                    freeze: false,
                 };
                 match self.spares.take(folder) {
-                    Some(dir) => Limited::new(dir, folder, true, outlived_by),
-                    None => Limited::new(self.folders[folder].group(&name), folder, false, outlived_by),
+                    Some(dir) => Held::new(dir, folder, true, outlived_by, true),
+                    None => Held::new(self.folders[folder].group(&name), folder, false, outlived_by, true),
                 }
             })
             .collect();
+        let core_spares = self.folders.len();
+        let core_outlived_by = Outlived { freeze: true, ..Outlived::default() };
+        let core = match self.keeps_core.then(|| self.spares.take(core_spares)).flatten() {
+            Some(dir) => Held::new(dir, core_spares, true, core_outlived_by, true),
+            None => Held::new(self.core.group(&name), core_spares, false, core_outlived_by, self.keeps_core),
+        };
         let index = |place: Option<Place>| match place? {
             Place::V2 => None,
             Place::V1(folder) => v1_folders.iter().position(|&f| f == folder),
@@ -311,26 +325,34 @@ impl Cgroups {
             (false, false) => None,
         };
         let mut group = JobGroup {
-            core: self.core.group(&name),
+            core,
             kill: self.kill,
             limited,
             cpu_stat,
             memory,
             oom_kills_before: 0,
+            cpu_usec_before: 0,
             procs: Vec::new(),
             spares: Arc::clone(&self.spares),
         };
-        let mut oom_kills_before = 0;
+        let (mut oom_kills_before, mut cpu_usec_before) = (0, 0);
         let made = (|| {
-            group.core.make()?;
-            for limited in group.limited.iter().filter(|l| !l.reused) {
-                limited.dir.make()?;
+            for held in std::iter::once(&group.core).chain(&group.limited).filter(|h| !h.reused) {
+                held.dir.make()?;
+            }
+            // A kept core group has no controllers (see `keeps_core`): only
+            // its CPU time goes on counting.
+            if group.core.reused && group.cpu_stat == Some(CpuStat::V2Core) {
+                cpu_usec_before =
+                    group.core.dir.keyed("cpu.stat", "usage_usec").ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "cpu.stat: no usage_usec")
+                    })?;
             }
             // By name, as the limits are written: both reach the same group.
             group.procs = group.dirs().map(GroupDir::open_procs).collect::<io::Result<_>>()?;
             // Where a controller's files are for this job, if it has them.
             let files_of = |place: Option<Place>| match place? {
-                Place::V2 => Some((&group.core, Files::V2)),
+                Place::V2 => Some((&group.core.dir, Files::V2)),
                 Place::V1(_) => {
                     let limited = &group.limited[index(place)?];
                     Some((&limited.dir, Files::V1 { reused: limited.reused }))
@@ -356,13 +378,14 @@ impl Cgroups {
             Ok::<_, io::Error>(())
         })();
         if let Err(e) = made {
-            for limited in &mut group.limited {
-                limited.keepable = false;
+            for held in std::iter::once(&mut group.core).chain(&mut group.limited) {
+                held.keepable = false;
             }
             group.remove_blocking(Duration::ZERO);
             return Err(io::Error::new(e.kind(), format!("cannot make the job's cgroup: {e}")));
         }
         group.oom_kills_before = oom_kills_before;
+        group.cpu_usec_before = cpu_usec_before;
         Ok(group)
     }
 
