@@ -10,7 +10,8 @@
 //!
 //! * **Our folder only.** In each hierarchy used, everything lives in one
 //!   folder, `rcmd-PID-START-N`, inside the server's own group: never at a
-//!   hierarchy's root, never touching another group. PID and START (the
+//!   hierarchy's root, never touching another group. Files in it are
+//!   opened relative to the folder ([`dir`]). PID and START (the
 //!   process's start time in clock ticks) name the server; N tells apart the
 //!   `Cgroups` of one process. One more group, on a v2 host that delegated
 //!   the server's group to it (systemd's `Delegate=yes`): its leaf
@@ -23,21 +24,27 @@
 //!   purged: its jobs killed, its groups removed. A live server's folder is
 //!   never touched.
 //! * **One core group per job, always.** It is in the v2 hierarchy where
-//!   there is one (a mkdir and an rmdir: cheap), else in the v1 freezer; it
-//!   is how the job is killed. Groups in v1 controller hierarchies are made
-//!   only for the limits a job asks for.
+//!   there is one, else in the v1 freezer; it is how the job is killed.
+//!   Groups in v1 controller hierarchies are made only for the limits a job
+//!   asks for. No two running jobs ever share a group.
 //! * **In before it runs.** The job's process joins all its groups between
 //!   clone and exec ([`JobGroup::procs`]), so nothing of the job ever runs
 //!   outside them.
 //! * **Gone once reaped.** A job's groups are removed after its processes
 //!   are all dead; the folder, when the `Cgroups` is dropped. A v1 memory,
-//!   cpu or pids group may instead be kept, as good as new, for a later job
-//!   ([`spares`]): that job writes its limit again, and the settings that
-//!   change what it means (the CPU period, the OOM killer's switch), and
-//!   counts from its own start (peak memory, OOM
-//!   kills, CPU time). A job running as root, which can write any cgroup
-//!   file anyway, could leave a lesser setting behind (`cpu.shares`,
-//!   `memory.swappiness`). blkio groups are never kept.
+//!   cpu or pids group, and a v2 core group without controllers, may
+//!   instead be kept, as good as new, for a later job ([`spares`]): that job
+//!   writes its limit again, and the settings that change what it means
+//!   (the CPU period, the OOM killer's switch), and counts from its own
+//!   start (peak memory, OOM kills, CPU time). A frozen core group is not
+//!   kept. A job running as root, which can write any cgroup file anyway,
+//!   could leave a lesser setting behind (`cpu.shares`,
+//!   `memory.swappiness`, `cgroup.max.descendants`). blkio groups are never
+//!   kept.
+//! * **Never touched once given away.** Every read, kill or removal of a
+//!   job's group goes through the lock that marks it released
+//!   ([`group::Held`]): a job whose end is still retrying cannot reach the
+//!   group the next job now has.
 
 mod delegate;
 mod dir;

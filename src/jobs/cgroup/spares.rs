@@ -1,22 +1,25 @@
-//! Emptied v1 groups kept for the next job that needs one.
+//! Emptied groups kept for the next job that needs one.
 //!
-//! On a hybrid host every limit is a v1 group of its own, and making and
-//! removing a group is most of what a limit costs per job: a memory group's
-//! mkdir and rmdir alone take ~100 µs, and the kernel frees a memory cgroup
-//! later, in the background. A group whose job is over is therefore kept,
-//! up to [`KEPT`] per hierarchy, and handed to the next job with a limit in
-//! that hierarchy, which writes every limit it relies on again
-//! ([`super::Cgroups::create`]). blkio groups are not kept: IO a job
-//! queued would be throttled under the next job's rules.
+//! On a hybrid host every limit is a v1 group of its own, beside the job's
+//! v2 core group, and making and removing groups is most of what cgroups
+//! cost per job: a memory group's mkdir and rmdir alone take ~100 µs, a v2
+//! group's ~75 µs, and the kernel frees them later, in the background. A
+//! group whose job is over is therefore kept, up to [`KEPT`] per hierarchy,
+//! and handed to the next job with a group in that hierarchy, which writes
+//! every limit it relies on again ([`super::Cgroups::create`]). blkio
+//! groups are not kept: IO a job queued would be throttled under the next
+//! job's rules. Core groups are kept only where they have no controllers.
+//! The core folder's spares are at index `folders.len()`.
 //!
 //! Invariants:
 //!
 //! * **Only groups as good as new.** A group is given here only once the
-//!   job's core group is gone, no thread is in it or below it (the groups
-//!   below are removed first), no exited process still counts in it, and it
+//!   job's core group is empty, no thread is in it or below it (the groups
+//!   below are removed first), no exited process still counts in it, it
 //!   holds no tmpfs pages, no swap and no more than a trace of other memory
-//!   (all would count against the next job's limit). Not after making the
-//!   job's groups failed. It is never touched again by the job that gave it.
+//!   (all would count against the next job's limit), and it is not frozen.
+//!   Not after making the job's groups failed. It is never touched again by
+//!   the job that gave it.
 //! * **Each group at most once.** A group is in one list at most, and
 //!   [`Spares::take`] hands it to exactly one job.
 //! * **Bounded.** At most [`KEPT`] per hierarchy; a group past that is
