@@ -1,6 +1,6 @@
 //! One job's groups: made with its limits before the job starts, killed as a
-//! whole, read for usage, and removed once empty (its v1 groups may be kept
-//! for a later job instead, see [`super::spares`]). Also [`purge`], which
+//! whole, read for usage, and removed once empty (or kept for a later job
+//! instead, see [`super::spares`]). Also [`purge`], which
 //! does all of that to every group in a folder, for a server that is gone.
 
 use std::io;
@@ -69,7 +69,9 @@ const STALE_CHARGE: u64 = 1 << 20;
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Outlived {
     /// The v2 core group (without controllers): a job running as root may
-    /// have frozen it (`cgroup.freeze`), which would freeze the next job.
+    /// have frozen it (`cgroup.freeze`), which would freeze the next job, or
+    /// made it threaded (`cgroup.type`), where `cgroup.kill` fails and every
+    /// other group of the folder becomes unjoinable.
     pub freeze: bool,
     /// pids: a process counts until it is reaped, not only until it exits.
     pub pids: bool,
@@ -137,7 +139,9 @@ impl Held {
         // whose main thread has exited may be missing from `cgroup.procs`).
         let no_task = if self.outlived_by.freeze {
             let events = self.dir.read("cgroup.events").unwrap_or_default();
-            keyed_in(&events, "populated") == Some(0) && keyed_in(&events, "frozen") == Some(0)
+            keyed_in(&events, "populated") == Some(0)
+                && keyed_in(&events, "frozen") == Some(0)
+                && self.dir.read("cgroup.type").is_ok_and(|t| t.trim() == "domain")
         } else if self.outlived_by.pids {
             self.dir.number("pids.current") == Some(0)
         } else {

@@ -39,7 +39,9 @@
 //!   start (peak memory, OOM kills, CPU time). A frozen core group is not
 //!   kept. A job running as root, which can write any cgroup file anyway,
 //!   could leave a lesser setting behind (`cpu.shares`,
-//!   `memory.swappiness`, `cgroup.max.descendants`). blkio groups are never
+//!   `memory.swappiness`, `cgroup.max.descendants` and `max.depth`,
+//!   `cgroup.pressure`), and counters rcmd does not report go on counting.
+//!   A threaded core group is not kept either. blkio groups are never
 //!   kept.
 //! * **Never touched once given away.** Every read, kill or removal of a
 //!   job's group goes through the lock that marks it released
@@ -110,8 +112,9 @@ pub struct Cgroups {
     missing: Missing,
     next_job: AtomicU64,
     /// Whether emptied core groups are kept: where they are v2 groups
-    /// without controllers (a hybrid host), so that only their CPU time and
-    /// their freeze switch outlive a job.
+    /// without controllers (a hybrid host), so that no limit outlives a job
+    /// (only its CPU time, which the next counts from, and what a job
+    /// running as root may set: see `Outlived::freeze`).
     keeps_core: bool,
     /// Emptied groups kept for later jobs: of `folders`, by index, and of
     /// the core folder, at index `folders.len()`.
@@ -276,7 +279,7 @@ impl Cgroups {
     }
 
     /// Makes the groups of a new job with `limits` in force, reusing spare
-    /// v1 groups where there are some. Its process must then join them
+    /// groups where there are some. Its process must then join them
     /// (write "0" to each of [`JobGroup::procs`]).
     pub(crate) fn create(&self, limits: &Limits) -> io::Result<JobGroup> {
         self.check(limits).map_err(|e| io::Error::new(io::ErrorKind::Unsupported, e.0))?;
@@ -396,7 +399,7 @@ impl Cgroups {
         Ok(group)
     }
 
-    /// The spare v1 groups kept for later jobs: empty, and no job's.
+    /// The spare groups kept for later jobs: empty, and no job's.
     pub fn spare_groups(&self) -> Vec<PathBuf> {
         self.spares.all()
     }

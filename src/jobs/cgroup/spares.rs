@@ -35,7 +35,8 @@ use super::dir::GroupDir;
 /// small.
 pub(crate) const KEPT: usize = 32;
 
-/// The spare groups of each of our v1 folders, by the folder's index.
+/// The spare groups of each of our folders, by the folder's index (the
+/// core folder's last).
 #[derive(Debug)]
 pub(crate) struct Spares {
     idle: Vec<Mutex<Vec<GroupDir>>>,
