@@ -44,10 +44,8 @@ pub(super) fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<(String, Resul
     let busy = in_group.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY)));
     let mut blocked = None;
     if busy {
-        // The root has no `cgroup.type` (cgroup-v2.rst, "Core Interface Files").
-        let root = !own_group.join("cgroup.type").exists();
         let procs = std::fs::read_to_string(own_group.join("cgroup.procs"));
-        let why_not = match leaf_decision(root, procs, std::process::id()) {
+        let why_not = match leaf_decision(is_root(own_group), procs, std::process::id()) {
             Leaf::Stay => None,
             Leaf::Move => match enter_leaf(own_group) {
                 Ok(leaf) => {
@@ -90,6 +88,12 @@ fn enable(dir: &Path, controller: &str) -> io::Result<()> {
     std::fs::write(&file, format!("+{controller}")).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot enable {controller} in {}: {e}", file.display()))
     })
+}
+
+/// Whether `group` is the root of its v2 hierarchy: the one group without
+/// `cgroup.type` (cgroup-v2.rst, "Core Interface Files").
+fn is_root(group: &Path) -> bool {
+    !group.join("cgroup.type").exists()
 }
 
 /// What to do about our group refusing a controller because it holds
@@ -296,6 +300,23 @@ mod tests {
             }
             let _ = std::fs::remove_dir(&self.0);
         }
+    }
+
+    #[test]
+    fn the_hierarchy_root_is_told_apart_from_a_group_below_it() {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = mountinfo
+            .lines()
+            .filter(|l| l.contains(" - cgroup2 "))
+            .find_map(|l| {
+                let fields: Vec<&str> = l.split(' ').collect();
+                (fields[3] == "/").then(|| PathBuf::from(fields[4]))
+            })
+            .expect("a cgroup v2 hierarchy mounted from its root");
+        assert!(is_root(&root), "{}", root.display());
+        let below = TestGroup(root.join(format!("rcmdt-deleg-root-{}", std::process::id())));
+        std::fs::create_dir(&below.0).unwrap();
+        assert!(!is_root(&below.0), "{}", below.0.display());
     }
 
     #[test]
