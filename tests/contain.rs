@@ -220,16 +220,18 @@ fn read(group: &Path, file: &str) -> String {
 }
 
 /// Every kept group is kept once, holds no task, counts no pid, holds no
-/// tmpfs page and is not frozen, and none is a blkio group.
+/// tmpfs page, is not frozen and saw no IO.
 fn assert_spares_are_as_good_as_new(c: &Contained) {
     let spares = c.cgroups.spare_groups();
     let mut once = spares.clone();
     once.sort();
     once.dedup();
     assert_eq!(once.len(), spares.len(), "a group is kept twice: {spares:?}");
-    let blkio = folder_of(c, "blkio");
     for spare in &spares {
-        assert!(!spare.starts_with(&blkio), "{} is kept", spare.display());
+        if spare.join("blkio.throttle.io_serviced_recursive").exists() {
+            let serviced = read(spare, "blkio.throttle.io_serviced_recursive");
+            assert!(serviced.ends_with("Total 0"), "{}: {serviced}", spare.display());
+        }
         if spare.join("cgroup.events").exists() {
             assert_eq!(read(spare, "cgroup.events"), "populated 0\nfrozen 0", "{}", spare.display());
         } else {
@@ -265,12 +267,16 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
         io_read_bps: Some(1 << 20),
         io_write_bps: Some(2 << 20),
     };
+    // The shell in the page cache first: reading it from the disk would be
+    // IO through the blkio group.
+    let warm = c.sh(":").await;
+    c.pool.wait(warm).await.unwrap();
     let first = c.run_limited(all, "true").await;
     assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
     assert_eq!(
         c.cgroups.spare_groups().len(),
-        4,
-        "the core, memory, cpu and pids groups are kept, blkio is not"
+        5,
+        "the core, memory, cpu, pids and blkio groups are kept (no IO went through it)"
     );
     assert_spares_are_as_good_as_new(&c);
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
@@ -684,4 +690,48 @@ async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave
     drop(outsider);
     let taken = c.pool.stop(taker).await.unwrap();
     assert!(matches!(taken.status, Status::Completed(Termination::Signaled(_))), "{taken:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_has_only_the_new_rules() {
+    let c = contained("contain-blkio");
+    let blkio = folder_of(&c, "blkio");
+    let reads = |bps: u64| Limits { io_read_bps: Some(bps), ..Limits::default() };
+    // Only shell builtins, once the shell is in the page cache: reading a
+    // program from the disk would be IO through the group.
+    let warm = c.sh(":").await;
+    c.pool.wait(warm).await.unwrap();
+    let print_rules = format!(
+        "while read -r line; do case $line in *:blkio:*) b=${{line##*/}};; esac; done < /proc/self/cgroup; echo $b; \
+         for f in read write; do read -r rule < {blkio}/$b/blkio.throttle.${{f}}_bps_device && echo \"$rule\"; done; :",
+        blkio = blkio.display()
+    );
+    let first = c.run_limited(reads(1 << 20), &print_rules).await;
+    assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
+    let group = spare_in(&c, &blkio);
+    let out = String::from_utf8(c.pool.output(first.id).unwrap().stdout).unwrap();
+    assert!(out.starts_with(&format!("{}\n", group.file_name().unwrap().to_string_lossy())), "{out}");
+    assert!(out.contains(" 1048576"), "{out}");
+
+    // The next job, with only a write limit, has no read rule left over.
+    let writes = Limits { io_write_bps: Some(2 << 20), ..Limits::default() };
+    let second = c.run_limited(writes, &print_rules).await;
+    let out = String::from_utf8(c.pool.output(second.id).unwrap().stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "the same group, one rule: {out}");
+    assert_eq!(lines[0], group.file_name().unwrap().to_string_lossy());
+    assert!(lines[1].ends_with(" 2097152"), "{out}");
+
+    // A job that reads from the disk (direct IO, so it goes through the
+    // throttle): IO it queued could hold up the next job, so its group is
+    // not kept.
+    let file = c.dir.path().join("read-me");
+    std::fs::write(&file, vec![7u8; 64 << 10]).unwrap();
+    let read_file = format!("dd if={} of=/dev/null bs=64k count=1 iflag=direct status=none", file.display());
+    let reader = c.run_limited(reads(1 << 20), &read_file).await;
+    assert_eq!(reader.status, Status::Completed(Termination::Exited(0)), "{reader:?}");
+    assert!(!group.exists(), "the group IO went through is removed");
+    assert!(!c.cgroups.spare_groups().iter().any(|s| s.starts_with(&blkio)));
+    assert_spares_are_as_good_as_new(&c);
+    assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
 }

@@ -77,8 +77,11 @@ pub(crate) struct Outlived {
     pub pids: bool,
     /// memory: page cache, tmpfs files and swapped pages stay charged.
     pub memory: bool,
-    /// blkio: IO the job queued (readahead, writeback) is dispatched under
-    /// the group's rules, so the next job would wait behind it. Never kept.
+    /// blkio: IO the job queued (readahead, a direct read) is dispatched
+    /// under the group's rules, so the next job would wait behind it. Kept
+    /// only if no IO at all went through the group's throttle (the kernel
+    /// counts a request as it enters, before it waits), and no iops rule
+    /// (which rcmd never sets) was added.
     pub io: bool,
 }
 
@@ -130,7 +133,7 @@ impl Held {
     /// pids), no memory it could not reclaim (it would have less), not
     /// frozen.
     fn as_good_as_new(&self) -> bool {
-        if !self.keepable || self.outlived_by.io {
+        if !self.keepable {
             return false;
         }
         // v2 counts threads, and groups below (none are left), in
@@ -147,12 +150,24 @@ impl Held {
         } else {
             self.dir.read("tasks").is_ok_and(|t| t.trim().is_empty())
         };
-        no_task && (!self.outlived_by.memory || holds_no_memory(&self.dir))
+        no_task
+            && (!self.outlived_by.memory || holds_no_memory(&self.dir))
+            && (!self.outlived_by.io || did_no_io(&self.dir))
     }
 
     fn released_lock(&self) -> std::sync::MutexGuard<'_, bool> {
         self.released.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether no IO request ever entered the throttle of a v1 blkio group or
+/// the groups that were below it (so none can still be queued there), and
+/// it has no iops rule.
+fn did_no_io(dir: &GroupDir) -> bool {
+    let no_rule = |file| dir.read(file).is_ok_and(|rules| rules.trim().is_empty());
+    dir.keyed("blkio.throttle.io_serviced_recursive", "Total") == Some(0)
+        && no_rule("blkio.throttle.read_iops_device")
+        && no_rule("blkio.throttle.write_iops_device")
 }
 
 /// Whether an empty v1 memory group holds nothing the next job would pay

@@ -33,7 +33,8 @@
 //! * **Gone once reaped.** A job's groups are removed after its processes
 //!   are all dead; the folder, when the `Cgroups` is dropped. A v1 memory,
 //!   cpu or pids group, and a v2 core group without controllers, may
-//!   instead be kept, as good as new, for a later job ([`spares`]): that job
+//!   instead be kept, as good as new, for a later job ([`spares`]), as can
+//!   a blkio group that no IO went through: that job
 //!   writes its limit again, and the settings that change what it means
 //!   (the CPU period, the OOM killer's switch), and counts from its own
 //!   start (peak memory, OOM kills, CPU time). A frozen core group is not
@@ -41,8 +42,8 @@
 //!   could leave a lesser setting behind (`cpu.shares`,
 //!   `memory.swappiness`, `cgroup.max.descendants` and `max.depth`,
 //!   `cgroup.pressure`), and counters rcmd does not report go on counting.
-//!   A threaded core group is not kept either. blkio groups are never
-//!   kept.
+//!   A threaded core group is not kept either, nor a blkio group through
+//!   which any IO went (some could still be queued there).
 //! * **Never touched once given away.** Every read, kill or removal of a
 //!   job's group goes through the lock that marks it released
 //!   ([`group::Held`]): a job whose end is still retrying cannot reach the
@@ -500,13 +501,16 @@ fn set_io(dir: &GroupDir, files: Files, device: &str, limits: &Limits) -> io::Re
             dir.write("io.max", format!("{device} rbps={} wbps={}", bps(read), bps(written)))
         }
         Files::V2 => Ok(()),
-        // Never a reused group: blkio groups are not kept (see `Outlived`).
-        Files::V1 { .. } => {
+        Files::V1 { reused } => {
             for (file, limit) in
                 [("blkio.throttle.read_bps_device", read), ("blkio.throttle.write_bps_device", written)]
             {
-                if let Some(bps) = limit {
-                    dir.write(file, format!("{device} {bps}"))?;
+                // A reused group may hold the last job's rule for the
+                // other direction: 0 lifts it.
+                match (limit, reused) {
+                    (Some(bps), _) => dir.write(file, format!("{device} {bps}"))?,
+                    (None, true) => dir.write(file, format!("{device} 0"))?,
+                    (None, false) => {}
                 }
             }
             Ok(())

@@ -6,9 +6,10 @@
 //! group's ~75 µs, and the kernel frees them later, in the background. A
 //! group whose job is over is therefore kept, up to [`KEPT`] per hierarchy,
 //! and handed to the next job with a group in that hierarchy, which writes
-//! every limit it relies on again ([`super::Cgroups::create`]). blkio
-//! groups are not kept: IO a job queued would be throttled under the next
-//! job's rules. Core groups are kept only where they have no controllers.
+//! every limit it relies on again ([`super::Cgroups::create`]). A blkio
+//! group is kept only if no IO went through it: IO a job queued would be
+//! throttled under the next job's rules. Core groups are kept only where
+//! they have no controllers.
 //! The core folder's spares are at index `folders.len()`.
 //!
 //! Invariants:
@@ -17,7 +18,8 @@
 //!   job's core group is empty, no thread is in it or below it (the groups
 //!   below are removed first), no exited process still counts in it, it
 //!   holds no tmpfs pages, no swap and no more than a trace of other memory
-//!   (all would count against the next job's limit), and it is not frozen.
+//!   (all would count against the next job's limit), no IO went through its
+//!   throttle, and it is not frozen.
 //!   Not after making the job's groups failed. It is never touched again by
 //!   the job that gave it.
 //! * **Each group at most once.** A group is in one list at most, and
