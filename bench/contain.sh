@@ -70,18 +70,27 @@ start_server on --; on=$addr
 start_server limits -- --job-memory 1G --job-cpus 1 --job-pids 1000 --job-io-write-bps 100M; limited=$addr
 start_server off setpriv --reuid="$user" --regid="$user" --clear-groups --; off=$addr
 grep -q "no cgroups" "$tmp/off.err" || { echo "the non-root server has cgroups: $(cat "$tmp/off.err")"; exit 1; }
-for _ in $(seq $rounds); do
-  for server in off on limited; do
-    echo "$server $("$load" throughput "$c" "${!server}" 8 "$secs" | field per_second)"
+# Each round measures the three servers one after the other, in the
+# opposite order every other round, so that a machine that speeds up or
+# slows down during a round favours no server.
+for round in $(seq $rounds); do
+  order="off on limited"
+  [ $((round % 2)) = 0 ] && order="limited on off"
+  for server in $order; do
+    echo "$round $server $("$load" throughput "$c" "${!server}" 8 "$secs" | field per_second)"
   done
 done >"$tmp/rates"
-rate() { awk -v s="$1" '$1 == s { print $2 }' "$tmp/rates" | median; }
-# Each round measures the three servers one after the other: its ratios are
-# paired in time, so a machine that slows down for a while moves both sides.
-paired() { awk -v s="$1" '$1 == "off" { o = $2 } $1 == s { printf "%.3f\n", $2 / o }' "$tmp/rates" | median; }
+rate() { awk -v s="$1" '$2 == s { print $3 }' "$tmp/rates" | median; }
+# A round's ratios are paired in time: a machine that slows down for a
+# while moves both sides.
+paired() {
+  awk -v s="$1" '$2 == "off" { o[$1] = $3 } $2 == s { r[$1] = $3 } END { for (i in r) printf "%.3f\n", r[i] / o[i] }' \
+    "$tmp/rates" | median
+}
 o=$(rate off); n=$(rate on); l=$(rate limited)
 echo "8. jobs/s, 8 clients (median of $rounds): cgroups off $o | cgroups on, no limits $n ($(ratio "$n" "$o"); paired $(paired on)) | all four limits $l ($(ratio "$l" "$o"); paired $(paired limited))"
-echo "8. jobs/s per round (off on limited): $(awk '{ printf "%s ", $2 } NR % 3 == 0 { printf "| " }' "$tmp/rates")"
+per_round=$(awk '{ r[$1, $2] = $3; n = $1 } END { for (i = 1; i <= n; i++) printf "%s %s %s | ", r[i, "off"], r[i, "on"], r[i, "limited"] }' "$tmp/rates")
+echo "8. jobs/s per round (off on limited): $per_round"
 
 # --- b. killing a job of $procs processes ---------------------------------
 k=$(client_dir kill)
