@@ -269,7 +269,7 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     };
     // The shell in the page cache first: reading it from the disk would be
     // IO through the blkio group.
-    let warm = c.sh(":").await;
+    let warm = c.sh("true").await;
     c.pool.wait(warm).await.unwrap();
     let first = c.run_limited(all, "true").await;
     assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
@@ -697,15 +697,16 @@ async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_ha
     let c = contained("contain-blkio");
     let blkio = folder_of(&c, "blkio");
     let reads = |bps: u64| Limits { io_read_bps: Some(bps), ..Limits::default() };
-    // Only shell builtins, once the shell is in the page cache: reading a
-    // program from the disk would be IO through the group.
-    let warm = c.sh(":").await;
-    c.pool.wait(warm).await.unwrap();
+    // Only shell builtins, run once without limits first so that all of the
+    // shell they need is in the page cache: reading it from the disk would
+    // be IO through the group.
     let print_rules = format!(
         "while read -r line; do case $line in *:blkio:*) b=${{line##*/}};; esac; done < /proc/self/cgroup; echo $b; \
          for f in read write; do read -r rule < {blkio}/$b/blkio.throttle.${{f}}_bps_device && echo \"$rule\"; done; :",
         blkio = blkio.display()
     );
+    let warm = c.sh(&print_rules).await;
+    c.pool.wait(warm).await.unwrap();
     let first = c.run_limited(reads(1 << 20), &print_rules).await;
     assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
     let group = spare_in(&c, &blkio);
@@ -725,9 +726,15 @@ async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_ha
     // A job that reads from the disk (direct IO, so it goes through the
     // throttle): IO it queued could hold up the next job, so its group is
     // not kept.
+    // The file on the disk and dd in the page cache first, so that the
+    // direct read is the only IO.
     let file = c.dir.path().join("read-me");
-    std::fs::write(&file, vec![7u8; 64 << 10]).unwrap();
+    let mut written = std::fs::File::create(&file).unwrap();
+    std::io::Write::write_all(&mut written, &vec![7u8; 64 << 10]).unwrap();
+    written.sync_all().unwrap();
     let read_file = format!("dd if={} of=/dev/null bs=64k count=1 iflag=direct status=none", file.display());
+    let warm = c.sh(&read_file).await;
+    c.pool.wait(warm).await.unwrap();
     let reader = c.run_limited(reads(1 << 20), &read_file).await;
     assert_eq!(reader.status, Status::Completed(Termination::Exited(0)), "{reader:?}");
     assert!(!group.exists(), "the group IO went through is removed");

@@ -81,7 +81,9 @@ pub(crate) struct Outlived {
     /// under the group's rules, so the next job would wait behind it. Kept
     /// only if no IO at all went through the group's throttle (the kernel
     /// counts a request as it enters, before it waits), and no iops rule
-    /// (which rcmd never sets) was added.
+    /// (which rcmd never sets) was added. Not covered: IO a kernel worker
+    /// submits for the job after it is gone (a loop device's, say), which
+    /// could enter between this check and the next job.
     pub io: bool,
 }
 

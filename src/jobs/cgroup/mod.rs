@@ -41,7 +41,8 @@
 //!   kept. A job running as root, which can write any cgroup file anyway,
 //!   could leave a lesser setting behind (`cpu.shares`,
 //!   `memory.swappiness`, `cgroup.max.descendants` and `max.depth`,
-//!   `cgroup.pressure`), and counters rcmd does not report go on counting.
+//!   `cgroup.pressure`, blkio rules for other disks, bfq weights), and
+//!   counters rcmd does not report go on counting.
 //!   A threaded core group is not kept either, nor a blkio group through
 //!   which any IO went (some could still be queued there).
 //! * **Never touched once given away.** Every read, kill or removal of a
