@@ -68,11 +68,12 @@ const STALE_CHARGE: u64 = 1 << 20;
 /// the group were kept.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Outlived {
-    /// The v2 core group (without controllers): a job running as root may
-    /// have frozen it (`cgroup.freeze`), which would freeze the next job, or
-    /// made it threaded (`cgroup.type`), where `cgroup.kill` fails and every
-    /// other group of the folder becomes unjoinable.
-    pub freeze: bool,
+    /// The v2 core group (without controllers), judged by `cgroup.events`
+    /// and `cgroup.type`: a job running as root may have frozen it
+    /// (`cgroup.freeze`), which would freeze the next job, or made it
+    /// threaded, where `cgroup.kill` fails and every other group of the
+    /// folder becomes unjoinable.
+    pub v2_core: bool,
     /// pids: a process counts until it is reaped, not only until it exits.
     pub pids: bool,
     /// memory: page cache, tmpfs files and swapped pages stay charged.
@@ -142,7 +143,7 @@ impl Held {
         // `populated`. pids counts every thread until it is reaped: none
         // counted, none there. Elsewhere `tasks` lists threads (a process
         // whose main thread has exited may be missing from `cgroup.procs`).
-        let no_task = if self.outlived_by.freeze {
+        let no_task = if self.outlived_by.v2_core {
             let events = self.dir.read("cgroup.events").unwrap_or_default();
             keyed_in(&events, "populated") == Some(0)
                 && keyed_in(&events, "frozen") == Some(0)

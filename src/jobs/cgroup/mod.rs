@@ -116,7 +116,7 @@ pub struct Cgroups {
     /// Whether emptied core groups are kept: where they are v2 groups
     /// without controllers (a hybrid host), so that no limit outlives a job
     /// (only its CPU time, which the next counts from, and what a job
-    /// running as root may set: see `Outlived::freeze`).
+    /// running as root may set: see `Outlived::v2_core`).
     keeps_core: bool,
     /// Emptied groups kept for later jobs: of `folders`, by index, and of
     /// the core folder, at index `folders.len()`.
@@ -209,7 +209,9 @@ impl Cgroups {
             }
         }
         cgroups.spares = Arc::new(Spares::new(cgroups.folders.len() + 1));
-        cgroups.keeps_core = kill == Kill::V2 && v2_controllers.is_empty();
+        // Job groups get controllers only from our folder's subtree_control.
+        let passed_to_jobs = std::fs::read_to_string(cgroups.core.path().join("cgroup.subtree_control"));
+        cgroups.keeps_core = kill == Kill::V2 && passed_to_jobs.is_ok_and(|c| c.trim().is_empty());
         cgroups.v1_cpu_counts = matches!(cgroups.cpu, Some(Place::V1(i)) if cgroups.folders[i].path().join("cpuacct.usage").exists());
         cgroups.require_swap_cap();
         if cgroups.io.is_some() {
@@ -309,7 +311,7 @@ impl Cgroups {
                     pids: self.pids == Some(Place::V1(folder)),
                     memory: self.memory == Some(Place::V1(folder)),
                     io: self.io == Some(Place::V1(folder)),
-                    freeze: false,
+                    v2_core: false,
                 };
                 match self.spares.take(folder) {
                     Some(dir) => Held::new(dir, folder, true, outlived_by, true),
@@ -318,7 +320,7 @@ impl Cgroups {
             })
             .collect();
         let core_spares = self.folders.len();
-        let core_outlived_by = Outlived { freeze: true, ..Outlived::default() };
+        let core_outlived_by = Outlived { v2_core: true, ..Outlived::default() };
         let core = match self.keeps_core.then(|| self.spares.take(core_spares)).flatten() {
             Some(dir) => Held::new(dir, core_spares, true, core_outlived_by, true),
             None => Held::new(self.core.group(&name), core_spares, false, core_outlived_by, self.keeps_core),
