@@ -311,8 +311,9 @@ unsafe fn prepare(plan: &Plan<'_>) -> Result<(), (Step, c_int)> {
         }
         check(Step::ProcessGroup, libc::setpgid(0, 0).into())?;
         for &procs in plan.cgroups {
-            let written = libc::write(procs, b"0".as_ptr().cast(), 1);
-            check(Step::Cgroup, written as libc::c_long)?;
+            if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                return Err((Step::Cgroup, errno()));
+            }
         }
         if plan.isolate {
             isolate()?;
