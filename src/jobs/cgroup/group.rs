@@ -112,11 +112,11 @@ impl Held {
         Held { dir, folder, reused, outlived_by, keepable, released: Mutex::new(false) }
     }
 
-    /// Reads, or kills, the group while it is still this job's: never the
-    /// next job's, once it was given away.
-    fn read<T>(&self, parse: impl FnOnce(&GroupDir) -> Option<T>) -> Option<T> {
+    /// Does `work` on the group (a read, a kill) if it is still this job's:
+    /// never once it was given away, when it may be the next job's.
+    fn while_held<T>(&self, work: impl FnOnce(&GroupDir) -> Option<T>) -> Option<T> {
         let released = self.released_lock();
-        if *released { None } else { parse(&self.dir) }
+        if *released { None } else { work(&self.dir) }
     }
 
     /// Gives the group to `spares` if it is as good as new and they have
@@ -218,7 +218,7 @@ impl JobGroup {
     /// or session it moved to. Nothing once the group is released: it is
     /// empty then, and may be another job's.
     pub fn kill(&self) {
-        self.core.read(|core| {
+        self.core.while_held(|core| {
             match self.kill {
                 Kill::V2 => drop(core.write("cgroup.kill", 1)),
                 Kill::Freezer => kill_group(&core.path(), Kill::Freezer),
@@ -231,17 +231,17 @@ impl JobGroup {
     pub fn usage(&self) -> ResourceUsage {
         let cpu_ms = match self.cpu_stat {
             Some(CpuStat::V2Core) => {
-                let usec = self.core.read(|core| core.keyed("cpu.stat", "usage_usec"));
+                let usec = self.core.while_held(|core| core.keyed("cpu.stat", "usage_usec"));
                 usec.map(|us| us.saturating_sub(self.cpu_usec_before) / 1000)
             }
             Some(CpuStat::V1(i)) => {
-                self.limited[i].read(|d| d.number("cpuacct.usage")).map(|ns| ns / 1_000_000)
+                self.limited[i].while_held(|d| d.number("cpuacct.usage")).map(|ns| ns / 1_000_000)
             }
             None => None,
         };
         let memory_peak = match self.memory {
-            Some(MemoryStat::V2) => self.core.read(|core| core.number("memory.peak")),
-            Some(MemoryStat::V1(i)) => self.limited[i].read(|d| d.number("memory.max_usage_in_bytes")),
+            Some(MemoryStat::V2) => self.core.while_held(|core| core.number("memory.peak")),
+            Some(MemoryStat::V1(i)) => self.limited[i].while_held(|d| d.number("memory.max_usage_in_bytes")),
             None => None,
         };
         ResourceUsage { cpu_ms, memory_peak }
@@ -250,8 +250,10 @@ impl JobGroup {
     /// How many of the job's processes the kernel's OOM killer ended.
     pub fn oom_kills(&self) -> u64 {
         let counted = match self.memory {
-            Some(MemoryStat::V2) => self.core.read(|core| core.keyed("memory.events", "oom_kill")),
-            Some(MemoryStat::V1(i)) => self.limited[i].read(|d| d.keyed("memory.oom_control", "oom_kill")),
+            Some(MemoryStat::V2) => self.core.while_held(|core| core.keyed("memory.events", "oom_kill")),
+            Some(MemoryStat::V1(i)) => {
+                self.limited[i].while_held(|d| d.keyed("memory.oom_control", "oom_kill"))
+            }
             None => None,
         };
         counted.unwrap_or(0).saturating_sub(self.oom_kills_before)
@@ -261,7 +263,7 @@ impl JobGroup {
     /// groups a job may have made below it hold them all; a released core
     /// group held none).
     pub fn is_empty(&self) -> bool {
-        let empty = self.core.read(|core| match self.kill {
+        let empty = self.core.while_held(|core| match self.kill {
             // `populated` counts the groups below too, in one read.
             Kill::V2 => Some(core.keyed("cgroup.events", "populated") == Some(0)),
             Kill::Freezer => Some(pids_below(&core.path()).is_empty()),
