@@ -138,12 +138,10 @@ impl GroupDir {
             && !self.may_have_subgroups()
     }
 
-    /// Removes the group and the groups below it; `true` if it is gone (or
-    /// never was). Fails while a process is in any of them.
+    /// Removes the group, once the groups below it are gone
+    /// ([`GroupDir::remove_subgroups`]); `true` if it is gone (or never
+    /// was). Fails while a process is in it.
     pub fn remove(&self) -> bool {
-        if !self.remove_subgroups() {
-            return false;
-        }
         match unlinkat(&self.folder.fd, self.name.as_str(), UnlinkatFlags::RemoveDir) {
             Ok(()) | Err(nix::errno::Errno::ENOENT) => true,
             Err(_) => false,
@@ -194,7 +192,8 @@ mod tests {
             assert!(group.read("cgroup.procs").unwrap().is_empty());
             std::fs::create_dir_all(path.join("g/below/deeper")).unwrap();
             assert!(group.may_have_subgroups(), "{}", path.display());
-            assert!(group.remove(), "removed with the groups below it");
+            assert!(!group.remove(), "not while groups are below it");
+            assert!(group.remove_subgroups() && group.remove(), "removed after the groups below it");
             assert!(!path.join("g").exists());
             assert!(group.remove(), "a group that is gone counts as removed");
             let error = group.write("cgroup.procs", 0).unwrap_err().to_string();
