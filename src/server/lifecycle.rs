@@ -106,7 +106,7 @@ impl Server {
         let (tls, _, identity) = load_tls(&config.certs).map_err(|e| {
             anyhow::anyhow!(
                 "{} (create one with `rcmd pki init --dir {}`)",
-                crate::one_line(&e),
+                crate::one_line(&e.into()),
                 config.certs.display()
             )
         })?;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::config::ServerConfig;
 use super::guard::Guard;
-use crate::jobs::{self, JobPool, PoolConfig, Store};
+use crate::jobs::{self, JobError, JobPool, PoolConfig, Store};
 use crate::pki::ClientName;
 
 pub struct Pools {
@@ -32,7 +32,7 @@ impl Pools {
 
     /// The client's pool, opened on first use (with the jobs its records
     /// hold from before a restart).
-    pub fn get(&self, client: &ClientName) -> anyhow::Result<Arc<JobPool>> {
+    pub fn get(&self, client: &ClientName) -> Result<Arc<JobPool>, JobError> {
         if let Some(pool) = self.lock().get(client) {
             return Ok(Arc::clone(pool));
         }

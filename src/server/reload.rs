@@ -15,7 +15,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use super::host::HostCgroups;
 use super::policy::{CurrentPolicy, Policy, ServerUser};
 use super::registry::Registry;
-use super::tls::{self, ClientTrust};
+use super::tls::{self, ClientTrust, TlsConfigError};
 use super::warnings;
 use crate::pki;
 
@@ -44,8 +44,17 @@ impl Identity {
 /// checks handshakes with, and its expiry dates.
 pub(crate) type LoadedTls = (Arc<rustls::ServerConfig>, ClientTrust, Identity);
 
+/// Why a cert directory cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CertDirError {
+    #[error(transparent)]
+    Load(#[from] pki::PkiError),
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
+}
+
 /// Loads the cert directory and builds the TLS configuration from it.
-pub(crate) fn load_tls(certs: &Path) -> anyhow::Result<LoadedTls> {
+pub(crate) fn load_tls(certs: &Path) -> Result<LoadedTls, CertDirError> {
     let files = pki::load_server(certs)?;
     let identity = Identity { server: files.identity.info.clone(), ca: files.ca.clone() };
     let (config, trust) = tls::server_config(files)?;
@@ -72,7 +81,7 @@ impl Reloader {
     /// SIGHUP: loads the cert directory and the policy again (see the
     /// module docs).
     pub fn reload(&mut self, policy: &CurrentPolicy, cgroups: &HostCgroups) {
-        let loaded = load_tls(&self.certs).and_then(|tls| {
+        let loaded = load_tls(&self.certs).map_err(anyhow::Error::from).and_then(|tls| {
             let next = load_policy(self.policy_file.as_deref())?;
             next.as_ref().map(|next| cgroups.policy_enforceable(next)).transpose()?;
             Ok((tls, next))
