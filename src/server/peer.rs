@@ -71,3 +71,47 @@ impl Peer {
         Peer { name: ClientName::parse(cn), serial: format!("{cn}-serial"), chain: Vec::new() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256};
+
+    use super::*;
+
+    fn certificate(cn: Option<&str>) -> CertificateDer<'static> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        if let Some(cn) = cn {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_valid_common_name_is_the_client_name_with_its_serial_and_chain() {
+        let chain = [certificate(Some("alice"))];
+        let peer = Peer::from_chain(&chain).expect("a peer");
+        assert!(peer.is(&ClientName::parse("alice").unwrap()));
+        assert_eq!(peer.cn(), "alice");
+        assert_eq!(peer.serial, CertInfo::parse(&chain[0]).unwrap().serial);
+        assert_eq!(peer.chain, chain);
+    }
+
+    #[test]
+    fn an_invalid_common_name_is_kept_as_sent_and_is_no_client() {
+        let peer = Peer::from_chain(&[certificate(Some("../etc"))]).expect("a peer");
+        assert_eq!(peer.cn(), "../etc");
+        assert!(peer.name.is_err());
+        assert!(!peer.is(&ClientName::parse("etc").unwrap()));
+    }
+
+    #[test]
+    fn no_common_name_or_no_certificate_is_no_peer() {
+        assert!(Peer::from_chain(&[certificate(None)]).is_none());
+        assert!(Peer::from_chain(&[certificate(Some(""))]).is_none());
+        assert!(Peer::from_chain(&[]).is_none());
+        assert_eq!(common_name(&certificate(None)), None);
+        assert_eq!(common_name(&certificate(Some("bob"))).as_deref(), Some("bob"));
+    }
+}
