@@ -62,7 +62,7 @@ fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
 
 /// A reqwest client as `client` that speaks only `alpn` (h2 or http/1.1).
 fn http_speaking(server: &TestServer, client: &str, alpn: &[u8]) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rcmd::pki::crypto_provider().install_default();
     let mut tls = tls_config(&server.pki.certs().join("ca.crt"), Some(&server.client_dir(client)));
     tls.alpn_protocols = vec![alpn.to_vec()];
     reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()

@@ -83,7 +83,7 @@ pub fn load_identity(cert_path: &Path, key_path: &Path, renew_hint: &str) -> Res
     let cert = read_cert(cert_path)?;
     let info = checked_info(cert_path, &cert, renew_hint)?;
     let key = read_key(key_path)?;
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = super::crypto_provider();
     match CertifiedKey::from_der(vec![cert.clone()], key.clone_key(), &provider) {
         Ok(_) => {}
         Err(rustls::Error::InconsistentKeys(_)) => {

@@ -28,6 +28,7 @@ mod issue;
 mod lifecycle;
 mod load;
 mod name;
+mod provider;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,7 @@ pub use issue::{Ca, Issued, San, host_name, server_sans};
 pub use lifecycle::{Renewal, read_info, renew, revoke};
 pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
 pub use name::{ClientName, InvalidName, MAX_NAME_LEN, ServerName};
+pub use provider::crypto_provider;
 
 use files::{DirLock, Secrecy};
 

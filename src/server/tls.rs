@@ -14,7 +14,7 @@ use crate::pki::{CertInfo, ServerFiles};
 /// Builds the rustls configuration from a loaded cert directory, and the
 /// client trust it checks handshakes with.
 pub fn server_config(files: ServerFiles) -> anyhow::Result<(Arc<ServerConfig>, ClientTrust)> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::pki::crypto_provider());
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots), Arc::clone(&provider))
         .with_crls(files.crls)
         .build()?;
