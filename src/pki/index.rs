@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::files::{self, DirLock, Secrecy};
-use super::{FileProblem, PkiError};
+use super::{FileProblem, PkiError, Serial};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,8 +30,7 @@ impl Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Lowercase hex.
-    pub serial: String,
+    pub serial: Serial,
     pub cn: String,
     pub kind: Kind,
     /// RFC 3339.

@@ -5,13 +5,14 @@
 use ::time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
+use super::Serial;
+
 /// The facts about one certificate that rcmd uses.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
     pub subject: String,
     pub common_name: Option<String>,
-    /// Lowercase hex, without leading zero bytes.
-    pub serial: String,
+    pub serial: Serial,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub is_ca: bool,
@@ -38,7 +39,7 @@ impl CertInfo {
         let mut info = CertInfo {
             subject: cert.subject().to_string(),
             common_name,
-            serial: hex(cert.raw_serial().iter().skip_while(|b| **b == 0), ""),
+            serial: Serial::from_bytes(cert.raw_serial()),
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
             is_ca: cert.is_ca(),
@@ -79,8 +80,8 @@ impl CertInfo {
     }
 }
 
-fn hex<'a>(bytes: impl IntoIterator<Item = &'a u8>, separator: &str) -> String {
-    bytes.into_iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(separator)
+fn hex(bytes: &[u8], separator: &str) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(separator)
 }
 
 /// Formats a time the way rcmd prints it everywhere: RFC 3339, UTC.

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use super::files::{self, DirLock};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
-use super::{ClientName, FileProblem, PkiError};
+use super::{ClientName, FileProblem, PkiError, Serial};
 
 const BACKDATE: Duration = Duration::minutes(5);
 
@@ -128,9 +128,9 @@ fn params(cn: &str, days: u32) -> CertificateParams {
 }
 
 fn entry(params: &CertificateParams, cn: &str, kind: Kind) -> Entry {
-    let serial = params.serial_number.as_ref().expect("params() sets a serial").to_bytes();
+    let serial = params.serial_number.as_ref().expect("params() sets a serial");
     Entry {
-        serial: serial.iter().skip_while(|b| **b == 0).map(|b| format!("{b:02x}")).collect(),
+        serial: Serial::from_bytes(serial.as_ref()),
         cn: cn.to_owned(),
         kind,
         not_after: format_time(params.not_after),

@@ -29,6 +29,7 @@ mod lifecycle;
 mod load;
 mod name;
 mod provider;
+mod serial;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,7 @@ pub use lifecycle::{Renewal, read_info, renew, revoke};
 pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
 pub use name::{ClientName, InvalidName, MAX_NAME_LEN, ServerName};
 pub use provider::crypto_provider;
+pub use serial::{InvalidSerial, Serial};
 
 use files::{DirLock, Secrecy};
 

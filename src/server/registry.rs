@@ -40,7 +40,8 @@ impl Peer {
     pub fn from_chain(chain: &[CertificateDer<'_>]) -> Option<Peer> {
         let info = CertInfo::parse(chain.first()?).ok()?;
         let cn = info.common_name.filter(|cn| !cn.is_empty())?;
-        Some(Peer { cn, serial: info.serial, chain: chain.iter().map(|c| c.clone().into_owned()).collect() })
+        let serial = info.serial.to_string();
+        Some(Peer { cn, serial, chain: chain.iter().map(|c| c.clone().into_owned()).collect() })
     }
 }
 
