@@ -50,8 +50,9 @@ impl Index {
     pub fn load(dir: &Path) -> Result<Index, PkiError> {
         let path = dir.join(files::INDEX);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| PkiError::file(&path, FileProblem::Corrupt(e.to_string()))),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| PkiError::file(&path, FileProblem::Corrupt(e)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
             Err(e) => Err(PkiError::io(&path, e)),
         }

@@ -3,9 +3,19 @@
 //! and `rcmd pki show`.
 
 use ::time::OffsetDateTime;
+use x509_parser::error::X509Error;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use super::Serial;
+
+/// Why bytes are not a certificate rcmd can read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{0}")]
+    Der(x509_parser::nom::Err<X509Error>),
+    #[error("unreadable CN: {0}")]
+    CommonName(X509Error),
+}
 
 /// The facts about one certificate that rcmd uses.
 #[derive(Debug, Clone)]
@@ -27,14 +37,14 @@ pub struct CertInfo {
 }
 
 impl CertInfo {
-    /// Parses a DER certificate. The error is a short reason.
-    pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
-        let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    /// Parses a DER certificate.
+    pub fn parse(der: &[u8]) -> Result<CertInfo, CertError> {
+        let (_, cert) = X509Certificate::from_der(der).map_err(CertError::Der)?;
         let common_name = cert
             .subject()
             .iter_common_name()
             .next()
-            .map(|cn| cn.as_str().map(str::to_owned).map_err(|e| format!("unreadable CN: {e}")))
+            .map(|cn| cn.as_str().map(str::to_owned).map_err(CertError::CommonName))
             .transpose()?;
         let mut info = CertInfo {
             subject: cert.subject().to_string(),

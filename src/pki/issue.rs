@@ -172,10 +172,7 @@ impl Ca {
         let info = CertInfo::parse(&cert_der)
             .map_err(|e| PkiError::file(&cert_path, FileProblem::BadCertificate(e)))?;
         if !info.is_ca {
-            return Err(PkiError::file(
-                &cert_path,
-                FileProblem::BadCertificate("not a CA certificate".into()),
-            ));
+            return Err(PkiError::file(&cert_path, FileProblem::NotCa));
         }
         let key_pem = String::from_utf8(files::read(&key_path)?).map_err(|_| {
             PkiError::file(
@@ -183,13 +180,13 @@ impl Ca {
                 FileProblem::NotPem { expected: "private key", detail: "not text".into() },
             )
         })?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| PkiError::file(&key_path, FileProblem::BadKey(e.to_string())))?;
+        let key =
+            KeyPair::from_pem(&key_pem).map_err(|e| PkiError::file(&key_path, FileProblem::BadKey(e)))?;
         if rcgen::PublicKeyData::der_bytes(&key) != info.public_key.as_slice() {
             return Err(PkiError::file(&key_path, FileProblem::KeyMismatch { cert: cert_path }));
         }
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
-            .map_err(|e| PkiError::file(&cert_path, FileProblem::BadCertificate(e.to_string())))?;
+            .map_err(|e| PkiError::file(&cert_path, FileProblem::NotIssuer(e)))?;
         let cert_pem = String::from_utf8(files::read(&cert_path)?).unwrap_or_default();
         Ok(Ca { cert_pem, issuer })
     }

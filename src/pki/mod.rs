@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{FileProblem, PkiError};
 pub use index::{Entry, Index, Kind};
-pub use inspect::{CertInfo, format_time};
+pub use inspect::{CertError, CertInfo, format_time};
 pub use issue::{Ca, Issued, San, host_name, server_sans};
 pub use lifecycle::{Renewal, read_info, renew, revoke};
 pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
