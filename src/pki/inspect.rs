@@ -1,6 +1,6 @@
-//! Reading facts back out of a certificate: its CN, validity, serial and
-//! fingerprint. Used by the loaders, the server (for the client's identity)
-//! and `rcmd pki show`.
+//! Reading facts back out of a certificate: its CN, names, usages, validity,
+//! serial and fingerprint. Used by the CA and the loaders, the server (for
+//! the client's identity) and `rcmd pki show`.
 
 use ::time::OffsetDateTime;
 use x509_parser::error::X509Error;

@@ -1,7 +1,8 @@
-//! Making certificates with rcgen: a P-256 CA, and server and client
-//! certificates signed by it. Every certificate gets a random serial and is
-//! backdated a few minutes, so a peer whose clock is slightly behind still
-//! accepts it.
+//! Making certificates with rcgen: a P-256 CA, server and client
+//! certificates signed by it (with the names, [`San`]s, a server certificate
+//! carries), and recording them in the index. Every certificate gets a
+//! random 16-byte serial and is backdated a few minutes, so a peer whose
+//! clock is slightly behind still accepts it.
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -1,5 +1,6 @@
-//! After issuing: revoking (the index and a CRL signed by the CA), renewing
-//! (same CN, new key and serial), and reading the index back.
+//! After issuing: revoking (the index and a CRL signed by the CA, copied into
+//! every host folder), renewing (same CN, new key and serial), and reading a
+//! certificate file back (`pki show`).
 
 use std::path::{Path, PathBuf};
 
