@@ -189,3 +189,33 @@ pub fn read_info(path: &Path) -> Result<CertInfo, PkiError> {
     let der = super::load::read_cert(path)?;
     CertInfo::parse(&der).map_err(|e| PkiError::file(path, FileProblem::BadCertificate(e)))
 }
+
+#[cfg(test)]
+mod tests {
+    use x509_parser::prelude::{CertificateRevocationList, FromDer};
+
+    use super::*;
+
+    #[test]
+    fn a_serial_typed_as_openssl_prints_it_revokes_that_certificate_in_the_crl() {
+        let pki = crate::testing::TestPki::new();
+        pki.client("alice");
+        let dir = pki.cert_dir();
+        let index = Index::load(&dir).unwrap();
+        let alice = index.certificates.iter().find(|e| e.cn == "alice").unwrap();
+        let openssl_form: Vec<String> = alice.serial.as_bytes().iter().map(|b| format!("{b:02X}")).collect();
+
+        let revoked = revoke(&dir, &openssl_form.join(":")).unwrap();
+
+        assert_eq!(
+            revoked.iter().map(|e| (&e.cn, &e.serial)).collect::<Vec<_>>(),
+            [(&alice.cn, &alice.serial)]
+        );
+        let pem = std::fs::read(dir.join(files::CRL)).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let (_, crl) = CertificateRevocationList::from_der(&pem.contents).unwrap();
+        let in_crl: Vec<Serial> =
+            crl.iter_revoked_certificates().map(|r| Serial::from_bytes(r.raw_serial())).collect();
+        assert_eq!(in_crl, std::slice::from_ref(&alice.serial));
+    }
+}
