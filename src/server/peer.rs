@@ -12,15 +12,15 @@
 
 use rustls::pki_types::CertificateDer;
 
-use crate::pki::{CertInfo, ClientName, InvalidName};
+use crate::pki::{CertInfo, ClientName, InvalidName, Serial};
 
 /// Who is on a connection, as its verified certificate says.
 #[derive(Debug)]
 pub(crate) struct Peer {
     /// The certificate's CN, as the client-name rules judge it.
     pub name: Result<ClientName, InvalidName>,
-    /// Lowercase hex, as `rcmd pki list` shows it.
-    pub serial: String,
+    /// The certificate's serial, shown as `rcmd pki list` shows it.
+    pub serial: Serial,
     /// The chain the client presented, leaf first: what a reload verifies
     /// again against the new CA and CRL.
     pub chain: Vec<CertificateDer<'static>>,
@@ -68,7 +68,7 @@ fn non_empty_cn(info: &CertInfo) -> Option<String> {
 impl Peer {
     /// A peer without a certificate chain, for tests of what reads it.
     pub fn named(cn: &str) -> Peer {
-        Peer { name: ClientName::parse(cn), serial: format!("{cn}-serial"), chain: Vec::new() }
+        Peer { name: ClientName::parse(cn), serial: Serial::from_bytes(cn.as_bytes()), chain: Vec::new() }
     }
 }
 

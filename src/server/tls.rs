@@ -25,7 +25,7 @@ pub enum TlsConfigError {
 /// Builds the rustls configuration from a loaded cert directory, and the
 /// client trust it checks handshakes with.
 pub fn server_config(files: ServerFiles) -> Result<(Arc<ServerConfig>, ClientTrust), TlsConfigError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::pki::crypto_provider());
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots), Arc::clone(&provider))
         .with_crls(files.crls)
         .build()?;
