@@ -90,26 +90,14 @@ pub(super) fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<(&'static str,
     let busy = in_group.iter().any(|(_, r)| r.as_ref().is_err_and(EnableError::is_busy));
     let mut blocked = None;
     if busy {
-        let procs = std::fs::read_to_string(own_group.join("cgroup.procs"));
-        let why_not = match leaf_decision(is_root(own_group), procs, std::process::id()) {
-            Leaf::Stay => None,
-            Leaf::Move => match enter_leaf(own_group) {
-                Ok(leaf) => {
-                    tracing::info!(
-                        leaf = %leaf.display(),
-                        "moved the server into a leaf group of its own: cgroup v2 passes controllers to jobs only from a group without processes"
-                    );
-                    in_group = enable_all();
-                    None
-                }
-                Err(e) => Some(e),
-            },
-            Leaf::Cannot(why) => Some(why),
-        };
-        if let Some(why) = &why_not {
-            tracing::warn!(group = %own_group.display(), "{why}: jobs get no v2 controllers from it");
+        match leave_own_group(own_group) {
+            Ok(Some(_leaf)) => in_group = enable_all(),
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!(group = %own_group.display(), "{why}: jobs get no v2 controllers from it");
+                blocked = Some(Arc::new(why));
+            }
         }
-        blocked = why_not.map(Arc::new);
     }
     in_group
         .into_iter()
@@ -122,6 +110,25 @@ pub(super) fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<(&'static str,
             (controller, passed)
         })
         .collect()
+}
+
+/// Our group refused a controller because it holds processes: moves the
+/// server into its leaf if that empties the group. The leaf, if it moved;
+/// `None` where there is nothing a move would cure.
+fn leave_own_group(own_group: &Path) -> Result<Option<PathBuf>, LeafError> {
+    let procs = std::fs::read_to_string(own_group.join("cgroup.procs"));
+    match leaf_decision(is_root(own_group), procs, std::process::id()) {
+        Leaf::Stay => Ok(None),
+        Leaf::Move => {
+            let leaf = enter_leaf(own_group)?;
+            tracing::info!(
+                leaf = %leaf.display(),
+                "moved the server into a leaf group of its own: cgroup v2 passes controllers to jobs only from a group without processes"
+            );
+            Ok(Some(leaf))
+        }
+        Leaf::Cannot(why) => Err(why),
+    }
 }
 
 /// Enables `controller` for the children of the group `dir`, unless it is
@@ -345,6 +352,27 @@ mod tests {
         let below = TestGroup(root.join(format!("rcmdt-deleg-root-{}", std::process::id())));
         std::fs::create_dir(&below.0).unwrap();
         assert!(!is_root(&below.0), "{}", below.0.display());
+    }
+
+    #[test]
+    fn a_refused_enable_keeps_the_kernels_errno_so_a_busy_group_is_recognised() {
+        let group = std::env::temp_dir().join(format!("rcmdt-enable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&group);
+        std::fs::create_dir_all(group.join("cgroup.subtree_control")).unwrap(); // unwritable
+        let refused = enable(&group, "memory").unwrap_err();
+        assert_eq!(refused.source.raw_os_error(), Some(libc::EISDIR));
+        assert!(!refused.is_busy());
+        let message = refused.to_string();
+        assert!(
+            message.starts_with("cannot enable memory in ") && message.contains("cgroup.subtree_control")
+        );
+        let busy = EnableError { source: io::Error::from_raw_os_error(libc::EBUSY), ..refused };
+        assert!(busy.is_busy());
+        std::fs::remove_dir(group.join("cgroup.subtree_control")).unwrap();
+        std::fs::write(group.join("cgroup.subtree_control"), "cpu memory\n").unwrap();
+        assert!(enable(&group, "memory").is_ok(), "already enabled: nothing written");
+        assert_eq!(std::fs::read_to_string(group.join("cgroup.subtree_control")).unwrap(), "cpu memory\n");
+        std::fs::remove_dir_all(&group).unwrap();
     }
 
     #[test]
