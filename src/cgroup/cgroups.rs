@@ -78,7 +78,8 @@ pub(super) struct Missing {
 }
 
 impl Cgroups {
-    /// Jobs get a core group in `core`, killed by `kill`, and no limits yet.
+    /// Jobs get a core group in `core`, killed by `kill`, and no limits.
+    #[cfg(test)]
     pub(super) fn without_limits(core: Arc<Folder>, kill: Kill) -> Cgroups {
         Cgroups {
             core,
@@ -110,7 +111,7 @@ impl Cgroups {
 
     /// Our folder at `index` of the spares: a v1 folder, or the core one.
     pub(super) fn folder_at(&self, index: usize) -> &Arc<Folder> {
-        self.folders.get(index).unwrap_or(&self.core)
+        if index == self.core_index() { &self.core } else { &self.folders[index] }
     }
 
     /// Whether this host can enforce every limit in `limits`.

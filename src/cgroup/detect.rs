@@ -5,10 +5,11 @@
 //! limits can cap swap, and the disk IO limits apply to.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-use super::cgroups::{Cgroups, PURGE_LIMIT, Place, Unsupported};
+use super::cgroups::{Cgroups, Missing, PURGE_LIMIT, Place, Unsupported};
 use super::core_group::{self, Kill};
 use super::delegate::{self, NotPassed};
 use super::dir::Folder;
@@ -33,9 +34,9 @@ const IO: Controller = Controller { v1: "blkio", v2: "io" };
 #[derive(Debug, thiserror::Error)]
 enum FolderError {
     #[error("cannot create {}: {source}", path.display())]
-    Create { path: std::path::PathBuf, source: io::Error },
+    Create { path: PathBuf, source: io::Error },
     #[error("cannot open {}: {source}", path.display())]
-    Open { path: std::path::PathBuf, source: io::Error },
+    Open { path: PathBuf, source: io::Error },
 }
 
 /// Why jobs' core groups are not in the v2 hierarchy.
@@ -60,6 +61,21 @@ enum NotPlaced {
     Folder(FolderError),
 }
 
+/// A memory limit would not cap swap here.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the kernel does not account swap per cgroup (no {0}; boot with swapaccount=1), so a job could swap past its limit"
+)]
+struct NoSwapAccounting(&'static str);
+
+/// IO limits have no disk to apply to.
+#[derive(Debug, thiserror::Error)]
+#[error("the data directory {} is not on a disk: {source}", dir.display())]
+struct NotOnADisk {
+    dir: PathBuf,
+    source: io::Error,
+}
+
 impl Cgroups {
     /// Finds this process's cgroups, purges dead servers' folders, and makes
     /// ours. `data_dir` names the disk that IO limits apply to. `Err` says
@@ -76,75 +92,79 @@ impl Cgroups {
         let v2_group =
             found.iter().find(|m| m.kind == Kind::V2).map(|m| delegate::outside_own_leaf(&m.own_group));
         let (core, kill) = core_folder(&found, v2_group.as_deref(), &name)?;
-        let mut cgroups = Cgroups::without_limits(core, kill);
         let mut passed = match (kill, &v2_group) {
-            (Kill::V2, Some(group)) => delegate::delegate_v2(group, cgroups.core.path()),
+            (Kill::V2, Some(group)) => delegate::delegate_v2(group, core.path()),
             _ => Vec::new(),
         };
-        for (controller, slot, missing) in [
-            (MEMORY, &mut cgroups.memory, &mut cgroups.missing.memory),
-            (CPU, &mut cgroups.cpu, &mut cgroups.missing.cpu),
-            (PIDS, &mut cgroups.pids, &mut cgroups.missing.pids),
-            (IO, &mut cgroups.io, &mut cgroups.missing.io),
-        ] {
-            match place(controller, &mut passed, &found, &name, &mut cgroups.folders) {
-                Ok(place) => *slot = Some(place),
-                Err(why) => *missing = Some(why.to_string()),
-            }
-        }
-        cgroups.spares = Arc::new(Spares::new(cgroups.folders.len() + 1));
-        cgroups.core_keeping = cgroups.core_keeping_here();
-        cgroups.v1_cpu_counts = matches!(cgroups.cpu, Some(Place::V1(i)) if cgroups.folders[i].path().join(cpu::v1::USAGE).exists());
-        cgroups.require_swap_cap();
-        cgroups.find_io_disk(data_dir);
-        Ok(cgroups)
-    }
-
-    /// Emptied core groups are kept only where they are v2 groups without
-    /// controllers: job groups get controllers only from our folder's
-    /// `cgroup.subtree_control`, and it passes none.
-    fn core_keeping_here(&self) -> Keeping {
-        let passed_to_jobs = std::fs::read_to_string(self.core.path().join("cgroup.subtree_control"));
-        if self.kill == Kill::V2 && passed_to_jobs.is_ok_and(|c| c.trim().is_empty()) {
-            Keeping::IfAsGoodAsNew
-        } else {
-            Keeping::Never
-        }
-    }
-
-    /// A memory limit includes swap ("no swap past it"): where the kernel
-    /// does not account swap per group (v1 without `memory.memsw.*`, v2
-    /// without `memory.swap.max`), a job could swap past its limit, so
-    /// memory limits are not offered at all.
-    fn require_swap_cap(&mut self) {
-        let (folder, swap_file) = match self.memory {
-            Some(Place::V1(i)) => (&self.folders[i], memory::v1::SWAP_LIMIT),
-            Some(Place::V2) => (&self.core, memory::v2::SWAP_LIMIT),
-            None => return,
+        let mut folders = Vec::new();
+        let mut missing = Missing::default();
+        let mut placed = |controller, why_not: &mut Option<String>| {
+            noting(place(controller, &mut passed, &found, &name, &mut folders), why_not)
         };
-        if !folder.path().join(swap_file).exists() {
-            self.memory = None;
-            self.missing.memory = Some(format!(
-                "the kernel does not account swap per cgroup (no {swap_file}; boot with swapaccount=1), so a job could swap past its limit"
-            ));
-        }
+        let memory = placed(MEMORY, &mut missing.memory);
+        let cpu = placed(CPU, &mut missing.cpu);
+        let pids = placed(PIDS, &mut missing.pids);
+        let io = placed(IO, &mut missing.io);
+        let folder_of = |place: Place| match place {
+            Place::V2 => &core,
+            Place::V1(i) => &folders[i],
+        };
+        let memory =
+            memory.and_then(|place| noting(swap_capped(folder_of(place), place), &mut missing.memory));
+        let v1_cpu_counts =
+            matches!(cpu, Some(Place::V1(i)) if folders[i].path().join(cpu::v1::USAGE).exists());
+        let io_device = io.and_then(|_| noting(disk_of(data_dir), &mut missing.io));
+        Ok(Cgroups {
+            core_keeping: core_keeping(kill, &core),
+            core,
+            kill,
+            v1_cpu_counts,
+            spares: Arc::new(Spares::new(folders.len() + 1)),
+            folders,
+            memory,
+            cpu,
+            pids,
+            io: io.filter(|_| io_device.is_some()),
+            io_device,
+            missing,
+            next_job: AtomicU64::new(1),
+        })
     }
+}
 
-    /// IO limits apply to the disk of the data directory: without one, they
-    /// are not offered.
-    fn find_io_disk(&mut self, data_dir: &Path) {
-        if self.io.is_none() {
-            return;
-        }
-        match super::io::disk_of(data_dir) {
-            Ok(device) => self.io_device = Some(device),
-            Err(e) => {
-                self.missing.io =
-                    Some(format!("the data directory {} is not on a disk: {e}", data_dir.display()));
-                self.io = None;
-            }
-        }
+/// `Some` of what `result` holds, or `None`, noting why in `why_not`.
+fn noting<T, E: std::fmt::Display>(result: Result<T, E>, why_not: &mut Option<String>) -> Option<T> {
+    result.map_err(|why| *why_not = Some(why.to_string())).ok()
+}
+
+/// Emptied core groups are kept only where they are v2 groups without
+/// controllers: job groups get controllers only from our folder's
+/// `cgroup.subtree_control`, and it passes none.
+fn core_keeping(kill: Kill, core: &Folder) -> Keeping {
+    let passed_to_jobs = std::fs::read_to_string(core.path().join("cgroup.subtree_control"));
+    if kill == Kill::V2 && passed_to_jobs.is_ok_and(|c| c.trim().is_empty()) {
+        Keeping::IfAsGoodAsNew
+    } else {
+        Keeping::Never
     }
+}
+
+/// A memory limit includes swap ("no swap past it"): where the kernel does
+/// not account swap per group (v1 without `memory.memsw.*`, v2 without
+/// `memory.swap.max`), a job could swap past its limit, so memory limits at
+/// `place` (whose files are in `folder`) are not offered at all.
+fn swap_capped(folder: &Folder, place: Place) -> Result<Place, NoSwapAccounting> {
+    let swap_file = match place {
+        Place::V1(_) => memory::v1::SWAP_LIMIT,
+        Place::V2 => memory::v2::SWAP_LIMIT,
+    };
+    if folder.path().join(swap_file).exists() { Ok(place) } else { Err(NoSwapAccounting(swap_file)) }
+}
+
+/// IO limits apply to the disk of the data directory: without one, they
+/// are not offered.
+fn disk_of(data_dir: &Path) -> Result<String, NotOnADisk> {
+    super::io::disk_of(data_dir).map_err(|source| NotOnADisk { dir: data_dir.to_owned(), source })
 }
 
 /// Our folder for the jobs' core groups, and how they are killed: in the v2
@@ -216,22 +236,21 @@ mod tests {
     fn a_memory_limit_that_could_not_cap_swap_is_refused_naming_why() {
         let dir = std::env::temp_dir().join(format!("rcmdt-memsw-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("core")).unwrap();
-        let mut cgroups = Cgroups::without_limits(Folder::open(dir.join("core")).unwrap(), Kill::V2);
-        cgroups.folders.push(Folder::open(dir.clone()).unwrap());
-        cgroups.memory = Some(Place::V1(0));
-        let memory = Limits { memory: Some(64 << 20), ..Limits::default() };
+        let folder = Folder::open(dir.clone()).unwrap();
         std::fs::write(dir.join("memory.memsw.limit_in_bytes"), "").unwrap();
-        cgroups.require_swap_cap();
-        assert_eq!(cgroups.check(&memory), Ok(()));
+        assert_eq!(swap_capped(&folder, Place::V1(0)).ok(), Some(Place::V1(0)));
         std::fs::remove_file(dir.join("memory.memsw.limit_in_bytes")).unwrap();
-        cgroups.require_swap_cap();
+        let mut cgroups = Cgroups::without_limits(Folder::open(dir.join("core")).unwrap(), Kill::V2);
+        cgroups.memory = noting(swap_capped(&folder, Place::V1(0)), &mut cgroups.missing.memory);
+        assert_eq!(cgroups.memory, None, "no memory limit is offered");
+        let memory = Limits { memory: Some(64 << 20), ..Limits::default() };
         let refused = cgroups.check(&memory).unwrap_err().0;
         assert!(refused.starts_with("this server cannot enforce a memory limit:"), "{refused}");
         assert!(
             refused.contains("memory.memsw.limit_in_bytes") && refused.contains("swap past"),
             "{refused}"
         );
-        cgroups.folders.clear();
+        assert_eq!(cgroups.check(&Limits::default()), Ok(()), "other jobs are not refused");
         drop(cgroups); // removes its core folder
         std::fs::remove_dir(&dir).unwrap();
     }

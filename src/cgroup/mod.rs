@@ -90,6 +90,7 @@
 //! * [`tree`]: groups reached by path: walks below a group, the purge.
 //! * [`names`]: the names of our folders, which say whose they are.
 //! * [`retry`]: retrying a step that waits for processes to exit.
+//! * `fake` (tests only): a group in a temp dir standing in for a hierarchy.
 
 mod cgroups;
 mod core_group;
