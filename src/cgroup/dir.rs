@@ -152,3 +152,33 @@ fn named(file: &str, e: io::Error) -> io::Error {
 pub(crate) fn keyed_in(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::FakeGroup;
+    use super::*;
+
+    #[test]
+    fn a_write_reaches_only_a_file_that_is_there_and_its_error_names_the_file() {
+        let fake = FakeGroup::with(&["pids.max"]);
+        fake.group().write("pids.max", 5).unwrap();
+        assert_eq!(fake.read("pids.max"), "5");
+        let error = fake.group().write("pids.limit", 5).unwrap_err().to_string();
+        assert!(error.starts_with("pids.limit: "), "{error}");
+        assert!(!fake.path().join("pids.limit").exists(), "a group's files are never made");
+    }
+
+    #[test]
+    fn a_keyed_value_is_found_by_its_whole_key_only() {
+        let text = "usage_usec 1500\nuser_usec 1000\nusage 7\n";
+        assert_eq!(keyed_in(text, "usage_usec"), Some(1500));
+        assert_eq!(keyed_in(text, "usage"), Some(7));
+        assert_eq!(keyed_in(text, "user"), None);
+        let fake = FakeGroup::with(&[]);
+        fake.preset("pids.current", "3\n");
+        fake.preset("cpu.stat", text);
+        assert_eq!(fake.group().number("pids.current"), Some(3));
+        assert_eq!(fake.group().keyed("cpu.stat", "user_usec"), Some(1000));
+        assert_eq!(fake.group().number("pids.max"), None, "a file that is not there");
+    }
+}
