@@ -203,7 +203,7 @@ async fn create(
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
     }
     let ceilings = state.ceilings.within(&caller.rights.ceilings);
-    let limits = ceilings.apply(&request.limits).map_err(ApiError::bad_request)?;
+    let limits = ceilings.apply(&request.limits).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let spec = JobSpec {
         limits,
         isolate: request.isolate,

@@ -72,6 +72,7 @@ use mounts::Kind;
 use spares::Spares;
 
 use super::Limits;
+use crate::limits::{BytesPerSecond, Cpus, Memory, Pids};
 
 /// How long start-up and shutdown wait for killed processes to exit before
 /// giving up on removing their groups.
@@ -373,13 +374,13 @@ impl Cgroups {
                 }
             };
             if let Some((dir, files)) = files_of(self.memory) {
-                oom_kills_before = set_memory(dir, files, limits.memory)?;
+                oom_kills_before = set_memory(dir, files, limits.memory.map(Memory::get))?;
             }
             if let Some((dir, files)) = files_of(self.cpu) {
-                set_cpu(dir, files, limits.cpus)?;
+                set_cpu(dir, files, limits.cpus.map(Cpus::get))?;
             }
             if let Some((dir, _)) = files_of(self.pids) {
-                set_pids(dir, limits.pids)?;
+                set_pids(dir, limits.pids.map(Pids::get))?;
             }
             if let (Some((dir, files)), Some(device)) = (files_of(self.io), &self.io_device) {
                 set_io(dir, files, device, limits)?;
@@ -497,7 +498,8 @@ fn set_pids(dir: &GroupDir, max: Option<u64>) -> io::Result<()> {
 }
 
 fn set_io(dir: &GroupDir, files: Files, device: &str, limits: &Limits) -> io::Result<()> {
-    let (read, written) = (limits.io_read_bps, limits.io_write_bps);
+    let (read, written) =
+        (limits.io_read_bps.map(BytesPerSecond::get), limits.io_write_bps.map(BytesPerSecond::get));
     match files {
         Files::V2 if read.is_some() || written.is_some() => {
             let bps = |limit: Option<u64>| limit.map_or("max".to_owned(), |b| b.to_string());
@@ -659,7 +661,7 @@ mod tests {
         let mut cgroups = Cgroups::without_limits(Folder::open(dir.join("core")).unwrap(), Kill::V2, false);
         cgroups.folders.push(Folder::open(dir.clone()).unwrap());
         cgroups.memory = Some(Place::V1(0));
-        let memory = Limits { memory: Some(64 << 20), ..Limits::default() };
+        let memory = Limits { memory: Some(Memory::new(64 << 20).unwrap()), ..Limits::default() };
         std::fs::write(dir.join("memory.memsw.limit_in_bytes"), "").unwrap();
         cgroups.require_swap_cap();
         assert_eq!(cgroups.check(&memory), Ok(()));

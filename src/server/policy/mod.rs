@@ -37,7 +37,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::jobs::{JobSpec, Limits, RunAs};
+use crate::jobs::{JobSpec, RunAs};
+use crate::limits::{BytesPerSecond, Cpus, Limits, Memory, Pids};
 use crate::pki::ClientName;
 
 pub(crate) use access::can_read;
@@ -100,16 +101,16 @@ struct ClientEntry {
     isolate: bool,
     #[serde(default)]
     admin: bool,
-    #[serde(default, deserialize_with = "limits::memory")]
-    memory: Option<u64>,
-    #[serde(default, deserialize_with = "limits::cpus")]
-    cpus: Option<f64>,
-    #[serde(default, deserialize_with = "limits::pids")]
-    pids: Option<u64>,
-    #[serde(default, deserialize_with = "limits::bps")]
-    io_read_bps: Option<u64>,
-    #[serde(default, deserialize_with = "limits::bps")]
-    io_write_bps: Option<u64>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    memory: Option<Memory>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    cpus: Option<Cpus>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    pids: Option<Pids>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    io_read_bps: Option<BytesPerSecond>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    io_write_bps: Option<BytesPerSecond>,
 }
 
 impl Policy {
@@ -305,15 +306,18 @@ mod tests {
         assert_eq!(
             *alice,
             Limits {
-                memory: Some(4 << 30),
-                cpus: Some(2.0),
-                pids: Some(100),
-                io_read_bps: Some(1 << 20),
-                io_write_bps: Some(3 << 19)
+                memory: Memory::new(4 << 30).ok(),
+                cpus: Cpus::new(2.0).ok(),
+                pids: Pids::new(100).ok(),
+                io_read_bps: BytesPerSecond::new(1 << 20).ok(),
+                io_write_bps: BytesPerSecond::new(3 << 19).ok()
             }
         );
         let bob = &clients[&"bob".parse().unwrap()].ceilings;
-        assert_eq!((bob.cpus, bob.memory, bob.pids), (Some(0.5), Some(64 << 20), None));
+        assert_eq!(
+            (bob.cpus.map(Cpus::get), bob.memory.map(Memory::get), bob.pids),
+            (Some(0.5), Some(64 << 20), None)
+        );
     }
 
     #[test]
