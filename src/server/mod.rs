@@ -503,7 +503,7 @@ fn pool_template(
 
 /// The policy file, if the server has one.
 fn load_policy(args: &ServeArgs) -> anyhow::Result<Option<Policy>> {
-    args.policy.as_deref().map(|path| Policy::load(path, ServerUser::current())).transpose()
+    Ok(args.policy.as_deref().map(|path| Policy::load(path, ServerUser::current())).transpose()?)
 }
 
 /// SIGHUP: load the cert directory and the policy again, all or nothing:

@@ -210,7 +210,10 @@ async fn create(
         stdin: request.stdin,
         ..JobSpec::new(request.cmd, request.args)
     };
-    let spec = caller.rights.apply(spec).map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused))?;
+    let spec = caller
+        .rights
+        .apply(spec)
+        .map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused.to_string()))?;
     let pool = pool(&state, &ClientId { name: caller.name, by_admin: false })?;
     match pool.try_create(spec).await {
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),

@@ -10,15 +10,21 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seconds(pub Duration);
 
-impl FromStr for Seconds {
-    type Err = String;
+/// Text that is not a [`Seconds`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotSeconds {
+    #[error("{0:?} is not a number of seconds (such as 10 or 2.5)")]
+    NotANumber(String),
+    #[error("{0:?} is not a number of seconds: it must be finite and not negative")]
+    OutOfRange(String),
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
-        let value: f64 =
-            text.parse().map_err(|_| format!("{text:?} is not a number of seconds (such as 10 or 2.5)"))?;
-        Duration::try_from_secs_f64(value)
-            .map(Seconds)
-            .map_err(|_| format!("{text:?} is not a number of seconds: it must be finite and not negative"))
+impl FromStr for Seconds {
+    type Err = NotSeconds;
+
+    fn from_str(text: &str) -> Result<Self, NotSeconds> {
+        let value: f64 = text.parse().map_err(|_| NotSeconds::NotANumber(text.to_owned()))?;
+        Duration::try_from_secs_f64(value).map(Seconds).map_err(|_| NotSeconds::OutOfRange(text.to_owned()))
     }
 }
 
@@ -36,8 +42,11 @@ mod tests {
     fn finite_non_negative_numbers_are_seconds() {
         assert_eq!("2.5".parse(), Ok(Seconds(Duration::from_millis(2500))));
         assert_eq!("0".parse(), Ok(Seconds(Duration::ZERO)));
-        for bad in ["inf", "-inf", "infinity", "nan", "-1", "", "10s", "1e300"] {
-            assert!(bad.parse::<Seconds>().is_err(), "{bad}");
+        for bad in ["inf", "-inf", "infinity", "nan", "-1", "1e300"] {
+            assert_eq!(bad.parse::<Seconds>(), Err(NotSeconds::OutOfRange(bad.to_owned())), "{bad}");
+        }
+        for bad in ["", "10s", "ten"] {
+            assert_eq!(bad.parse::<Seconds>(), Err(NotSeconds::NotANumber(bad.to_owned())), "{bad}");
         }
     }
 

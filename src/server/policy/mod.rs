@@ -42,7 +42,8 @@ use crate::limits::{BytesPerSecond, Cpus, Limits, Memory, Pids};
 use crate::pki::ClientName;
 
 pub(crate) use access::can_read;
-use commands::AllowList;
+use commands::{AllowList, BadEntry, NotAllowed};
+use users::BadUser;
 pub(crate) use users::ServerUser;
 
 /// What one client may do.
@@ -64,7 +65,7 @@ impl Rights {
     /// Turns a request into the job to start, or says why it may not run:
     /// sets the user, forces isolation if the policy says so, and checks the
     /// program against the allow-list, which then names exactly what runs.
-    pub fn apply(&self, mut spec: JobSpec) -> Result<JobSpec, String> {
+    pub fn apply(&self, mut spec: JobSpec) -> Result<JobSpec, NotAllowed> {
         spec.run_as = self.run_as.clone();
         spec.isolate |= self.isolate;
         if let Some(allowed) = &self.commands {
@@ -79,6 +80,28 @@ impl Rights {
 pub(crate) enum Policy {
     Open(Arc<Rights>),
     File { path: PathBuf, clients: HashMap<ClientName, Arc<Rights>> },
+}
+
+/// A policy file that cannot be put in force. Each says which file; the
+/// whole server keeps running on the policy it had.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PolicyError {
+    #[error("cannot read the policy {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("policy {}: {invalid}", path.display())]
+    Invalid { path: PathBuf, invalid: InvalidPolicy },
+}
+
+/// What is wrong in a policy file's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InvalidPolicy {
+    /// Not TOML, or not the policy's shape: `line L, column C: ...`.
+    #[error("{0}")]
+    Shape(String),
+    #[error("[clients.{client}]: {bad}")]
+    User { client: ClientName, bad: BadUser },
+    #[error("[clients.{client}]: {bad}")]
+    Commands { client: ClientName, bad: BadEntry },
 }
 
 /// The file's shape. Unknown keys are errors, so a typo (`comands`) can
@@ -120,22 +143,25 @@ impl Policy {
     }
 
     /// Reads and resolves a policy file, for a server running as `server`.
-    pub fn load(path: &Path, server: ServerUser) -> anyhow::Result<Policy> {
+    pub fn load(path: &Path, server: ServerUser) -> Result<Policy, PolicyError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the policy {}: {e}", path.display()))?;
+            .map_err(|error| PolicyError::Read { path: path.to_owned(), error })?;
         Policy::parse(&text, server)
-            .map_err(|e| anyhow::anyhow!("policy {}: {e}", path.display()))
+            .map_err(|invalid| PolicyError::Invalid { path: path.to_owned(), invalid })
             .map(|clients| Policy::File { path: path.to_owned(), clients })
     }
 
-    fn parse(text: &str, server: ServerUser) -> Result<HashMap<ClientName, Arc<Rights>>, String> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| one_line(text, &e))?;
+    fn parse(text: &str, server: ServerUser) -> Result<HashMap<ClientName, Arc<Rights>>, InvalidPolicy> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| InvalidPolicy::Shape(one_line(text, &e)))?;
         let mut clients = HashMap::with_capacity(file.clients.len());
         for (name, entry) in file.clients {
-            let in_entry = |e: String| format!("[clients.{name}]: {e}");
-            let run_as = users::resolve(&entry.run_as, entry.allow_root, server).map_err(in_entry)?;
-            let commands =
-                entry.commands.map(|list| AllowList::new(&list, &run_as)).transpose().map_err(in_entry)?;
+            let run_as = users::resolve(&entry.run_as, entry.allow_root, server)
+                .map_err(|bad| InvalidPolicy::User { client: name.clone(), bad })?;
+            let commands = entry
+                .commands
+                .map(|list| AllowList::new(&list, &run_as))
+                .transpose()
+                .map_err(|bad| InvalidPolicy::Commands { client: name.clone(), bad })?;
             let ceilings = Limits {
                 memory: entry.memory,
                 cpus: entry.cpus,
@@ -246,8 +272,9 @@ mod tests {
         User::from_uid(Uid::effective()).unwrap().unwrap().name
     }
 
+    /// The error as the operator reads it.
     fn parse(text: &str) -> Result<HashMap<ClientName, Arc<Rights>>, String> {
-        Policy::parse(text, ServerUser::current())
+        Policy::parse(text, ServerUser::current()).map_err(|e| e.to_string())
     }
 
     #[test]
