@@ -4,8 +4,13 @@
 //! [`invocation`] tells the two forms apart;
 //! [`connection`] builds the mTLS HTTPS client from a client directory and
 //! turns transport failures into clear errors; [`commands`] sends each
-//! command's requests and prints the answers; [`fleet`] runs a command on
-//! many hosts at once through the same pieces.
+//! command's requests and prints the answers, and [`run`] streams a job
+//! live (with [`stdin`] forwarding ours); [`sink`] writes what we print;
+//! [`job_ref`] reads `ID` and `CN/ID`; [`limits`] holds the `exec` and
+//! `run` flags for a job's limits (typed by [`crate::limits`], so a value
+//! that is no limit is refused before the server is asked); [`error`] is
+//! every failure with its exit status; [`fleet`] runs a command on many
+//! hosts at once through the same pieces.
 
 mod commands;
 mod connection;

@@ -1,4 +1,4 @@
-//! The per-job limits: the server's (`serve --job-*`), and a client's own
+//! Ceilings on the per-job limits: the server's (`serve --job-*`), and a client's own
 //! in the policy (`memory = "4G"` and so on in its entry). Each is the
 //! default for a job that does not ask, and the most a job may ask for;
 //! where the server and the policy both set one, the smaller wins. A

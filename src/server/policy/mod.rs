@@ -21,10 +21,14 @@
 //!   it has no rights at all ([`Policy::rights`] is `None`: 403 everywhere).
 //! * Every job is made through [`Rights::apply`], which is the only place
 //!   that sets who a job runs as and checks what it may run.
-//! * A client's ceilings ([`Rights::ceilings`]) are limits by the same rules
-//!   as a request's; whether this host can enforce them is checked by the
-//!   server whenever a policy loads ([`Policy::ceilings`]), since every job
-//!   of the client gets them.
+//! * A client's ceilings ([`Rights::ceilings`]) are a [`Limits`], the very
+//!   type of a request's limits, so they follow the same rules; whether
+//!   this host can enforce them is checked by the server whenever a policy
+//!   loads ([`Policy::ceilings`]), since every job of the client gets them.
+//!
+//! Submodules: [`users`] resolves `run_as`, [`commands`] the allow-list,
+//! [`limits`] reads the ceilings as written, and [`access`] judges what a
+//! job user could do to a file (also for the server's start-up warnings).
 
 mod access;
 mod commands;
