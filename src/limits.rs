@@ -343,6 +343,7 @@ mod tests {
             (r#"{"cpus": 0.005}"#, "the least is 0.01"),
             (r#"{"cpus": 1e308}"#, "at most 1000000"),
             (r#"{"pids": 0}"#, "at least 1 and at most 4194304"),
+            (r#"{"pids": 5000000}"#, "at least 1 and at most 4194304"),
             (r#"{"pids": -1}"#, "expected u64"),
             (r#"{"memory": 4096}"#, "the least is 1 MiB"),
             (r#"{"memory": 1.5}"#, "expected u64"),
