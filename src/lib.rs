@@ -8,15 +8,26 @@
 //! plus [`jobs`], the process-supervision library underneath the server,
 //! with `cgroup`, its per-job groups and limits on cgroup v1 and v2, and
 //! [`wire`], the JSON bodies that server and client share,
-//! [`one_line`], how every error is printed, and [`units`], sizes and
-//! durations as the command line takes them; [`docs`] makes completions and
+//! [`one_line`], how every error is printed; [`docs`] makes completions and
 //! the man page; [`testing`] gives other projects' tests a fresh PKI and a
 //! server in-process.
+//!
+//! Two leaves hold the values people write: [`units`], sizes and durations
+//! (`64M`, `7d`), and [`limits`], the one [`limits::Limits`] type whose
+//! fields (memory, CPUs, pids, bytes per second) can only hold valid
+//! limits. A request's JSON, the jobs library, the server's `--job-*`
+//! flags, a client's ceilings in the policy and the client's own flags all
+//! use it, so each limit's rule is written once.
+//!
+//! The layers: `jobs`, `pki` and `wire` import nothing else of the crate
+//! but those two leaves (`units` imports nothing, `limits` only `units`),
+//! and `wire` is the only contract between client and server.
 
 mod cgroup;
 pub mod client;
 pub mod docs;
 pub mod jobs;
+pub mod limits;
 mod one_line;
 pub mod pki;
 pub mod server;

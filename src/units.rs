@@ -1,13 +1,23 @@
-//! Sizes and durations as people write them on the command line: `64M`,
-//! `2G`, `7d`, `12h`. Each parser's error says what is accepted.
+//! Sizes and durations as people write them (`64M`, `2G`, `7d`, `12h`) and
+//! as they are shown back (`64 MiB`). Each parser's error says what is
+//! accepted. This module imports nothing else of the crate.
 
 use std::time::Duration;
 
+/// Text that is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid size {0:?}: give bytes, or a number with K, M, G or T (such as 64M)")]
+pub struct SizeError(String);
+
+/// Text that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}: give a number with s, m, h or d (such as 12h or 7d), or 0")]
+pub struct DurationError(String);
+
 /// Bytes, or a number with K, M, G or T (powers of 1024): `512`, `64M`, `1.5G`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid size {text:?}: give bytes, or a number with K, M, G or T (such as 64M)");
-    let text = text.trim();
-    let (number, unit) = split_unit(text);
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    let bad = || SizeError(text.to_owned());
+    let (number, unit) = split_unit(text.trim());
     let scale: u64 = match unit.to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" | "KIB" => 1 << 10,
@@ -28,11 +38,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// A duration: a number with s, m, h or d (`45s`, `30m`, `12h`, `7d`), or `0`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("invalid duration {text:?}: give a number with s, m, h or d (such as 12h or 7d), or 0");
-    let text = text.trim();
-    let (number, unit) = split_unit(text);
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError(text.to_owned());
+    let (number, unit) = split_unit(text.trim());
     let seconds: u64 = match unit {
         "s" => 1,
         "m" => 60,
@@ -50,6 +58,32 @@ fn split_unit(text: &str) -> (&str, &str) {
     text.split_at(at)
 }
 
+/// A number of bytes for people: `64 MiB`, `1.5 GiB`, `512 bytes`.
+///
+/// ```
+/// assert_eq!(rcmd::units::size_name(64 << 20), "64 MiB");
+/// assert_eq!(rcmd::units::size_name(1536 << 20), "1.5 GiB");
+/// assert_eq!(rcmd::units::size_name(100), "100 bytes");
+/// ```
+pub fn size_name(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (bytes as f64, None);
+    for name in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = Some(name);
+    }
+    match unit {
+        None => format!("{bytes} bytes"),
+        Some(unit) => {
+            let text = format!("{value:.1}");
+            format!("{} {unit}", text.strip_suffix(".0").unwrap_or(&text))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +97,14 @@ mod tests {
         for bad in ["", "M", "-1", "12X", "99999999999T", "1e3"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_size_error_quotes_the_text_and_says_what_is_accepted() {
+        assert_eq!(
+            parse_size("lots").unwrap_err().to_string(),
+            "invalid size \"lots\": give bytes, or a number with K, M, G or T (such as 64M)"
+        );
     }
 
     #[test]

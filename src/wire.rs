@@ -3,8 +3,15 @@
 //! The seed's shapes are fixed: `{"cmd", "args"}` in, `{"id"}` out,
 //! `{"status", "exit_code" | "error_msg"}`, `{"stdout", "stderr"}` and
 //! `{"error"}`. Everything else here is an added field or an added call.
+//!
+//! A job's `limits` are [`Limits`], shared with the jobs library: in JSON
+//! each is a plain number, and one that is no limit (zero CPUs, say) is not
+//! read at all. Apart from [`crate::limits`], this module imports nothing
+//! of the crate.
 
 use serde::{Deserialize, Serialize};
+
+use crate::limits::Limits;
 
 /// `PUT /jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,68 +30,6 @@ pub struct CreateJob {
     /// Run in new PID, mount and network namespaces.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub isolate: bool,
-}
-
-/// Per-job resource limits: asked for in `PUT /jobs`, in force in a status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Bytes of memory, swap included.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<u64>,
-    /// CPUs' worth of time: 0.25 is a quarter of one CPU.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<f64>,
-    /// Processes and threads at once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pids: Option<u64>,
-    /// Bytes per second read from, and written to, the data directory's disk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub io_read_bps: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub io_write_bps: Option<u64>,
-}
-
-impl Limits {
-    pub fn is_empty(&self) -> bool {
-        *self == Limits::default()
-    }
-
-    /// The most CPUs a limit may name: far above any machine's count, and
-    /// far below what the kernel's quota can hold (about 1.7e8 CPUs), so
-    /// that a limit never turns into a quota the kernel refuses.
-    pub const MAX_CPUS: f64 = 1e6;
-
-    /// The fewest CPUs a limit may name: the kernel's smallest CPU quota,
-    /// 1 ms in each 100 ms period. A smaller one would be raised to it, so
-    /// the job would get more than it asked for: it is refused instead.
-    pub const MIN_CPUS: f64 = 0.01;
-
-    /// A number of CPUs as people write it (see [`Limits::check_cpus`]).
-    pub fn parse_cpus(text: &str) -> Result<f64, String> {
-        let cpus = text.trim().parse::<f64>().map_err(|_| {
-            format!("invalid number of CPUs {text:?}: give a positive number such as 2 or 0.25")
-        })?;
-        Limits::check_cpus(cpus)
-    }
-
-    /// The rule of a cpus limit wherever it is set: positive, finite, at
-    /// least [`Limits::MIN_CPUS`] and at most [`Limits::MAX_CPUS`].
-    pub fn check_cpus(cpus: f64) -> Result<f64, String> {
-        if !(cpus.is_finite() && cpus > 0.0 && cpus <= Limits::MAX_CPUS) {
-            return Err(format!(
-                "a cpus limit must be a positive number of at most {}, such as 2 or 0.25, not {cpus:?}",
-                Limits::MAX_CPUS
-            ));
-        }
-        if cpus < Limits::MIN_CPUS {
-            return Err(format!(
-                "a cpus limit of {cpus} is too small: the least is {} (the kernel's smallest CPU quota, 1 ms per 100 ms)",
-                Limits::MIN_CPUS
-            ));
-        }
-        Ok(cpus)
-    }
 }
 
 /// What the kernel counted for a job; each only where the host counts it.
@@ -267,30 +212,4 @@ pub struct Error {
 /// The name of a signal number, for people.
 pub fn signal_name(signal: i32) -> &'static str {
     nix::sys::signal::Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown signal")
-}
-
-/// A number of bytes for people: `64 MiB`, `1.5 GiB`, `512 bytes`.
-///
-/// ```
-/// assert_eq!(rcmd::wire::size_name(64 << 20), "64 MiB");
-/// assert_eq!(rcmd::wire::size_name(1536 << 20), "1.5 GiB");
-/// assert_eq!(rcmd::wire::size_name(100), "100 bytes");
-/// ```
-pub fn size_name(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    let (mut value, mut unit) = (bytes as f64, None);
-    for name in UNITS {
-        if value < 1024.0 {
-            break;
-        }
-        value /= 1024.0;
-        unit = Some(name);
-    }
-    match unit {
-        None => format!("{bytes} bytes"),
-        Some(unit) => {
-            let text = format!("{value:.1}");
-            format!("{} {unit}", text.strip_suffix(".0").unwrap_or(&text))
-        }
-    }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rcmd::jobs::{
     Cgroups, JobId, JobPool, JobSpec, JobStatus, Limits, PoolConfig, StartLimit, Status, Termination,
 };
+use rcmd::limits::{BytesPerSecond, Cpus, Memory, Pids};
 use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until};
 
 struct Contained {
@@ -259,13 +260,13 @@ impl Drop for ShmFile {
 async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_last_job() {
     let c = contained("contain-reuse");
     let (memory, cpu) = (folder_of(&c, "memory"), folder_of(&c, "cpu"));
-    let memory_only = |bytes: u64| Limits { memory: Some(bytes), ..Limits::default() };
+    let memory_only = |bytes: u64| Limits { memory: Some(Memory::new(bytes).unwrap()), ..Limits::default() };
     let all = Limits {
-        memory: Some(64 << 20),
-        cpus: Some(0.5),
-        pids: Some(50),
-        io_read_bps: Some(1 << 20),
-        io_write_bps: Some(2 << 20),
+        memory: Some(Memory::new(64 << 20).unwrap()),
+        cpus: Some(Cpus::new(0.5).unwrap()),
+        pids: Some(Pids::new(50).unwrap()),
+        io_read_bps: Some(BytesPerSecond::new(1 << 20).unwrap()),
+        io_write_bps: Some(BytesPerSecond::new(2 << 20).unwrap()),
     };
     // The shell in the page cache first: reading it from the disk would be
     // IO through the blkio group.
@@ -297,7 +298,9 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     assert!(peak < 8 << 20, "peak {peak} is this job's, not the last one's 64 MiB");
 
     // Limits raised past the old ones, then lowered below them.
-    let raised = c.run_limited(Limits { cpus: Some(0.25), ..memory_only(256 << 20) }, "true").await;
+    let raised = c
+        .run_limited(Limits { cpus: Some(Cpus::new(0.25).unwrap()), ..memory_only(256 << 20) }, "true")
+        .await;
     assert_eq!(raised.status, Status::Completed(Termination::Exited(0)), "{raised:?}");
     assert_eq!(read(&memory_group, "memory.limit_in_bytes"), (256u64 << 20).to_string());
     assert_eq!(read(&memory_group, "memory.memsw.limit_in_bytes"), (256u64 << 20).to_string());
@@ -315,10 +318,11 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
         memory_group.display(),
         cpu_group.display()
     );
-    let meddler = c.run_limited(Limits { cpus: Some(0.5), ..memory_only(64 << 20) }, &meddle).await;
+    let meddler =
+        c.run_limited(Limits { cpus: Some(Cpus::new(0.5).unwrap()), ..memory_only(64 << 20) }, &meddle).await;
     assert_eq!(meddler.status, Status::Completed(Termination::Exited(0)), "{meddler:?}");
     assert_eq!(read(&cpu_group, "cpu.cfs_period_us"), "50000");
-    let next = c.run_limited(Limits { cpus: Some(0.5), ..memory_only(64 << 20) }, HOG);
+    let next = c.run_limited(Limits { cpus: Some(Cpus::new(0.5).unwrap()), ..memory_only(64 << 20) }, HOG);
     let next =
         tokio::time::timeout(Duration::from_secs(60), next).await.expect("the job is not left hanging");
     assert!(next.oom_killed, "{next:?}");
@@ -348,7 +352,12 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limited_jobs_running_at_once_never_share_a_group_and_spares_stay_bounded() {
     let c = contained("contain-reuse-many");
-    let limits = Limits { memory: Some(64 << 20), cpus: Some(0.5), pids: Some(50), ..Limits::default() };
+    let limits = Limits {
+        memory: Some(Memory::new(64 << 20).unwrap()),
+        cpus: Some(Cpus::new(0.5).unwrap()),
+        pids: Some(Pids::new(50).unwrap()),
+        ..Limits::default()
+    };
     const AT_ONCE: usize = 40;
     for wave in 0..3 {
         let go = c.dir.path().join(format!("go-{wave}"));
@@ -408,7 +417,7 @@ async fn groups_a_job_makes_below_its_own_are_killed_and_removed_with_it() {
         core = core.display(),
         pids = pids.display()
     );
-    let limits = rcmd::jobs::Limits { pids: Some(100), ..Default::default() };
+    let limits = rcmd::jobs::Limits { pids: Some(Pids::new(100).unwrap()), ..Default::default() };
     let id = c.pool.create_job(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await;
     let status = c.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)), "{status:?}");
@@ -672,7 +681,7 @@ async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave
         pids = pids.display(),
         pid = outsider.child.id()
     );
-    let limits = Limits { pids: Some(100), ..Limits::default() };
+    let limits = Limits { pids: Some(Pids::new(100).unwrap()), ..Limits::default() };
     let giver = c.pool.create_job(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await;
     wait_until("the giver's core group is kept", Duration::from_secs(30), || {
         c.cgroups.spare_groups().iter().any(|s| s.starts_with(&core))
@@ -696,7 +705,8 @@ async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave
 async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_has_only_the_new_rules() {
     let c = contained("contain-blkio");
     let blkio = folder_of(&c, "blkio");
-    let reads = |bps: u64| Limits { io_read_bps: Some(bps), ..Limits::default() };
+    let reads =
+        |bps: u64| Limits { io_read_bps: Some(BytesPerSecond::new(bps).unwrap()), ..Limits::default() };
     // Only shell builtins, run once without limits first so that all of the
     // shell they need is in the page cache: reading it from the disk would
     // be IO through the group.
@@ -715,7 +725,7 @@ async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_ha
     assert!(out.contains(" 1048576"), "{out}");
 
     // The next job, with only a write limit, has no read rule left over.
-    let writes = Limits { io_write_bps: Some(2 << 20), ..Limits::default() };
+    let writes = Limits { io_write_bps: Some(BytesPerSecond::new(2 << 20).unwrap()), ..Limits::default() };
     let second = c.run_limited(writes, &print_rules).await;
     let out = String::from_utf8(c.pool.output(second.id).unwrap().stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();

@@ -245,8 +245,11 @@ async fn a_client_s_ceilings_are_her_jobs_defaults_and_limits_and_the_smaller_of
     let error = refused(s, "alice", &["exec", "--cpus", "1", "true"]);
     assert!(error.contains("above your ceiling of 0.5 (`cpus` in this server's policy)"), "{error}");
     refused(s, "bob", &["exec", "--memory", "2G", "true"]);
-    // More pids than Linux has: refused, not a job that fails at its start.
-    let error = refused(s, "bob", &["exec", "--pids", "5000000", "true"]);
+    // More pids than Linux has: refused (by the CLI, before it asks), not a
+    // job that fails at its start.
+    let out = s.rcmd("bob", &["exec", "--pids", "5000000", "true"]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{error}");
     assert!(error.contains("at most 4194304"), "{error}");
     assert_eq!(s.ok("alice", &["list"]).lines().count(), 3, "the header and alice's two jobs");
     // Below it: taken.

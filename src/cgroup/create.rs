@@ -15,6 +15,7 @@ use super::group::{CpuStat, Held, JobGroup, Keeping, MemoryStat, Outlived};
 use super::io::Rates;
 use super::spares::Origin;
 use super::{cpu, memory, pids};
+use crate::limits::{BytesPerSecond, Cpus, Memory, Pids};
 
 /// The limits a job asks for, as the controllers take them.
 #[derive(Debug, Clone, Copy)]
@@ -29,10 +30,13 @@ impl Asked {
     /// What `limits` ask of cgroups: the one place that reads them.
     pub fn of(limits: &Limits) -> Asked {
         Asked {
-            memory: limits.memory,
-            cpus: limits.cpus,
-            pids: limits.pids,
-            io: Rates::of(limits.io_read_bps, limits.io_write_bps),
+            memory: limits.memory.map(Memory::get),
+            cpus: limits.cpus.map(Cpus::get),
+            pids: limits.pids.map(Pids::get),
+            io: Rates::of(
+                limits.io_read_bps.map(BytesPerSecond::get),
+                limits.io_write_bps.map(BytesPerSecond::get),
+            ),
         }
     }
 }

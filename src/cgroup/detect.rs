@@ -243,7 +243,8 @@ mod tests {
         let mut cgroups = Cgroups::without_limits(Folder::open(dir.join("core")).unwrap(), Kill::V2);
         cgroups.memory = noting(swap_capped(&folder, Place::V1(0)), &mut cgroups.missing.memory);
         assert_eq!(cgroups.memory, None, "no memory limit is offered");
-        let memory = Limits { memory: Some(64 << 20), ..Limits::default() };
+        let memory =
+            Limits { memory: Some(crate::limits::Memory::new(64 << 20).unwrap()), ..Limits::default() };
         let refused = cgroups.check(&memory).unwrap_err().0;
         assert!(refused.starts_with("this server cannot enforce a memory limit:"), "{refused}");
         assert!(

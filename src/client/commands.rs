@@ -40,7 +40,7 @@ pub fn describe(status: &wire::JobStatus) -> String {
 /// "out of memory (limit 64 MiB)" for a job the OOM killer ended.
 pub(super) fn out_of_memory(status: &wire::JobStatus) -> Option<String> {
     status.oom_killed.then(|| match status.limits.memory {
-        Some(limit) => format!("out of memory (limit {})", wire::size_name(limit)),
+        Some(limit) => format!("out of memory (limit {limit})"),
         None => "out of memory".to_owned(),
     })
 }

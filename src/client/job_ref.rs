@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::pki::ClientName;
+use crate::pki::{ClientName, InvalidName};
 use crate::wire;
 
 /// Ordered as listings order jobs: by client, then id.
@@ -34,19 +34,27 @@ impl JobRef {
     }
 }
 
-impl FromStr for JobRef {
-    type Err = String;
+/// Text that names no job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobRefError {
+    /// `CN/ID` whose CN is no client name.
+    #[error(transparent)]
+    Client(#[from] InvalidName),
+    #[error("{0:?} is not a job: give its id (such as 3), or CLIENT/ID (such as alice/3)")]
+    NotAJob(String),
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl FromStr for JobRef {
+    type Err = JobRefError;
+
+    fn from_str(text: &str) -> Result<Self, JobRefError> {
         let (client, id) = match text.rsplit_once('/') {
-            Some((client, id)) => (Some(ClientName::parse(client).map_err(|e| e.to_string())?), id),
+            Some((client, id)) => (Some(ClientName::parse(client)?), id),
             None => (None, text),
         };
         match id.parse::<u64>() {
             Ok(id) if id > 0 => Ok(JobRef { client, id }),
-            _ => {
-                Err(format!("{text:?} is not a job: give its id (such as 3), or CLIENT/ID (such as alice/3)"))
-            }
+            _ => Err(JobRefError::NotAJob(text.to_owned())),
         }
     }
 }
@@ -91,7 +99,8 @@ mod tests {
         for bad in ["", "0", "x", "alice/", "alice/x", "/3", "-1", "a/b/3"] {
             assert!(bad.parse::<JobRef>().is_err(), "{bad}");
         }
-        assert!("x".parse::<JobRef>().unwrap_err().contains("CLIENT/ID"));
+        assert!("x".parse::<JobRef>().unwrap_err().to_string().contains("CLIENT/ID"));
+        assert!(matches!("a/b/3".parse::<JobRef>(), Err(JobRefError::Client(_))), "a bad client name");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! `exec` and `run` flags that ask for a job's limits and isolation.
+//! `exec` and `run` flags that ask for a job's limits and isolation. Each
+//! limit is parsed into its type in [`crate::limits`], so one that is no
+//! limit is refused here, before the server is asked.
 
-use crate::units::parse_size;
-use crate::wire;
+use crate::limits::{BytesPerSecond, Cpus, Limits, Memory, Pids};
 
 /// Limits for the job (the server's own `--job-*` are the defaults and the
 /// most that may be asked for).
@@ -9,25 +10,25 @@ use crate::wire;
 pub struct LimitFlags {
     /// Memory, swap included: bytes, or a number with K, M, G or T (64M).
     /// Past it the kernel's OOM killer ends the job.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub memory: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<Memory>,
 
     /// CPUs' worth of time, such as 2 or 0.25 (a quarter of one CPU); at
     /// least 0.01, the kernel's smallest quota.
-    #[arg(long, value_name = "N", value_parser = wire::Limits::parse_cpus)]
-    pub cpus: Option<f64>,
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<Cpus>,
 
     /// The most processes and threads at once.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub pids: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub pids: Option<Pids>,
 
     /// Bytes read per second from the disk of the server's data directory (SIZE).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub io_read_bps: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    pub io_read_bps: Option<BytesPerSecond>,
 
     /// Bytes written per second to that disk (SIZE).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub io_write_bps: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    pub io_write_bps: Option<BytesPerSecond>,
 
     /// Run in namespaces of its own: it sees only its own processes, has a
     /// private /proc and an empty /tmp, and no network but loopback.
@@ -36,8 +37,8 @@ pub struct LimitFlags {
 }
 
 impl LimitFlags {
-    pub fn limits(&self) -> wire::Limits {
-        wire::Limits {
+    pub fn limits(&self) -> Limits {
+        Limits {
             memory: self.memory,
             cpus: self.cpus,
             pids: self.pids,

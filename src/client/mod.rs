@@ -4,8 +4,13 @@
 //! [`invocation`] tells the two forms apart;
 //! [`connection`] builds the mTLS HTTPS client from a client directory and
 //! turns transport failures into clear errors; [`commands`] sends each
-//! command's requests and prints the answers; [`fleet`] runs a command on
-//! many hosts at once through the same pieces.
+//! command's requests and prints the answers, and [`run`] streams a job
+//! live (with [`stdin`] forwarding ours); [`sink`] writes what we print;
+//! [`job_ref`] reads `ID` and `CN/ID`; [`limits`] holds the `exec` and
+//! `run` flags for a job's limits (typed by [`crate::limits`], so a value
+//! that is no limit is refused before the server is asked); [`error`] is
+//! every failure with its exit status; [`fleet`] runs a command on many
+//! hosts at once through the same pieces.
 
 mod commands;
 mod connection;
@@ -22,9 +27,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::{ClientError, exit};
-pub use fleet::{JobArg, Selector};
+pub use fleet::{JobArg, JobArgError, Selector, SelectorError};
 pub use invocation::{ADDR_VAR, CERTS_VAR, client_commands, parse_args};
-pub use job_ref::JobRef;
+pub use job_ref::{JobRef, JobRefError};
 
 use commands::Format;
 use connection::Connection;
@@ -209,9 +214,14 @@ async fn dispatch(args: ClientArgs) -> Result<i32, ClientError> {
     }
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+/// Text that is not a number of seconds above 0.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a number of seconds above 0, such as 10 or 0.5, not {0:?}")]
+pub(crate) struct SecondsError(String);
+
+fn parse_seconds(text: &str) -> Result<Duration, SecondsError> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!("expected a number of seconds above 0, such as 10 or 0.5, not {text:?}")),
+        _ => Err(SecondsError(text.to_owned())),
     }
 }

@@ -118,13 +118,27 @@ pub(crate) async fn run(
     Ok(job_exit_code(&status))
 }
 
-/// Forwards our stdin to the job's. `Err` is a warning for the user: what
-/// did not reach the job. A job that stopped reading is not one.
-pub(super) async fn upload(conn: &Connection, id: &JobRef, stdin: LocalStdin) -> Result<(), String> {
+/// Our stdin did not all reach the job: a warning for the user, not a
+/// failure of `run`.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StdinNotForwarded {
+    #[error("stdin was not forwarded in full: {0}")]
+    Send(ClientError),
+    #[error("stdin was not forwarded in full ({status}): {detail}")]
+    Refused { status: StatusCode, detail: String },
+}
+
+/// Forwards our stdin to the job's. `Err` is what did not reach the job. A
+/// job that stopped reading is not one.
+pub(super) async fn upload(
+    conn: &Connection,
+    id: &JobRef,
+    stdin: LocalStdin,
+) -> Result<(), StdinNotForwarded> {
     let response = conn
         .send_body(Method::PUT, &id.path("/stdin"), stdin.into_body())
         .await
-        .map_err(|e| format!("stdin was not forwarded in full: {e}"))?;
+        .map_err(StdinNotForwarded::Send)?;
     let status = response.status();
     let body = conn.read_answer(response).await.unwrap_or_default();
     match (status, serde_json::from_slice::<wire::StdinWritten>(&body)) {
@@ -135,7 +149,7 @@ pub(super) async fn upload(conn: &Connection, id: &JobRef, stdin: LocalStdin) ->
         _ => {
             let error = serde_json::from_slice::<wire::Error>(&body).map(|e| e.error);
             let detail = error.unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            Err(format!("stdin was not forwarded in full ({status}): {detail}"))
+            Err(StdinNotForwarded::Refused { status, detail })
         }
     }
 }

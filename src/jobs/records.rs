@@ -414,13 +414,13 @@ fn record(r: &Row<'_>) -> rusqlite::Result<Record> {
 
 /// The limits a job was started with, from its recorded spec.
 fn limits(spec: &serde_json::Value) -> Limits {
-    let limit = |name: &str| spec["limits"][name].as_u64();
+    let limit = |name: &str| spec["limits"][name].clone();
     Limits {
-        memory: limit("memory"),
-        cpus: spec["limits"]["cpus"].as_f64(),
-        pids: limit("pids"),
-        io_read_bps: limit("io_read_bps"),
-        io_write_bps: limit("io_write_bps"),
+        memory: serde_json::from_value(limit("memory")).ok().flatten(),
+        cpus: serde_json::from_value(limit("cpus")).ok().flatten(),
+        pids: serde_json::from_value(limit("pids")).ok().flatten(),
+        io_read_bps: serde_json::from_value(limit("io_read_bps")).ok().flatten(),
+        io_write_bps: serde_json::from_value(limit("io_write_bps")).ok().flatten(),
     }
 }
 

@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use crate::limits::Limits;
+
 /// Everything a job is started with.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobSpec {
@@ -30,21 +32,6 @@ impl JobSpec {
     pub fn new(command: impl Into<String>, args: Vec<String>) -> Self {
         JobSpec { command: command.into(), args, ..JobSpec::default() }
     }
-}
-
-/// Per-job resource limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Limits {
-    /// Bytes of memory (no swap beyond it).
-    pub memory: Option<u64>,
-    /// CPUs, as a quota: 0.5 is half of one CPU's time.
-    pub cpus: Option<f64>,
-    /// The most processes (and threads) at once.
-    pub pids: Option<u64>,
-    /// Bytes per second read from the disk that holds the data directory.
-    pub io_read_bps: Option<u64>,
-    /// Bytes per second written to that disk.
-    pub io_write_bps: Option<u64>,
 }
 
 /// A unix user resolved once, when the policy that names it is loaded.

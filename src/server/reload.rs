@@ -63,7 +63,7 @@ pub(crate) fn load_tls(certs: &Path) -> Result<LoadedTls, CertDirError> {
 
 /// The policy file, if the server has one.
 pub(crate) fn load_policy(file: Option<&Path>) -> anyhow::Result<Option<Policy>> {
-    file.map(|path| Policy::load(path, ServerUser::current())).transpose()
+    Ok(file.map(|path| Policy::load(path, ServerUser::current())).transpose()?)
 }
 
 /// What a reload reads from and what it changes, besides the policy.

@@ -191,14 +191,17 @@ async fn create(
         return Err(ApiError::bad_request("cmd and args must not contain NUL bytes"));
     }
     let ceilings = state.ceilings.within(&caller.rights.ceilings);
-    let limits = ceilings.apply(&request.limits).map_err(ApiError::bad_request)?;
+    let limits = ceilings.apply(&request.limits).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let spec = JobSpec {
         limits,
         isolate: request.isolate,
         stdin: request.stdin,
         ..JobSpec::new(request.cmd, request.args)
     };
-    let spec = caller.rights.apply(spec).map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused))?;
+    let spec = caller
+        .rights
+        .apply(spec)
+        .map_err(|refused| ApiError::new(StatusCode::FORBIDDEN, refused.to_string()))?;
     let pool = pool(&state, &ClientId { name: caller.name, by_admin: false })?;
     match pool.try_create(spec).await {
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),

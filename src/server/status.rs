@@ -4,7 +4,6 @@
 
 use std::time::SystemTime;
 
-use super::ceilings;
 use crate::jobs;
 use crate::pki;
 use crate::wire;
@@ -40,7 +39,7 @@ pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
         truncated_reason: s.truncated_reason.clone(),
         output_error: s.output_error.clone(),
         client: None,
-        limits: ceilings::to_wire(&s.limits),
+        limits: s.limits,
         oom_killed: s.oom_killed,
         usage: wire::Usage { cpu_ms: s.usage.cpu_ms, memory_peak: s.usage.memory_peak },
         lost: s.lost,

@@ -52,9 +52,9 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 
-pub use pairs::JobArg;
-pub use targets::Selector;
+pub use pairs::{JobArg, JobArgError};
 pub(crate) use targets::{Host, Targets};
+pub use targets::{Selector, SelectorError};
 
 use super::commands;
 use super::connection::{ClientTls, Connection, Protocol, client_tls};

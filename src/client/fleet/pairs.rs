@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::targets::Host;
-use crate::client::{ClientError, JobRef};
+use crate::client::{ClientError, JobRef, JobRefError};
 
 /// A job argument: one job (the same on every host), or `NAME ID` lines
 /// from a file or stdin.
@@ -24,19 +24,22 @@ pub enum PairSource {
     Stdin,
 }
 
-impl std::str::FromStr for JobArg {
-    type Err = String;
+/// Text that is neither a job nor a source of `NAME ID` lines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}; or with several hosts, @FILE or - for the `NAME ID` lines that exec printed")]
+pub struct JobArgError(#[from] JobRefError);
 
-    fn from_str(text: &str) -> Result<JobArg, String> {
+impl std::str::FromStr for JobArg {
+    type Err = JobArgError;
+
+    fn from_str(text: &str) -> Result<JobArg, JobArgError> {
         if text == "-" {
             return Ok(JobArg::Pairs(PairSource::Stdin));
         }
         if let Some(file) = text.strip_prefix('@') {
             return Ok(JobArg::Pairs(PairSource::File(file.into())));
         }
-        text.parse().map(JobArg::Job).map_err(|e| {
-            format!("{e}; or with several hosts, @FILE or - for the `NAME ID` lines that exec printed")
-        })
+        Ok(JobArg::Job(text.parse()?))
     }
 }
 

@@ -44,15 +44,20 @@ pub struct Selector {
     value: String,
 }
 
-impl std::str::FromStr for Selector {
-    type Err = String;
+/// Text that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected KEY=VALUE, such as role=web, not {0:?}")]
+pub struct SelectorError(String);
 
-    fn from_str(text: &str) -> Result<Selector, String> {
+impl std::str::FromStr for Selector {
+    type Err = SelectorError;
+
+    fn from_str(text: &str) -> Result<Selector, SelectorError> {
         match text.split_once('=') {
             Some((key, value)) if !key.is_empty() => {
                 Ok(Selector { key: key.to_owned(), value: value.to_owned() })
             }
-            _ => Err(format!("expected KEY=VALUE, such as role=web, not {text:?}")),
+            _ => Err(SelectorError(text.to_owned())),
         }
     }
 }

@@ -24,6 +24,29 @@ use crate::jobs::{JobSpec, RunAs, is_executable_file};
 
 use super::access;
 
+/// An entry of `commands` that cannot be allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BadEntry {
+    #[error("commands: {0:?} is not an absolute path")]
+    NotAbsolute(String),
+    #[error("commands: {0:?} is not an executable file")]
+    NotExecutable(String),
+    #[error(
+        "commands: {entry:?} could be replaced by its job user {user} (it can write the file or a directory above it), which would let them run anything"
+    )]
+    Replaceable { entry: String, user: String },
+}
+
+/// Why a job may not run the program it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NotAllowed {
+    #[error("{0:?} is a relative path: name a program in PATH or give an absolute path")]
+    RelativePath(String),
+    /// `allowed`: the list as the policy wrote it, or "none".
+    #[error("{command:?} is not an allowed command; allowed: {allowed}")]
+    NotListed { command: String, allowed: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AllowList {
     locations: HashSet<PathBuf>,
@@ -45,22 +68,19 @@ fn location(path: &Path) -> std::io::Result<PathBuf> {
 impl AllowList {
     /// Reads the entries of one client's `commands`. Each must be an absolute
     /// path to an existing executable file that `user` cannot replace.
-    pub fn new(entries: &[String], user: &RunAs) -> Result<AllowList, String> {
+    pub fn new(entries: &[String], user: &RunAs) -> Result<AllowList, BadEntry> {
         let mut locations = HashSet::new();
         for entry in entries {
             let path = Path::new(entry);
             if !path.is_absolute() {
-                return Err(format!("commands: {entry:?} is not an absolute path"));
+                return Err(BadEntry::NotAbsolute(entry.clone()));
             }
             let found = location(path)
                 .ok()
                 .filter(|location| is_executable_file(location))
-                .ok_or_else(|| format!("commands: {entry:?} is not an executable file"))?;
+                .ok_or_else(|| BadEntry::NotExecutable(entry.clone()))?;
             if user.uid != 0 && access::can_replace(user, &found) {
-                return Err(format!(
-                    "commands: {entry:?} could be replaced by its job user {} (it can write the file or a directory above it), which would let them run anything",
-                    user.user
-                ));
+                return Err(BadEntry::Replaceable { entry: entry.clone(), user: user.user.clone() });
             }
             locations.insert(found);
         }
@@ -69,19 +89,13 @@ impl AllowList {
 
     /// Finds the program `spec` names and checks it against the list.
     /// Returns the location to execute.
-    pub fn check(&self, spec: &JobSpec) -> Result<String, String> {
+    pub fn check(&self, spec: &JobSpec) -> Result<String, NotAllowed> {
         if spec.command.contains('/') && !spec.command.starts_with('/') {
-            return Err(format!(
-                "{:?} is a relative path: name a program in PATH or give an absolute path",
-                spec.command
-            ));
+            return Err(NotAllowed::RelativePath(spec.command.clone()));
         }
-        let refused = || {
-            format!(
-                "{:?} is not an allowed command; allowed: {}",
-                spec.command,
-                if self.listed.is_empty() { "none".to_owned() } else { self.listed.join(", ") }
-            )
+        let refused = || NotAllowed::NotListed {
+            command: spec.command.clone(),
+            allowed: if self.listed.is_empty() { "none".to_owned() } else { self.listed.join(", ") },
         };
         let program = spec.resolve_program().map_err(|_| refused())?;
         let found = location(&program).map_err(|_| refused())?;
@@ -127,12 +141,10 @@ mod tests {
         let list = AllowList::new(&["/bin/sh".into()], &user()).unwrap();
         for command in ["ls", "/bin/ls", "no-such-program", "./sh", "bin/sh", "/bin/", "/bin/.."] {
             let err = list.check(&spec(command)).unwrap_err();
-            assert!(
-                err.contains("not an allowed command") || err.contains("relative path"),
-                "{command}: {err}"
-            );
+            let relative = command.contains('/') && !command.starts_with('/');
+            assert_eq!(matches!(err, NotAllowed::RelativePath(_)), relative, "{command}: {err}");
         }
-        assert!(list.check(&spec("ls")).unwrap_err().contains("allowed: /bin/sh"));
+        assert!(list.check(&spec("ls")).unwrap_err().to_string().contains("allowed: /bin/sh"));
     }
 
     #[test]
@@ -155,7 +167,7 @@ mod tests {
         let own_user = RunAs { uid: owner, ..user() };
         if owner != 0 {
             let err = AllowList::new(&[tool.to_str().unwrap().into()], &own_user).unwrap_err();
-            assert!(err.contains("could be replaced"), "{err}");
+            assert!(err.to_string().contains("could be replaced"), "{err}");
         }
         AllowList::new(&[tool.to_str().unwrap().into()], &user()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

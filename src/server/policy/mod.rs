@@ -21,10 +21,14 @@
 //!   it has no rights at all ([`Policy::rights`] is `None`: 403 everywhere).
 //! * Every job is made through [`Rights::apply`], which is the only place
 //!   that sets who a job runs as and checks what it may run.
-//! * A client's ceilings ([`Rights::ceilings`]) are limits by the same rules
-//!   as a request's; whether this host can enforce them is checked by the
-//!   server whenever a policy loads ([`Policy::ceilings`]), since every job
-//!   of the client gets them.
+//! * A client's ceilings ([`Rights::ceilings`]) are a [`Limits`], the very
+//!   type of a request's limits, so they follow the same rules; whether
+//!   this host can enforce them is checked by the server whenever a policy
+//!   loads ([`Policy::ceilings`]), since every job of the client gets them.
+//!
+//! Submodules: [`users`] resolves `run_as`, [`commands`] the allow-list,
+//! [`limits`] reads the ceilings as written, and [`access`] judges what a
+//! job user could do to a file (also for the server's start-up warnings).
 
 mod access;
 mod commands;
@@ -37,11 +41,13 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::jobs::{JobSpec, Limits, RunAs};
+use crate::jobs::{JobSpec, RunAs};
+use crate::limits::{BytesPerSecond, Cpus, Limits, Memory, Pids};
 use crate::pki::ClientName;
 
 pub(crate) use access::can_read;
-use commands::AllowList;
+use commands::{AllowList, BadEntry, NotAllowed};
+use users::BadUser;
 pub(crate) use users::ServerUser;
 
 /// What one client may do.
@@ -63,7 +69,7 @@ impl Rights {
     /// Turns a request into the job to start, or says why it may not run:
     /// sets the user, forces isolation if the policy says so, and checks the
     /// program against the allow-list, which then names exactly what runs.
-    pub fn apply(&self, mut spec: JobSpec) -> Result<JobSpec, String> {
+    pub fn apply(&self, mut spec: JobSpec) -> Result<JobSpec, NotAllowed> {
         spec.run_as = self.run_as.clone();
         spec.isolate |= self.isolate;
         if let Some(allowed) = &self.commands {
@@ -78,6 +84,28 @@ impl Rights {
 pub(crate) enum Policy {
     Open(Arc<Rights>),
     File { path: PathBuf, clients: HashMap<ClientName, Arc<Rights>> },
+}
+
+/// A policy file that cannot be put in force. Each says which file; the
+/// whole server keeps running on the policy it had.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PolicyError {
+    #[error("cannot read the policy {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("policy {}: {invalid}", path.display())]
+    Invalid { path: PathBuf, invalid: InvalidPolicy },
+}
+
+/// What is wrong in a policy file's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InvalidPolicy {
+    /// Not TOML, or not the policy's shape: `line L, column C: ...`.
+    #[error("{0}")]
+    Shape(String),
+    #[error("[clients.{client}]: {bad}")]
+    User { client: ClientName, bad: BadUser },
+    #[error("[clients.{client}]: {bad}")]
+    Commands { client: ClientName, bad: BadEntry },
 }
 
 /// The file's shape. Unknown keys are errors, so a typo (`comands`) can
@@ -100,16 +128,16 @@ struct ClientEntry {
     isolate: bool,
     #[serde(default)]
     admin: bool,
-    #[serde(default, deserialize_with = "limits::memory")]
-    memory: Option<u64>,
-    #[serde(default, deserialize_with = "limits::cpus")]
-    cpus: Option<f64>,
-    #[serde(default, deserialize_with = "limits::pids")]
-    pids: Option<u64>,
-    #[serde(default, deserialize_with = "limits::bps")]
-    io_read_bps: Option<u64>,
-    #[serde(default, deserialize_with = "limits::bps")]
-    io_write_bps: Option<u64>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    memory: Option<Memory>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    cpus: Option<Cpus>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    pids: Option<Pids>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    io_read_bps: Option<BytesPerSecond>,
+    #[serde(default, deserialize_with = "limits::limit")]
+    io_write_bps: Option<BytesPerSecond>,
 }
 
 impl Policy {
@@ -119,22 +147,25 @@ impl Policy {
     }
 
     /// Reads and resolves a policy file, for a server running as `server`.
-    pub fn load(path: &Path, server: ServerUser) -> anyhow::Result<Policy> {
+    pub fn load(path: &Path, server: ServerUser) -> Result<Policy, PolicyError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the policy {}: {e}", path.display()))?;
+            .map_err(|error| PolicyError::Read { path: path.to_owned(), error })?;
         Policy::parse(&text, server)
-            .map_err(|e| anyhow::anyhow!("policy {}: {e}", path.display()))
+            .map_err(|invalid| PolicyError::Invalid { path: path.to_owned(), invalid })
             .map(|clients| Policy::File { path: path.to_owned(), clients })
     }
 
-    fn parse(text: &str, server: ServerUser) -> Result<HashMap<ClientName, Arc<Rights>>, String> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| one_line(text, &e))?;
+    fn parse(text: &str, server: ServerUser) -> Result<HashMap<ClientName, Arc<Rights>>, InvalidPolicy> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| InvalidPolicy::Shape(one_line(text, &e)))?;
         let mut clients = HashMap::with_capacity(file.clients.len());
         for (name, entry) in file.clients {
-            let in_entry = |e: String| format!("[clients.{name}]: {e}");
-            let run_as = users::resolve(&entry.run_as, entry.allow_root, server).map_err(in_entry)?;
-            let commands =
-                entry.commands.map(|list| AllowList::new(&list, &run_as)).transpose().map_err(in_entry)?;
+            let run_as = users::resolve(&entry.run_as, entry.allow_root, server)
+                .map_err(|bad| InvalidPolicy::User { client: name.clone(), bad })?;
+            let commands = entry
+                .commands
+                .map(|list| AllowList::new(&list, &run_as))
+                .transpose()
+                .map_err(|bad| InvalidPolicy::Commands { client: name.clone(), bad })?;
             let ceilings = Limits {
                 memory: entry.memory,
                 cpus: entry.cpus,
@@ -245,8 +276,9 @@ mod tests {
         User::from_uid(Uid::effective()).unwrap().unwrap().name
     }
 
+    /// The error as the operator reads it.
     fn parse(text: &str) -> Result<HashMap<ClientName, Arc<Rights>>, String> {
-        Policy::parse(text, ServerUser::current())
+        Policy::parse(text, ServerUser::current()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -305,15 +337,18 @@ mod tests {
         assert_eq!(
             *alice,
             Limits {
-                memory: Some(4 << 30),
-                cpus: Some(2.0),
-                pids: Some(100),
-                io_read_bps: Some(1 << 20),
-                io_write_bps: Some(3 << 19)
+                memory: Memory::new(4 << 30).ok(),
+                cpus: Cpus::new(2.0).ok(),
+                pids: Pids::new(100).ok(),
+                io_read_bps: BytesPerSecond::new(1 << 20).ok(),
+                io_write_bps: BytesPerSecond::new(3 << 19).ok()
             }
         );
         let bob = &clients[&"bob".parse().unwrap()].ceilings;
-        assert_eq!((bob.cpus, bob.memory, bob.pids), (Some(0.5), Some(64 << 20), None));
+        assert_eq!(
+            (bob.cpus.map(Cpus::get), bob.memory.map(Memory::get), bob.pids),
+            (Some(0.5), Some(64 << 20), None)
+        );
     }
 
     #[test]

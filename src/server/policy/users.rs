@@ -21,30 +21,50 @@ impl ServerUser {
     }
 }
 
+/// A `run_as` that jobs cannot run as.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BadUser {
+    #[error("there is no unix user {0:?}: create it, or change run_as")]
+    Unknown(String),
+    #[error("cannot look up the unix user {name:?}: {errno}")]
+    LookUp { name: String, errno: nix::Error },
+    #[error("run_as = {0:?} is uid 0: jobs would run as root; add `allow_root = true` if that is meant")]
+    Root(String),
+    /// `server`: the server's user, by name if it has one.
+    #[error(
+        "this server runs as {server} (uid {server_uid}), not root, so it can only run jobs as itself; run_as = {name:?} (uid {uid}) needs the server to run as root"
+    )]
+    NotTheServer { server: String, server_uid: Uid, name: String, uid: Uid },
+    #[error("the user name {0:?} contains a NUL byte")]
+    Nul(String),
+    #[error("cannot list the groups of {name:?}: {errno}")]
+    Groups { name: String, errno: nix::Error },
+}
+
 /// Resolves `name`. Refuses uid 0 unless `allow_root`, and, on a server that
 /// is not root (which cannot change its uid), any user but its own.
-pub(crate) fn resolve(name: &str, allow_root: bool, server: ServerUser) -> Result<RunAs, String> {
+pub(crate) fn resolve(name: &str, allow_root: bool, server: ServerUser) -> Result<RunAs, BadUser> {
     let user = match User::from_name(name) {
         Ok(Some(user)) => user,
-        Ok(None) => return Err(format!("there is no unix user {name:?}: create it, or change run_as")),
-        Err(e) => return Err(format!("cannot look up the unix user {name:?}: {e}")),
+        Ok(None) => return Err(BadUser::Unknown(name.to_owned())),
+        Err(errno) => return Err(BadUser::LookUp { name: name.to_owned(), errno }),
     };
     if user.uid.is_root() && !allow_root {
-        return Err(format!(
-            "run_as = {name:?} is uid 0: jobs would run as root; add `allow_root = true` if that is meant"
-        ));
+        return Err(BadUser::Root(name.to_owned()));
     }
     if !server.uid.is_root() && user.uid != server.uid {
         let own =
             User::from_uid(server.uid).ok().flatten().map_or_else(|| server.uid.to_string(), |u| u.name);
-        return Err(format!(
-            "this server runs as {own} (uid {}), not root, so it can only run jobs as itself; run_as = {name:?} (uid {}) needs the server to run as root",
-            server.uid, user.uid
-        ));
+        return Err(BadUser::NotTheServer {
+            server: own,
+            server_uid: server.uid,
+            name: name.to_owned(),
+            uid: user.uid,
+        });
     }
-    let c_name = CString::new(name).map_err(|_| format!("the user name {name:?} contains a NUL byte"))?;
+    let c_name = CString::new(name).map_err(|_| BadUser::Nul(name.to_owned()))?;
     let groups = nix::unistd::getgrouplist(&c_name, user.gid)
-        .map_err(|e| format!("cannot list the groups of {name:?}: {e}"))?;
+        .map_err(|errno| BadUser::Groups { name: name.to_owned(), errno })?;
     Ok(RunAs {
         user: user.name,
         uid: user.uid.as_raw(),
@@ -76,19 +96,20 @@ mod tests {
     #[test]
     fn an_unknown_user_is_named() {
         let err = resolve("rcmdt-no-such-user", false, ServerUser::current()).unwrap_err();
-        assert!(err.contains("no unix user \"rcmdt-no-such-user\""), "{err}");
+        assert!(err.to_string().contains("no unix user \"rcmdt-no-such-user\""), "{err}");
     }
 
     #[test]
     fn root_needs_allow_root() {
         let err = resolve("root", false, ServerUser { uid: Uid::from_raw(0) }).unwrap_err();
-        assert!(err.contains("allow_root = true"), "{err}");
+        assert_eq!(err, BadUser::Root("root".into()));
+        assert!(err.to_string().contains("allow_root = true"), "{err}");
         assert_eq!(resolve("root", true, ServerUser { uid: Uid::from_raw(0) }).unwrap().uid, 0);
     }
 
     #[test]
     fn a_server_that_is_not_root_runs_jobs_only_as_itself() {
         let err = resolve("root", true, ServerUser { uid: Uid::from_raw(4242) }).unwrap_err();
-        assert!(err.contains("can only run jobs as itself"), "{err}");
+        assert!(err.to_string().contains("can only run jobs as itself"), "{err}");
     }
 }
