@@ -3,15 +3,13 @@
 //! for output and never read it. Every wait is on a condition with a
 //! deadline; memory is measured on the server process this test started.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::util::server::{TestServer, tls_config};
 use axum::http::{Method, Request};
 use bytes::Bytes;
 use rustls::pki_types::ServerName;
-use support::server::{TestServer, tls_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -24,7 +22,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// A TLS connection to the server as `client`, offering `alpn`.
 async fn tls_to(server: &TestServer, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = tls_config(&server.pki.certs().join("ca.crt"), Some(&server.client_dir(client)));
+    let mut config = tls_config(&server.pki.cert_dir().join("ca.crt"), Some(&server.client_dir(client)));
     config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(&server.addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
@@ -81,14 +79,14 @@ async fn a_thousand_silent_connections_from_one_address_do_not_lock_out_another(
     // The flood took its share of the places (32) and the line of waiting
     // connections (256), and holds them: the handshake timeout is ten
     // minutes. The rest of it was closed at once.
-    support::wait_until("the flood past the line is refused", DEADLINE, || {
+    crate::util::wait_until("the flood past the line is refused", DEADLINE, || {
         server.log().contains("already wait for a TLS handshake place")
     });
     let mut client = server.command("owner", &["run", "echo", "through"]);
     let out = tokio::task::spawn_blocking(move || client.output()).await.unwrap().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through\n", "{}", String::from_utf8_lossy(&out.stderr));
     // About 900 refusals, logged at a bounded rate, the rest counted.
-    support::wait_until("the suppressed refusals are counted", DEADLINE, || {
+    crate::util::wait_until("the suppressed refusals are counted", DEADLINE, || {
         server.log().contains("more connections were refused")
     });
     let log = server.log();
@@ -103,11 +101,11 @@ fn silent_connections_hold_the_handshake_places_until_the_handshake_timeout() {
     // full: proof that the silent ones hold places.
     let _silent: Vec<std::net::TcpStream> =
         (0..11).map(|_| std::net::TcpStream::connect(&server.addr).unwrap()).collect();
-    support::wait_until("the eleventh is refused", DEADLINE, || {
+    crate::util::wait_until("the eleventh is refused", DEADLINE, || {
         server.log().contains("already wait for a TLS handshake place")
     });
     // The timeout frees the places; clients get in again.
-    support::wait_until("the silent connections time out", DEADLINE, || {
+    crate::util::wait_until("the silent connections time out", DEADLINE, || {
         server.rcmd("owner", &["list"]).status.success()
     });
 }
@@ -123,12 +121,12 @@ async fn a_client_past_its_connection_cap_is_refused_and_others_are_not() {
     }
     let third = server.rcmd("alice", &["list"]);
     assert_eq!(third.status.code(), Some(255), "alice's third connection is refused");
-    support::wait_until("the refusal is logged", DEADLINE, || {
+    crate::util::wait_until("the refusal is logged", DEADLINE, || {
         server.log().contains("--max-client-connections")
     });
     assert!(server.rcmd("bob", &["list"]).status.success(), "bob is not affected");
     drop(held.pop());
-    support::wait_until("alice's place comes back", DEADLINE, || {
+    crate::util::wait_until("alice's place comes back", DEADLINE, || {
         server.rcmd("alice", &["list"]).status.success()
     });
 }
@@ -143,9 +141,9 @@ async fn past_the_connection_cap_new_clients_are_refused_until_others_leave() {
         held.push((send, task));
     }
     assert_eq!(server.rcmd("owner", &["list"]).status.code(), Some(255));
-    support::wait_until("the refusal is logged", DEADLINE, || server.log().contains("--max-connections"));
+    crate::util::wait_until("the refusal is logged", DEADLINE, || server.log().contains("--max-connections"));
     drop(held);
-    support::wait_until("room again", DEADLINE, || server.rcmd("owner", &["list"]).status.success());
+    crate::util::wait_until("room again", DEADLINE, || server.rcmd("owner", &["list"]).status.success());
 }
 
 #[tokio::test]
@@ -221,13 +219,15 @@ async fn two_thousand_stalled_output_streams_stay_within_the_budget_and_memory_r
     }
     // Every stream is open and its body wants to send; the budget (64 MiB)
     // lets a quarter of a thousand hold a chunk and the rest wait.
-    support::wait_until("the budget is in use", DEADLINE, || kib(server.pid(), "VmRSS") > idle + 32 * 1024);
+    crate::util::wait_until("the budget is in use", DEADLINE, || {
+        kib(server.pid(), "VmRSS") > idle + 32 * 1024
+    });
     let loaded = kib(server.pid(), "VmRSS");
     drop(streams);
     for (_, task) in connections {
         task.abort();
     }
-    support::wait_until("memory returns near idle", DEADLINE, || {
+    crate::util::wait_until("memory returns near idle", DEADLINE, || {
         kib(server.pid(), "VmRSS") < idle + 16 * 1024
     });
     let peak = kib(server.pid(), "VmHWM");

@@ -3,16 +3,16 @@
 //! jobs library with this host's real cgroups (these tests run as root, as
 //! CI does).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::util::{
+    Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until,
+};
 use rcmd::jobs::{
     Cgroups, JobId, JobPool, JobSpec, JobStatus, Limits, PoolConfig, StartLimit, Status, Termination,
 };
-use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until};
 
 struct Contained {
     pool: JobPool,

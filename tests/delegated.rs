@@ -10,17 +10,15 @@
 //! directly under the root, `rcmdt-deleg-PID`, and removes it, with
 //! everything in it, even when it fails.
 
-mod support;
-
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::util::server::TestServer;
+use crate::util::wait_until;
 use serde_json::Value;
-use support::server::TestServer;
-use support::wait_until;
 
 /// A job that allocates 200 MiB.
 const HOG: &str = r#"BEGIN { s = "x"; while (length(s) < 209715200) s = s s; print length(s) }"#;

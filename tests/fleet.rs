@@ -2,15 +2,13 @@
 //! prefixed output, the summary, exit statuses, `--failed` re-runs and
 //! `--fanout`, against real servers (one process each).
 
-mod support;
-
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::fleet::{Fleet, at, open_connections};
-use support::wait_until;
+use crate::util::fleet::{Fleet, at, open_connections};
+use crate::util::wait_until;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -64,7 +62,7 @@ fn fanout_8_never_has_more_than_8_connections_open_and_all_50_hosts_answer() {
 }
 
 /// The jobs of one host, as its own client sees them.
-fn jobs_on(fleet: &Fleet, host: &support::fleet::Host) -> Vec<serde_json::Value> {
+fn jobs_on(fleet: &Fleet, host: &crate::util::fleet::Host) -> Vec<serde_json::Value> {
     let out = fleet.client(&[], &host.addr, &["list", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -287,7 +285,7 @@ fn a_host_whose_certificate_is_revoked_is_refused_by_a_client_with_the_crl() {
     let before = fleet.client(&[], &targets, &["run", "true"]).output().unwrap();
     assert_eq!(before.status.code(), Some(0), "{}", stderr(&before));
     // The CA's folder is also the "owner" client's: revoke writes its crl.pem.
-    let revoked = std::process::Command::new(support::server::RCMD)
+    let revoked = std::process::Command::new(crate::util::server::RCMD)
         .args(["pki", "revoke", "v1", "--dir"])
         .arg(fleet.certs())
         .output()

@@ -6,16 +6,14 @@
 //! (and with it every link and rule) goes when the lab is dropped, also
 //! when a test fails.
 
-mod support;
-
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use crate::util::fleet::{Fleet, at};
+use crate::util::netns::NetLab;
+use crate::util::wait_until;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::fleet::{Fleet, at};
-use support::netns::NetLab;
-use support::wait_until;
 
 /// Three hosts h1..h3 at SUBNET.11..13, port 8443, labelled
 /// h1 {role=web, zone=a}, h2 {role=web, zone=b}, h3 {role=db, zone=a}.

@@ -1,15 +1,13 @@
 //! Following output live over HTTPS, and `rcmd ... run` behaving like ssh.
 
-mod support;
-
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::util::server::{TestServer, http_as};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::server::{TestServer, http_as};
 
 /// A job that prints numbered lines for about `seconds`.
 fn ticker(lines: u32, pause: &str) -> Vec<String> {
@@ -154,7 +152,7 @@ fn run_of_a_missing_command_fails_clearly() {
 #[test]
 fn ctrl_c_stops_the_remote_job() {
     let server = TestServer::start(&[], &[]);
-    let sleep = support::marked_sleep(server.data.path(), "ctrl-c");
+    let sleep = crate::util::marked_sleep(server.data.path(), "ctrl-c");
     let mut cli = server
         .command("owner", &["run", "sh", "-c", &format!("echo started; {sleep} 1000")])
         .stdout(Stdio::piped())
@@ -164,14 +162,14 @@ fn ctrl_c_stops_the_remote_job() {
     let mut first = [0u8; 8];
     cli.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     assert_eq!(&first, b"started\n");
-    support::wait_until("the job's sleep runs", Duration::from_secs(10), || {
-        !support::pids_matching(&sleep).is_empty()
+    crate::util::wait_until("the job's sleep runs", Duration::from_secs(10), || {
+        !crate::util::pids_matching(&sleep).is_empty()
     });
     kill(Pid::from_raw(cli.id() as i32), Signal::SIGINT).unwrap();
     let out = cli.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(128 + 15), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(server.ok("owner", &["status", "1"]), "Completed, killed by signal: 15 (SIGTERM)\n");
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
 }
 
 #[test]
@@ -204,9 +202,9 @@ fn run_resumes_after_the_connection_drops() {
     // A proxy on loopback that cuts the first connection after some bytes:
     // the client must resume at its offset, losing and doubling nothing.
     let server = TestServer::start(&[], &[]);
-    let proxy = support::proxy::CuttingProxy::start(&server.addr, 20_000);
-    let out = std::process::Command::new(support::server::RCMD)
-        .arg(server.pki.certs())
+    let proxy = crate::util::proxy::CuttingProxy::start(&server.addr, 20_000);
+    let out = std::process::Command::new(crate::util::server::RCMD)
+        .arg(server.pki.cert_dir())
         .arg(&proxy.addr)
         .args(["run", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done"])
         .output()

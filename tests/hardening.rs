@@ -3,15 +3,13 @@
 //! timeouts are in connections.rs).
 //! Every wait is on a condition with a deadline.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::util::server::{TestServer, get_json, http_as};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::server::{TestServer, get_json, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -152,7 +150,7 @@ async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
     for task in tasks {
         task.await.unwrap();
     }
-    support::wait_until("descriptors and threads back to baseline", Duration::from_secs(20), || {
+    crate::util::wait_until("descriptors and threads back to baseline", Duration::from_secs(20), || {
         let (fds, threads) = fds_and_threads(server.pid());
         fds <= base_fds + IDLE_READERS_FDS && threads <= base_threads
     });
@@ -162,7 +160,7 @@ async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
 #[test]
 fn sigterm_mid_load_leaves_no_process_behind() {
     let mut server = TestServer::start(&["alice", "bob"], &[]);
-    let sleep = support::marked_sleep(server.data.path(), "sigterm-load");
+    let sleep = crate::util::marked_sleep(server.data.path(), "sigterm-load");
     // The marker must not appear on the clients' own command lines.
     let script = server.data.path().join("load.sh");
     std::fs::write(&script, format!("yes | head -c 50000000; {sleep} 1000\n")).unwrap();
@@ -181,11 +179,11 @@ fn sigterm_mid_load_leaves_no_process_behind() {
                 .unwrap(),
         );
     }
-    support::wait_until("the jobs run", Duration::from_secs(20), || {
-        support::pids_matching(&sleep).len() >= 18
+    crate::util::wait_until("the jobs run", Duration::from_secs(20), || {
+        crate::util::pids_matching(&sleep).len() >= 18
     });
     assert!(server.terminate().success());
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
     for mut run in runs {
         // Either it saw the job killed (128+9), or the server already gone.
         let code = run.wait().unwrap().code();
@@ -196,24 +194,24 @@ fn sigterm_mid_load_leaves_no_process_behind() {
 #[test]
 fn a_server_killed_with_sigkill_takes_its_jobs_with_it() {
     let server = TestServer::start(&[], &[]);
-    let sleep = support::marked_sleep(server.data.path(), "sigkill");
+    let sleep = crate::util::marked_sleep(server.data.path(), "sigkill");
     for _ in 0..3 {
         server.ok("owner", &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")]);
     }
     server.ok("owner", &["exec", "sh", "-c", &format!("({sleep} 1000 &) ; {sleep} 1000")]);
-    support::wait_until("the jobs run", Duration::from_secs(10), || {
-        support::pids_matching(&sleep).len() >= 8
+    crate::util::wait_until("the jobs run", Duration::from_secs(10), || {
+        crate::util::pids_matching(&sleep).len() >= 8
     });
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGKILL).unwrap();
     // The guard sees the server's end of its pipe close and kills every group.
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
 }
 
 #[test]
 fn a_full_disk_marks_the_job_and_the_server_stays_up() {
-    let scratch = support::TempDir::new("disk");
+    let scratch = crate::util::TempDir::new("disk");
     // Needs root, as CI has; elsewhere this fails rather than passing.
-    let disk = support::SmallDisk::mount(scratch.path(), "1m").expect("mount a 1 MiB tmpfs (needs root)");
+    let disk = crate::util::SmallDisk::mount(scratch.path(), "1m").expect("mount a 1 MiB tmpfs (needs root)");
     // The mount point is world-writable: the data directory goes inside.
     // --max-disk above the disk's size, so that the disk itself fills.
     let data_dir = disk.path().join("data").to_str().unwrap().to_owned();

@@ -3,15 +3,13 @@
 //! `--isolate`, a SIGKILLed server, and a server without cgroups. These run
 //! as root on this machine's cgroups (CI runs as root).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::util::server::{TestServer, get_json, http_as};
+use crate::util::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_until};
 use serde_json::{Value, json};
-use support::server::{TestServer, get_json, http_as};
-use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_until};
 
 /// `PUT /jobs` with `body`: (status, JSON answer).
 async fn put_job(client: &reqwest::Client, server: &TestServer, body: Value) -> (u16, Value) {
@@ -155,7 +153,7 @@ async fn a_cpus_limit_below_the_kernels_smallest_quota_is_refused_everywhere_nam
     assert!(String::from_utf8_lossy(&out.stderr).contains(LEAST), "{}", String::from_utf8_lossy(&out.stderr));
     let help = server.rcmd("owner", &["run", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("at least 0.01"));
-    let out = std::process::Command::new(support::server::RCMD)
+    let out = std::process::Command::new(crate::util::server::RCMD)
         .args(["serve", "--listen", "127.0.0.1:0", "--job-cpus", "0.001"])
         .output()
         .unwrap();

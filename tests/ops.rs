@@ -1,15 +1,14 @@
 //! What operators and scripts use around the server and client: the
 //! environment's server for the client (RCMD_CERTS, RCMD_ADDR), shell
-//! completions, the man page, json logs and Prometheus metrics.
-
-mod support;
+//! completions, the man page, json logs and Prometheus metrics, and typos
+//! of subcommands.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::TempDir;
-use support::server::{RCMD, TestServer, http_as};
+use crate::util::TempDir;
+use crate::util::server::{RCMD, TestServer, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -157,8 +156,8 @@ async fn json_logs_parse_line_by_line_and_carry_each_request() {
     let server = TestServer::start(&["alice"], &["--log-format", "json"]);
     server.ok("alice", &["exec", "true"]);
     // A refused handshake is logged too.
-    assert!(support::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
-    support::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
+    assert!(crate::util::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
+    crate::util::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
         server.log().contains("refused")
     });
     let log = server.log();
@@ -184,7 +183,7 @@ async fn json_logs_parse_line_by_line_and_carry_each_request() {
 fn text_logs_have_no_colour_when_stderr_is_not_a_terminal() {
     let server = TestServer::start(&[], &[]);
     server.ok("owner", &["exec", "true"]);
-    support::wait_until("the request is logged", std::time::Duration::from_secs(10), || {
+    crate::util::wait_until("the request is logged", std::time::Duration::from_secs(10), || {
         server.log().contains("request")
     });
     let log = server.log();
@@ -251,8 +250,8 @@ async fn metrics_parse_as_prometheus_text_and_count_what_the_test_did() {
     ] {
         alice.get(server.url(path)).send().await.unwrap();
     }
-    assert!(support::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
-    support::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
+    assert!(crate::util::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
+    crate::util::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
         server.log().contains("refused")
     });
 
@@ -331,7 +330,7 @@ fn a_flood_of_idle_and_slow_metrics_connections_is_capped_and_closed() {
     (&slow).write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n").unwrap();
     let flood: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(&addr).unwrap()).collect();
     // 16 open and 64 waiting for a place at most: the rest are closed at once.
-    support::wait_until("the connections past the cap are closed", Duration::from_secs(60), || {
+    crate::util::wait_until("the connections past the cap are closed", Duration::from_secs(60), || {
         flood.iter().filter(|s| closed_by_peer(s)).count() >= 300 - 80
     });
     // 80 for the metrics connections, and a few the server may open on its
@@ -340,7 +339,7 @@ fn a_flood_of_idle_and_slow_metrics_connections_is_capped_and_closed() {
     assert!(held <= 80 + 8, "the server holds {held} more descriptors than before the flood");
     assert!(server.ok("owner", &["list"]).starts_with("    ID"), "the mTLS service goes on");
     // Every connection ends within its lifetime, the slow one included.
-    support::wait_until("every metrics connection is closed", Duration::from_secs(120), || {
+    crate::util::wait_until("every metrics connection is closed", Duration::from_secs(120), || {
         closed_by_peer(&slow) && flood.iter().all(closed_by_peer)
     });
     drop(flood);
@@ -421,10 +420,22 @@ fn the_units_command_line_serves_reloads_and_stops() {
     let pid = nix::unistd::Pid::from_raw(server.id() as i32);
     // ExecReload: SIGHUP.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-    support::wait_until("the reload is logged", std::time::Duration::from_secs(10), || {
+    crate::util::wait_until("the reload is logged", std::time::Duration::from_secs(10), || {
         std::fs::read_to_string(dir.path().join("log")).unwrap().contains("reloaded")
     });
     // KillMode=mixed: SIGTERM to the server alone, which then exits cleanly.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn a_typo_of_a_subcommand_is_answered_with_did_you_mean() {
+    let cwd = TempDir::new("typo");
+    for (typo, meant) in [("serv", "serve"), ("pkii", "pki"), ("stauts", "status")] {
+        let out = Command::new(RCMD).args([typo, "--listen", "x"]).current_dir(cwd.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{typo}");
+        let said = stderr(&out);
+        assert_eq!(said.lines().count(), 1, "{typo}: one line: {said}");
+        assert!(said.contains(&format!("did you mean `rcmd {meant}`?")), "{typo}: {said}");
+    }
 }

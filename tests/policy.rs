@@ -5,17 +5,15 @@
 //! `allow_root`, so they pass as root and as anyone else); the tests with
 //! users of their own are in tests/policy_users.rs.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::util::TempDir;
+use crate::util::server::{RCMD, TestServer, get_json, http, http_as};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, Uid, User};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::TempDir;
-use support::server::{RCMD, TestServer, get_json, http, http_as};
 
 fn me() -> String {
     User::from_uid(Uid::effective()).unwrap().unwrap().name
@@ -65,7 +63,7 @@ impl PolicyServer {
         let before = self.server.log().matches(expect).count();
         std::fs::write(&self.policy, text).unwrap();
         kill(Pid::from_raw(self.server.pid() as i32), Signal::SIGHUP).unwrap();
-        support::wait_until(&format!("the server logs {expect:?}"), Duration::from_secs(10), || {
+        crate::util::wait_until(&format!("the server logs {expect:?}"), Duration::from_secs(10), || {
             self.server.log().matches(expect).count() > before
         });
     }
@@ -173,7 +171,7 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
         ),
         ("[clients.alice]\nrun_as = \"rcmdt-pol-no-such-user\"\n", "no unix user"),
     ];
-    let pki = support::pki::TestPki::new(&[]);
+    let pki = rcmd::testing::TestPki::new();
     let dir = TempDir::new("bad-policy");
     for (text, reason) in cases {
         let policy = dir.path().join("policy.toml");
@@ -181,7 +179,7 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
         let out = std::process::Command::new(RCMD)
             .arg("serve")
             .arg("--certs")
-            .arg(pki.certs())
+            .arg(pki.cert_dir())
             .args(["--listen", "127.0.0.1:0", "--policy"])
             .arg(&policy)
             .output()
@@ -289,12 +287,12 @@ async fn a_client_s_ceilings_are_her_jobs_defaults_and_limits_and_the_smaller_of
 fn a_ceiling_this_host_cannot_enforce_stops_the_policy_from_loading() {
     // A server that is not root has no cgroups of its own here, and runs
     // jobs only as itself: its policy can name only its own user.
-    let user = support::users::TestUser::new("noc", false);
+    let user = crate::util::users::TestUser::new("noc", false);
     let found = User::from_name(&user.name).unwrap().unwrap();
-    let pki = support::pki::TestPki::new(&[]);
+    let pki = rcmd::testing::TestPki::new();
     let dir = TempDir::new("no-cgroups-policy");
     let policy = dir.path().join("policy.toml");
-    for path in [pki.dir.path(), dir.path()] {
+    for path in [pki.path(), dir.path()] {
         let chown = std::process::Command::new("chown")
             .arg("-R")
             .arg(format!("{}:{}", found.uid, found.gid))
@@ -308,7 +306,7 @@ fn a_ceiling_this_host_cannot_enforce_stops_the_policy_from_loading() {
         std::process::Command::new(RCMD)
             .arg("serve")
             .arg("--certs")
-            .arg(pki.certs())
+            .arg(pki.cert_dir())
             .args(["--listen", "127.0.0.1:0", "--policy"])
             .arg(&policy)
             .arg("--data-dir")
@@ -542,7 +540,7 @@ async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
             ("dotdot", "..".to_owned()),
             ("dash", "-rf".to_owned()),
         ] {
-            let dir = server.pki.odd_client(&cn, |_| {});
+            let dir = server.pki.client_with(&cn, |_| {}).path().to_owned();
             let errors = forbidden_everywhere(&http(server, Some(&dir)), server).await;
             for error in errors {
                 assert!(error.contains("not a valid client name"), "{label}: {error}");
@@ -586,10 +584,10 @@ fn the_server_warns_of_a_ca_key_beside_it_and_of_root_without_a_policy() {
     assert_eq!(server.log().contains(ROOT_WARNING), Uid::effective().is_root());
 
     // Moved away as the warning says: the next reload is quiet about it.
-    let certs = server.pki.certs();
-    std::fs::rename(certs.join("ca.key"), server.pki.dir.path().join("ca.key")).unwrap();
+    let certs = server.pki.cert_dir();
+    std::fs::rename(certs.join("ca.key"), server.pki.path().join("ca.key")).unwrap();
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
-    support::wait_until("the reload", Duration::from_secs(10), || server.log().contains("reloaded"));
+    crate::util::wait_until("the reload", Duration::from_secs(10), || server.log().contains("reloaded"));
     assert_eq!(server.log().matches(CA_KEY_WARNING).count(), 1);
 
     let ps = PolicyServer::start();

@@ -2,13 +2,11 @@
 //! handling, a stdin pipe when asked for, and a policy user's identity and
 //! clean environment. Real processes through the jobs library.
 
-mod support;
-
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 
+use crate::util::TempDir;
 use rcmd::jobs::{JobId, JobPool, JobSpec, PoolConfig, RunAs, Status, Termination};
-use support::TempDir;
 
 fn pool(dir: &TempDir) -> JobPool {
     JobPool::new(PoolConfig::new(dir.path().join("data"))).expect("pool")

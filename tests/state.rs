@@ -2,25 +2,23 @@
 //! restart (graceful or SIGKILL), retention, bounded memory, paging, the
 //! disk cap and truncation notices. Real servers, real files.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::util::TempDir;
+use crate::util::server::{RCMD, TestServer, get_json, http_as};
 use futures_util::StreamExt;
 use nix::sys::signal::Signal;
+use rcmd::testing::TestPki;
 use serde_json::Value;
-use support::TempDir;
-use support::pki::TestPki;
-use support::server::{RCMD, TestServer, get_json, http_as};
 
 /// `rcmd serve` on `data_dir` that is expected to refuse to start: its
 /// status and stderr.
 fn serve_refused(pki: &TestPki, data_dir: &Path) -> (Option<i32>, String) {
     let out = Command::new(RCMD)
         .args(["serve", "--listen", "127.0.0.1:0", "--certs"])
-        .arg(pki.certs())
+        .arg(pki.cert_dir())
         .arg("--data-dir")
         .arg(data_dir)
         .stdin(Stdio::null())
@@ -37,7 +35,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn a_symlinked_or_world_writable_data_dir_is_refused_and_a_new_one_is_0700() {
-    let pki = TestPki::new(&[]);
+    let pki = TestPki::new();
     let scratch = TempDir::new("guard");
     let real = scratch.path().join("real");
     std::fs::create_dir(&real).unwrap();
@@ -77,7 +75,7 @@ fn a_data_dir_below_a_symlinked_parent_works() {
 #[test]
 fn a_data_dir_owned_by_another_user_is_refused() {
     assert!(nix::unistd::geteuid().is_root(), "this test needs root (CI runs as root) to give a folder away");
-    let pki = TestPki::new(&[]);
+    let pki = TestPki::new();
     let scratch = TempDir::new("foreign");
     let theirs = scratch.path().join("theirs");
     std::fs::create_dir(&theirs).unwrap();
@@ -127,7 +125,7 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 /// running), then `signal` to the server and a restart.
 async fn a_restart_keeps_every_finished_job(signal: Signal, label: &str) {
     let server = TestServer::start(&[], &[]);
-    let sleep = support::marked_sleep(server.data.path(), label);
+    let sleep = crate::util::marked_sleep(server.data.path(), label);
     let client = http_as(&server, "owner");
     let mut finished = Vec::new();
     let mut running = Vec::new();
@@ -154,12 +152,12 @@ async fn a_restart_keeps_every_finished_job(signal: Signal, label: &str) {
         let (status, [out, err]) = snapshot(&client, &server, id).await;
         before.push((id, status, sha256(&out), sha256(&err)));
     }
-    support::wait_until("every sleeper runs", Duration::from_secs(20), || {
-        support::pids_matching(&sleep).len() >= 20
+    crate::util::wait_until("every sleeper runs", Duration::from_secs(20), || {
+        crate::util::pids_matching(&sleep).len() >= 20
     });
 
     let server = server.restart(signal);
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
     let client = http_as(&server, "owner");
     for (id, status, out, err) in before {
         let (status_after, [out_after, err_after]) = snapshot(&client, &server, id).await;
@@ -227,7 +225,7 @@ fn retention_deletes_an_old_job_and_its_files_and_nothing_else() {
 
     // The default keeps seven days.
     let server = server.restart_with(Signal::SIGTERM, Vec::new());
-    support::wait_until("the old job is deleted", Duration::from_secs(30), || {
+    crate::util::wait_until("the old job is deleted", Duration::from_secs(30), || {
         server.rcmd("owner", &["status", "1"]).status.code() == Some(1)
     });
     assert!(!owner_files.join("1.stdout").exists(), "its output went with it");
@@ -238,7 +236,7 @@ fn retention_deletes_an_old_job_and_its_files_and_nothing_else() {
 #[test]
 fn a_job_that_ends_while_the_disk_is_full_stays_visible_and_is_recorded_once_there_is_room() {
     let scratch = TempDir::new("full-disk");
-    let disk = support::SmallDisk::mount(scratch.path(), "4m").expect("mount a 4 MiB tmpfs (needs root)");
+    let disk = crate::util::SmallDisk::mount(scratch.path(), "4m").expect("mount a 4 MiB tmpfs (needs root)");
     let data_dir = disk.path().join("data");
     let server = TestServer::start(&[], &["--data-dir", data_dir.to_str().unwrap(), "--max-disk", "1G"]);
     // The first job reserves the client's ids while there is room.
@@ -259,7 +257,7 @@ fn a_job_that_ends_while_the_disk_is_full_stays_visible_and_is_recorded_once_the
     assert!(server.log().contains("a job record could not be written"), "the disk really was full");
 
     std::fs::remove_file(disk.path().join("filler")).unwrap();
-    support::wait_until("the record is written", Duration::from_secs(60), || {
+    crate::util::wait_until("the record is written", Duration::from_secs(60), || {
         server.log().contains("the job's record is written")
     });
     let server = server.restart(Signal::SIGTERM);

@@ -1,16 +1,14 @@
 //! Job stdin over HTTPS, and `rcmd … run` in shell pipelines as ssh is used:
 //! the real binary, real pipes, a real server.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::util::server::{RCMD, TestServer, get_json, http_as};
+use crate::util::wait_until;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use support::server::{RCMD, TestServer, get_json, http_as};
-use support::wait_until;
 use tokio::sync::mpsc;
 
 /// Generous: only a hang should ever reach it.
@@ -103,7 +101,7 @@ async fn put_stdin(
 #[test]
 fn a_hundred_mib_of_random_bytes_reach_the_job_exactly() {
     let server = TestServer::start(&[], &[]);
-    let dir = support::TempDir::new("stdin-sha");
+    let dir = crate::util::TempDir::new("stdin-sha");
     let sent = dir.path().join("sent");
     let out = pipeline(
         &server,

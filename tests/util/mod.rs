@@ -1,10 +1,16 @@
-//! Helpers shared by the integration tests: temp dirs, waiting on conditions,
-//! and finding processes by a unique marker.
-#![allow(dead_code)] // each test file uses a different part of this module
+//! Helpers the integration tests share that [`rcmd::testing`] does not
+//! offer: temp dirs, waiting on conditions, finding processes by a unique
+//! marker, cgroup probes, and the fixtures of one area each:
+//!
+//! * [`server`]: `rcmd serve` as a child process of the real binary, on a
+//!   fresh [`rcmd::testing::TestPki`], and clients for it.
+//! * [`fleet`]: many such servers of one CA for fan-out, and hostile hosts.
+//! * [`netns`]: network namespaces with a bridge (root, `ip`, `nft`).
+//! * [`users`]: real unix users made for one test (root).
+//! * [`proxy`]: a TCP proxy that cuts a connection mid-stream.
 
 pub mod fleet;
 pub mod netns;
-pub mod pki;
 pub mod proxy;
 pub mod server;
 pub mod users;

@@ -12,8 +12,8 @@ use nix::unistd::Pid;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::pki::TestPki;
 use super::{TempDir, wait_until};
+use rcmd::testing::TestPki;
 
 pub const RCMD: &str = env!("CARGO_BIN_EXE_rcmd");
 
@@ -40,7 +40,7 @@ impl TestServer {
     pub fn start_as(clients: &[&str], extra_args: &[&str], (uid, gid): (u32, u32)) -> TestServer {
         TestServer::start_with(clients, extra_args, |pki, data, command| {
             use std::os::unix::process::CommandExt;
-            for dir in [pki.dir.path(), data.path()] {
+            for dir in [pki.path(), data.path()] {
                 let status = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(dir).status();
                 assert!(status.unwrap().success(), "chown {}", dir.display());
             }
@@ -57,7 +57,7 @@ impl TestServer {
         prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
     ) -> TestServer {
         let args = extra_args.iter().map(|a| a.to_string()).collect();
-        Self::spawn(TestPki::new(clients), TempDir::new("server-data"), args, prepare)
+        Self::spawn(TestPki::with_clients(clients), TempDir::new("server-data"), args, prepare)
     }
 
     /// Ends the server with `signal` (SIGKILL: a crash; SIGTERM: a graceful
@@ -86,7 +86,7 @@ impl TestServer {
     ) -> TestServer {
         let extra_args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut command = Command::new(RCMD);
-        command.arg("serve").arg("--certs").arg(pki.certs());
+        command.arg("serve").arg("--certs").arg(pki.cert_dir());
         if !extra_args.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
@@ -120,7 +120,7 @@ impl TestServer {
 
     /// The client directory of `client` ("owner" is the cert dir itself).
     pub fn client_dir(&self, client: &str) -> PathBuf {
-        if client == "owner" { self.pki.certs() } else { self.pki.client(client) }
+        if client == "owner" { self.pki.cert_dir() } else { self.pki.cert_dir().join(client) }
     }
 
     /// A command for the real client binary as `client`.
@@ -145,7 +145,7 @@ impl TestServer {
     /// `openssl s_client` to the server as the "owner" client, with `extra`
     /// flags, and nothing on its stdin (so it closes after the handshake).
     pub fn openssl_s_client(&self, extra: &[&str]) -> Output {
-        let certs = self.pki.certs();
+        let certs = self.pki.cert_dir();
         Command::new("openssl")
             .args(["s_client", "-connect", &self.addr])
             .args(extra)
@@ -246,7 +246,7 @@ pub fn tls_config(ca: &Path, client_dir: Option<&Path>) -> rustls::ClientConfig 
 pub fn http(server: &TestServer, client_dir: Option<&Path>) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config(&server.pki.certs().join("ca.crt"), client_dir))
+        .tls_backend_preconfigured(tls_config(&server.pki.cert_dir().join("ca.crt"), client_dir))
         .build()
         .unwrap()
 }
