@@ -303,14 +303,27 @@ fn a_host_whose_certificate_is_revoked_is_refused_by_a_client_with_the_crl() {
     assert_eq!(one.status.code(), Some(255), "{}", stderr(&one));
 }
 
-/// Waits for `child`: its exit code and its own peak RSS in KiB (wait4's
-/// rusage: this child only, not the test's other children).
-fn wait_with_peak_rss(child: std::process::Child) -> (Option<i32>, i64) {
-    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-    let pid = child.id() as libc::pid_t;
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, usage.ru_maxrss)
+/// Waits for `child`: its exit code and its peak RSS in KiB, the high-water
+/// mark of its own memory (`VmHWM`), read until it exits. Not wait4's
+/// `ru_maxrss`: a child spawned with vfork (as `Command` does) starts out
+/// sharing this process's memory, and exec carries that memory's high-water
+/// mark, this whole test binary's, into the child's.
+fn wait_with_peak_rss(mut child: std::process::Child) -> (Option<i32>, i64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let mut status = None;
+    crate::util::wait_until("the client exits", std::time::Duration::from_secs(300), || {
+        // Read before try_wait: a child that has not been waited for still
+        // has its /proc entry, and VmHWM is there until it is a zombie.
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+        });
+        peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    (status.unwrap().code(), peak_kib)
 }
 
 #[test]

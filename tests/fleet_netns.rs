@@ -60,6 +60,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn a_megabyte_from_each_host_arrives_whole_prefixed_and_in_order() {
     let lab = Lab::new();
     let inventory = lab.fleet.inventory("hosts.toml", &[]);
@@ -95,6 +96,7 @@ fn a_megabyte_from_each_host_arrives_whole_prefixed_and_in_order() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn exit_status_summary_and_a_rerun_of_the_failed_hosts() {
     let mut lab = Lab::new();
     let (_, idle) = lab.net.host("idle", 20);
@@ -145,6 +147,7 @@ fn exit_status_summary_and_a_rerun_of_the_failed_hosts() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn select_takes_the_hosts_that_match_every_label() {
     let lab = Lab::new();
     let inventory = at(&lab.fleet.inventory("hosts.toml", &[]));
@@ -170,6 +173,7 @@ fn select_takes_the_hosts_that_match_every_label() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn ctrl_c_stops_the_job_on_every_host() {
     let lab = Lab::new();
     let inventory = at(&lab.fleet.inventory("hosts.toml", &[]));
@@ -199,6 +203,7 @@ fn ctrl_c_stops_the_job_on_every_host() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn a_server_with_another_hosts_certificate_is_refused_as_unreachable() {
     let mut lab = Lab::new();
     // A fourth namespace serves h1's certificate (issued for h1's address)

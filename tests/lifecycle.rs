@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::server::{RCMD, TestServer, tls_config};
+use crate::util::server::{RCMD, ServerProcess, tls_config};
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -16,16 +16,16 @@ fn pki(args: &[&str], dir: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn hangup(server: &TestServer) {
+fn hangup(server: &ServerProcess) {
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
 }
 
-fn works(server: &TestServer, client: &str) -> bool {
+fn works(server: &ServerProcess, client: &str) -> bool {
     server.rcmd(client, &["list"]).status.success()
 }
 
 /// The serial of the certificate the server presents to a new connection.
-fn presented_serial(server: &TestServer) -> String {
+fn presented_serial(server: &ServerProcess) -> String {
     let handshake = server.openssl_s_client(&[]);
     let mut x509 = Command::new("openssl")
         .args(["x509", "-noout", "-serial"])
@@ -40,7 +40,7 @@ fn presented_serial(server: &TestServer) -> String {
 
 #[test]
 fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
-    let server = TestServer::start(&["alice", "bob"], &[]);
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
     let certs = server.pki.cert_dir();
     assert!(works(&server, "alice"));
     let out = pki(&["revoke", "alice"], &certs);
@@ -59,7 +59,7 @@ fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
 }
 
 /// A reqwest client as `client` that speaks only `alpn` (h2 or http/1.1).
-fn http_speaking(server: &TestServer, client: &str, alpn: &[u8]) -> reqwest::Client {
+fn http_speaking(server: &ServerProcess, client: &str, alpn: &[u8]) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut tls = tls_config(&server.pki.cert_dir().join("ca.crt"), Some(&server.client_dir(client)));
     tls.alpn_protocols = vec![alpn.to_vec()];
@@ -69,7 +69,7 @@ fn http_speaking(server: &TestServer, client: &str, alpn: &[u8]) -> reqwest::Cli
 /// Revokes bob while he and alice each follow a job's output and bob has a
 /// connection open besides (kept alive on HTTP/1.1, the same one on HTTP/2).
 async fn revocation_cuts_live_connections(alpn: &[u8]) {
-    let server = TestServer::start(&["alice", "bob"], &[]);
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
     let ticker = "while :; do echo tick; sleep 0.05; done";
     let (alice, bob) = (http_speaking(&server, "alice", alpn), http_speaking(&server, "bob", alpn));
     let mut follows = Vec::new();
@@ -124,7 +124,7 @@ async fn revoking_a_client_closes_its_open_http2_connection_and_ends_its_stream(
 
 #[test]
 fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_on() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let certs = server.pki.cert_dir();
     let old_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
     assert_eq!(presented_serial(&server), old_serial);
@@ -165,7 +165,7 @@ fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_
 fn a_broken_reload_keeps_the_old_configuration() {
     // alice checks: the CA's folder, which is also owner's, gets the broken
     // CRL, and a client refuses to start with one.
-    let server = TestServer::start(&["alice"], &[]);
+    let server = ServerProcess::start(&["alice"], &[]);
     let certs = server.pki.cert_dir();
     std::fs::write(certs.join("crl.pem"), "not a CRL").unwrap();
     hangup(&server);
@@ -244,7 +244,7 @@ fn revoking_an_unknown_name_or_the_ca_is_refused_clearly() {
 
 #[test]
 fn the_client_warns_before_its_certificate_expires() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     pki(&["client", "soon", "--days", "3"], &server.pki.cert_dir());
     let out = server.rcmd("soon", &["list"]);
     assert!(out.status.success());

@@ -94,8 +94,8 @@ fn issued_certificates_chain_to_the_ca() {
 
 #[test]
 fn openssl_verifies_the_chain() {
-    // .ci/run installs openssl; without it this fails rather than passing.
-    Command::new("openssl").arg("version").output().expect("openssl is installed (.ci/run installs it)");
+    // tests/run.sh installs openssl; without it this fails rather than passing.
+    Command::new("openssl").arg("version").output().expect("openssl is installed (tests/run.sh installs it)");
     let pki = TestPki::with_clients(&["alice"]);
     let ca = pki.cert_dir().join("ca.crt");
     for (leaf, purpose) in

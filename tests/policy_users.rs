@@ -7,14 +7,14 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::util::TempDir;
-use crate::util::server::TestServer;
+use crate::util::server::ServerProcess;
 use crate::util::users::TestUser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// A server whose policy maps each (client, user) pair; `extra` goes into
 /// every entry.
-fn serve(clients: &[(&str, &TestUser)], extra: &str) -> (TestServer, TempDir) {
+fn serve(clients: &[(&str, &TestUser)], extra: &str) -> (ServerProcess, TempDir) {
     let dir = TempDir::new("policy-users");
     let policy = dir.path().join("policy.toml");
     let text: String = clients
@@ -23,11 +23,12 @@ fn serve(clients: &[(&str, &TestUser)], extra: &str) -> (TestServer, TempDir) {
         .collect();
     std::fs::write(&policy, text).unwrap();
     let names: Vec<&str> = clients.iter().map(|(client, _)| *client).collect();
-    let server = TestServer::start(&names, &["--policy", policy.to_str().unwrap()]);
+    let server = ServerProcess::start(&names, &["--policy", policy.to_str().unwrap()]);
     (server, dir)
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_job_runs_as_its_user_with_its_groups_in_its_home() {
     let alice = TestUser::new("id", true);
     let (server, _dir) = serve(&[("alice", &alice)], "");
@@ -41,6 +42,7 @@ fn a_job_runs_as_its_user_with_its_groups_in_its_home() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_job_s_environment_holds_nothing_of_the_server_s() {
     let alice = TestUser::new("env", false);
     let (server, _dir) = serve(&[("alice", &alice)], "");
@@ -53,6 +55,7 @@ fn a_job_s_environment_holds_nothing_of_the_server_s() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_job_user_cannot_reach_the_server_s_data_keys_or_other_jobs() {
     let alice = TestUser::new("peek", false);
     let bob = TestUser::new("bob", false);
@@ -88,6 +91,7 @@ fn a_job_user_cannot_reach_the_server_s_data_keys_or_other_jobs() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn two_clients_of_one_user_still_see_only_their_own_jobs() {
     let shared = TestUser::new("shared", false);
     let (server, _dir) = serve(&[("ci1", &shared), ("ci2", &shared)], "");
@@ -99,6 +103,7 @@ fn two_clients_of_one_user_still_see_only_their_own_jobs() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn the_server_warns_when_a_job_user_could_read_its_key() {
     let alice = TestUser::new("key", false);
     let (server, _dir) = serve(&[("alice", &alice)], "");
@@ -121,6 +126,7 @@ fn the_server_warns_when_a_job_user_could_read_its_key() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_server_that_is_not_root_runs_jobs_as_itself_with_a_clean_environment() {
     let runner = TestUser::new("srv", false);
     let user = nix::unistd::User::from_name(&runner.name).unwrap().unwrap();
@@ -133,12 +139,15 @@ fn a_server_that_is_not_root_runs_jobs_as_itself_with_a_clean_environment() {
     };
     std::fs::write(&policy, format!("[clients.alice]\nrun_as = {:?}\n", runner.name)).unwrap();
     chown(dir.path());
-    let server =
-        TestServer::start_with(&["alice"], &["--policy", policy.to_str().unwrap()], |pki, data, command| {
+    let server = ServerProcess::start_with(
+        &["alice"],
+        &["--policy", policy.to_str().unwrap()],
+        |pki, data, command| {
             chown(pki.path());
             chown(data.path());
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-        });
+        },
+    );
     assert_eq!(server.ok("alice", &["run", "id", "-u"]).trim(), user.uid.to_string());
     assert_eq!(server.ok("alice", &["run", "pwd"]).trim_end(), runner.home.to_str().unwrap());
     let env = server.ok("alice", &["run", "env"]);

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::util::TempDir;
-use crate::util::server::{RCMD, TestServer, get_json, http, http_as};
+use crate::util::server::{RCMD, ServerProcess, get_json, http, http_as};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -19,7 +19,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn the_seed_flow_exec_status_output_delete() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let id = server.ok("owner", &["exec", "echo", "hi"]);
     assert_eq!(id, "1\n");
     server.ok("owner", &["wait", "1"]);
@@ -33,7 +33,7 @@ fn the_seed_flow_exec_status_output_delete() {
 
 #[test]
 fn everything_after_the_command_is_passed_verbatim() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "echo", "-la", "--help", "--json"]);
     server.ok("owner", &["wait", "1"]);
     assert_eq!(server.ok("owner", &["output", "1"]), "-la --help --json\n");
@@ -41,7 +41,7 @@ fn everything_after_the_command_is_passed_verbatim() {
 
 #[test]
 fn status_lines_for_exit_signal_and_error() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "sh", "-c", "exit 3"]);
     server.ok("owner", &["exec", "sh", "-c", "kill -KILL $$"]);
     server.ok("owner", &["exec", "/no/such/command"]);
@@ -61,7 +61,7 @@ fn status_lines_for_exit_signal_and_error() {
 
 #[test]
 fn another_clients_job_is_invisible() {
-    let server = TestServer::start(&["alice", "bob"], &[]);
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
     assert_eq!(server.ok("alice", &["exec", "sleep", "30"]), "1\n");
     for command in ["status", "output", "delete", "stop", "wait"] {
         let out = server.rcmd("bob", &[command, "1"]);
@@ -78,7 +78,7 @@ fn another_clients_job_is_invisible() {
 
 #[tokio::test]
 async fn not_found_responses_reveal_nothing() {
-    let server = TestServer::start(&["alice", "bob"], &[]);
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
     server.ok("alice", &["exec", "sleep", "30"]);
     let bob = http_as(&server, "bob");
     for (method, path) in [
@@ -115,7 +115,7 @@ async fn not_found_responses_reveal_nothing() {
 
 #[tokio::test]
 async fn the_json_api_has_the_seed_shapes() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let client = http_as(&server, "owner");
     let response =
         client.put(server.url("/jobs")).body(r#"{"cmd": "echo", "args": ["hi"]}"#).send().await.unwrap();
@@ -138,7 +138,7 @@ async fn the_json_api_has_the_seed_shapes() {
 
 #[tokio::test]
 async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let client = http_as(&server, "owner");
     let huge = format!(r#"{{"cmd": "echo", "args": ["{}"]}}"#, "x".repeat(2 << 20));
     let many_args = serde_json::json!({"cmd": "echo", "args": vec!["a"; 5000]}).to_string();
@@ -184,7 +184,7 @@ async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn tls_refusals_and_the_good_client_still_works() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let pki = &server.pki;
     let foreign = pki.wrong_ca_client().path().to_owned();
     let expired = pki.expired_client().path().to_owned();
@@ -220,7 +220,7 @@ async fn tls_refusals_and_the_good_client_still_works() {
 
 #[test]
 fn a_tls12_only_client_is_refused() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.openssl_s_client(&["-tls1_2"]);
     assert!(!out.status.success(), "TLS 1.2 must fail");
     let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
@@ -230,7 +230,7 @@ fn a_tls12_only_client_is_refused() {
 
 #[test]
 fn a_tls13_openssl_client_negotiates_tls13() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.openssl_s_client(&[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("TLSv1.3"), "{text}");
@@ -239,7 +239,7 @@ fn a_tls13_openssl_client_negotiates_tls13() {
 #[test]
 fn the_client_checks_the_server_name() {
     // The certificate names 127.0.0.1 and localhost, not 127.0.0.2.
-    let server = TestServer::start(&[], &["--listen", "127.0.0.2:0"]);
+    let server = ServerProcess::start(&[], &["--listen", "127.0.0.2:0"]);
     let port = server.port().to_owned();
     let out = Command::new(crate::util::server::RCMD)
         .arg(server.pki.cert_dir())
@@ -254,7 +254,7 @@ fn the_client_checks_the_server_name() {
 
 #[test]
 fn binary_output_round_trips_byte_for_byte() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let script = "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; printf '\\377\\000err' >&2";
     server.ok("owner", &["exec", "sh", "-c", script]);
     server.ok("owner", &["wait", "1"]);
@@ -266,7 +266,7 @@ fn binary_output_round_trips_byte_for_byte() {
 
 #[test]
 fn graceful_shutdown_leaves_no_job_process() {
-    let mut server = TestServer::start(&[], &[]);
+    let mut server = ServerProcess::start(&[], &[]);
     let sleep = crate::util::marked_sleep(server.data.path(), "server-shutdown");
     for _ in 0..3 {
         server.ok("owner", &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")]);
@@ -281,7 +281,7 @@ fn graceful_shutdown_leaves_no_job_process() {
 
 #[test]
 fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = Command::new(crate::util::server::RCMD)
         .arg(server.pki.cert_dir())
         .args(["127.0.0.1:1", "list"])
@@ -309,7 +309,7 @@ fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
 
 #[test]
 fn an_expired_client_certificate_fails_locally_with_a_clear_error() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let expired = server.pki.expired_client().path().to_owned();
     let out =
         Command::new(crate::util::server::RCMD).arg(&expired).args([&server.addr, "list"]).output().unwrap();
@@ -389,7 +389,7 @@ fn a_server_failure_tells_the_client_no_server_path_and_logs_its_cause_once() {
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     }
     std::fs::write(output.join("6f776e6572"), "not a folder").unwrap();
-    let server = TestServer::start(&[], &["--data-dir", data_dir.to_str().unwrap()]);
+    let server = ServerProcess::start(&[], &["--data-dir", data_dir.to_str().unwrap()]);
     let out = server.rcmd("owner", &["exec", "true"]);
     assert_eq!(out.status.code(), Some(1));
     let said = stderr(&out);
@@ -435,7 +435,7 @@ fn bad_serve_flags_are_refused_before_any_side_effect() {
 
 #[tokio::test]
 async fn a_job_id_has_one_spelling_only() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "echo", "one"]);
     server.ok("owner", &["wait", "1"]);
     let client = http_as(&server, "owner");
@@ -469,7 +469,7 @@ async fn a_job_id_has_one_spelling_only() {
 
 #[tokio::test]
 async fn the_json_output_call_refuses_output_it_cannot_carry_and_points_to_the_raw_calls() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     // 17 MiB of NUL bytes: six bytes each in JSON.
     server.ok("owner", &["exec", "head", "-c", "17825792", "/dev/zero"]);
     server.ok("owner", &["exec", "printf", "small"]);

@@ -222,6 +222,7 @@ fn our_cgroup_folders() -> Vec<std::path::PathBuf> {
 }
 
 #[test]
+#[ignore = "needs root: freezes the in-process server's cgroup"]
 fn dropping_the_server_while_a_job_start_is_stuck_before_exec_ends_in_bounded_time() {
     let _serial = ONE_AT_A_TIME.blocking_lock();
     let pki = TestPki::new();

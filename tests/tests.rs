@@ -1,6 +1,11 @@
 //! rcmd's integration tests, in one binary with a module per area: real
 //! processes, real files, and real TLS on loopback. The shared fixtures are
-//! [`rcmd::testing`] (the PKI and the in-process server) and [`util`].
+//! [`rcmd::testing::TestPki`] and [`util`].
+//!
+//! `rcmd::testing` as another project uses it is tested apart, in
+//! tests/testing_api.rs: a binary of its own, because it checks that a
+//! dropped in-process server leaves no thread or cgroup folder in the test
+//! process, which the jobs library's tests here (contain) make too.
 //!
 //! Tests that need root or a tool that may be missing are ignored with the
 //! reason (`#[ignore = "needs root: ..."]`); run as root with every tool
@@ -46,7 +51,5 @@ mod spawn;
 mod state;
 /// Job stdin over HTTPS, and `rcmd ... run` in shell pipelines.
 mod stdin;
-/// [`rcmd::testing`] as another project would use it.
-mod testing_api;
 /// The helpers these tests share that `rcmd::testing` does not offer.
 mod util;
