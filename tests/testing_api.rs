@@ -1,6 +1,11 @@
 //! `rcmd::testing` as another project would use it: only its public API, a
 //! plain HTTPS client (reqwest with the configs it hands out), and nothing
 //! of rcmd's own test support.
+//!
+//! A test binary of its own, as another project's would be: its tests check
+//! what a dropped server leaves in this process (threads, cgroup folders,
+//! temp dirs), which only holds where nothing else of rcmd runs; the main
+//! binary's contain tests make cgroup folders of their process too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

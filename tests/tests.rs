@@ -9,7 +9,7 @@
 //!
 //! Tests that need root or a tool that may be missing are ignored with the
 //! reason (`#[ignore = "needs root: ..."]`); run as root with every tool
-//! there, `tests/run` includes them (`cargo test -- --include-ignored`).
+//! there, `tests/run.sh` includes them (`cargo test -- --include-ignored`).
 
 /// Connection floods, caps, idle and slow peers, readers that never read.
 mod connections;

@@ -92,6 +92,7 @@ impl ServerProcess {
         args: Vec<String>,
         prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
     ) -> ServerProcess {
+        raise_open_files_limit();
         let extra_args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut command = Command::new(RCMD);
         command.arg("serve").arg("--certs").arg(pki.cert_dir());
@@ -182,6 +183,20 @@ impl ServerProcess {
         });
         status.unwrap()
     }
+}
+
+/// Raises this process's soft limit of open files to its hard one, as
+/// `rcmd serve` does for itself: the connection tests hold a thousand or
+/// more sockets to their servers at once, all in this one test process,
+/// past the 1024 that a login session usually starts with.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    });
 }
 
 /// Starts `command` (an `rcmd serve`, perhaps behind a wrapper such as
