@@ -10,19 +10,18 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A client configuration for the certificates in `certs`, offering `alpn`.
 pub fn client_config(certs: &Path, alpn: &[u8]) -> rustls::ClientConfig {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rcmd::pki::crypto_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(certs.join("ca.crt")).unwrap()).unwrap();
-    let mut tls =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(certs.join("client.crt")).unwrap()],
-                PrivateKeyDer::from_pem_file(certs.join("client.key")).unwrap(),
-            )
-            .unwrap();
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rcmd::pki::crypto_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from_pem_file(certs.join("client.crt")).unwrap()],
+            PrivateKeyDer::from_pem_file(certs.join("client.key")).unwrap(),
+        )
+        .unwrap();
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls
 }

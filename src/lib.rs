@@ -5,13 +5,15 @@
 //! * [`server`]: the HTTPS API in front of a [`jobs::JobPool`] per client;
 //! * [`client`]: the command-line client;
 //!
-//! plus [`jobs`], the process-supervision library underneath the server, and
+//! plus [`jobs`], the process-supervision library underneath the server,
+//! with `cgroup`, its per-job groups and limits on cgroup v1 and v2, and
 //! [`wire`], the JSON bodies that server and client share,
 //! [`one_line`], how every error is printed, and [`units`], sizes and
 //! durations as the command line takes them; [`docs`] makes completions and
 //! the man page; [`testing`] gives other projects' tests a fresh PKI and a
 //! server in-process.
 
+mod cgroup;
 pub mod client;
 pub mod docs;
 pub mod jobs;

@@ -21,7 +21,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A TLS connection to the server as `client`, offering `alpn`.
 async fn tls_to(server: &ServerProcess, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rcmd::pki::crypto_provider().install_default();
     let mut config = tls_config(&server.pki.cert_dir().join("ca.crt"), Some(&server.client_dir(client)));
     config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(&server.addr).await.unwrap();

@@ -25,7 +25,7 @@ fn works(server: &ServerProcess, client: &str) -> bool {
 }
 
 /// The serial of the certificate the server presents to a new connection.
-fn presented_serial(server: &ServerProcess) -> String {
+fn presented_serial(server: &ServerProcess) -> rcmd::pki::Serial {
     let handshake = server.openssl_s_client(&[]);
     let mut x509 = Command::new("openssl")
         .args(["x509", "-noout", "-serial"])
@@ -35,7 +35,7 @@ fn presented_serial(server: &ServerProcess) -> String {
         .unwrap();
     std::io::Write::write_all(&mut x509.stdin.take().unwrap(), &handshake.stdout).unwrap();
     let out = x509.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_ascii_lowercase()
+    String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").parse().unwrap()
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
 
 /// A reqwest client as `client` that speaks only `alpn` (h2 or http/1.1).
 fn http_speaking(server: &ServerProcess, client: &str, alpn: &[u8]) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rcmd::pki::crypto_provider().install_default();
     let mut tls = tls_config(&server.pki.cert_dir().join("ca.crt"), Some(&server.client_dir(client)));
     tls.alpn_protocols = vec![alpn.to_vec()];
     reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
@@ -219,7 +219,7 @@ fn show_prints_the_fingerprint_serial_and_names() {
     let fingerprint: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     assert!(text.contains(&fingerprint.join(":")), "{text}");
     let info = rcmd::pki::read_info(&path).unwrap();
-    assert!(text.contains(&info.serial));
+    assert!(text.contains(&info.serial.to_string()));
     assert!(
         text.contains("serverAuth") && text.contains("localhost") && text.contains("127.0.0.1"),
         "{text}"
@@ -235,7 +235,7 @@ fn revoking_an_unknown_name_or_the_ca_is_refused_clearly() {
     let out = Command::new(RCMD).args(["pki", "revoke", "nobody", "--dir"]).arg(&certs).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rcmd pki list"));
-    let ca_serial = rcmd::pki::read_info(&certs.join("ca.crt")).unwrap().serial;
+    let ca_serial = rcmd::pki::read_info(&certs.join("ca.crt")).unwrap().serial.to_string();
     let out = Command::new(RCMD).args(["pki", "revoke", &ca_serial, "--dir"]).arg(&certs).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("CA cannot be revoked"));
     let out = Command::new(RCMD).args(["pki", "renew", "nobody", "--dir"]).arg(&certs).output().unwrap();

@@ -86,12 +86,11 @@ fn the_server_config_it_hands_out_accepts_its_clients_and_refuses_the_rest() {
     // TLS 1.2 is refused: the configurations are TLS 1.3 only.
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(pki.ca_cert()).unwrap()).unwrap();
-    let tls12 =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS12])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let tls12 = rustls::ClientConfig::builder_with_provider(Arc::new(rcmd::pki::crypto_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     assert!(handshake(&config, tls12).is_err());
 }
 

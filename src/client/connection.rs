@@ -92,9 +92,9 @@ pub(crate) fn client_tls(certdir: &Path) -> Result<ClientTls, ClientError> {
             pki::format_time(files.identity.info.not_after)
         ));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(pki::crypto_provider());
     // reqwest is built without a provider of its own; make ring the one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = pki::crypto_provider().install_default();
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(files.roots), Arc::clone(&provider))
         .with_crls(files.crls)
         .build()

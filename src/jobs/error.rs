@@ -32,7 +32,7 @@ pub enum JobError {
     Quota(super::limits::Quota),
 
     #[error("{0}")]
-    Unsupported(super::cgroup::Unsupported),
+    Unsupported(crate::cgroup::Unsupported),
 
     #[error("the job pool is shutting down")]
     ShuttingDown,

@@ -16,7 +16,6 @@ use nix::sys::signal::Signal;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
-use super::cgroup::{JobGroup, ResourceUsage};
 use super::data_dir::Folder;
 use super::limits::Usage;
 use super::process::{self, ExitEvent, Process, Spawned, Started};
@@ -27,6 +26,7 @@ use super::stdin::{StdinRefused, StdinSlot, StdinWriter};
 use super::store::{self, Store};
 use super::watchdog::Watchdog;
 use super::{JobId, JobSpec, JobStatus, Limits, Output, PoolConfig, Status, Termination};
+use crate::cgroup::{JobGroup, ResourceUsage};
 
 /// How long the pumps may keep draining after the job was killed. Only a
 /// process that escaped the kill can hold a pipe open longer: one that left

@@ -45,7 +45,6 @@
 //!   `std::sync::Mutex`es that are never held across a spawn, a wait, an
 //!   `.await` or file I/O.
 
-mod cgroup;
 mod child;
 mod data_dir;
 mod error;
@@ -65,7 +64,7 @@ mod stdin;
 mod store;
 mod watchdog;
 
-pub use cgroup::{Cgroups, ResourceUsage, Unsupported, purge as purge_cgroup_folder};
+pub use crate::cgroup::{Cgroups, ResourceUsage, Unsupported, purge as purge_cgroup_folder};
 pub use data_dir::DataDirError;
 pub use error::JobError;
 pub use limits::{GroupWatcher, Quota};

@@ -15,7 +15,6 @@ use nix::sys::signal::Signal;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use super::cgroup::{Cgroups, Unsupported};
 use super::ids::Ids;
 use super::job::{self, Job, Shared};
 use super::limits::{GroupWatcher, Quota, Usage};
@@ -26,6 +25,7 @@ use super::stdin::{StdinRefused, StdinWriter};
 use super::store::Store;
 use super::watchdog::STUCK_LIMIT;
 use super::{JobError, JobId, JobObserver, JobSpec, JobStatus, Limits, Output};
+use crate::cgroup::{Cgroups, Unsupported};
 
 /// Settings shared by every job of a pool.
 #[derive(Debug, Clone)]

@@ -43,9 +43,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::cgroup::JobGroup;
 use super::limits::{Quota, Usage};
 use super::process::{self, Started};
+use crate::cgroup::JobGroup;
 
 /// The caps on starts in progress.
 #[derive(Debug, Clone)]

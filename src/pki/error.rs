@@ -68,11 +68,23 @@ pub enum FileProblem {
     #[error("not a PEM {expected} ({detail})")]
     NotPem { expected: &'static str, detail: String },
     #[error("corrupt ({0})")]
-    Corrupt(String),
+    Corrupt(serde_json::Error),
     #[error("not a valid certificate ({0})")]
-    BadCertificate(String),
+    BadCertificate(super::CertError),
+    #[error("not a valid certificate (not a CA certificate)")]
+    NotCa,
+    /// rustls will not take it as the CA to trust.
+    #[error("not a valid certificate ({0})")]
+    NotTrustAnchor(rustls::Error),
+    /// rcgen will not sign with it.
+    #[error("not a valid certificate ({0})")]
+    NotIssuer(rcgen::Error),
+    /// rcgen cannot read the key.
     #[error("not a usable P-256 private key ({0})")]
-    BadKey(String),
+    BadKey(rcgen::Error),
+    /// rustls cannot sign with the key.
+    #[error("not a usable P-256 private key ({0})")]
+    KeyRejected(rustls::Error),
     #[error("the private key does not match the certificate {}", cert.display())]
     KeyMismatch { cert: PathBuf },
     #[error("the certificate expired on {not_after}{hint}")]

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::files::{self, DirLock, Secrecy};
-use super::{FileProblem, PkiError};
+use super::{FileProblem, PkiError, Serial};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,8 +30,7 @@ impl Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Lowercase hex.
-    pub serial: String,
+    pub serial: Serial,
     pub cn: String,
     pub kind: Kind,
     /// RFC 3339.
@@ -51,8 +50,9 @@ impl Index {
     pub fn load(dir: &Path) -> Result<Index, PkiError> {
         let path = dir.join(files::INDEX);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| PkiError::file(&path, FileProblem::Corrupt(e.to_string()))),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| PkiError::file(&path, FileProblem::Corrupt(e)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
             Err(e) => Err(PkiError::io(&path, e)),
         }

@@ -1,17 +1,28 @@
-//! Reading facts back out of a certificate: its CN, validity, serial and
-//! fingerprint. Used by the loaders, the server (for the client's identity)
-//! and `rcmd pki show`.
+//! Reading facts back out of a certificate: its CN, names, usages, validity,
+//! serial and fingerprint. Used by the CA and the loaders, the server (for
+//! the client's identity) and `rcmd pki show`.
 
 use ::time::OffsetDateTime;
+use x509_parser::error::X509Error;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::Serial;
+
+/// Why bytes are not a certificate rcmd can read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{0}")]
+    Der(x509_parser::nom::Err<X509Error>),
+    #[error("unreadable CN: {0}")]
+    CommonName(X509Error),
+}
 
 /// The facts about one certificate that rcmd uses.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
     pub subject: String,
     pub common_name: Option<String>,
-    /// Lowercase hex, without leading zero bytes.
-    pub serial: String,
+    pub serial: Serial,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub is_ca: bool,
@@ -26,19 +37,19 @@ pub struct CertInfo {
 }
 
 impl CertInfo {
-    /// Parses a DER certificate. The error is a short reason.
-    pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
-        let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    /// Parses a DER certificate.
+    pub fn parse(der: &[u8]) -> Result<CertInfo, CertError> {
+        let (_, cert) = X509Certificate::from_der(der).map_err(CertError::Der)?;
         let common_name = cert
             .subject()
             .iter_common_name()
             .next()
-            .map(|cn| cn.as_str().map(str::to_owned).map_err(|e| format!("unreadable CN: {e}")))
+            .map(|cn| cn.as_str().map(str::to_owned).map_err(CertError::CommonName))
             .transpose()?;
         let mut info = CertInfo {
             subject: cert.subject().to_string(),
             common_name,
-            serial: hex(cert.raw_serial().iter().skip_while(|b| **b == 0), ""),
+            serial: Serial::from_bytes(cert.raw_serial()),
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
             is_ca: cert.is_ca(),
@@ -79,8 +90,8 @@ impl CertInfo {
     }
 }
 
-fn hex<'a>(bytes: impl IntoIterator<Item = &'a u8>, separator: &str) -> String {
-    bytes.into_iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(separator)
+fn hex(bytes: &[u8], separator: &str) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(separator)
 }
 
 /// Formats a time the way rcmd prints it everywhere: RFC 3339, UTC.

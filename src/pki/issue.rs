@@ -1,7 +1,8 @@
-//! Making certificates with rcgen: a P-256 CA, and server and client
-//! certificates signed by it. Every certificate gets a random serial and is
-//! backdated a few minutes, so a peer whose clock is slightly behind still
-//! accepts it.
+//! Making certificates with rcgen: a P-256 CA, server and client
+//! certificates signed by it (with the names, [`San`]s, a server certificate
+//! carries), and recording them in the index. Every certificate gets a
+//! random 16-byte serial and is backdated a few minutes, so a peer whose
+//! clock is slightly behind still accepts it.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,7 +16,7 @@ use time::{Duration, OffsetDateTime};
 use super::files::{self, DirLock};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
-use super::{ClientName, FileProblem, PkiError};
+use super::{ClientName, FileProblem, PkiError, Serial};
 
 const BACKDATE: Duration = Duration::minutes(5);
 
@@ -128,9 +129,9 @@ fn params(cn: &str, days: u32) -> CertificateParams {
 }
 
 fn entry(params: &CertificateParams, cn: &str, kind: Kind) -> Entry {
-    let serial = params.serial_number.as_ref().expect("params() sets a serial").to_bytes();
+    let serial = params.serial_number.as_ref().expect("params() sets a serial");
     Entry {
-        serial: serial.iter().skip_while(|b| **b == 0).map(|b| format!("{b:02x}")).collect(),
+        serial: Serial::from_bytes(serial.as_ref()),
         cn: cn.to_owned(),
         kind,
         not_after: format_time(params.not_after),
@@ -172,10 +173,7 @@ impl Ca {
         let info = CertInfo::parse(&cert_der)
             .map_err(|e| PkiError::file(&cert_path, FileProblem::BadCertificate(e)))?;
         if !info.is_ca {
-            return Err(PkiError::file(
-                &cert_path,
-                FileProblem::BadCertificate("not a CA certificate".into()),
-            ));
+            return Err(PkiError::file(&cert_path, FileProblem::NotCa));
         }
         let key_pem = String::from_utf8(files::read(&key_path)?).map_err(|_| {
             PkiError::file(
@@ -183,13 +181,13 @@ impl Ca {
                 FileProblem::NotPem { expected: "private key", detail: "not text".into() },
             )
         })?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| PkiError::file(&key_path, FileProblem::BadKey(e.to_string())))?;
+        let key =
+            KeyPair::from_pem(&key_pem).map_err(|e| PkiError::file(&key_path, FileProblem::BadKey(e)))?;
         if rcgen::PublicKeyData::der_bytes(&key) != info.public_key.as_slice() {
             return Err(PkiError::file(&key_path, FileProblem::KeyMismatch { cert: cert_path }));
         }
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
-            .map_err(|e| PkiError::file(&cert_path, FileProblem::BadCertificate(e.to_string())))?;
+            .map_err(|e| PkiError::file(&cert_path, FileProblem::NotIssuer(e)))?;
         let cert_pem = String::from_utf8(files::read(&cert_path)?).unwrap_or_default();
         Ok(Ca { cert_pem, issuer })
     }

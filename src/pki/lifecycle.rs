@@ -1,5 +1,6 @@
-//! After issuing: revoking (the index and a CRL signed by the CA), renewing
-//! (same CN, new key and serial), and reading the index back.
+//! After issuing: revoking (the index and a CRL signed by the CA, copied into
+//! every host folder), renewing (same CN, new key and serial), and reading a
+//! certificate file back (`pki show`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use super::files::{self, DirLock, Secrecy};
 use super::index::{Entry, Index, Kind};
 use super::inspect::{CertInfo, format_time};
 use super::issue::{self, Ca, San};
-use super::{ClientName, FileProblem, PkiError, ServerName};
+use super::{ClientName, FileProblem, PkiError, Serial, ServerName};
 
 /// How long a CRL is valid for. webpki does not enforce it by default; it is
 /// set far out so that a forgotten CRL never locks every client out.
@@ -26,12 +27,12 @@ pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
     let lock = DirLock::lock_existing(dir)?;
     let ca = Ca::load(dir)?;
     let mut index = Index::load(dir)?;
-    let serial = normalise_serial(target);
+    let serial = target.parse::<Serial>().ok();
     let matches: Vec<usize> = index
         .certificates
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.cn == target || e.serial == serial)
+        .filter(|(_, e)| e.cn == target || serial.as_ref() == Some(&e.serial))
         .map(|(i, _)| i)
         .collect();
     if matches.is_empty() {
@@ -61,16 +62,6 @@ pub fn revoke(dir: &Path, target: &str) -> Result<Vec<Entry>, PkiError> {
     Ok(revoked)
 }
 
-fn normalise_serial(text: &str) -> String {
-    let hex: String = text.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
-    hex.trim_start_matches('0').to_owned()
-}
-
-fn serial_bytes(hex: &str) -> Option<Vec<u8>> {
-    let padded = if hex.len() % 2 == 1 { format!("0{hex}") } else { hex.to_owned() };
-    (0..padded.len()).step_by(2).map(|i| u8::from_str_radix(&padded[i..i + 2], 16).ok()).collect()
-}
-
 /// Writes `crl.pem`: every revoked certificate of the index, signed by the CA.
 fn write_crl(lock: &DirLock, ca: &Ca, index: &Index) -> Result<(), PkiError> {
     let now = OffsetDateTime::now_utc();
@@ -80,7 +71,7 @@ fn write_crl(lock: &DirLock, ca: &Ca, index: &Index) -> Result<(), PkiError> {
         .filter_map(|e| {
             let revoked_at = e.revoked_at.as_deref()?;
             Some(RevokedCertParams {
-                serial_number: SerialNumber::from_slice(&serial_bytes(&e.serial)?),
+                serial_number: SerialNumber::from_slice(e.serial.as_bytes()),
                 revocation_time: OffsetDateTime::parse(revoked_at, &Rfc3339).unwrap_or(now),
                 reason_code: Some(RevocationReason::Unspecified),
                 invalidity_date: None,
@@ -197,4 +188,34 @@ fn client_folder(dir: &Path, name: &ClientName) -> Result<PathBuf, PkiError> {
 pub fn read_info(path: &Path) -> Result<CertInfo, PkiError> {
     let der = super::load::read_cert(path)?;
     CertInfo::parse(&der).map_err(|e| PkiError::file(path, FileProblem::BadCertificate(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use x509_parser::prelude::{CertificateRevocationList, FromDer};
+
+    use super::*;
+
+    #[test]
+    fn a_serial_typed_as_openssl_prints_it_revokes_that_certificate_in_the_crl() {
+        let pki = crate::testing::TestPki::new();
+        pki.client("alice");
+        let dir = pki.cert_dir();
+        let index = Index::load(&dir).unwrap();
+        let alice = index.certificates.iter().find(|e| e.cn == "alice").unwrap();
+        let openssl_form: Vec<String> = alice.serial.as_bytes().iter().map(|b| format!("{b:02X}")).collect();
+
+        let revoked = revoke(&dir, &openssl_form.join(":")).unwrap();
+
+        assert_eq!(
+            revoked.iter().map(|e| (&e.cn, &e.serial)).collect::<Vec<_>>(),
+            [(&alice.cn, &alice.serial)]
+        );
+        let pem = std::fs::read(dir.join(files::CRL)).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let (_, crl) = CertificateRevocationList::from_der(&pem.contents).unwrap();
+        let in_crl: Vec<Serial> =
+            crl.iter_revoked_certificates().map(|r| Serial::from_bytes(r.raw_serial())).collect();
+        assert_eq!(in_crl, std::slice::from_ref(&alice.serial));
+    }
 }

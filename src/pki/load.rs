@@ -83,13 +83,13 @@ pub fn load_identity(cert_path: &Path, key_path: &Path, renew_hint: &str) -> Res
     let cert = read_cert(cert_path)?;
     let info = checked_info(cert_path, &cert, renew_hint)?;
     let key = read_key(key_path)?;
-    let provider = rustls::crypto::ring::default_provider();
+    let provider = super::crypto_provider();
     match CertifiedKey::from_der(vec![cert.clone()], key.clone_key(), &provider) {
         Ok(_) => {}
         Err(rustls::Error::InconsistentKeys(_)) => {
             return Err(PkiError::file(key_path, FileProblem::KeyMismatch { cert: cert_path.to_owned() }));
         }
-        Err(e) => return Err(PkiError::file(key_path, FileProblem::BadKey(e.to_string()))),
+        Err(e) => return Err(PkiError::file(key_path, FileProblem::KeyRejected(e))),
     }
     Ok(Identity { chain: vec![cert], key, info })
 }
@@ -100,7 +100,7 @@ pub fn load_roots(dir: &Path) -> Result<(RootCertStore, CertInfo), PkiError> {
     let der = read_cert(&path)?;
     let info = checked_info(&path, &der, "the CA must be replaced with `rcmd pki init --force`")?;
     let mut roots = RootCertStore::empty();
-    roots.add(der).map_err(|e| PkiError::file(&path, FileProblem::BadCertificate(e.to_string())))?;
+    roots.add(der).map_err(|e| PkiError::file(&path, FileProblem::NotTrustAnchor(e)))?;
     Ok((roots, info))
 }
 

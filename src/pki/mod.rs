@@ -1,6 +1,7 @@
 //! rcmd's certificate authority: a P-256 CA, server and client certificates
 //! made with rcgen, the on-disk layout of a cert directory, and loaders that
-//! turn a directory back into what rustls needs.
+//! turn a directory back into what rustls needs. It imports nothing else of
+//! the crate; the server, the client and `rcmd::testing` build on it.
 //!
 //! # A cert directory
 //!
@@ -9,15 +10,44 @@
 //!   ca.crt  ca.key          the CA (ca.key never leaves this directory)
 //!   server.crt server.key   the server identity (serverAuth)
 //!   client.crt client.key   a first client identity (clientAuth)
-//!   index.json              every certificate issued: serial, CN, kind, expiry
+//!   index.json              every certificate issued: serial, CN, kind, expiry, revocation
+//!   crl.pem                 once `rcmd pki revoke` has run: the revoked serials, signed by the CA
+//!   .lock                   held by whoever writes the directory
 //!   alice/                  `rcmd pki client alice`: a self-contained client dir
 //!     ca.crt client.crt client.key
 //!   servers/web1/           `rcmd pki server web1`: the folder to copy to host web1
-//!     ca.crt server.crt server.key
+//!     ca.crt server.crt server.key [crl.pem]
 //! ```
 //!
 //! Any folder holding `ca.crt`, `client.crt` and `client.key` is a client
 //! directory; `certs/` itself is one right after `pki init`.
+//!
+//! # Invariants
+//!
+//! * Every certificate the CA signs is in `index.json` before its files are
+//!   in place, so whatever is in use can be revoked ([`files`] says how
+//!   writes stay whole under crashes and concurrent commands).
+//! * What is checked is a type: a [`ClientName`] or [`ServerName`] was
+//!   validated, a [`Serial`] is one number whatever its spelling, a [`San`]
+//!   is a DNS name or an IP address.
+//! * TLS on both ends uses one crypto provider, [`crypto_provider`].
+//!
+//! # Submodules
+//!
+//! * [`cli`]: `rcmd pki ...`, its arguments and what it prints.
+//! * `error`: [`PkiError`] and [`FileProblem`], naming the file concerned.
+//! * [`files`]: the file names of a cert directory, its lock, atomic writes.
+//! * `index`: the issued-certificate [`Index`].
+//! * `inspect`: [`CertInfo`], the facts read back out of a certificate.
+//! * `issue`: the [`Ca`] and the certificates it signs.
+//! * `lifecycle`: revoking (index and CRL) and renewing.
+//! * `load`: a cert directory back into rustls's types, checked.
+//! * `name`: the rules for client and server names.
+//! * `provider`: the rustls crypto provider, *ring*.
+//! * `serial`: [`Serial`], a certificate's serial number.
+//!
+//! This file holds what `pki init`, `pki client` and `pki server` do with
+//! those pieces.
 
 pub mod cli;
 mod error;
@@ -28,16 +58,20 @@ mod issue;
 mod lifecycle;
 mod load;
 mod name;
+mod provider;
+mod serial;
 
 use std::path::{Path, PathBuf};
 
 pub use error::{FileProblem, PkiError};
 pub use index::{Entry, Index, Kind};
-pub use inspect::{CertInfo, format_time};
+pub use inspect::{CertError, CertInfo, format_time};
 pub use issue::{Ca, Issued, San, host_name, server_sans};
 pub use lifecycle::{Renewal, read_info, renew, revoke};
 pub use load::{ClientFiles, Identity, ServerFiles, load_client, load_roots, load_server};
 pub use name::{ClientName, InvalidName, MAX_NAME_LEN, ServerName};
+pub use provider::crypto_provider;
+pub use serial::{InvalidSerial, Serial};
 
 use files::{DirLock, Secrecy};
 

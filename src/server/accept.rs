@@ -2,14 +2,16 @@
 //!
 //! TCP → [`PreAuthLimit`] (pre-auth places, per source) → rustls (TLS 1.3,
 //! client certificate, handshake timeout) → [`Acceptor`], which sees the
-//! finished session: it registers the verified peer in the [`Registry`]
+//! finished session: it decides the [`Peer`] from the verified certificate,
+//! registers it in the [`Registry`]
 //! (total and per-CN caps), gives its pre-auth place back, and wraps
 //!
 //! * the stream in a [`Guarded`] stream that ends when the registry closes
 //!   the connection, or when it has had no open request for the idle timeout
 //!   (HTTP/2 pings would keep it open forever otherwise);
-//! * the service in a [`ConnService`], which puts the [`Connection`] in every
-//!   request's extensions with the deadline of its body, counts the request
+//! * the service in a [`ConnService`], which puts the connection's [`Peer`]
+//!   in every request's extensions with the deadline of its body (the one
+//!   place a request learns who sent it), counts the request
 //!   as open until its response body ends, and meters streamed response
 //!   bodies against the budget.
 
@@ -31,7 +33,8 @@ use tokio_rustls::server::TlsStream;
 use super::body::BodyDeadline;
 use super::budget::{OpenRequest, ResponseBody, ResponseBudget};
 use super::limit::{PreAuth, PreAuthLimit};
-use super::registry::{Connection, Peer, Registration, Registry};
+use super::peer::Peer;
+use super::registry::{Connection, Registration, Registry};
 
 #[derive(Clone)]
 pub(crate) struct Acceptor {
@@ -118,7 +121,7 @@ impl<S> Guarded<S> {
             let next = match self.registration.connection().idle_for() {
                 Some(idle) if idle >= self.idle_timeout => {
                     self.idle_ended = true;
-                    tracing::debug!(client = self.connection().peer().cn, "closing an idle connection");
+                    tracing::debug!(client = self.connection().peer().cn(), "closing an idle connection");
                     break;
                 }
                 Some(idle) => self.idle_timeout - idle,
@@ -211,7 +214,7 @@ where
 
     fn call(&mut self, mut request: Request<R>) -> Self::Future {
         let open = OpenRequest::new(Arc::clone(&self.connection));
-        request.extensions_mut().insert(Arc::clone(&self.connection));
+        request.extensions_mut().insert(Arc::clone(self.connection.peer()));
         request.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + self.request_timeout));
         let response = self.inner.call(request);
         let budget = self.budget.clone();

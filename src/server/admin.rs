@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::identity::{Caller, Target};
-use super::routes::{AppState, page_limit};
+use super::page::page_limit;
+use super::state::AppState;
+use super::status::status_body;
 use crate::jobs::{JobId, PAGE_BYTES};
 use crate::pki::ClientName;
 use crate::wire;
@@ -148,7 +150,7 @@ impl AllPage {
             listed
                 .jobs
                 .iter()
-                .map(|job| wire::JobStatus { client: Some(client.to_string()), ..super::status_body(job) }),
+                .map(|job| wire::JobStatus { client: Some(client.to_string()), ..status_body(job) }),
         );
         if listed.next.is_some() || self.bytes > PAGE_BYTES {
             self.next = self.last();

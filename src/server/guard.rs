@@ -34,6 +34,7 @@ use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::host::HostCgroups;
 use crate::jobs::{self, GroupWatcher};
 
 /// The hidden subcommand that runs the guard.
@@ -91,9 +92,11 @@ fn spawn(program: &Path, cgroup_folders: &[PathBuf]) -> std::io::Result<(Child, 
 }
 
 impl Guard {
-    /// Starts the guard, `program` `__guard [CGROUP_FOLDER...]`, in its own
-    /// process group.
-    pub fn start(program: &Path, cgroup_folders: &[PathBuf]) -> std::io::Result<Guard> {
+    /// Starts the guard, `program` `__guard [CGROUP_FOLDER...]` (the
+    /// folders of `cgroups`), in its own process group. Taking the detected
+    /// cgroups is what keeps it from starting before their detection.
+    pub(crate) fn start(program: &Path, cgroups: &HostCgroups) -> std::io::Result<Guard> {
+        let cgroup_folders = &cgroups.folders();
         let (process, pipe) = spawn(program, cgroup_folders)?;
         let messages = Arc::new(Messages::default());
         let writer = {

@@ -1,10 +1,9 @@
 //! Who is asking, and whose jobs the request reaches.
 //!
-//! * [`Peer`]: the CN of the client certificate verified at the handshake,
-//!   checked once against the client-name rules ([`ClientName`]).
-//! * [`authorize`]: the middleware in front of every route. A peer whose CN
-//!   is not a valid client name, or that the policy does not name, gets 403
-//!   whatever it asks; any other request carries its [`Caller`].
+//! * [`authorize`]: the middleware in front of every route. It reads the
+//!   request's [`Peer`] (decided at the handshake). A peer whose CN is not a
+//!   valid client name, or that the policy does not name, gets 403 whatever
+//!   it asks; any other request carries its [`Caller`].
 //! * [`ClientId`]: whose jobs a handler reaches: the caller's own, or, under
 //!   `/clients/{cn}/` (admins only, see [`super::admin`]), that client's.
 //!
@@ -18,50 +17,12 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum_server::tls::TlsInfo;
 
 use super::error::ApiError;
+use super::peer::Peer;
 use super::policy::Rights;
-use super::routes::AppState;
-use super::tls::common_name;
-use crate::pki::{ClientName, InvalidName};
-
-/// The peer as its certificate names it.
-#[derive(Debug, Clone)]
-pub(crate) enum Peer {
-    Named(ClientName),
-    /// A CN that breaks the client-name rules (kept for the log only).
-    Invalid(InvalidName),
-    /// No certificate, or one without a CN: the handshake refuses both, so
-    /// this only guards against a server set up without client auth.
-    Anonymous,
-}
-
-impl Peer {
-    pub fn of(request: &Request) -> Peer {
-        let cn = request
-            .extensions()
-            .get::<Arc<TlsInfo>>()
-            .and_then(|info| info.peer_certificates.first())
-            .and_then(|leaf| common_name(leaf));
-        match cn.map(|cn| ClientName::parse(&cn)) {
-            Some(Ok(name)) => Peer::Named(name),
-            Some(Err(invalid)) => Peer::Invalid(invalid),
-            None => Peer::Anonymous,
-        }
-    }
-}
-
-impl Peer {
-    /// The CN for the request log (which escapes control characters).
-    pub fn for_log(&self) -> &str {
-        match self {
-            Peer::Named(name) => name.as_str(),
-            Peer::Invalid(invalid) => &invalid.name,
-            Peer::Anonymous => "-",
-        }
-    }
-}
+use super::state::AppState;
+use crate::pki::ClientName;
 
 /// An authorized client and what the policy lets it do.
 #[derive(Debug, Clone)]
@@ -77,17 +38,17 @@ pub(crate) async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let peer = request.extensions().get::<Peer>().cloned().unwrap_or_else(|| Peer::of(&request));
     let forbidden = |message: String| ApiError::new(StatusCode::FORBIDDEN, message).into_response();
-    let name = match peer {
-        Peer::Named(name) => name,
-        Peer::Invalid(invalid) => {
+    // No peer only on a server set up without the accept stack: a backstop.
+    let name = match request.extensions().get::<Arc<Peer>>().map(|peer| &peer.name) {
+        Some(Ok(name)) => name.clone(),
+        Some(Err(invalid)) => {
             return forbidden(format!(
                 "the certificate's Common Name is not a valid client name: {} (issue certificates with `rcmd pki client NAME`)",
                 invalid.reason
             ));
         }
-        Peer::Anonymous => return forbidden("a client certificate with a Common Name is required".into()),
+        None => return forbidden("a client certificate with a Common Name is required".into()),
     };
     let Some(rights) = state.policy.get().rights(&name) else {
         return forbidden(format!(

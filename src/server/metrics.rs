@@ -10,7 +10,6 @@
 //!   `--metrics-public` says otherwise; it shows counts, never names or ids.
 //!   Its connections are few and short ([`super::scrapers`]).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
@@ -23,7 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::routes::AppState;
 use super::scrapers::ScrapeAcceptor;
 use crate::jobs::{JobObserver, JobStatus, Status, Termination};
 
@@ -124,9 +122,8 @@ impl Metrics {
         self.refused.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    /// The OpenMetrics text, with the gauges read from `state` now.
-    fn encode(&self, state: &AppState) -> String {
-        let stored: u64 = state.pools.all().iter().map(|pool| pool.stored_bytes()).sum();
+    /// The OpenMetrics text, with the gauge of `stored` output bytes.
+    fn encode(&self, stored: u64) -> String {
         self.output_bytes.set(i64::try_from(stored).unwrap_or(i64::MAX));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String");
@@ -177,29 +174,25 @@ impl RouteNames {
     }
 }
 
+/// How many output bytes are stored now, read at each scrape.
+pub(crate) type StoredBytes = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// Serves `/metrics` on `listener` until the process ends.
-pub fn spawn_endpoint(listener: tokio::net::TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
-    async fn scrape(State(state): State<Arc<AppState>>) -> Response {
-        let Some(metrics) = &state.metrics else { return StatusCode::NOT_FOUND.into_response() };
+pub fn spawn_endpoint(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    stored: StoredBytes,
+) -> std::io::Result<()> {
+    async fn scrape(State((metrics, stored)): State<(Arc<Metrics>, StoredBytes)>) -> Response {
         let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-        ([(header::CONTENT_TYPE, content_type)], metrics.encode(&state)).into_response()
+        ([(header::CONTENT_TYPE, content_type)], metrics.encode(stored())).into_response()
     }
-    let app = Router::new().route("/metrics", axum::routing::get(scrape)).with_state(state);
+    let app = Router::new().route("/metrics", axum::routing::get(scrape)).with_state((metrics, stored));
     let server = axum_server::from_tcp(listener.into_std()?)?.acceptor(ScrapeAcceptor::new());
     tokio::spawn(async move {
         if let Err(e) = server.serve(app.into_make_service()).await {
             tracing::error!(error = %e, "the metrics endpoint stopped");
         }
     });
-    Ok(())
-}
-
-/// Refuses a public metrics address unless it was asked for.
-pub fn check_listen(addr: SocketAddr, public: bool) -> anyhow::Result<()> {
-    if !addr.ip().is_loopback() && !public {
-        anyhow::bail!(
-            "--metrics-listen {addr} is not a loopback address, and the metrics are plain HTTP without authentication: listen on 127.0.0.1, or add --metrics-public"
-        );
-    }
     Ok(())
 }

@@ -3,14 +3,19 @@
 //! and its records under its client's name) and the limits; a client can
 //! only ever reach its own pool.
 //!
+//! [`pool_template`] is that configuration, made once at start-up.
+//!
 //! The map's lock is held only to look up or insert: opening a pool (a
 //! folder and a read of the records) happens outside it, so one client's
 //! first request never holds up another's.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::jobs::{JobPool, PoolConfig, Store};
+use super::config::ServerConfig;
+use super::guard::Guard;
+use crate::jobs::{self, JobError, JobPool, PoolConfig, Store};
 use crate::pki::ClientName;
 
 pub struct Pools {
@@ -27,7 +32,7 @@ impl Pools {
 
     /// The client's pool, opened on first use (with the jobs its records
     /// hold from before a restart).
-    pub fn get(&self, client: &ClientName) -> anyhow::Result<Arc<JobPool>> {
+    pub fn get(&self, client: &ClientName) -> Result<Arc<JobPool>, JobError> {
         if let Some(pool) = self.lock().get(client) {
             return Ok(Arc::clone(pool));
         }
@@ -55,6 +60,11 @@ impl Pools {
         self.lock().values().cloned().collect()
     }
 
+    /// Bytes of output stored now, by every pool together.
+    pub fn stored_bytes(&self) -> u64 {
+        self.all().iter().map(|pool| pool.stored_bytes()).sum()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -62,4 +72,30 @@ impl Pools {
     fn lock(&self) -> MutexGuard<'_, HashMap<ClientName, Arc<JobPool>>> {
         self.by_client.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The limits every client's pool gets, its cgroups, and (without cgroups)
+/// the guard that hears of every job's process group; the `isolate_init`
+/// of isolated jobs and the `observer` of every job's start and end.
+pub(crate) fn pool_template(
+    config: &ServerConfig,
+    store: &Store,
+    guard: Option<&Arc<Guard>>,
+    cgroups: Option<Arc<jobs::Cgroups>>,
+    isolate_init: Option<PathBuf>,
+    observer: Option<Arc<dyn jobs::JobObserver>>,
+) -> PoolConfig {
+    let mut template = PoolConfig::new(store.path());
+    template.output_limit = config.max_output;
+    template.stop_grace = config.stop_grace;
+    template.max_running = config.max_running;
+    template.max_jobs = config.max_jobs;
+    template.max_stored_bytes = config.max_stored.unwrap_or((store.max_disk() / 4).min(16 << 30));
+    if cgroups.is_none() {
+        template.watcher = guard.map(|guard| Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
+    }
+    template.cgroups = cgroups;
+    template.isolate_init = isolate_init;
+    template.observer = observer;
+    template
 }

@@ -1,6 +1,6 @@
-//! The registry of authenticated connections: who is on each one (the CN and
-//! serial of the certificate verified at its handshake), and a way to close it
-//! from outside: a reload closes the connections it no longer trusts.
+//! The registry of authenticated connections: who is on each one (its
+//! [`Peer`], decided at its handshake), and a way to close it from outside: a
+//! reload closes the connections it no longer trusts.
 //!
 //! Invariants:
 //! * An entry lives exactly as long as its connection's stream: the
@@ -19,30 +19,8 @@ use std::task::Context;
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
-use rustls::pki_types::CertificateDer;
 
-use crate::pki::CertInfo;
-
-/// Who is on a connection, as its verified certificate says.
-#[derive(Debug)]
-pub(crate) struct Peer {
-    pub cn: String,
-    /// Lowercase hex, as `rcmd pki list` shows it.
-    pub serial: String,
-    /// The chain the client presented, leaf first: what a reload verifies
-    /// again against the new CA and CRL.
-    pub chain: Vec<CertificateDer<'static>>,
-}
-
-impl Peer {
-    /// The peer of a finished handshake, or `None` if it presented no
-    /// certificate with a CN (the verifier refuses those; this is a backstop).
-    pub fn from_chain(chain: &[CertificateDer<'_>]) -> Option<Peer> {
-        let info = CertInfo::parse(chain.first()?).ok()?;
-        let cn = info.common_name.filter(|cn| !cn.is_empty())?;
-        Some(Peer { cn, serial: info.serial, chain: chain.iter().map(|c| c.clone().into_owned()).collect() })
-    }
-}
+use super::peer::Peer;
 
 /// Why a connection was not registered.
 #[derive(Debug, thiserror::Error)]
@@ -82,13 +60,13 @@ impl Registry {
         if state.live.len() >= self.inner.max_total {
             return Err(Refused::Total(self.inner.max_total));
         }
-        let of_client = state.per_client.get(&peer.cn).copied().unwrap_or(0);
+        let of_client = state.per_client.get(peer.cn()).copied().unwrap_or(0);
         if of_client >= self.inner.max_per_client {
-            return Err(Refused::Client { cn: peer.cn, max: self.inner.max_per_client });
+            return Err(Refused::Client { cn: peer.cn().to_owned(), max: self.inner.max_per_client });
         }
         state.next_id += 1;
-        let connection = Arc::new(Connection::new(state.next_id, peer));
-        *state.per_client.entry(connection.peer.cn.clone()).or_default() += 1;
+        let connection = Arc::new(Connection::new(state.next_id, Arc::new(peer)));
+        *state.per_client.entry(connection.peer.cn().to_owned()).or_default() += 1;
         state.live.insert(connection.id, Arc::clone(&connection));
         Ok(Registration { registry: Arc::clone(&self.inner), connection })
     }
@@ -105,8 +83,8 @@ impl Registry {
             self.inner.lock().live.values().filter(|c| !c.is_closed() && matches(c)).cloned().collect();
         for connection in &doomed {
             tracing::info!(
-                client = connection.peer.cn,
-                serial = connection.peer.serial,
+                client = connection.peer.cn(),
+                serial = %connection.peer.serial,
                 reason,
                 "closing a connection"
             );
@@ -144,7 +122,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut state = self.registry.lock();
         state.live.remove(&self.connection.id);
-        let cn = &self.connection.peer.cn;
+        let cn = self.connection.peer.cn();
         if let Some(n) = state.per_client.get_mut(cn) {
             *n -= 1;
             if *n == 0 {
@@ -158,7 +136,7 @@ impl Drop for Registration {
 /// registry: who is on it, whether it was closed, what it is doing.
 pub(crate) struct Connection {
     id: u64,
-    peer: Peer,
+    peer: Arc<Peer>,
     closed: AtomicBool,
     /// The tasks to wake when it is closed: the one reading and the one
     /// writing (hyper uses one task for both, but need not).
@@ -175,7 +153,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    fn new(id: u64, peer: Peer) -> Connection {
+    fn new(id: u64, peer: Arc<Peer>) -> Connection {
         Connection {
             id,
             peer,
@@ -189,7 +167,7 @@ impl Connection {
         }
     }
 
-    pub fn peer(&self) -> &Peer {
+    pub fn peer(&self) -> &Arc<Peer> {
         &self.peer
     }
 
@@ -265,31 +243,27 @@ fn since(ms: u64) -> Duration {
 mod tests {
     use super::*;
 
-    fn peer(cn: &str) -> Peer {
-        Peer { cn: cn.into(), serial: format!("{cn}-serial"), chain: Vec::new() }
-    }
-
     #[test]
     fn caps_count_live_connections_per_client_and_in_total() {
         let registry = Registry::new(3, 2);
-        let a1 = registry.register(peer("a")).unwrap();
-        let _a2 = registry.register(peer("a")).unwrap();
-        assert!(matches!(registry.register(peer("a")), Err(Refused::Client { .. })));
-        let _b = registry.register(peer("b")).unwrap();
-        assert!(matches!(registry.register(peer("c")), Err(Refused::Total(3))));
+        let a1 = registry.register(Peer::named("a")).unwrap();
+        let _a2 = registry.register(Peer::named("a")).unwrap();
+        assert!(matches!(registry.register(Peer::named("a")), Err(Refused::Client { .. })));
+        let _b = registry.register(Peer::named("b")).unwrap();
+        assert!(matches!(registry.register(Peer::named("c")), Err(Refused::Total(3))));
         drop(a1);
         assert_eq!(registry.len(), 2);
-        let _a3 = registry.register(peer("a")).expect("a's place came back");
+        let _a3 = registry.register(Peer::named("a")).expect("a's place came back");
     }
 
     #[test]
     fn close_where_closes_only_the_matching_peers() {
         let registry = Registry::new(10, 10);
-        let a = registry.register(peer("a")).unwrap();
-        let b = registry.register(peer("b")).unwrap();
-        assert_eq!(registry.close_where("test", |p| p.cn == "a"), 1);
+        let a = registry.register(Peer::named("a")).unwrap();
+        let b = registry.register(Peer::named("b")).unwrap();
+        assert_eq!(registry.close_where("test", |p| p.cn() == "a"), 1);
         assert!(a.connection().is_closed());
         assert!(!b.connection().is_closed());
-        assert_eq!(registry.close_where("test", |p| p.cn == "a"), 0, "closing is done once");
+        assert_eq!(registry.close_where("test", |p| p.cn() == "a"), 0, "closing is done once");
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::routes::AppState;
+use super::state::AppState;
 use crate::pki::ClientName;
 
 pub async fn run(state: Arc<AppState>, retain: Duration) {

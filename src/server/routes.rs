@@ -1,6 +1,7 @@
 //! The HTTP API: routes, handlers, and the request log.
 //!
-//! Every request passes [`authorize`] first (403 for a client the policy
+//! Only the server's start builds the router; nothing else imports this
+//! file. Every request passes [`authorize`] first (403 for a client the policy
 //! does not let in, on every route). Every handler takes a [`ClientId`] and
 //! reaches jobs only through that client's own pool, so another client's
 //! job is simply not there: 404. The calls on one job are mounted twice:
@@ -24,16 +25,15 @@ use serde::Deserialize;
 
 use super::admin;
 use super::body::TimedBytes;
-use super::ceilings::Ceilings;
 use super::error::ApiError;
-use super::identity::{Caller, ClientId, Peer, authorize};
+use super::identity::{Caller, ClientId, authorize};
 use super::json_output;
-use super::metrics::Metrics;
-use super::policy::CurrentPolicy;
-use super::pools::Pools;
+use super::page::page_limit;
+use super::peer::Peer;
+use super::state::AppState;
+use super::status::status_body;
 use crate::jobs::{
-    DEFAULT_PAGE, JobError, JobId, JobPool, JobSpec, MAX_PAGE, OutputReader, StdinCopied, StdinEnd,
-    StdinRefused, Stream,
+    JobError, JobId, JobPool, JobSpec, OutputReader, StdinCopied, StdinEnd, StdinRefused, Stream,
 };
 use crate::wire;
 
@@ -42,17 +42,7 @@ pub const MAX_BODY: usize = 1 << 20;
 /// The most arguments one job may have.
 pub const MAX_ARGS: usize = 4096;
 
-pub struct AppState {
-    pub pools: Pools,
-    pub policy: CurrentPolicy,
-    /// Counted only when `--metrics-listen` asks for them.
-    pub metrics: Option<Arc<Metrics>>,
-    /// The server's per-job limits (`--job-*`): defaults and ceilings, for
-    /// every client within its own in the policy.
-    pub ceilings: Ceilings,
-}
-
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     let on_behalf = middleware::from_fn(admin::on_behalf);
     Router::new()
         .route("/jobs", put(create).get(list))
@@ -78,14 +68,12 @@ fn job_routes() -> Router<Arc<AppState>> {
         .route("/jobs/{id}/stop", post(stop))
 }
 
-/// Logs every request with the client's CN, counts it in the metrics, and
-/// records the [`Peer`] for [`authorize`] so the certificate is parsed once
-/// per request.
-async fn log_request(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+/// Logs every request with the client's CN (of its [`Peer`]), and counts it
+/// in the metrics.
+async fn log_request(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    let client = Peer::of(&request);
-    request.extensions_mut().insert(client.clone());
+    let peer = request.extensions().get::<Arc<Peer>>().cloned();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let route = request.extensions().get::<MatchedPath>().cloned();
@@ -94,7 +82,7 @@ async fn log_request(State(state): State<Arc<AppState>>, mut request: Request, n
         metrics.count_request(route.as_ref(), response.status());
     }
     tracing::info!(
-        client = client.for_log(),
+        client = peer.as_deref().map_or("-", Peer::cn),
         peer = ?address,
         %method,
         path,
@@ -255,16 +243,8 @@ async fn list(
     let page = pool(&state, &client)?
         .list_page(JobId(after), limit)
         .map_err(|e| ApiError::internal("cannot list the jobs", e))?;
-    let jobs = page.jobs.iter().map(super::status_body).collect();
+    let jobs = page.jobs.iter().map(status_body).collect();
     Ok(Json(wire::JobList { jobs, next: page.next.map(|id| wire::After::Id(id.0)) }))
-}
-
-/// The jobs a page of `GET /jobs` asks for: `limit`, if it is one.
-pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    match limit.unwrap_or(DEFAULT_PAGE) {
-        limit @ 1..=MAX_PAGE => Ok(limit),
-        _ => Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}"))),
-    }
 }
 
 #[derive(Deserialize)]
@@ -283,7 +263,7 @@ async fn status(
 ) -> Result<Json<wire::JobStatus>, ApiError> {
     let pool = pool(&state, &client)?;
     let status = if q.wait { pool.wait(job.id).await } else { pool.status(job.id) };
-    status.map(|s| Json(super::status_body(&s))).map_err(not_found_or_internal)
+    status.map(|s| Json(status_body(&s))).map_err(not_found_or_internal)
 }
 
 async fn output_json(
@@ -431,7 +411,7 @@ async fn stop(
         JobError::NotFound(id) => ApiError::no_such_job(id.0),
         other => ApiError::internal("cannot stop the job", other),
     })?;
-    Ok(Json(super::status_body(&status)))
+    Ok(Json(status_body(&status)))
 }
 
 async fn delete(

@@ -10,15 +10,23 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seconds(pub Duration);
 
-impl FromStr for Seconds {
-    type Err = String;
+/// Why a text is not [`Seconds`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSeconds {
+    #[error("{0:?} is not a number of seconds (such as 10 or 2.5)")]
+    NotANumber(String),
+    #[error("{0:?} is not a number of seconds: it must be finite and not negative")]
+    OutOfRange(String),
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
-        let value: f64 =
-            text.parse().map_err(|_| format!("{text:?} is not a number of seconds (such as 10 or 2.5)"))?;
+impl FromStr for Seconds {
+    type Err = InvalidSeconds;
+
+    fn from_str(text: &str) -> Result<Self, InvalidSeconds> {
+        let value: f64 = text.parse().map_err(|_| InvalidSeconds::NotANumber(text.to_owned()))?;
         Duration::try_from_secs_f64(value)
             .map(Seconds)
-            .map_err(|_| format!("{text:?} is not a number of seconds: it must be finite and not negative"))
+            .map_err(|_| InvalidSeconds::OutOfRange(text.to_owned()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The server's TLS configuration: TLS 1.3 only, the ring provider, and a
-//! client certificate that chains to our CA and names a client.
+//! client certificate that chains to our CA and has a Common Name (the rule
+//! of [`common_name`], which [`super::peer::Peer`] is built by too).
 
 use std::sync::Arc;
 
@@ -9,12 +10,22 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
-use crate::pki::{CertInfo, ServerFiles};
+use super::peer::common_name;
+use crate::pki::ServerFiles;
+
+/// Why a loaded cert directory makes no TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error(transparent)]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}
 
 /// Builds the rustls configuration from a loaded cert directory, and the
 /// client trust it checks handshakes with.
-pub fn server_config(files: ServerFiles) -> anyhow::Result<(Arc<ServerConfig>, ClientTrust)> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+pub fn server_config(files: ServerFiles) -> Result<(Arc<ServerConfig>, ClientTrust), TlsConfigError> {
+    let provider = Arc::new(crate::pki::crypto_provider());
     let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(files.roots), Arc::clone(&provider))
         .with_crls(files.crls)
         .build()?;
@@ -93,9 +104,4 @@ impl ClientCertVerifier for RequireCommonName {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
     }
-}
-
-/// The non-empty CN of a certificate, if it has one.
-pub fn common_name(der: &[u8]) -> Option<String> {
-    CertInfo::parse(der).ok()?.common_name.filter(|cn| !cn.is_empty())
 }

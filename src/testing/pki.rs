@@ -280,7 +280,7 @@ fn client_config_builder(
     let ca_der =
         CertificateDer::from_pem_file(ca).unwrap_or_else(|e| panic!("cannot read {}: {e}", ca.display()));
     roots.add(ca_der).unwrap_or_else(|e| panic!("unusable CA certificate {}: {e}", ca.display()));
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    rustls::ClientConfig::builder_with_provider(Arc::new(pki::crypto_provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("ring supports TLS 1.3")
         .with_root_certificates(roots)

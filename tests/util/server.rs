@@ -245,7 +245,7 @@ impl Drop for Process {
 /// rustls client settings for tests: TLS 1.3, trusting `ca`, and presenting
 /// the identity in `client_dir` if given.
 pub fn tls_config(ca: &Path, client_dir: Option<&Path>) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rcmd::pki::crypto_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(ca).unwrap()).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -267,7 +267,7 @@ pub fn tls_config(ca: &Path, client_dir: Option<&Path>) -> rustls::ClientConfig 
 
 /// A reqwest client for the server as the client in `client_dir`.
 pub fn http(server: &ServerProcess, client_dir: Option<&Path>) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rcmd::pki::crypto_provider().install_default();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(&server.pki.cert_dir().join("ca.crt"), client_dir))
         .build()

@@ -6,7 +6,8 @@
 //! group's ~75 µs, and the kernel frees them later, in the background. A
 //! group whose job is over is therefore kept, up to [`KEPT`] per hierarchy,
 //! and handed to the next job with a group in that hierarchy, which writes
-//! every limit it relies on again ([`super::Cgroups::create`]). A blkio
+//! every limit it relies on again (the controllers' writers take the
+//! group's [`Origin`]). A blkio
 //! group is kept only if no IO went through it: IO a job queued would be
 //! throttled under the next job's rules. Core groups are kept only where
 //! they have no controllers.
@@ -31,6 +32,17 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::dir::GroupDir;
+
+/// Where a job's group came from: what its files hold before the job
+/// writes its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// Made for this job: every setting is the kernel's default.
+    New,
+    /// Taken from the spares: its files hold the settings and counts of the
+    /// jobs that had it before.
+    Reused,
+}
 
 /// How many emptied groups are kept per hierarchy: more than the jobs that
 /// start at once on a busy server, few enough that their kernel memory is

@@ -21,91 +21,144 @@
 //!   move leaves nothing of ours behind; children started later are born in
 //!   the leaf.
 //! * **Named as the server's.** The leaf parses as this server's folder
-//!   name with N = 0 (folders count from 1): a later server's start-up
-//!   purges a dead server's leaf like its folders (once the guard born in it
-//!   has finished and exited) and never touches a live one's. It stays
-//!   while the server lives: the server is in it.
+//!   name with N = 0 (folders count from 1, [`super::names`]): a later
+//!   server's start-up purges a dead server's leaf like its folders (once
+//!   the guard born in it has finished and exited) and never touches a live
+//!   one's. It stays while the server lives: the server is in it.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::names::leaf_name;
 
 /// The v2 controllers jobs can have, when our group offers them.
 const WANTED: [&str; 4] = ["memory", "cpu", "pids", "io"];
+
+/// A group refused to pass a controller to its children.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot enable {controller} in {}: {source}", file.display())]
+pub(super) struct EnableError {
+    controller: &'static str,
+    file: PathBuf,
+    source: io::Error,
+}
+
+impl EnableError {
+    /// The kernel's answer for "the group has processes".
+    fn is_busy(&self) -> bool {
+        self.source.raw_os_error() == Some(libc::EBUSY)
+    }
+}
+
+/// Why moving the server into its leaf cannot empty our group.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LeafError {
+    #[error("cannot read our group's cgroup.procs: {0}")]
+    UnreadableProcs(io::Error),
+    #[error(
+        "our group also holds processes that are not this server's (pids {}); run the server as its group's only process",
+        .0.join(", ")
+    )]
+    Shared(Vec<String>),
+    #[error("the server cannot move into a leaf group of its own: cannot create {}: {source}", leaf.display())]
+    CreateLeaf { leaf: PathBuf, source: io::Error },
+    #[error("the server cannot move into a leaf group of its own: cannot write {}: {source}", procs.display())]
+    EnterLeaf { procs: PathBuf, source: io::Error },
+}
+
+/// Why our folder does not pass an offered controller to jobs.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NotPassed {
+    #[error("{0}")]
+    Refused(EnableError),
+    /// Refused, and the server could not empty our group to cure it.
+    #[error("{refused} ({blocked})")]
+    Blocked { refused: EnableError, blocked: Arc<LeafError> },
+}
 
 /// Enables in our group and in our folder each wanted v2 controller that
 /// our group is offered, moving the server into its leaf first if that is
 /// what it takes. Returns each offered controller with whether our folder
 /// now passes it to jobs, or why not.
-pub(super) fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<(String, Result<(), String>)> {
+pub(super) fn delegate_v2(own_group: &Path, folder: &Path) -> Vec<(&'static str, Result<(), NotPassed>)> {
     let offered = std::fs::read_to_string(own_group.join("cgroup.controllers")).unwrap_or_default();
-    let wanted: Vec<&str> = offered.split_whitespace().filter(|c| WANTED.contains(c)).collect();
+    let wanted: Vec<&'static str> =
+        offered.split_whitespace().filter_map(|c| WANTED.into_iter().find(|w| *w == c)).collect();
     let enable_all = || wanted.iter().map(|&c| (c, enable(own_group, c))).collect::<Vec<_>>();
     let mut in_group = enable_all();
-    let busy = in_group.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY)));
+    let busy = in_group.iter().any(|(_, r)| r.as_ref().is_err_and(EnableError::is_busy));
     let mut blocked = None;
     if busy {
-        let procs = std::fs::read_to_string(own_group.join("cgroup.procs"));
-        let why_not = match leaf_decision(is_root(own_group), procs, std::process::id()) {
-            Leaf::Stay => None,
-            Leaf::Move => match enter_leaf(own_group) {
-                Ok(leaf) => {
-                    tracing::info!(
-                        leaf = %leaf.display(),
-                        "moved the server into a leaf group of its own: cgroup v2 passes controllers to jobs only from a group without processes"
-                    );
-                    in_group = enable_all();
-                    None
-                }
-                Err(e) => Some(format!("the server cannot move into a leaf group of its own: {e}")),
-            },
-            Leaf::Cannot(why) => Some(why),
-        };
-        if let Some(why) = &why_not {
-            tracing::warn!(group = %own_group.display(), "{why}: jobs get no v2 controllers from it");
+        match leave_own_group(own_group) {
+            Ok(Some(_leaf)) => in_group = enable_all(),
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!(group = %own_group.display(), "{why}: jobs get no v2 controllers from it");
+                blocked = Some(Arc::new(why));
+            }
         }
-        blocked = why_not;
     }
     in_group
         .into_iter()
         .map(|(controller, in_group)| {
-            let passed = in_group.and_then(|()| enable(folder, controller)).map_err(|e| match &blocked {
-                Some(why) => format!("{e} ({why})"),
-                None => e.to_string(),
-            });
-            (controller.to_owned(), passed)
+            let passed =
+                in_group.and_then(|()| enable(folder, controller)).map_err(|refused| match &blocked {
+                    Some(blocked) => NotPassed::Blocked { refused, blocked: Arc::clone(blocked) },
+                    None => NotPassed::Refused(refused),
+                });
+            (controller, passed)
         })
         .collect()
 }
 
+/// Our group refused a controller because it holds processes: moves the
+/// server into its leaf if that empties the group. The leaf, if it moved;
+/// `None` where there is nothing a move would cure.
+fn leave_own_group(own_group: &Path) -> Result<Option<PathBuf>, LeafError> {
+    let procs = std::fs::read_to_string(own_group.join("cgroup.procs"));
+    match leaf_decision(is_root(own_group), procs, std::process::id()) {
+        Leaf::Stay => Ok(None),
+        Leaf::Move => {
+            let leaf = enter_leaf(own_group)?;
+            tracing::info!(
+                leaf = %leaf.display(),
+                "moved the server into a leaf group of its own: cgroup v2 passes controllers to jobs only from a group without processes"
+            );
+            Ok(Some(leaf))
+        }
+        Leaf::Cannot(why) => Err(why),
+    }
+}
+
 /// Enables `controller` for the children of the group `dir`, unless it is
-/// already; the error names the file.
-fn enable(dir: &Path, controller: &str) -> io::Result<()> {
+/// already.
+fn enable(dir: &Path, controller: &'static str) -> Result<(), EnableError> {
     let file = dir.join("cgroup.subtree_control");
     let already = std::fs::read_to_string(&file).unwrap_or_default();
     if already.split_whitespace().any(|c| c == controller) {
         return Ok(());
     }
-    std::fs::write(&file, format!("+{controller}")).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot enable {controller} in {}: {e}", file.display()))
-    })
+    std::fs::write(&file, format!("+{controller}")).map_err(|source| EnableError { controller, file, source })
 }
 
 /// Whether `group` is the root of its v2 hierarchy: the one group without
-/// `cgroup.type` (cgroup-v2.rst, "Core Interface Files").
+/// `cgroup.type` (the kernel's Documentation/admin-guide/cgroup-v2.rst,
+/// "Core Interface Files").
 fn is_root(group: &Path) -> bool {
     !group.join("cgroup.type").exists()
 }
 
 /// What to do about our group refusing a controller because it holds
 /// processes.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Leaf {
     /// Nothing a move would cure.
     Stay,
     /// This process is all the group holds: moving it out empties it.
     Move,
     /// Moving would not empty the group: why.
-    Cannot(String),
+    Cannot(LeafError),
 }
 
 /// Whether the server should move into its leaf, given whether our group is
@@ -116,45 +169,38 @@ fn leaf_decision(root: bool, procs: io::Result<String>, us: u32) -> Leaf {
     }
     let procs = match procs {
         Ok(procs) => procs,
-        Err(e) => return Leaf::Cannot(format!("cannot read our group's cgroup.procs: {e}")),
+        Err(e) => return Leaf::Cannot(LeafError::UnreadableProcs(e)),
     };
     let pids: Vec<&str> = procs.split_whitespace().collect();
-    let others: Vec<&str> = pids.iter().copied().filter(|p| p.parse() != Ok(us)).collect();
+    let others: Vec<String> = pids.iter().filter(|p| p.parse() != Ok(us)).map(|p| p.to_string()).collect();
     match (others.is_empty(), pids.len() > others.len()) {
         (true, true) => Leaf::Move,
         (true, false) => Leaf::Stay,
-        (false, _) => Leaf::Cannot(format!(
-            "our group also holds processes that are not this server's (pids {}); run the server as its group's only process",
-            others.join(", ")
-        )),
+        (false, _) => Leaf::Cannot(LeafError::Shared(others)),
     }
 }
 
 /// Moves this process into its leaf in `own_group`, made if need be.
-fn enter_leaf(own_group: &Path) -> io::Result<PathBuf> {
+fn enter_leaf(own_group: &Path) -> Result<PathBuf, LeafError> {
     let leaf = own_group.join(leaf_name());
     let made = match std::fs::create_dir(&leaf) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot create {}: {e}", leaf.display()))),
+        Err(source) => return Err(LeafError::CreateLeaf { leaf, source }),
     };
     // "0" is the writer. The server has threads by now (tokio's), but in v2
     // all threads of a process share one group, and writing a process to
-    // cgroup.procs moves every thread of it, at once (cgroup-v2.rst,
-    // "Processes": "writing the PID of any thread migrates all threads of
-    // the process"; the kernel holds off forks meanwhile).
-    std::fs::write(leaf.join("cgroup.procs"), "0").map_err(|e| {
+    // cgroup.procs moves every thread of it, at once (the kernel's
+    // cgroup-v2.rst, "Processes": "writing the PID of any thread migrates
+    // all threads of the process"; the kernel holds off forks meanwhile).
+    let procs = leaf.join("cgroup.procs");
+    std::fs::write(&procs, "0").map_err(|source| {
         if made {
             let _ = std::fs::remove_dir(&leaf);
         }
-        io::Error::new(e.kind(), format!("cannot write {}: {e}", leaf.join("cgroup.procs").display()))
+        LeafError::EnterLeaf { procs, source }
     })?;
     Ok(leaf)
-}
-
-/// `rcmd-PID-START-0`: this server's leaf (its folders are `-1`, `-2`, ...).
-fn leaf_name() -> String {
-    format!("{}-0", super::server_name())
 }
 
 /// The group a process in `own_group` makes its folders in: `own_group`,
@@ -169,19 +215,9 @@ pub(super) fn outside_own_leaf(own_group: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{folder_name, owner, start_time};
+    use super::super::mounts::{self, Kind};
+    use super::super::names::{folder_name, owner};
     use super::*;
-
-    #[test]
-    fn the_leaf_is_named_as_this_servers_and_as_none_of_its_folders() {
-        let us = std::process::id();
-        let leaf = leaf_name();
-        assert_eq!(owner(&leaf), Some((us, start_time(us).unwrap())), "{leaf}");
-        assert!(leaf.ends_with("-0"), "{leaf}");
-        let folder = folder_name();
-        assert_eq!(owner(&folder), owner(&leaf));
-        assert_ne!(folder, leaf, "folders count from 1");
-    }
 
     #[test]
     fn only_this_servers_own_leaf_is_stepped_out_of() {
@@ -197,11 +233,10 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs root: makes a cgroup"]
     fn on_this_hybrid_host_no_wanted_controller_is_offered_so_the_server_stays_where_it_is() {
         let read = |path: &str| std::fs::read_to_string(path).unwrap();
-        let found = super::super::mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
-        let v2 = found.iter().find(|m| m.kind == super::super::Kind::V2).expect("a cgroup v2 hierarchy");
+        let found = mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+        let v2 = found.iter().find(|m| m.kind == Kind::V2).expect("a cgroup v2 hierarchy");
         let offered = std::fs::read_to_string(v2.own_group.join("cgroup.controllers")).unwrap();
         assert!(
             !offered.split_whitespace().any(|c| WANTED.contains(&c)),
@@ -213,7 +248,7 @@ mod tests {
         let passed = delegate_v2(&v2.own_group, &folder);
         let subtree = std::fs::read_to_string(folder.join("cgroup.subtree_control"));
         std::fs::remove_dir(&folder).unwrap();
-        assert_eq!(passed, [], "nothing offered, nothing passed (and nothing refused)");
+        assert!(passed.is_empty(), "nothing offered, nothing passed (and nothing refused): {passed:?}");
         assert_eq!(read("/proc/self/cgroup"), before, "the process did not move");
         assert_eq!(subtree.unwrap(), "", "nothing was enabled in the folder");
         assert!(!v2.own_group.join(leaf_name()).exists(), "no leaf was made");
@@ -223,7 +258,6 @@ mod tests {
     const MOVER: &str = "RCMDT_DELEG_MOVER_GROUP";
 
     #[test]
-    #[ignore = "needs root: makes a cgroup and moves a process into it"]
     fn moving_into_the_leaf_takes_every_thread_and_later_folders_still_go_above_it() {
         if let Some(group) = std::env::var_os(MOVER) {
             return move_into_leaf_in(Path::new(&group));
@@ -231,13 +265,15 @@ mod tests {
         // The move is of the whole process: another process does it, this
         // copy of the test binary, placed in a group of this test's first.
         let read = |path: &str| std::fs::read_to_string(path).unwrap();
-        let found = super::super::mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
-        let v2 = found.iter().find(|m| m.kind == super::super::Kind::V2).expect("a cgroup v2 hierarchy");
+        let found = mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
+        let v2 = found.iter().find(|m| m.kind == Kind::V2).expect("a cgroup v2 hierarchy");
         let group = TestGroup(v2.own_group.join(format!("rcmdt-deleg-leaf-{}", std::process::id())));
         std::fs::create_dir(&group.0).unwrap();
-        let test = "jobs::cgroup::delegate::tests::moving_into_the_leaf_takes_every_thread_and_later_folders_still_go_above_it";
+        let (_crate, module) = module_path!().split_once("::").unwrap();
+        let test =
+            format!("{module}::moving_into_the_leaf_takes_every_thread_and_later_folders_still_go_above_it");
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", test, "--include-ignored", "--nocapture"])
+            .args(["--exact", &test, "--nocapture"])
             .env(MOVER, &group.0)
             .output()
             .unwrap();
@@ -276,11 +312,8 @@ mod tests {
         assert!(tasks.len() >= 2, "{tasks:?}");
         let read = |path: &Path| std::fs::read_to_string(path).unwrap();
         for task in &tasks {
-            let found = super::super::mounts::find(
-                &read(Path::new("/proc/self/mountinfo")),
-                &read(&task.join("cgroup")),
-            );
-            let v2 = found.iter().find(|m| m.kind == super::super::Kind::V2).unwrap();
+            let found = mounts::find(&read(Path::new("/proc/self/mountinfo")), &read(&task.join("cgroup")));
+            let v2 = found.iter().find(|m| m.kind == Kind::V2).unwrap();
             assert_eq!(v2.own_group, leaf, "{}", task.display());
             assert_eq!(outside_own_leaf(&v2.own_group), group);
         }
@@ -305,7 +338,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs root: makes a cgroup"]
     fn the_hierarchy_root_is_told_apart_from_a_group_below_it() {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let root = mountinfo
@@ -323,21 +355,44 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_enable_keeps_the_kernels_errno_so_a_busy_group_is_recognised() {
+        let group = std::env::temp_dir().join(format!("rcmdt-enable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&group);
+        std::fs::create_dir_all(group.join("cgroup.subtree_control")).unwrap(); // unwritable
+        let refused = enable(&group, "memory").unwrap_err();
+        assert_eq!(refused.source.raw_os_error(), Some(libc::EISDIR));
+        assert!(!refused.is_busy());
+        let message = refused.to_string();
+        assert!(
+            message.starts_with("cannot enable memory in ") && message.contains("cgroup.subtree_control")
+        );
+        let busy = EnableError { source: io::Error::from_raw_os_error(libc::EBUSY), ..refused };
+        assert!(busy.is_busy());
+        std::fs::remove_dir(group.join("cgroup.subtree_control")).unwrap();
+        std::fs::write(group.join("cgroup.subtree_control"), "cpu memory\n").unwrap();
+        assert!(enable(&group, "memory").is_ok(), "already enabled: nothing written");
+        assert_eq!(std::fs::read_to_string(group.join("cgroup.subtree_control")).unwrap(), "cpu memory\n");
+        std::fs::remove_dir_all(&group).unwrap();
+    }
+
+    #[test]
     fn the_server_moves_only_when_it_is_all_its_group_holds_and_the_group_is_not_the_root() {
         let us = std::process::id();
         let procs = |pids: &[u32]| Ok(pids.iter().map(|p| format!("{p}\n")).collect::<String>());
-        assert_eq!(leaf_decision(false, procs(&[us]), us), Leaf::Move);
-        assert_eq!(leaf_decision(true, procs(&[us]), us), Leaf::Stay, "the root is exempt");
-        assert_eq!(leaf_decision(false, procs(&[]), us), Leaf::Stay, "we are not in it");
+        assert!(matches!(leaf_decision(false, procs(&[us]), us), Leaf::Move));
+        assert!(matches!(leaf_decision(true, procs(&[us]), us), Leaf::Stay), "the root is exempt");
+        assert!(matches!(leaf_decision(false, procs(&[]), us), Leaf::Stay), "we are not in it");
         let Leaf::Cannot(why) = leaf_decision(false, procs(&[us, us + 1, us + 2]), us) else {
             panic!("moving would leave others behind")
         };
+        let why = why.to_string();
         assert!(why.contains(&format!("pids {}, {}", us + 1, us + 2)), "{why}");
         assert!(!why.contains(&format!("{us},")), "{why}");
         let Leaf::Cannot(why) = leaf_decision(false, Err(io::Error::from_raw_os_error(libc::EACCES)), us)
         else {
             panic!("an unreadable group is not moved out of")
         };
+        let why = why.to_string();
         assert!(why.contains("cgroup.procs"), "{why}");
     }
 }

@@ -13,8 +13,13 @@
 //!   our folders by a name of ours (no `/`, no `..`); its files are opened
 //!   by file name only.
 //! * **No subgroup is missed.** The kernel counts a cgroup directory's
-//!   subdirectories in its link count, so a group whose count is 2 has none:
-//!   removing it needs no listing. Any other count, or a failed look, lists.
+//!   subdirectories in its link count, so a group whose count is 2 has none
+//!   ([`GroupDir::may_have_subgroups`] is `false`): removing it needs no
+//!   listing. Any other count, or a failed look, says there may be some.
+//!
+//! Listing and removing the groups below one, which are not ours by name,
+//! is done by path ([`super::tree`]); the two modules do not import each
+//! other.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -119,7 +124,7 @@ impl GroupDir {
     }
 
     /// Whether there may be groups below this one (see the module docs).
-    fn may_have_subgroups(&self) -> bool {
+    pub fn may_have_subgroups(&self) -> bool {
         match fstatat(&self.folder.fd, self.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(stat) => stat.st_nlink != 2,
             Err(nix::errno::Errno::ENOENT) => false,
@@ -127,20 +132,9 @@ impl GroupDir {
         }
     }
 
-    /// Removes the groups below this one, which a job running as root may
-    /// have made; `true` if there are none left (a listing that failed
-    /// proves nothing: the count is looked at again).
-    pub fn remove_subgroups(&self) -> bool {
-        if !self.may_have_subgroups() {
-            return true;
-        }
-        super::group::subgroups(&self.path()).iter().all(|below| super::group::remove_tree(below))
-            && !self.may_have_subgroups()
-    }
-
-    /// Removes the group, once the groups below it are gone
-    /// ([`GroupDir::remove_subgroups`]); `true` if it is gone (or never
-    /// was). Fails while a process is in it.
+    /// Removes the group, once the groups below it are gone; `true` if it
+    /// is gone (or never was). Fails while a process is in it, or while a
+    /// group is below it.
     pub fn remove(&self) -> bool {
         match unlinkat(&self.folder.fd, self.name.as_str(), UnlinkatFlags::RemoveDir) {
             Ok(()) | Err(nix::errno::Errno::ENOENT) => true,
@@ -161,44 +155,30 @@ pub(crate) fn keyed_in(text: &str, key: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake::FakeGroup;
     use super::*;
 
-    /// A folder of this test in a real hierarchy, removed when dropped.
-    struct TestFolder(PathBuf);
-
-    impl Drop for TestFolder {
-        fn drop(&mut self) {
-            super::super::group::purge(&self.0, std::time::Duration::from_secs(5));
-        }
+    #[test]
+    fn a_write_reaches_only_a_file_that_is_there_and_its_error_names_the_file() {
+        let fake = FakeGroup::with(&["pids.max"]);
+        fake.group().write("pids.max", 5).unwrap();
+        assert_eq!(fake.read("pids.max"), "5");
+        let error = fake.group().write("pids.limit", 5).unwrap_err().to_string();
+        assert!(error.starts_with("pids.limit: "), "{error}");
+        assert!(!fake.path().join("pids.limit").exists(), "a group's files are never made");
     }
 
     #[test]
-    #[ignore = "needs root: makes cgroups"]
-    fn a_groups_link_count_shows_its_subgroups_so_removal_lists_only_when_needed() {
-        let read = |path| std::fs::read_to_string(path).unwrap();
-        let found = super::super::mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
-        let v2 =
-            found.iter().find(|m| m.kind == super::super::mounts::Kind::V2).expect("a cgroup v2 hierarchy");
-        let memory =
-            found.iter().find(|m| m.has_v1("memory")).expect("a v1 memory hierarchy (this host is hybrid)");
-        for hierarchy in [v2, memory] {
-            let path = hierarchy.own_group.join(format!("rcmdt-dir-{}", std::process::id()));
-            std::fs::create_dir(&path).unwrap();
-            let _made = TestFolder(path.clone());
-            let folder = Folder::open(path.clone()).unwrap();
-            let group = folder.group("g");
-            assert!(!group.may_have_subgroups(), "a group that is not there has none");
-            group.make().unwrap();
-            assert!(!group.may_have_subgroups(), "{}", path.display());
-            assert!(group.read("cgroup.procs").unwrap().is_empty());
-            std::fs::create_dir_all(path.join("g/below/deeper")).unwrap();
-            assert!(group.may_have_subgroups(), "{}", path.display());
-            assert!(!group.remove(), "not while groups are below it");
-            assert!(group.remove_subgroups() && group.remove(), "removed after the groups below it");
-            assert!(!path.join("g").exists());
-            assert!(group.remove(), "a group that is gone counts as removed");
-            let error = group.write("cgroup.procs", 0).unwrap_err().to_string();
-            assert!(error.starts_with("cgroup.procs: "), "{error}");
-        }
+    fn a_keyed_value_is_found_by_its_whole_key_only() {
+        let text = "usage_usec 1500\nuser_usec 1000\nusage 7\n";
+        assert_eq!(keyed_in(text, "usage_usec"), Some(1500));
+        assert_eq!(keyed_in(text, "usage"), Some(7));
+        assert_eq!(keyed_in(text, "user"), None);
+        let fake = FakeGroup::with(&[]);
+        fake.preset("pids.current", "3\n");
+        fake.preset("cpu.stat", text);
+        assert_eq!(fake.group().number("pids.current"), Some(3));
+        assert_eq!(fake.group().keyed("cpu.stat", "user_usec"), Some(1000));
+        assert_eq!(fake.group().number("pids.max"), None, "a file that is not there");
     }
 }
