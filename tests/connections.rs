@@ -3,15 +3,13 @@
 //! for output and never read it. Every wait is on a condition with a
 //! deadline; memory is measured on the server process this test started.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::util::server::{ServerProcess, tls_config};
 use axum::http::{Method, Request};
 use bytes::Bytes;
 use rustls::pki_types::ServerName;
-use support::server::{TestServer, tls_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
@@ -22,9 +20,9 @@ use tokio_rustls::client::TlsStream;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A TLS connection to the server as `client`, offering `alpn`.
-async fn tls_to(server: &TestServer, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
+async fn tls_to(server: &ServerProcess, client: &str, alpn: &[u8]) -> TlsStream<TcpStream> {
     let _ = rcmd::pki::crypto_provider().install_default();
-    let mut config = tls_config(&server.pki.certs().join("ca.crt"), Some(&server.client_dir(client)));
+    let mut config = tls_config(&server.pki.cert_dir().join("ca.crt"), Some(&server.client_dir(client)));
     config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(&server.addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
@@ -34,7 +32,7 @@ async fn tls_to(server: &TestServer, client: &str, alpn: &[u8]) -> TlsStream<Tcp
 /// An HTTP/2 connection with the h2 crate. Streams start with `window` bytes
 /// of flow control: 0 means the server may send no output at all.
 async fn h2_connect(
-    server: &TestServer,
+    server: &ServerProcess,
     client: &str,
     window: u32,
 ) -> (h2::client::SendRequest<Bytes>, JoinHandle<Result<(), h2::Error>>) {
@@ -48,7 +46,7 @@ async fn h2_connect(
 /// headers arrived.
 async fn h2_get(
     send: &mut h2::client::SendRequest<Bytes>,
-    server: &TestServer,
+    server: &ServerProcess,
     path: &str,
 ) -> h2::RecvStream {
     let request = Request::builder().method(Method::GET).uri(server.url(path)).body(()).unwrap();
@@ -71,7 +69,7 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_silent_connections_from_one_address_do_not_lock_out_another() {
-    let server = TestServer::start(&[], &["--max-handshakes", "64", "--handshake-timeout", "600"]);
+    let server = ServerProcess::start(&[], &["--max-handshakes", "64", "--handshake-timeout", "600"]);
     let mut flood = Vec::new();
     for _ in 0..1000 {
         let socket = TcpSocket::new_v4().unwrap();
@@ -81,14 +79,14 @@ async fn a_thousand_silent_connections_from_one_address_do_not_lock_out_another(
     // The flood took its share of the places (32) and the line of waiting
     // connections (256), and holds them: the handshake timeout is ten
     // minutes. The rest of it was closed at once.
-    support::wait_until("the flood past the line is refused", DEADLINE, || {
+    crate::util::wait_until("the flood past the line is refused", DEADLINE, || {
         server.log().contains("already wait for a TLS handshake place")
     });
     let mut client = server.command("owner", &["run", "echo", "through"]);
     let out = tokio::task::spawn_blocking(move || client.output()).await.unwrap().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through\n", "{}", String::from_utf8_lossy(&out.stderr));
     // About 900 refusals, logged at a bounded rate, the rest counted.
-    support::wait_until("the suppressed refusals are counted", DEADLINE, || {
+    crate::util::wait_until("the suppressed refusals are counted", DEADLINE, || {
         server.log().contains("more connections were refused")
     });
     let log = server.log();
@@ -98,23 +96,23 @@ async fn a_thousand_silent_connections_from_one_address_do_not_lock_out_another(
 
 #[test]
 fn silent_connections_hold_the_handshake_places_until_the_handshake_timeout() {
-    let server = TestServer::start(&[], &["--max-handshakes", "2", "--handshake-timeout", "5"]);
+    let server = ServerProcess::start(&[], &["--max-handshakes", "2", "--handshake-timeout", "5"]);
     // Two hold the places, eight wait in line, and the next finds the line
     // full: proof that the silent ones hold places.
     let _silent: Vec<std::net::TcpStream> =
         (0..11).map(|_| std::net::TcpStream::connect(&server.addr).unwrap()).collect();
-    support::wait_until("the eleventh is refused", DEADLINE, || {
+    crate::util::wait_until("the eleventh is refused", DEADLINE, || {
         server.log().contains("already wait for a TLS handshake place")
     });
     // The timeout frees the places; clients get in again.
-    support::wait_until("the silent connections time out", DEADLINE, || {
+    crate::util::wait_until("the silent connections time out", DEADLINE, || {
         server.rcmd("owner", &["list"]).status.success()
     });
 }
 
 #[tokio::test]
 async fn a_client_past_its_connection_cap_is_refused_and_others_are_not() {
-    let server = TestServer::start(&["alice", "bob"], &["--max-client-connections", "2"]);
+    let server = ServerProcess::start(&["alice", "bob"], &["--max-client-connections", "2"]);
     let mut held = Vec::new();
     for _ in 0..2 {
         let (mut send, task) = h2_connect(&server, "alice", 65_535).await;
@@ -123,19 +121,19 @@ async fn a_client_past_its_connection_cap_is_refused_and_others_are_not() {
     }
     let third = server.rcmd("alice", &["list"]);
     assert_eq!(third.status.code(), Some(255), "alice's third connection is refused");
-    support::wait_until("the refusal is logged", DEADLINE, || {
+    crate::util::wait_until("the refusal is logged", DEADLINE, || {
         server.log().contains("--max-client-connections")
     });
     assert!(server.rcmd("bob", &["list"]).status.success(), "bob is not affected");
     drop(held.pop());
-    support::wait_until("alice's place comes back", DEADLINE, || {
+    crate::util::wait_until("alice's place comes back", DEADLINE, || {
         server.rcmd("alice", &["list"]).status.success()
     });
 }
 
 #[tokio::test]
 async fn past_the_connection_cap_new_clients_are_refused_until_others_leave() {
-    let server = TestServer::start(&["alice", "bob"], &["--max-connections", "2"]);
+    let server = ServerProcess::start(&["alice", "bob"], &["--max-connections", "2"]);
     let mut held = Vec::new();
     for client in ["alice", "bob"] {
         let (mut send, task) = h2_connect(&server, client, 65_535).await;
@@ -143,14 +141,14 @@ async fn past_the_connection_cap_new_clients_are_refused_until_others_leave() {
         held.push((send, task));
     }
     assert_eq!(server.rcmd("owner", &["list"]).status.code(), Some(255));
-    support::wait_until("the refusal is logged", DEADLINE, || server.log().contains("--max-connections"));
+    crate::util::wait_until("the refusal is logged", DEADLINE, || server.log().contains("--max-connections"));
     drop(held);
-    support::wait_until("room again", DEADLINE, || server.rcmd("owner", &["list"]).status.success());
+    crate::util::wait_until("room again", DEADLINE, || server.rcmd("owner", &["list"]).status.success());
 }
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_but_not_one_with_a_request_in_progress() {
-    let server = TestServer::start(&[], &["--idle-timeout", "1"]);
+    let server = ServerProcess::start(&[], &["--idle-timeout", "1"]);
     // A follow of a job that stays quiet for longer than the idle timeout.
     server.ok("owner", &["exec", "sh", "-c", "sleep 3; echo done"]);
     let (mut send, connection) = h2_connect(&server, "owner", 65_535).await;
@@ -170,7 +168,7 @@ async fn an_idle_http2_connection_is_closed_but_not_one_with_a_request_in_progre
 
 #[tokio::test]
 async fn a_request_body_sent_a_byte_a_second_is_cut_with_408() {
-    let server = TestServer::start(&[], &["--request-timeout", "1"]);
+    let server = ServerProcess::start(&[], &["--request-timeout", "1"]);
     let tls = tls_to(&server, "owner", b"http/1.1").await;
     let (mut reader, mut writer) = tokio::io::split(tls);
     writer
@@ -205,7 +203,7 @@ async fn a_request_body_sent_a_byte_a_second_is_cut_with_408() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_stalled_output_streams_stay_within_the_budget_and_memory_returns() {
     // Nothing is reclaimed for stalling in this test: it measures the budget.
-    let server = TestServer::start(&[], &["--send-timeout", "3600"]);
+    let server = ServerProcess::start(&[], &["--send-timeout", "3600"]);
     server.ok("owner", &["exec", "head", "-c", "16000000", "/dev/zero"]);
     server.ok("owner", &["wait", "1"]);
     server.ok("owner", &["output", "1"]);
@@ -221,13 +219,15 @@ async fn two_thousand_stalled_output_streams_stay_within_the_budget_and_memory_r
     }
     // Every stream is open and its body wants to send; the budget (64 MiB)
     // lets a quarter of a thousand hold a chunk and the rest wait.
-    support::wait_until("the budget is in use", DEADLINE, || kib(server.pid(), "VmRSS") > idle + 32 * 1024);
+    crate::util::wait_until("the budget is in use", DEADLINE, || {
+        kib(server.pid(), "VmRSS") > idle + 32 * 1024
+    });
     let loaded = kib(server.pid(), "VmRSS");
     drop(streams);
     for (_, task) in connections {
         task.abort();
     }
-    support::wait_until("memory returns near idle", DEADLINE, || {
+    crate::util::wait_until("memory returns near idle", DEADLINE, || {
         kib(server.pid(), "VmRSS") < idle + 16 * 1024
     });
     let peak = kib(server.pid(), "VmHWM");
@@ -238,7 +238,7 @@ async fn two_thousand_stalled_output_streams_stay_within_the_budget_and_memory_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_reads_nothing_is_cut_while_others_wait_for_the_budget() {
-    let server = TestServer::start(
+    let server = ServerProcess::start(
         &[],
         &["--max-response-buffer", "1048576", "--send-timeout", "1", "--idle-timeout", "3600"],
     );

@@ -3,17 +3,17 @@
 //! jobs library with this host's real cgroups (these tests run as root, as
 //! CI does).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::util::{
+    Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until,
+};
 use rcmd::jobs::{
     Cgroups, JobId, JobPool, JobSpec, JobStatus, Limits, PoolConfig, StartLimit, Status, Termination,
 };
 use rcmd::limits::{BytesPerSecond, Cpus, Memory, Pids};
-use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until};
 
 struct Contained {
     pool: JobPool,
@@ -87,6 +87,7 @@ fn setsid_writer(dir: &Path, sleep: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_job_is_in_its_own_cgroup_before_its_program_runs() {
     let c = contained("contain-placed");
     let id = c.sh("cat /proc/self/cgroup").await;
@@ -98,6 +99,7 @@ async fn a_job_is_in_its_own_cgroup_before_its_program_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn processes_that_left_the_group_die_when_the_main_process_exits() {
     let c = contained("contain-exit");
     let sleep = marked_sleep(c.dir.path(), "exit");
@@ -109,6 +111,7 @@ async fn processes_that_left_the_group_die_when_the_main_process_exits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn stop_and_delete_kill_processes_that_left_the_group() {
     let c = contained("contain-stop");
     let sleep = marked_sleep(c.dir.path(), "stop");
@@ -133,6 +136,7 @@ async fn stop_and_delete_kill_processes_that_left_the_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_killed_setsid_writer_closes_the_output_so_nothing_is_truncated() {
     // With a cgroup, the writer that left the group dies with the job and its
     // pipe closes at once: the 2 s drain is not needed.
@@ -165,6 +169,7 @@ async fn without_cgroups_the_drain_gives_up_on_a_setsid_writer_and_marks_the_out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_job_of_255_processes_stops_entirely() {
     let c = contained("contain-255");
     let sleep = marked_sleep(c.dir.path(), "many");
@@ -179,6 +184,7 @@ async fn a_job_of_255_processes_stops_entirely() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn no_job_group_is_left_after_a_thousand_jobs_and_the_folders_go_with_the_pool() {
     let c = contained("contain-thousand");
     let mut ids: Vec<JobId> = Vec::new();
@@ -257,6 +263,7 @@ impl Drop for ShmFile {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_last_job() {
     let c = contained("contain-reuse");
     let (memory, cpu) = (folder_of(&c, "memory"), folder_of(&c, "cpu"));
@@ -350,6 +357,7 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn limited_jobs_running_at_once_never_share_a_group_and_spares_stay_bounded() {
     let c = contained("contain-reuse-many");
     let limits = Limits {
@@ -402,6 +410,7 @@ async fn limited_jobs_running_at_once_never_share_a_group_and_spares_stay_bounde
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn groups_a_job_makes_below_its_own_are_killed_and_removed_with_it() {
     let c = contained("contain-nested");
     let sleep = marked_sleep(c.dir.path(), "nested");
@@ -427,6 +436,7 @@ async fn groups_a_job_makes_below_its_own_are_killed_and_removed_with_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn start_up_removes_a_dead_servers_folder_and_kills_its_jobs_but_not_a_live_ones() {
     let dir = TempDir::new("contain-leftovers");
     let live = Cgroups::detect(dir.path()).unwrap();
@@ -486,6 +496,7 @@ fn create_true(pool: &Arc<JobPool>) -> tokio::task::JoinHandle<Result<JobId, rcm
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn starts_stuck_before_exec_hold_at_most_their_pools_share_and_others_still_start() {
     let limit = StartLimit::default();
     let share = limit.per_pool();
@@ -563,6 +574,7 @@ async fn stuck_start(label: &str) -> StuckStart {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind() {
     let StuckStart { pool, create, sleep, core, frozen, cgroups, .. } = stuck_start("shutdown-stuck").await;
     // Still frozen: only the start's watchdog can end it, and shutdown
@@ -584,6 +596,7 @@ async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_job_that_starts_while_its_pool_shuts_down_is_killed_and_its_group_removed() {
     let StuckStart { pool, create, sleep, core, frozen, cgroups, .. } = stuck_start("shutdown-late").await;
     let shutdown = {
@@ -605,6 +618,7 @@ async fn a_job_that_starts_while_its_pool_shuts_down_is_killed_and_its_group_rem
 const PRINT_CORE: &str = "sed -n 's|^0::.*/||p' /proc/self/cgroup";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_reused_core_group_counts_only_the_new_jobs_cpu_and_a_frozen_or_threaded_one_is_not_kept() {
     let c = contained("contain-core-reuse");
     let core = c.cgroups.folders()[0].clone();
@@ -666,6 +680,7 @@ async fn a_reused_core_group_counts_only_the_new_jobs_cpu_and_a_frozen_or_thread
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave_it() {
     let c = contained("contain-core-given");
     let (core, pids) = (c.cgroups.folders()[0].clone(), folder_of(&c, "pids"));
@@ -702,6 +717,7 @@ async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the jobs library makes its cgroups"]
 async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_has_only_the_new_rules() {
     let c = contained("contain-blkio");
     let blkio = folder_of(&c, "blkio");

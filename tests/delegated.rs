@@ -6,11 +6,9 @@
 //! These hybrid machines bind memory and pids to v1 (their v2 hierarchy
 //! offers only `hugetlb`), so the test is ignored here. On a pure cgroup v2
 //! host whose root passes memory and pids down, run it as root:
-//! `cargo test --test delegated -- --ignored`. It makes one group of its own
+//! `tests/run.sh delegated::`. It makes one group of its own
 //! directly under the root, `rcmdt-deleg-PID`, and removes it, with
 //! everything in it, even when it fails.
-
-mod support;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -18,15 +16,15 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::util::server::ServerProcess;
+use crate::util::wait_until;
 use serde_json::Value;
-use support::server::TestServer;
-use support::wait_until;
 
 /// A job that allocates 200 MiB.
 const HOG: &str = r#"BEGIN { s = "x"; while (length(s) < 209715200) s = s s; print length(s) }"#;
 
 #[test]
-#[ignore = "needs a pure cgroup v2 host whose root cgroup passes memory and pids down (these hybrid machines bind them to v1); run as root with --ignored there"]
+#[ignore = "needs a pure cgroup v2 host whose root cgroup passes memory and pids down (these hybrid machines bind them to v1); run as root with --include-ignored there"]
 fn a_server_alone_in_its_delegated_v2_group_moves_into_a_leaf_and_enforces_memory_and_pids() {
     let root = v2_root();
     let test = TestGroup::make(&root);
@@ -39,7 +37,7 @@ fn a_server_alone_in_its_delegated_v2_group_moves_into_a_leaf_and_enforces_memor
 
     // The server starts in `svc`, as systemd starts a service in its group.
     let procs = CString::new(svc.join("cgroup.procs").as_os_str().as_bytes()).unwrap();
-    let server = TestServer::start_with(&[], &[], move |_, _, command| {
+    let server = ServerProcess::start_with(&[], &[], move |_, _, command| {
         // SAFETY: between fork and exec the closure only calls open(2),
         // write(2) and close(2), which are async-signal-safe, and allocates
         // nothing (the path was made before the fork).

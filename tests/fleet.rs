@@ -2,15 +2,13 @@
 //! prefixed output, the summary, exit statuses, `--failed` re-runs and
 //! `--fanout`, against real servers (one process each).
 
-mod support;
-
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::fleet::{Fleet, at, open_connections};
-use support::wait_until;
+use crate::util::fleet::{Fleet, at, open_connections};
+use crate::util::wait_until;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -64,7 +62,7 @@ fn fanout_8_never_has_more_than_8_connections_open_and_all_50_hosts_answer() {
 }
 
 /// The jobs of one host, as its own client sees them.
-fn jobs_on(fleet: &Fleet, host: &support::fleet::Host) -> Vec<serde_json::Value> {
+fn jobs_on(fleet: &Fleet, host: &crate::util::fleet::Host) -> Vec<serde_json::Value> {
     let out = fleet.client(&[], &host.addr, &["list", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -287,7 +285,7 @@ fn a_host_whose_certificate_is_revoked_is_refused_by_a_client_with_the_crl() {
     let before = fleet.client(&[], &targets, &["run", "true"]).output().unwrap();
     assert_eq!(before.status.code(), Some(0), "{}", stderr(&before));
     // The CA's folder is also the "owner" client's: revoke writes its crl.pem.
-    let revoked = std::process::Command::new(support::server::RCMD)
+    let revoked = std::process::Command::new(crate::util::server::RCMD)
         .args(["pki", "revoke", "v1", "--dir"])
         .arg(fleet.certs())
         .output()
@@ -305,14 +303,27 @@ fn a_host_whose_certificate_is_revoked_is_refused_by_a_client_with_the_crl() {
     assert_eq!(one.status.code(), Some(255), "{}", stderr(&one));
 }
 
-/// Waits for `child`: its exit code and its own peak RSS in KiB (wait4's
-/// rusage: this child only, not the test's other children).
-fn wait_with_peak_rss(child: std::process::Child) -> (Option<i32>, i64) {
-    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-    let pid = child.id() as libc::pid_t;
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    (code, usage.ru_maxrss)
+/// Waits for `child`: its exit code and its peak RSS in KiB, the high-water
+/// mark of its own memory (`VmHWM`), read until it exits. Not wait4's
+/// `ru_maxrss`: a child spawned with vfork (as `Command` does) starts out
+/// sharing this process's memory, and exec carries that memory's high-water
+/// mark, this whole test binary's, into the child's.
+fn wait_with_peak_rss(mut child: std::process::Child) -> (Option<i32>, i64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let mut status = None;
+    crate::util::wait_until("the client exits", std::time::Duration::from_secs(300), || {
+        // Read before try_wait: a child that has not been waited for still
+        // has its /proc entry, and VmHWM is there until it is a zombie.
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse().ok())
+        });
+        peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    (status.unwrap().code(), peak_kib)
 }
 
 #[test]

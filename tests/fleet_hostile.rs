@@ -2,25 +2,23 @@
 //! on loopback: a host answering with a flood, the receive windows a host
 //! gets, a host still connecting at Ctrl-C, and a host that never answers
 //! the stop. The hostile hosts are small servers of the test's own
-//! (tests/support/fleet/hostile.rs) with this PKI's server certificate, so
+//! (tests/util/fleet/hostile.rs) with this PKI's server certificate, so
 //! the client trusts them; the others are real servers.
-
-mod support;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::util::fleet::Fleet;
+use crate::util::fleet::hostile::{Answer, Door, Hostile, WindowProbe};
+use crate::util::wait_until;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::fleet::Fleet;
-use support::fleet::hostile::{Answer, Door, Hostile, WindowProbe};
-use support::wait_until;
 
 /// The server certificate of the fleet's PKI, which names 127.0.0.1.
 fn tls(fleet: &Fleet) -> rustls::ServerConfig {
-    (*fleet.pki.inner.server_config()).clone()
+    (*fleet.pki.server_config()).clone()
 }
 
 /// A client run whose stdout and stderr are read as they come; killed and
@@ -101,7 +99,7 @@ fn collect(mut stream: impl Read + Send + 'static) -> Arc<(Mutex<String>, Condva
 }
 
 /// The jobs of a real host, as its own client sees them.
-fn jobs_on(fleet: &Fleet, host: &support::fleet::Host) -> Vec<serde_json::Value> {
+fn jobs_on(fleet: &Fleet, host: &crate::util::fleet::Host) -> Vec<serde_json::Value> {
     let out = fleet.client(&[], &host.addr, &["list", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

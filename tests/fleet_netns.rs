@@ -6,16 +6,14 @@
 //! (and with it every link and rule) goes when the lab is dropped, also
 //! when a test fails.
 
-mod support;
-
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use crate::util::fleet::{Fleet, at};
+use crate::util::netns::NetLab;
+use crate::util::wait_until;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::fleet::{Fleet, at};
-use support::netns::NetLab;
-use support::wait_until;
 
 /// Three hosts h1..h3 at SUBNET.11..13, port 8443, labelled
 /// h1 {role=web, zone=a}, h2 {role=web, zone=b}, h3 {role=db, zone=a}.
@@ -62,6 +60,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn a_megabyte_from_each_host_arrives_whole_prefixed_and_in_order() {
     let lab = Lab::new();
     let inventory = lab.fleet.inventory("hosts.toml", &[]);
@@ -97,6 +96,7 @@ fn a_megabyte_from_each_host_arrives_whole_prefixed_and_in_order() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn exit_status_summary_and_a_rerun_of_the_failed_hosts() {
     let mut lab = Lab::new();
     let (_, idle) = lab.net.host("idle", 20);
@@ -147,6 +147,7 @@ fn exit_status_summary_and_a_rerun_of_the_failed_hosts() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn select_takes_the_hosts_that_match_every_label() {
     let lab = Lab::new();
     let inventory = at(&lab.fleet.inventory("hosts.toml", &[]));
@@ -172,6 +173,7 @@ fn select_takes_the_hosts_that_match_every_label() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn ctrl_c_stops_the_job_on_every_host() {
     let lab = Lab::new();
     let inventory = at(&lab.fleet.inventory("hosts.toml", &[]));
@@ -201,6 +203,7 @@ fn ctrl_c_stops_the_job_on_every_host() {
 }
 
 #[test]
+#[ignore = "needs root, ip and nft: makes network namespaces, one firewalled"]
 fn a_server_with_another_hosts_certificate_is_refused_as_unreachable() {
     let mut lab = Lab::new();
     // A fourth namespace serves h1's certificate (issued for h1's address)

@@ -1,15 +1,13 @@
 //! Following output live over HTTPS, and `rcmd ... run` behaving like ssh.
 
-mod support;
-
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::util::server::{ServerProcess, http_as};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::server::{TestServer, http_as};
 
 /// A job that prints numbered lines for about `seconds`.
 fn ticker(lines: u32, pause: &str) -> Vec<String> {
@@ -21,14 +19,14 @@ fn expected_ticks(lines: u32) -> String {
     (0..lines).map(|i| format!("tick {i}\n")).collect()
 }
 
-fn exec(server: &TestServer, args: &[String]) -> String {
+fn exec(server: &ServerProcess, args: &[String]) -> String {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     server.ok("owner", &args).trim().to_owned()
 }
 
 #[test]
 fn early_and_late_followers_get_identical_complete_output() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let id = exec(&server, &ticker(20, "0.02"));
     let early = server.ok("owner", &["logs", &id, "-f"]);
     let late = server.ok("owner", &["logs", &id, "-f"]);
@@ -39,7 +37,7 @@ fn early_and_late_followers_get_identical_complete_output() {
 
 #[test]
 fn five_concurrent_followers_get_identical_bytes_and_end_with_the_job() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let id = exec(&server, &ticker(100, "0.02"));
     let followers: Vec<_> = (0..5)
         .map(|_| server.command("owner", &["logs", &id, "-f"]).stdout(Stdio::piped()).spawn().unwrap())
@@ -55,7 +53,7 @@ fn five_concurrent_followers_get_identical_bytes_and_end_with_the_job() {
 
 #[tokio::test]
 async fn following_from_an_offset_yields_exactly_the_remainder() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let id = exec(&server, &ticker(10, "0.01"));
     let client = http_as(&server, "owner");
     let full = expected_ticks(10);
@@ -68,7 +66,7 @@ async fn following_from_an_offset_yields_exactly_the_remainder() {
 
 #[tokio::test]
 async fn a_follower_that_disconnects_leaves_the_server_and_job_unharmed() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let id = exec(&server, &ticker(30, "0.02"));
     let client = http_as(&server, "owner");
     {
@@ -85,7 +83,7 @@ async fn a_follower_that_disconnects_leaves_the_server_and_job_unharmed() {
 
 #[tokio::test]
 async fn a_slow_follower_holds_back_only_itself() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     // Far more than the socket buffers between server and client hold.
     let id = exec(
         &server,
@@ -105,7 +103,7 @@ async fn a_slow_follower_holds_back_only_itself() {
 
 #[test]
 fn binary_output_through_follow_is_byte_exact() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let script = "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; sleep 0.1; head -c 300000 /dev/urandom >&2";
     let id = exec(&server, &["exec".into(), "sh".into(), "-c".into(), script.into()]);
     let out = server.command("owner", &["logs", &id, "-f"]).output().unwrap();
@@ -119,7 +117,7 @@ fn binary_output_through_follow_is_byte_exact() {
 
 #[test]
 fn run_streams_and_exits_with_the_jobs_status() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.rcmd("owner", &["run", "sh", "-c", "echo out; echo err >&2"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
@@ -129,7 +127,7 @@ fn run_streams_and_exits_with_the_jobs_status() {
 
 #[test]
 fn run_rm_deletes_the_job_once_it_has_ended() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.rcmd("owner", &["run", "--rm", "sh", "-c", "echo kept; exit 4"]);
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(out.stdout, b"kept\n");
@@ -141,7 +139,7 @@ fn run_rm_deletes_the_job_once_it_has_ended() {
 
 #[test]
 fn run_of_a_missing_command_fails_clearly() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.rcmd("owner", &["run", "/no/such/command", "arg"]);
     assert_eq!(out.status.code(), Some(127));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -153,8 +151,8 @@ fn run_of_a_missing_command_fails_clearly() {
 
 #[test]
 fn ctrl_c_stops_the_remote_job() {
-    let server = TestServer::start(&[], &[]);
-    let sleep = support::marked_sleep(server.data.path(), "ctrl-c");
+    let server = ServerProcess::start(&[], &[]);
+    let sleep = crate::util::marked_sleep(server.data.path(), "ctrl-c");
     let mut cli = server
         .command("owner", &["run", "sh", "-c", &format!("echo started; {sleep} 1000")])
         .stdout(Stdio::piped())
@@ -164,19 +162,19 @@ fn ctrl_c_stops_the_remote_job() {
     let mut first = [0u8; 8];
     cli.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     assert_eq!(&first, b"started\n");
-    support::wait_until("the job's sleep runs", Duration::from_secs(10), || {
-        !support::pids_matching(&sleep).is_empty()
+    crate::util::wait_until("the job's sleep runs", Duration::from_secs(10), || {
+        !crate::util::pids_matching(&sleep).is_empty()
     });
     kill(Pid::from_raw(cli.id() as i32), Signal::SIGINT).unwrap();
     let out = cli.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(128 + 15), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(server.ok("owner", &["status", "1"]), "Completed, killed by signal: 15 (SIGTERM)\n");
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
 }
 
 #[test]
 fn stop_wait_and_list() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "sleep", "1000"]);
     server.ok("owner", &["exec", "sh", "-c", "exit 5"]);
     assert_eq!(server.rcmd("owner", &["wait", "2"]).status.code(), Some(5));
@@ -203,10 +201,10 @@ fn stop_wait_and_list() {
 fn run_resumes_after_the_connection_drops() {
     // A proxy on loopback that cuts the first connection after some bytes:
     // the client must resume at its offset, losing and doubling nothing.
-    let server = TestServer::start(&[], &[]);
-    let proxy = support::proxy::CuttingProxy::start(&server.addr, 20_000);
-    let out = std::process::Command::new(support::server::RCMD)
-        .arg(server.pki.certs())
+    let server = ServerProcess::start(&[], &[]);
+    let proxy = crate::util::proxy::CuttingProxy::start(&server.addr, 20_000);
+    let out = std::process::Command::new(crate::util::server::RCMD)
+        .arg(server.pki.cert_dir())
         .arg(&proxy.addr)
         .args(["run", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done"])
         .output()

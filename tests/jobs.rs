@@ -1,14 +1,12 @@
 //! The job pool library, with real processes and real spool files.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::util::TempDir;
 use rcmd::jobs::{
     GroupWatcher, JobError, JobId, JobPool, JobSpec, PoolConfig, Quota, Status, Stream, Termination,
 };
-use support::TempDir;
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -201,12 +199,12 @@ async fn output_under_the_cap_is_not_truncated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completes_when_the_main_process_exits_even_if_a_child_holds_the_pipe() {
     let f = pool("grandchild");
-    let sleep = support::marked_sleep(f.dir.path(), "grandchild");
+    let sleep = crate::util::marked_sleep(f.dir.path(), "grandchild");
     let id = f.run(sh(&format!("{sleep} 1000 & echo hi"))).await;
     let status = f.pool.wait(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
     assert_eq!(f.pool.output(id).unwrap().stdout, b"hi\n");
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,14 +263,14 @@ async fn following_from_an_offset_yields_exactly_the_remainder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_sends_sigterm_to_the_group() {
     let f = pool("stop");
-    let sleep = support::marked_sleep(f.dir.path(), "stop");
+    let sleep = crate::util::marked_sleep(f.dir.path(), "stop");
     let id = f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))).await;
-    support::wait_until("both sleeps run", Duration::from_secs(10), || {
-        support::pids_matching(&sleep).len() >= 2
+    crate::util::wait_until("both sleeps run", Duration::from_secs(10), || {
+        crate::util::pids_matching(&sleep).len() >= 2
     });
     let status = f.pool.stop(id).await.unwrap();
     assert_eq!(status.status, Status::Completed(Termination::Signaled(15)));
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
     // The record stays.
     assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Signaled(15)));
 }
@@ -308,14 +306,14 @@ async fn stop_of_a_finished_job_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_of_a_running_job_kills_its_group_and_removes_its_output() {
     let f = pool("delete-running");
-    let sleep = support::marked_sleep(f.dir.path(), "delete");
+    let sleep = crate::util::marked_sleep(f.dir.path(), "delete");
     let id = f.run(sh(&format!("echo started; {sleep} 1000 & {sleep} 1000"))).await;
-    support::wait_until("both sleeps run", Duration::from_secs(10), || {
-        support::pids_matching(&sleep).len() >= 2
+    crate::util::wait_until("both sleeps run", Duration::from_secs(10), || {
+        crate::util::pids_matching(&sleep).len() >= 2
     });
     f.pool.delete(id).await.unwrap();
     assert!(matches!(f.pool.status(id), Err(JobError::NotFound(_))));
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
     assert_eq!(std::fs::read_dir(f.output_dir()).unwrap().count(), 0, "spool files removed");
     assert!(matches!(f.pool.delete(id).await, Err(JobError::NotFound(_))));
 }
@@ -343,13 +341,13 @@ async fn a_follower_of_a_deleted_job_ends_with_what_was_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_kills_every_job_and_its_children_and_marks_them_lost() {
     let f = pool("shutdown");
-    let sleep = support::marked_sleep(f.dir.path(), "shutdown");
+    let sleep = crate::util::marked_sleep(f.dir.path(), "shutdown");
     let mut ids = Vec::new();
     for _ in 0..5 {
         ids.push(f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))).await);
     }
-    support::wait_until("all sleeps run", Duration::from_secs(10), || {
-        support::pids_matching(&sleep).len() >= 10
+    crate::util::wait_until("all sleeps run", Duration::from_secs(10), || {
+        crate::util::pids_matching(&sleep).len() >= 10
     });
     f.pool.shutdown().await;
     for id in ids {
@@ -359,25 +357,25 @@ async fn shutdown_kills_every_job_and_its_children_and_marks_them_lost() {
             "{status:?}"
         );
     }
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_pool_kills_every_job_and_its_children() {
     let f = pool("drop");
-    let sleep = support::marked_sleep(f.dir.path(), "drop");
+    let sleep = crate::util::marked_sleep(f.dir.path(), "drop");
     let mut pids: Vec<u32> = Vec::new();
     for _ in 0..3 {
         let id = f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))).await;
         pids.push(f.pool.status(id).unwrap().pid.unwrap());
     }
-    support::wait_until("all sleeps run", Duration::from_secs(10), || {
-        support::pids_matching(&sleep).len() >= 6
+    crate::util::wait_until("all sleeps run", Duration::from_secs(10), || {
+        crate::util::pids_matching(&sleep).len() >= 6
     });
     drop(f.pool);
     // Reaped synchronously by the drop: the leaders are gone at once.
-    assert!(pids.iter().all(|pid| !support::is_alive(*pid)));
-    support::wait_no_process(&sleep);
+    assert!(pids.iter().all(|pid| !crate::util::is_alive(*pid)));
+    crate::util::wait_no_process(&sleep);
 }
 
 #[test]
@@ -449,7 +447,7 @@ async fn a_new_pool_answers_for_the_last_ones_jobs_and_never_reuses_an_id() {
     };
     assert!(refused.to_string().contains(&format!("is in use by pid {}", std::process::id())), "{refused}");
     drop(pool);
-    assert!(!support::is_alive(pid));
+    assert!(!crate::util::is_alive(pid));
 
     let pool = JobPool::new(PoolConfig::new(&data)).unwrap();
     let status = pool.status(done).unwrap();

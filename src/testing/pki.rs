@@ -50,6 +50,23 @@ impl TestPki {
         TestPki::make(TempDir::new_in(parent, "pki"))
     }
 
+    /// Like [`TestPki::new`], with a client directory issued for each of
+    /// `names` (see [`TestPki::client`]): for a cert directory handed to a
+    /// process (`rcmd serve`, the CLI) that expects those clients there.
+    ///
+    /// ```
+    /// # use rcmd::testing::TestPki;
+    /// let pki = TestPki::with_clients(&["alice"]);
+    /// assert!(pki.cert_dir().join("alice").join("client.crt").is_file());
+    /// ```
+    pub fn with_clients(names: &[&str]) -> TestPki {
+        let pki = TestPki::new();
+        for name in names {
+            pki.client(name);
+        }
+        pki
+    }
+
     fn make(dir: std::io::Result<TempDir>) -> TestPki {
         let dir = dir.unwrap_or_else(|e| panic!("cannot make a directory for the test PKI: {e}"));
         let mut options = pki::InitOptions::new(dir.path().join("certs"));

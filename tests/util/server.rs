@@ -1,5 +1,12 @@
-//! A real `rcmd serve` on an ephemeral loopback port with a fresh PKI, and
-//! clients for it: the real binary, and reqwest with any client directory.
+//! [`ServerProcess`]: the real `rcmd serve` binary as a child process, on an
+//! ephemeral loopback port with a fresh [`TestPki`], and clients for it: the
+//! real binary, and reqwest with any client directory.
+//!
+//! [`rcmd::testing::TestServer`] runs the server inside the test process;
+//! this one is for what only a process of its own has: a pid to signal
+//! (SIGKILL as a crash, SIGHUP as a reload) and to measure, a log of its
+//! own, a restart on the same data, another user, the guard, and isolated
+//! jobs (whose process 1 is the rcmd binary).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,12 +19,13 @@ use nix::unistd::Pid;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::pki::TestPki;
 use super::{TempDir, wait_until};
+use rcmd::testing::TestPki;
 
 pub const RCMD: &str = env!("CARGO_BIN_EXE_rcmd");
 
-pub struct TestServer {
+/// `rcmd serve` as a child process, killed and reaped when dropped.
+pub struct ServerProcess {
     process: Process,
     /// `IP:PORT` as the server printed it.
     pub addr: String,
@@ -27,20 +35,20 @@ pub struct TestServer {
     args: Vec<String>,
 }
 
-impl TestServer {
+impl ServerProcess {
     /// Starts a server whose PKI has the "owner" client plus `clients`, on
     /// 127.0.0.1 with its data in a temp dir, unless `extra_args` has a
     /// `--listen` or `--data-dir` of its own.
-    pub fn start(clients: &[&str], extra_args: &[&str]) -> TestServer {
-        TestServer::start_with(clients, extra_args, |_, _, _| {})
+    pub fn start(clients: &[&str], extra_args: &[&str]) -> ServerProcess {
+        ServerProcess::start_with(clients, extra_args, |_, _, _| {})
     }
 
-    /// Like [`TestServer::start`], with the server running as the user
+    /// Like [`ServerProcess::start`], with the server running as the user
     /// `(uid, gid)`: the PKI and the data folder are made theirs.
-    pub fn start_as(clients: &[&str], extra_args: &[&str], (uid, gid): (u32, u32)) -> TestServer {
-        TestServer::start_with(clients, extra_args, |pki, data, command| {
+    pub fn start_as(clients: &[&str], extra_args: &[&str], (uid, gid): (u32, u32)) -> ServerProcess {
+        ServerProcess::start_with(clients, extra_args, |pki, data, command| {
             use std::os::unix::process::CommandExt;
-            for dir in [pki.dir.path(), data.path()] {
+            for dir in [pki.path(), data.path()] {
                 let status = Command::new("chown").arg("-R").arg(format!("{uid}:{gid}")).arg(dir).status();
                 assert!(status.unwrap().success(), "chown {}", dir.display());
             }
@@ -48,29 +56,29 @@ impl TestServer {
         })
     }
 
-    /// Like [`TestServer::start`], with `prepare` called on the PKI, the
+    /// Like [`ServerProcess::start`], with `prepare` called on the PKI, the
     /// data dir and the command just before the server is started (to run
     /// it as another user, say).
     pub fn start_with(
         clients: &[&str],
         extra_args: &[&str],
         prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
-    ) -> TestServer {
+    ) -> ServerProcess {
         let args = extra_args.iter().map(|a| a.to_string()).collect();
-        Self::spawn(TestPki::new(clients), TempDir::new("server-data"), args, prepare)
+        Self::spawn(TestPki::with_clients(clients), TempDir::new("server-data"), args, prepare)
     }
 
     /// Ends the server with `signal` (SIGKILL: a crash; SIGTERM: a graceful
     /// stop) and starts a new one on the same PKI, data directory and
     /// arguments. The new one listens on a new port.
-    pub fn restart(self, signal: Signal) -> TestServer {
+    pub fn restart(self, signal: Signal) -> ServerProcess {
         let args = self.args.clone();
         self.restart_with(signal, args)
     }
 
-    /// Like [`TestServer::restart`], with other extra arguments.
-    pub fn restart_with(self, signal: Signal, args: Vec<String>) -> TestServer {
-        let TestServer { mut process, pki, data, .. } = self;
+    /// Like [`ServerProcess::restart`], with other extra arguments.
+    pub fn restart_with(self, signal: Signal, args: Vec<String>) -> ServerProcess {
+        let ServerProcess { mut process, pki, data, .. } = self;
         if process.child.try_wait().unwrap().is_none() {
             kill(Pid::from_raw(process.child.id() as i32), signal).unwrap();
             process.child.wait().unwrap();
@@ -83,10 +91,11 @@ impl TestServer {
         data: TempDir,
         args: Vec<String>,
         prepare: impl FnOnce(&TestPki, &TempDir, &mut Command),
-    ) -> TestServer {
+    ) -> ServerProcess {
+        raise_open_files_limit();
         let extra_args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut command = Command::new(RCMD);
-        command.arg("serve").arg("--certs").arg(pki.certs());
+        command.arg("serve").arg("--certs").arg(pki.cert_dir());
         if !extra_args.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
@@ -96,7 +105,7 @@ impl TestServer {
         command.args(extra_args);
         prepare(&pki, &data, &mut command);
         let (child, stdout, addr) = spawn_serve(command, &data.path().join("server.log"));
-        TestServer { process: Process { child, stdout }, addr, pki, data, args }
+        ServerProcess { process: Process { child, stdout }, addr, pki, data, args }
     }
 
     /// The next line the server prints on stdout, after its first.
@@ -120,7 +129,7 @@ impl TestServer {
 
     /// The client directory of `client` ("owner" is the cert dir itself).
     pub fn client_dir(&self, client: &str) -> PathBuf {
-        if client == "owner" { self.pki.certs() } else { self.pki.client(client) }
+        if client == "owner" { self.pki.cert_dir() } else { self.pki.cert_dir().join(client) }
     }
 
     /// A command for the real client binary as `client`.
@@ -145,7 +154,7 @@ impl TestServer {
     /// `openssl s_client` to the server as the "owner" client, with `extra`
     /// flags, and nothing on its stdin (so it closes after the handshake).
     pub fn openssl_s_client(&self, extra: &[&str]) -> Output {
-        let certs = self.pki.certs();
+        let certs = self.pki.cert_dir();
         Command::new("openssl")
             .args(["s_client", "-connect", &self.addr])
             .args(extra)
@@ -157,7 +166,7 @@ impl TestServer {
             .arg(certs.join("client.key"))
             .stdin(Stdio::null())
             .output()
-            .expect("openssl is installed (.ci/run installs it)")
+            .expect("openssl is installed (tests/run.sh installs it)")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -174,6 +183,20 @@ impl TestServer {
         });
         status.unwrap()
     }
+}
+
+/// Raises this process's soft limit of open files to its hard one, as
+/// `rcmd serve` does for itself: the connection tests hold a thousand or
+/// more sockets to their servers at once, all in this one test process,
+/// past the 1024 that a login session usually starts with.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    });
 }
 
 /// Starts `command` (an `rcmd serve`, perhaps behind a wrapper such as
@@ -243,20 +266,20 @@ pub fn tls_config(ca: &Path, client_dir: Option<&Path>) -> rustls::ClientConfig 
 }
 
 /// A reqwest client for the server as the client in `client_dir`.
-pub fn http(server: &TestServer, client_dir: Option<&Path>) -> reqwest::Client {
+pub fn http(server: &ServerProcess, client_dir: Option<&Path>) -> reqwest::Client {
     let _ = rcmd::pki::crypto_provider().install_default();
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config(&server.pki.certs().join("ca.crt"), client_dir))
+        .tls_backend_preconfigured(tls_config(&server.pki.cert_dir().join("ca.crt"), client_dir))
         .build()
         .unwrap()
 }
 
-pub fn http_as(server: &TestServer, client: &str) -> reqwest::Client {
+pub fn http_as(server: &ServerProcess, client: &str) -> reqwest::Client {
     http(server, Some(&server.client_dir(client)))
 }
 
 /// GETs `path` from the server and parses the JSON answer.
-pub async fn get_json(client: &reqwest::Client, server: &TestServer, path: &str) -> serde_json::Value {
+pub async fn get_json(client: &reqwest::Client, server: &ServerProcess, path: &str) -> serde_json::Value {
     let response = client.get(server.url(path)).send().await.unwrap();
     response.json().await.unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
 }

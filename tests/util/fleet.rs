@@ -9,8 +9,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 pub mod hostile;
 
 use super::TempDir;
-use super::pki::TestPki;
 use super::server::{RCMD, spawn_serve};
+use rcmd::testing::TestPki;
 
 /// One server of the fleet. Killed and reaped when dropped.
 pub struct Host {
@@ -22,10 +22,6 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn port(&self) -> u16 {
         self.addr.rsplit_once(':').unwrap().1.parse().unwrap()
     }
@@ -47,7 +43,7 @@ pub struct Fleet {
 impl Fleet {
     /// A CA (with the "owner" client) and no hosts yet.
     pub fn new() -> Fleet {
-        Fleet { pki: TestPki::new(&[]), hosts: Vec::new(), dir: TempDir::new("fleet") }
+        Fleet { pki: TestPki::new(), hosts: Vec::new(), dir: TempDir::new("fleet") }
     }
 
     /// `n` servers on 127.0.0.1, named `{prefix}1`...
@@ -67,7 +63,7 @@ impl Fleet {
         let ip = listen.rsplit_once(':').unwrap().0;
         let issued = Command::new(RCMD)
             .args(["pki", "server", name, "--san", ip, "--dir"])
-            .arg(self.pki.certs())
+            .arg(self.pki.cert_dir())
             .output()
             .unwrap();
         assert!(issued.status.success(), "pki server: {}", String::from_utf8_lossy(&issued.stderr));
@@ -84,7 +80,7 @@ impl Fleet {
         labels: &[(&str, &str)],
         certs_of: &str,
     ) {
-        let certs = self.pki.certs().join("servers").join(certs_of);
+        let certs = self.pki.cert_dir().join("servers").join(certs_of);
         let data = self.dir.path().join(format!("data-{name}"));
         let mut command = rcmd_through(wrapper);
         command.arg("serve").arg("--certs").arg(certs).args(["--listen", listen]).arg("--data-dir").arg(data);
@@ -133,16 +129,12 @@ impl Fleet {
     /// stdin from /dev/null.
     pub fn client(&self, wrapper: &[String], targets: &str, args: &[&str]) -> Command {
         let mut command = rcmd_through(wrapper);
-        command.arg(self.pki.certs()).arg(targets).args(args).stdin(Stdio::null());
+        command.arg(self.pki.cert_dir()).arg(targets).args(args).stdin(Stdio::null());
         command
     }
 
     pub fn certs(&self) -> PathBuf {
-        self.pki.certs()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.pki.cert_dir()
     }
 }
 
