@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::Limits;
+use super::asked::Asked;
 use super::core_group::Kill;
-use super::create::Asked;
 use super::dir::Folder;
 use super::group::Keeping;
 use super::spares::Spares;

@@ -79,6 +79,7 @@
 //!   limit is missing; [`Cgroups::check`].
 //! * [`detect`]: [`Cgroups::detect`], the start-up steps that fill it in.
 //! * [`create`]: [`Cgroups::create`], the steps that make a job's groups.
+//! * [`asked`]: what a job's limits ask of each controller.
 //! * [`group`]: [`JobGroup`], one job's groups: kill, usage, removal.
 //! * [`core_group`]: the core group every job has, and how it is killed.
 //! * [`memory`], [`cpu`], [`pids`], [`io`]: each controller's writers and
@@ -92,6 +93,7 @@
 //! * [`retry`]: retrying a step that waits for processes to exit.
 //! * `fake` (tests only): a group in a temp dir standing in for a hierarchy.
 
+mod asked;
 mod cgroups;
 mod core_group;
 mod cpu;
@@ -116,6 +118,5 @@ pub(crate) use group::JobGroup;
 pub use group::ResourceUsage;
 pub use tree::purge;
 
-/// The limits a job asks for: the jobs library's type, read in one place
-/// ([`create::Asked::of`]).
-use crate::jobs::Limits;
+/// The limits a job asks for, read in one place ([`asked::Asked::of`]).
+use crate::limits::Limits;

@@ -84,7 +84,7 @@ impl Registry {
         for connection in &doomed {
             tracing::info!(
                 client = connection.peer.cn(),
-                serial = %connection.peer.serial,
+                serial = connection.peer.serial.to_string(),
                 reason,
                 "closing a connection"
             );
