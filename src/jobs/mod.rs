@@ -70,11 +70,14 @@ pub use data_dir::DataDirError;
 pub use error::JobError;
 pub use limits::{GroupWatcher, Quota};
 pub use observer::JobObserver;
-pub use pool::{DEFAULT_PAGE, JobPool, MAX_PAGE, PAGE_BYTES, Page, PoolConfig};
+pub use pool::{
+    CommandLineTooLong, Containment, DEFAULT_PAGE, JobPool, MAX_PAGE, PAGE_BYTES, Page, PoolConfig,
+};
+pub use records::RecordsError;
 pub(crate) use spec::is_executable_file;
 pub use spec::{JobSpec, Limits, RunAs};
 pub use spool::{OutputReader, Stream, Truncation};
 pub use start::StartLimit;
-pub use status::{JobId, JobStatus, Output, Status, Termination};
+pub use status::{End, JobId, JobState, JobStatus, LOST_MESSAGE, Output, Status, Termination};
 pub use stdin::{StdinCopied, StdinEnd, StdinRefused, StdinWriter};
-pub use store::{LOST_MESSAGE, Store};
+pub use store::Store;

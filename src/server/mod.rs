@@ -319,14 +319,14 @@ pub(crate) async fn run(args: ServeArgs, mut embedding: Embedding) -> anyhow::Re
     let ceilings = args.job_limits.ceilings();
     enforceable("--job-*", &ceilings.limits(), cgroups.as_deref())?;
     policy_enforceable(&policy, cgroups.as_deref())?;
-    let mut template = pool_template(&args, &store, guard.as_ref(), cgroups.clone());
-    if embedding.own_exe {
+    let metrics = args.metrics_listen.map(|_| Arc::new(metrics::Metrics::new()));
+    let template = PoolConfig {
         // Isolated jobs run this very binary as their process 1: the path of
         // the running file, even if it was replaced on disk since.
-        template.isolate_init = Some(PathBuf::from("/proc/self/exe"));
-    }
-    let metrics = args.metrics_listen.map(|_| Arc::new(metrics::Metrics::new()));
-    template.observer = metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>);
+        isolate_init: embedding.own_exe.then(|| PathBuf::from("/proc/self/exe")),
+        observer: metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>),
+        ..pool_template(&args, &store, guard.as_ref(), cgroups.clone())
+    };
     tracing::info!(
         data_dir = %data_dir.display(),
         output_stored = store.disk_used(),
@@ -488,17 +488,23 @@ fn pool_template(
     guard: Option<&Arc<guard::Guard>>,
     cgroups: Option<Arc<jobs::Cgroups>>,
 ) -> PoolConfig {
-    let mut template = PoolConfig::new(store.path());
-    template.output_limit = args.max_output;
-    template.stop_grace = args.stop_grace.0;
-    template.max_running = args.max_running;
-    template.max_jobs = args.max_jobs;
-    template.max_stored_bytes = args.max_stored.unwrap_or((store.max_disk() / 4).min(16 << 30));
-    if cgroups.is_none() {
-        template.watcher = guard.map(|guard| Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
+    let containment = match (cgroups, guard) {
+        (Some(cgroups), _) => jobs::Containment::Cgroups(cgroups),
+        (None, Some(guard)) => jobs::Containment::Guard(Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>),
+        (None, None) => jobs::Containment::None,
+    };
+    PoolConfig {
+        data_dir: store.path().to_owned(),
+        output_limit: args.max_output,
+        stop_grace: args.stop_grace.0,
+        max_running: args.max_running,
+        max_jobs: args.max_jobs,
+        max_stored_bytes: args.max_stored.unwrap_or((store.max_disk() / 4).min(16 << 30)),
+        containment,
+        observer: None,
+        isolate_init: None,
+        start_limit: jobs::StartLimit::default(),
     }
-    template.cgroups = cgroups;
-    template
 }
 
 /// The policy file, if the server has one.
@@ -613,14 +619,14 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// A job's status as the API shows it.
 pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
-    let (status, exit_code, signal, error_msg) = match &s.status {
+    let (status, exit_code, signal, error_msg) = match s.status() {
         jobs::Status::Running => (wire::State::Running, None, None, None),
-        jobs::Status::Error(message) => (wire::State::Error, None, None, Some(message.clone())),
+        jobs::Status::Error(message) => (wire::State::Error, None, None, Some(message)),
         jobs::Status::Completed(jobs::Termination::Exited(code)) => {
-            (wire::State::Completed, Some(*code), None, None)
+            (wire::State::Completed, Some(code), None, None)
         }
         jobs::Status::Completed(jobs::Termination::Signaled(sig)) => {
-            (wire::State::Completed, None, Some(*sig), None)
+            (wire::State::Completed, None, Some(sig), None)
         }
     };
     wire::JobStatus {
@@ -631,16 +637,16 @@ pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
         id: s.id.0,
         cmd: s.command.clone(),
         args: s.args.clone(),
-        pid: s.pid,
+        pid: s.pid(),
         started_at: rfc3339(s.started_at),
-        finished_at: s.finished_at.map(rfc3339),
+        finished_at: s.finished_at().map(rfc3339),
         truncated: s.truncated,
         truncated_reason: s.truncated_reason.clone(),
         output_error: s.output_error.clone(),
         client: None,
         limits: ceilings::to_wire(&s.limits),
-        oom_killed: s.oom_killed,
-        usage: wire::Usage { cpu_ms: s.usage.cpu_ms, memory_peak: s.usage.memory_peak },
-        lost: s.lost,
+        oom_killed: s.oom_killed(),
+        usage: wire::Usage { cpu_ms: s.usage().cpu_ms, memory_peak: s.usage().memory_peak },
+        lost: s.lost(),
     }
 }
