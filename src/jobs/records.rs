@@ -701,3 +701,244 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder for one test's database, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!("rcmd-records-{label}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir(&path).unwrap();
+            Scratch(path)
+        }
+
+        /// A copy of the fixture written before schema versions were kept.
+        fn with_v0_fixture(label: &str) -> (Scratch, std::path::PathBuf) {
+            let scratch = Scratch::new(label);
+            let db = scratch.0.join("jobs.db");
+            std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/src/jobs/fixtures/jobs-v0.db"), &db).unwrap();
+            (scratch, db)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn version(db: &std::path::Path) -> i64 {
+        Connection::open(db).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    }
+
+    fn usage(cpu_ms: Option<u64>, memory_peak: Option<u64>) -> ResourceUsage {
+        ResourceUsage { cpu_ms, memory_peak }
+    }
+
+    fn done(finished_at: i64, end: End) -> JobState {
+        JobState::Done { finished_at: time(finished_at), end }
+    }
+
+    fn completed(pid: u32, termination: Termination, usage: ResourceUsage) -> End {
+        End::Completed { pid, termination, usage, oom_killed: false }
+    }
+
+    /// Every field of one record, as the fixture's README says it was made.
+    struct Expected {
+        client: &'static str,
+        id: u64,
+        command: &'static str,
+        args: &'static [&'static str],
+        started_at: i64,
+        state: JobState,
+        stored: [u64; 2],
+        truncated: Option<&'static str>,
+        limits: Limits,
+        stdin: bool,
+    }
+
+    fn check(records: &Records, expected: &Expected) {
+        let record = records.get(expected.client, JobId(expected.id)).unwrap().expect("recorded");
+        let label = format!("{}/{}", expected.client, expected.id);
+        let status = &record.status;
+        assert_eq!(status.id, JobId(expected.id), "{label}");
+        let command =
+            if expected.id == 3 && expected.client == "alice" { "/nonexistent/rcmd-fixture" } else { "sh" };
+        assert_eq!(status.command, command, "{label}");
+        assert_eq!(status.args, expected.args, "{label}");
+        assert_eq!(status.started_at, time(expected.started_at), "{label}");
+        assert_eq!(status.state, expected.state, "{label}");
+        assert_eq!(status.limits, expected.limits, "{label}");
+        assert_eq!(status.truncated, expected.truncated.is_some(), "{label}");
+        assert_eq!(status.truncated_reason.as_deref(), expected.truncated, "{label}");
+        assert_eq!(status.output_error, None, "{label}");
+        assert_eq!(record.stored, expected.stored, "{label}");
+        assert_eq!(record.stdin, expected.stdin, "{label}");
+    }
+
+    #[test]
+    fn the_v0_fixture_is_migrated_and_read_in_full() {
+        let (_scratch, db) = Scratch::with_v0_fixture("v0");
+        assert_eq!(version(&db), 0);
+        let (records, lost) = Records::open(&db).unwrap();
+        assert_eq!(version(&db), SCHEMA_VERSION);
+        // The job that was running when its server died is lost now; its pid
+        // is of another boot, so nothing is signalled.
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert_eq!((lost[0].client.as_str(), lost[0].id, lost[0].pid), ("dave", JobId(1), None));
+        assert_eq!(lost[0].proc_start, Some(82326));
+
+        let plain = Limits::default();
+        let limited = Limits { memory: Some(64 << 20), cpus: Some(0.5), pids: Some(32), ..Limits::default() };
+        let lost_at = |pid, usage| End::Lost { pid: Some(pid), usage, oom_killed: false };
+        let expected = [
+            Expected {
+                client: "alice",
+                id: 1,
+                command: "sh",
+                args: &["-c", "echo out; echo err >&2; exit 3"],
+                started_at: 1796688832690,
+                state: done(1796688832705, completed(1130, Termination::Exited(3), usage(Some(1), None))),
+                stored: [4, 4],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "alice",
+                id: 2,
+                command: "sh",
+                args: &["-c", "kill -TERM $$"],
+                started_at: 1796688832705,
+                state: done(1796688832708, completed(1131, Termination::Signaled(15), usage(Some(1), None))),
+                stored: [0, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "alice",
+                id: 3,
+                command: "/nonexistent/rcmd-fixture",
+                args: &["x"],
+                started_at: 1796688832708,
+                state: done(
+                    1796688832708,
+                    End::Failed {
+                        message: "cannot start \"/nonexistent/rcmd-fixture\": No such file or directory (os error 2)"
+                            .into(),
+                    },
+                ),
+                stored: [0, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "alice",
+                id: 5,
+                command: "sh",
+                args: &["-c", "head -c 3; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo limited"],
+                started_at: 1796688832717,
+                state: done(1796688832760, completed(1136, Termination::Exited(0), usage(Some(35), Some(524288)))),
+                stored: [11, 0],
+                truncated: None,
+                limits: limited,
+                stdin: true,
+            },
+            Expected {
+                client: "bob",
+                id: 1,
+                command: "sh",
+                args: &["-c", "printf 0123456789abcdef"],
+                started_at: 1796688832765,
+                state: done(1796688832784, completed(1138, Termination::Exited(0), usage(Some(1), None))),
+                stored: [10, 0],
+                truncated: Some("the job wrote more than the 10 bytes a job may keep"),
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "carol",
+                id: 1,
+                command: "sh",
+                args: &["-c", "echo before; sleep 1000"],
+                started_at: 1796688832785,
+                state: done(1796688832787, lost_at(1139, usage(Some(0), None))),
+                stored: [7, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "dave",
+                id: 2,
+                command: "sh",
+                args: &["-c", "true"],
+                started_at: 1796688832964,
+                state: done(1796688832965, completed(1153, Termination::Exited(0), usage(None, None))),
+                stored: [0, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+        ];
+        for job in &expected {
+            check(&records, job);
+        }
+        // Lost on this open: its end is the time it was found.
+        let found = records.get("dave", JobId(1)).unwrap().unwrap().status;
+        assert_eq!(found.args, ["-c", "echo started; exec sleep 1000"]);
+        let JobState::Done { end, finished_at } = &found.state else { panic!("{found:?}") };
+        assert_eq!(*end, End::Lost { pid: Some(1152), usage: ResourceUsage::default(), oom_killed: false });
+        assert!(*finished_at > time(1796688832964));
+        assert!(matches!(found.status(), super::super::Status::Error(m) if m == LOST_MESSAGE));
+        assert!(records.get("alice", JobId(4)).unwrap().is_none(), "deleted before the fixture was taken");
+
+        let alice = records.usage("alice").unwrap();
+        assert_eq!((alice.jobs, alice.stored, alice.last_id), (4, 19, 1025));
+        assert_eq!(records.clients_after("", 10).unwrap(), ["alice", "bob", "carol", "dave"]);
+        assert_eq!(records.page("alice", JobId(0), 10, usize::MAX).unwrap().len(), 4);
+        records.close();
+        drop(records);
+        // Migrated once: opened again, it is as it was.
+        let (records, lost) = Records::open(&db).unwrap();
+        assert!(lost.is_empty());
+        check(&records, &expected[0]);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_rcmd_is_refused_and_left_alone() {
+        let (_scratch, db) = Scratch::with_v0_fixture("newer");
+        Connection::open(&db).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let Err(e) = Records::open(&db) else { panic!("opened") };
+        assert!(matches!(e, RecordsError::UnknownVersion { found } if found == SCHEMA_VERSION + 1), "{e}");
+        assert!(e.to_string().contains("newer rcmd"), "{e}");
+        assert_eq!(version(&db), SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn an_unversioned_database_with_other_tables_is_refused_and_left_alone() {
+        let (_scratch, db) = Scratch::with_v0_fixture("tables");
+        Connection::open(&db).unwrap().execute_batch("ALTER TABLE jobs ADD COLUMN surprise TEXT").unwrap();
+        let Err(e) = Records::open(&db) else { panic!("opened") };
+        assert!(matches!(e, RecordsError::Tables { version: 0, table: "jobs", .. }), "{e}");
+        assert_eq!(version(&db), 0);
+    }
+
+    #[test]
+    fn a_new_database_starts_at_the_current_version() {
+        let scratch = Scratch::new("new");
+        let db = scratch.0.join("jobs.db");
+        let (records, lost) = Records::open(&db).unwrap();
+        assert!(lost.is_empty());
+        drop(records);
+        assert_eq!(version(&db), SCHEMA_VERSION);
+        assert!(Records::open(&db).is_ok());
+    }
+}
