@@ -135,7 +135,7 @@ pub struct Page {
 }
 
 /// A thread-safe pool of jobs. Dropping it (or [`JobPool::shutdown`]) kills
-/// every job's process group and reaps it; the records stay.
+/// every job (its cgroups and process group) and reaps it; the records stay.
 pub struct JobPool {
     shared: Arc<Shared>,
     ids: Ids,
