@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use rcmd::jobs::{JobPool, PoolConfig, Status, Termination};
+use rcmd::jobs::{JobPool, JobSpec, PoolConfig, Status, Termination};
 
 #[path = "../bench/raw_spawn.rs"]
 mod raw_spawn;
@@ -43,9 +43,9 @@ fn pool_rate(
                 tokio::spawn(async move {
                     let mut n = 0u64;
                     while started.elapsed() < round {
-                        let id = pool.create("/bin/true", vec![]).await;
+                        let id = pool.try_create(JobSpec::new("/bin/true", vec![])).await.unwrap();
                         let status = pool.wait(id).await.unwrap();
-                        assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+                        assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
                         pool.delete(id).await.unwrap();
                         n += 1;
                     }
@@ -75,10 +75,14 @@ fn main() {
     let before = peak_rss_kib();
     let started = Instant::now();
     let id = runtime
-        .block_on(pool.create("head", vec!["-c".into(), (1u64 << 30).to_string(), "/dev/zero".into()]));
+        .block_on(pool.try_create(JobSpec::new(
+            "head",
+            vec!["-c".into(), (1u64 << 30).to_string(), "/dev/zero".into()],
+        )))
+        .unwrap();
     let status = runtime.block_on(pool.wait(id)).unwrap();
     let elapsed = started.elapsed();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     let stored = std::fs::metadata(dir.join(format!("{id}.stdout"))).unwrap().len();
     assert_eq!(stored, 1 << 30);
     println!(

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rcmd::jobs::{Cgroups, JobPool, JobSpec, PoolConfig};
+use rcmd::jobs::{Cgroups, Containment, JobPool, JobSpec, PoolConfig};
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -48,13 +48,13 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = std::env::temp_dir().join(format!("rcmd-spawn-rss-{}", std::process::id()));
     let rcmd_us = runtime.block_on(async {
-        let mut config = PoolConfig::new(&dir);
-        config.cgroups = Some(Arc::new(Cgroups::detect(&dir).expect("cgroups (run as root)")));
+        let cgroups = Arc::new(Cgroups::detect(&dir).expect("cgroups (run as root)"));
+        let config = PoolConfig { containment: Containment::Cgroups(cgroups), ..PoolConfig::new(&dir) };
         let pool = JobPool::new(config).unwrap();
         let mut times = Vec::new();
         for _ in 0..jobs {
             let started = Instant::now();
-            let id = pool.create_job(JobSpec::new("/bin/true", vec![])).await;
+            let id = pool.try_create(JobSpec::new("/bin/true", vec![])).await.unwrap();
             pool.wait(id).await.unwrap();
             times.push(started.elapsed().as_secs_f64() * 1e6);
             pool.delete(id).await.unwrap();

@@ -11,7 +11,8 @@ use crate::util::{
     Frozen, TempDir, marked_sleep, pids_matching, populated_groups, wait_no_process, wait_until,
 };
 use rcmd::jobs::{
-    Cgroups, JobId, JobPool, JobSpec, JobStatus, Limits, PoolConfig, StartLimit, Status, Termination,
+    Cgroups, Containment, JobId, JobPool, JobSpec, JobStatus, Limits, PoolConfig, StartLimit, Status,
+    Termination,
 };
 use rcmd::limits::{BytesPerSecond, Cpus, Memory, Pids};
 
@@ -25,14 +26,14 @@ fn contained(label: &str) -> Contained {
     let dir = TempDir::new(label);
     let cgroups = Arc::new(Cgroups::detect(dir.path()).expect("this host has cgroups (run as root)"));
     let mut config = PoolConfig::new(dir.path().join("data"));
-    config.cgroups = Some(Arc::clone(&cgroups));
+    config.containment = Containment::Cgroups(Arc::clone(&cgroups));
     config.stop_grace = Duration::from_secs(10);
     Contained { pool: JobPool::new(config).expect("pool"), cgroups, dir }
 }
 
 impl Contained {
     async fn sh(&self, script: &str) -> JobId {
-        self.pool.create_job(JobSpec::new("sh", vec!["-c".into(), script.into()])).await
+        self.pool.try_create(JobSpec::new("sh", vec!["-c".into(), script.into()])).await.unwrap()
     }
 
     /// Job groups left in our folders (not the empty spares kept for
@@ -45,7 +46,7 @@ impl Contained {
 
     async fn run_limited(&self, limits: Limits, script: &str) -> JobStatus {
         let spec = JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script.into()]) };
-        let id = self.pool.create_job(spec).await;
+        let id = self.pool.try_create(spec).await.unwrap();
         self.pool.wait(id).await.unwrap()
     }
 }
@@ -105,7 +106,7 @@ async fn processes_that_left_the_group_die_when_the_main_process_exits() {
     let sleep = marked_sleep(c.dir.path(), "exit");
     let id = c.sh(&escapees(&sleep, 50)).await;
     let status = c.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert!(pids_matching(&sleep).is_empty(), "all 50 are dead once the job completed");
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
 }
@@ -126,7 +127,7 @@ async fn stop_and_delete_kill_processes_that_left_the_group() {
         match action {
             "stop" => {
                 let status = c.pool.stop_with_grace(id, Duration::from_millis(100)).await.unwrap();
-                assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
+                assert_eq!(status.status(), Status::Completed(Termination::Signaled(9)));
             }
             _ => c.pool.delete(id).await.unwrap(),
         }
@@ -144,7 +145,7 @@ async fn a_killed_setsid_writer_closes_the_output_so_nothing_is_truncated() {
     let sleep = marked_sleep(c.dir.path(), "drain");
     let id = c.sh(&setsid_writer(c.dir.path(), &sleep)).await;
     let status = c.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert!(!status.truncated);
     assert_eq!(c.pool.output(id).unwrap().stdout, b"hi\n");
     assert!(pids_matching(&sleep).is_empty());
@@ -155,9 +156,12 @@ async fn without_cgroups_the_drain_gives_up_on_a_setsid_writer_and_marks_the_out
     let dir = TempDir::new("contain-fallback-drain");
     let pool = JobPool::new(PoolConfig::new(dir.path().join("data"))).unwrap();
     let sleep = marked_sleep(dir.path(), "fallback");
-    let id = pool.create_job(JobSpec::new("sh", vec!["-c".into(), setsid_writer(dir.path(), &sleep)])).await;
+    let id = pool
+        .try_create(JobSpec::new("sh", vec!["-c".into(), setsid_writer(dir.path(), &sleep)]))
+        .await
+        .unwrap();
     let status = pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert!(status.truncated, "the escaped writer kept the pipe open past the drain");
     assert_eq!(pool.output(id).unwrap().stdout, b"hi\n");
     // It escaped: this is what cgroups fix. Clean up after it.
@@ -179,7 +183,7 @@ async fn a_job_of_255_processes_stops_entirely() {
     let mut reader = c.pool.reader(id, rcmd::jobs::Stream::Stdout, 0).unwrap();
     assert_eq!(&reader.next_chunk().await.unwrap().unwrap()[..], b"ready\n");
     let status = c.pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
-    assert!(matches!(status.status, Status::Completed(Termination::Signaled(_))), "{status:?}");
+    assert!(matches!(status.status(), Status::Completed(Termination::Signaled(_))), "{status:?}");
     assert!(pids_matching(&sleep).is_empty());
 }
 
@@ -189,11 +193,11 @@ async fn no_job_group_is_left_after_a_thousand_jobs_and_the_folders_go_with_the_
     let c = contained("contain-thousand");
     let mut ids: Vec<JobId> = Vec::new();
     for _ in 0..1000 {
-        ids.push(c.pool.create_job(JobSpec::new("true", vec![])).await);
+        ids.push(c.pool.try_create(JobSpec::new("true", vec![])).await.unwrap());
     }
     for id in ids {
         let status = c.pool.wait(id).await.unwrap();
-        assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+        assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     }
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
     let folders = c.cgroups.folders();
@@ -280,7 +284,7 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     let warm = c.sh("true").await;
     c.pool.wait(warm).await.unwrap();
     let first = c.run_limited(all, "true").await;
-    assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
+    assert_eq!(first.status(), Status::Completed(Termination::Exited(0)), "{first:?}");
     assert_eq!(
         c.cgroups.spare_groups().len(),
         5,
@@ -294,26 +298,26 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     // (it is the only spare) is not reported as OOM-killed, and its peak is
     // its own.
     let hog = c.run_limited(memory_only(64 << 20), HOG).await;
-    assert!(hog.oom_killed, "{hog:?}");
+    assert!(hog.oom_killed(), "{hog:?}");
     let small = c.run_limited(memory_only(64 << 20), "grep :memory: /proc/self/cgroup").await;
-    assert_eq!(small.status, Status::Completed(Termination::Exited(0)), "{small:?}");
+    assert_eq!(small.status(), Status::Completed(Termination::Exited(0)), "{small:?}");
     let printed = String::from_utf8(c.pool.output(small.id).unwrap().stdout).unwrap();
     let memory_name = memory_group.file_name().unwrap().to_string_lossy().into_owned();
     assert!(printed.trim_end().ends_with(&format!("/{memory_name}")), "it reused {memory_name}: {printed}");
-    assert!(!small.oom_killed, "the last job's OOM kill is not this one's: {small:?}");
-    let peak = small.usage.memory_peak.unwrap();
+    assert!(!small.oom_killed(), "the last job's OOM kill is not this one's: {small:?}");
+    let peak = small.usage().memory_peak.unwrap();
     assert!(peak < 8 << 20, "peak {peak} is this job's, not the last one's 64 MiB");
 
     // Limits raised past the old ones, then lowered below them.
     let raised = c
         .run_limited(Limits { cpus: Some(Cpus::new(0.25).unwrap()), ..memory_only(256 << 20) }, "true")
         .await;
-    assert_eq!(raised.status, Status::Completed(Termination::Exited(0)), "{raised:?}");
+    assert_eq!(raised.status(), Status::Completed(Termination::Exited(0)), "{raised:?}");
     assert_eq!(read(&memory_group, "memory.limit_in_bytes"), (256u64 << 20).to_string());
     assert_eq!(read(&memory_group, "memory.memsw.limit_in_bytes"), (256u64 << 20).to_string());
     assert_eq!(read(&cpu_group, "cpu.cfs_quota_us"), "25000");
     let lowered = c.run_limited(memory_only(32 << 20), "true").await;
-    assert_eq!(lowered.status, Status::Completed(Termination::Exited(0)), "{lowered:?}");
+    assert_eq!(lowered.status(), Status::Completed(Termination::Exited(0)), "{lowered:?}");
     assert_eq!(read(&memory_group, "memory.limit_in_bytes"), (32u64 << 20).to_string());
     assert_eq!(read(&memory_group, "memory.memsw.limit_in_bytes"), (32u64 << 20).to_string());
 
@@ -327,12 +331,12 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     );
     let meddler =
         c.run_limited(Limits { cpus: Some(Cpus::new(0.5).unwrap()), ..memory_only(64 << 20) }, &meddle).await;
-    assert_eq!(meddler.status, Status::Completed(Termination::Exited(0)), "{meddler:?}");
+    assert_eq!(meddler.status(), Status::Completed(Termination::Exited(0)), "{meddler:?}");
     assert_eq!(read(&cpu_group, "cpu.cfs_period_us"), "50000");
     let next = c.run_limited(Limits { cpus: Some(Cpus::new(0.5).unwrap()), ..memory_only(64 << 20) }, HOG);
     let next =
         tokio::time::timeout(Duration::from_secs(60), next).await.expect("the job is not left hanging");
-    assert!(next.oom_killed, "{next:?}");
+    assert!(next.oom_killed(), "{next:?}");
     assert_eq!(read(&cpu_group, "cpu.cfs_period_us"), "100000");
 
     // Memory a job leaves charged to its group would be the next job's (in
@@ -341,17 +345,17 @@ async fn a_reused_group_has_only_the_new_jobs_limits_and_counts_nothing_of_the_l
     let file = c.dir.path().join("cached");
     let cache = format!("dd if=/dev/zero of={} bs=1M count=48 conv=fsync status=none", file.display());
     let cached = c.run_limited(memory_only(64 << 20), &cache).await;
-    assert_eq!(cached.status, Status::Completed(Termination::Exited(0)), "{cached:?}");
-    assert!(cached.usage.memory_peak.unwrap() >= 40 << 20, "its page cache was charged: {cached:?}");
+    assert_eq!(cached.status(), Status::Completed(Termination::Exited(0)), "{cached:?}");
+    assert!(cached.usage().memory_peak.unwrap() >= 40 << 20, "its page cache was charged: {cached:?}");
     assert!(!memory_group.exists(), "the group that holds the page cache is removed");
     let after = c.run_limited(memory_only(64 << 20), "true").await;
-    let peak = after.usage.memory_peak.unwrap();
+    let peak = after.usage().memory_peak.unwrap();
     assert!(peak < 8 << 20, "peak {peak} is this job's, not the last one's page cache");
     let memory_group = spare_in(&c, &memory);
     let shm = ShmFile(PathBuf::from(format!("/dev/shm/rcmdt-reuse-{}", std::process::id())));
     let leave = format!("head -c 524288 /dev/zero > {}", shm.0.display());
     let leaver = c.run_limited(memory_only(64 << 20), &leave).await;
-    assert_eq!(leaver.status, Status::Completed(Termination::Exited(0)), "{leaver:?}");
+    assert_eq!(leaver.status(), Status::Completed(Termination::Exited(0)), "{leaver:?}");
     assert!(!memory_group.exists(), "the group that holds a tmpfs file is removed");
     assert_spares_are_as_good_as_new(&c);
 }
@@ -374,7 +378,7 @@ async fn limited_jobs_running_at_once_never_share_a_group_and_spares_stay_bounde
         let mut ids = Vec::new();
         for _ in 0..AT_ONCE {
             let spec = JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script.clone()]) };
-            ids.push(c.pool.create_job(spec).await);
+            ids.push(c.pool.try_create(spec).await.unwrap());
         }
         wait_until("every job of the wave printed its groups", Duration::from_secs(60), || {
             ids.iter().all(|&id| c.pool.output(id).is_ok_and(|o| o.stdout.ends_with(b"\n")))
@@ -397,7 +401,7 @@ async fn limited_jobs_running_at_once_never_share_a_group_and_spares_stay_bounde
         std::fs::write(&go, "").unwrap();
         for id in ids {
             let status = c.pool.wait(id).await.unwrap();
-            assert_eq!(status.status, Status::Completed(Termination::Exited(0)), "{status:?}");
+            assert_eq!(status.status(), Status::Completed(Termination::Exited(0)), "{status:?}");
         }
     }
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
@@ -427,9 +431,10 @@ async fn groups_a_job_makes_below_its_own_are_killed_and_removed_with_it() {
         pids = pids.display()
     );
     let limits = rcmd::jobs::Limits { pids: Some(Pids::new(100).unwrap()), ..Default::default() };
-    let id = c.pool.create_job(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await;
+    let id =
+        c.pool.try_create(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await.unwrap();
     let status = c.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)), "{status:?}");
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)), "{status:?}");
     assert_eq!(c.pool.output(id).unwrap().stdout, b"ready\n");
     wait_no_process(&sleep);
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
@@ -483,7 +488,7 @@ fn contained_with(label: &str, limit: &StartLimit, max_running: usize) -> Contai
     let dir = TempDir::new(label);
     let cgroups = Arc::new(Cgroups::detect(dir.path()).expect("this host has cgroups (run as root)"));
     let mut config = PoolConfig::new(dir.path().join("data"));
-    config.cgroups = Some(Arc::clone(&cgroups));
+    config.containment = Containment::Cgroups(Arc::clone(&cgroups));
     config.start_limit = limit.clone();
     config.max_running = max_running;
     Contained { pool: JobPool::new(config).expect("pool"), cgroups, dir }
@@ -528,9 +533,9 @@ async fn starts_stuck_before_exec_hold_at_most_their_pools_share_and_others_stil
     creates.push(create_true(&pool));
     wait_until("its unit of the quota came back", Duration::from_secs(30), || pool.starts_waiting() == 3);
     // Another client's start is not held up by them.
-    let id = other.pool.create_job(JobSpec::new("true", vec![])).await;
+    let id = other.pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
     let status = other.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert!(populated_groups(&core) <= share, "never more than the share at once");
     assert!(pool.starts_in_progress() <= share);
     drop(frozen);
@@ -565,7 +570,7 @@ async fn stuck_start(label: &str) -> StuckStart {
     let pool = Arc::new(pool);
     let create = {
         let (pool, sleep) = (Arc::clone(&pool), sleep.clone());
-        tokio::spawn(async move { pool.create_job(JobSpec::new(sleep, vec!["1000".into()])).await })
+        tokio::spawn(async move { pool.try_create(JobSpec::new(sleep, vec!["1000".into()])).await.unwrap() })
     };
     wait_until("the start is stuck in its frozen group", Duration::from_secs(30), || {
         populated_groups(&core) == 1
@@ -584,14 +589,14 @@ async fn shutdown_waits_for_a_start_stuck_before_exec_and_leaves_nothing_behind(
     assert_eq!(pool.starts_in_progress(), 0);
     let id = create.await.unwrap();
     let status = pool.status(id).unwrap();
-    let Status::Error(message) = &status.status else { panic!("{status:?}") };
+    let Status::Error(message) = &status.status() else { panic!("{status:?}") };
     assert!(message.contains("stopped before it could run the program"), "{message}");
     drop(frozen);
     assert!(pids_matching(&sleep).is_empty());
     wait_until("no job group is left", Duration::from_secs(10), || only_spares_in(&cgroups, &core));
     // Nothing starts after a shutdown.
-    let late = pool.create_job(JobSpec::new("true", vec![])).await;
-    let Status::Error(message) = pool.status(late).unwrap().status else { panic!("a late job started") };
+    let late = pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
+    let Status::Error(message) = pool.status(late).unwrap().status() else { panic!("a late job started") };
     assert!(message.contains("shutting down"), "{message}");
 }
 
@@ -609,8 +614,8 @@ async fn a_job_that_starts_while_its_pool_shuts_down_is_killed_and_its_group_rem
     assert!(pids_matching(&sleep).is_empty(), "the job was killed before shutdown returned");
     let id = create.await.unwrap();
     let status = pool.status(id).unwrap();
-    assert!(status.finished_at.is_some(), "its end is recorded: {status:?}");
-    assert!(matches!(status.status, Status::Error(_)), "{status:?}");
+    assert!(status.finished_at().is_some(), "its end is recorded: {status:?}");
+    assert!(matches!(status.status(), Status::Error(_)), "{status:?}");
     wait_until("no job group is left", Duration::from_secs(10), || only_spares_in(&cgroups, &core));
 }
 
@@ -629,8 +634,8 @@ async fn a_reused_core_group_counts_only_the_new_jobs_cpu_and_a_frozen_or_thread
     );
     let first = c.sh(&busy).await;
     let first_status = c.pool.wait(first).await.unwrap();
-    assert_eq!(first_status.status, Status::Completed(Termination::Exited(0)), "{first_status:?}");
-    assert!(first_status.usage.cpu_ms.unwrap() >= 200, "{first_status:?}");
+    assert_eq!(first_status.status(), Status::Completed(Termination::Exited(0)), "{first_status:?}");
+    assert!(first_status.usage().cpu_ms.unwrap() >= 200, "{first_status:?}");
     let name = String::from_utf8(c.pool.output(first).unwrap().stdout).unwrap().trim().to_owned();
     let group = core.join(&name);
     assert_eq!(spare_in(&c, &core), group, "the emptied core group is kept");
@@ -640,7 +645,7 @@ async fn a_reused_core_group_counts_only_the_new_jobs_cpu_and_a_frozen_or_thread
     let second = c.sh(PRINT_CORE).await;
     let second_status = c.pool.wait(second).await.unwrap();
     assert_eq!(c.pool.output(second).unwrap().stdout, format!("{name}\n").as_bytes(), "the same group");
-    assert!(second_status.usage.cpu_ms.unwrap() < 100, "{second_status:?}");
+    assert!(second_status.usage().cpu_ms.unwrap() < 100, "{second_status:?}");
 
     // A job running as root freezes its own group and is killed frozen: the
     // group would freeze the next job, so it is not kept.
@@ -649,13 +654,13 @@ async fn a_reused_core_group_counts_only_the_new_jobs_cpu_and_a_frozen_or_thread
         read(&group, "cgroup.events").contains("frozen 1")
     });
     let frozen = c.pool.stop(freezer).await.unwrap();
-    assert!(matches!(frozen.status, Status::Completed(Termination::Signaled(_))), "{frozen:?}");
+    assert!(matches!(frozen.status(), Status::Completed(Termination::Signaled(_))), "{frozen:?}");
     assert!(!c.cgroups.spare_groups().contains(&group), "a frozen group is not kept");
     assert!(!group.exists(), "it is removed");
     let next = c.sh("echo fine").await;
     let next_status = tokio::time::timeout(Duration::from_secs(30), c.pool.wait(next)).await;
     let next_status = next_status.expect("the next job is not frozen").unwrap();
-    assert_eq!(next_status.status, Status::Completed(Termination::Exited(0)), "{next_status:?}");
+    assert_eq!(next_status.status(), Status::Completed(Termination::Exited(0)), "{next_status:?}");
 
     // A job running as root leaves its group (for the test's own, where it
     // ends) and makes it threaded: cgroup.kill fails there, and no other
@@ -668,14 +673,14 @@ async fn a_reused_core_group_counts_only_the_new_jobs_cpu_and_a_frozen_or_thread
     );
     let threader = c.sh(&script).await;
     let threaded = c.pool.wait(threader).await.unwrap();
-    assert_eq!(threaded.status, Status::Completed(Termination::Exited(0)), "{threaded:?}");
+    assert_eq!(threaded.status(), Status::Completed(Termination::Exited(0)), "{threaded:?}");
     let out = String::from_utf8(c.pool.output(threader).unwrap().stdout).unwrap();
     let (kind, name) = out.trim().split_once('\n').unwrap();
     assert_eq!(kind, "threaded");
     assert!(!core.join(name).exists(), "the threaded group is removed");
     let after = c.sh("echo fine").await;
     let after_status = c.pool.wait(after).await.unwrap();
-    assert_eq!(after_status.status, Status::Completed(Termination::Exited(0)), "{after_status:?}");
+    assert_eq!(after_status.status(), Status::Completed(Termination::Exited(0)), "{after_status:?}");
     assert!(c.groups_left().is_empty(), "{:?}", c.groups_left());
 }
 
@@ -697,7 +702,8 @@ async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave
         pid = outsider.child.id()
     );
     let limits = Limits { pids: Some(Pids::new(100).unwrap()), ..Limits::default() };
-    let giver = c.pool.create_job(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await;
+    let giver =
+        c.pool.try_create(JobSpec { limits, ..JobSpec::new("sh", vec!["-c".into(), script]) }).await.unwrap();
     wait_until("the giver's core group is kept", Duration::from_secs(30), || {
         c.cgroups.spare_groups().iter().any(|s| s.starts_with(&core))
     });
@@ -705,15 +711,15 @@ async fn a_core_group_given_to_the_next_job_is_never_killed_by_the_job_that_gave
     let sleep = marked_sleep(c.dir.path(), "taker");
     let taker = c.sh(&format!("{PRINT_CORE}; exec {sleep} 1000")).await;
     wait_until("the taker runs", Duration::from_secs(30), || !pids_matching(&sleep).is_empty());
-    assert!(c.pool.status(giver).unwrap().finished_at.is_none(), "the giver's end is still retrying");
+    assert!(c.pool.status(giver).unwrap().finished_at().is_none(), "the giver's end is still retrying");
     let given = c.pool.wait(giver).await.unwrap();
-    assert_eq!(given.status, Status::Completed(Termination::Exited(0)), "{given:?}");
+    assert_eq!(given.status(), Status::Completed(Termination::Exited(0)), "{given:?}");
     assert_eq!(c.pool.output(giver).unwrap().stdout, c.pool.output(taker).unwrap().stdout, "the same group");
     assert!(!pids_matching(&sleep).is_empty(), "the giver's end did not kill the taker");
-    assert!(c.pool.status(taker).unwrap().finished_at.is_none());
+    assert!(c.pool.status(taker).unwrap().finished_at().is_none());
     drop(outsider);
     let taken = c.pool.stop(taker).await.unwrap();
-    assert!(matches!(taken.status, Status::Completed(Termination::Signaled(_))), "{taken:?}");
+    assert!(matches!(taken.status(), Status::Completed(Termination::Signaled(_))), "{taken:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -734,7 +740,7 @@ async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_ha
     let warm = c.sh(&print_rules).await;
     c.pool.wait(warm).await.unwrap();
     let first = c.run_limited(reads(1 << 20), &print_rules).await;
-    assert_eq!(first.status, Status::Completed(Termination::Exited(0)), "{first:?}");
+    assert_eq!(first.status(), Status::Completed(Termination::Exited(0)), "{first:?}");
     let group = spare_in(&c, &blkio);
     let out = String::from_utf8(c.pool.output(first.id).unwrap().stdout).unwrap();
     assert!(out.starts_with(&format!("{}\n", group.file_name().unwrap().to_string_lossy())), "{out}");
@@ -762,7 +768,7 @@ async fn a_blkio_group_is_kept_only_if_no_io_went_through_it_and_a_reused_one_ha
     let warm = c.sh(&read_file).await;
     c.pool.wait(warm).await.unwrap();
     let reader = c.run_limited(reads(1 << 20), &read_file).await;
-    assert_eq!(reader.status, Status::Completed(Termination::Exited(0)), "{reader:?}");
+    assert_eq!(reader.status(), Status::Completed(Termination::Exited(0)), "{reader:?}");
     assert!(!group.exists(), "the group IO went through is removed");
     assert!(!c.cgroups.spare_groups().iter().any(|s| s.starts_with(&blkio)));
     assert_spares_are_as_good_as_new(&c);

@@ -39,22 +39,22 @@ fn chunks(list: &[&'static [u8]]) -> impl futures_util::Stream<Item = Chunk> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_byte_reaches_the_job_and_the_end_is_its_eof() {
     let (pool, _dir) = pool("stdin-copy");
-    let id = pool.create_job(piped("cat", &[])).await;
+    let id = pool.try_create(piped("cat", &[])).await.unwrap();
     let copied = pool.stdin(id).unwrap().copy_from(chunks(&[b"hello ", b"", b"\x00\xffworld"])).await;
     assert!(matches!(copied.end, StdinEnd::Complete), "{:?}", copied.end);
     assert_eq!(copied.written, 13);
     let status = tokio::time::timeout(DEADLINE, pool.wait(id)).await.expect("cat saw EOF").unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert_eq!(pool.output(id).unwrap().stdout, b"hello \x00\xffworld");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_writer_once_and_only_where_there_is_a_pipe() {
     let (pool, _dir) = pool("stdin-refusals");
-    let plain = pool.create("cat", vec![]).await;
+    let plain = pool.try_create(JobSpec::new("cat", vec![])).await.unwrap();
     assert!(matches!(pool.stdin(plain), Err(JobError::Stdin { refused: StdinRefused::NotPiped, .. })));
 
-    let id = pool.create_job(piped("cat", &[])).await;
+    let id = pool.try_create(piped("cat", &[])).await.unwrap();
     let first = pool.stdin(id).unwrap();
     let refused = pool.stdin(id).err().expect("a second writer is refused");
     assert!(matches!(refused, JobError::Stdin { refused: StdinRefused::Busy, .. }), "{refused}");
@@ -68,14 +68,14 @@ async fn one_writer_once_and_only_where_there_is_a_pipe() {
 
     pool.wait(id).await.unwrap();
     assert!(matches!(pool.stdin(id), Err(JobError::Stdin { refused: StdinRefused::Ended, .. })));
-    let never_started = pool.create_job(piped("/no/such/program", &[])).await;
+    let never_started = pool.try_create(piped("/no/such/program", &[])).await.unwrap();
     assert!(matches!(pool.stdin(never_started), Err(JobError::Stdin { refused: StdinRefused::Ended, .. })));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_waiting_on_its_source_ends_with_the_job() {
     let (pool, _dir) = pool("stdin-delete");
-    let id = pool.create_job(piped("cat", &[])).await;
+    let id = pool.try_create(piped("cat", &[])).await.unwrap();
     let (feed, source) = fed();
     let writer = tokio::spawn(pool.stdin(id).unwrap().copy_from(source));
     feed.send(Ok(Bytes::from_static(b"some"))).await.unwrap();
@@ -94,7 +94,7 @@ async fn a_writer_waiting_on_its_source_ends_with_the_job() {
 async fn a_writer_blocked_on_a_full_pipe_ends_with_the_job() {
     let (pool, _dir) = pool("stdin-full");
     // Never reads: the pipe fills and the writer waits on it.
-    let id = pool.create_job(piped("sleep", &["1000"])).await;
+    let id = pool.try_create(piped("sleep", &["1000"])).await.unwrap();
     let endless = futures_util::stream::repeat_with(|| Chunk::Ok(Bytes::from(vec![0u8; 64 * 1024])));
     let writer = tokio::spawn(pool.stdin(id).unwrap().copy_from(endless));
     pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
@@ -108,11 +108,11 @@ async fn a_writer_blocked_on_a_full_pipe_ends_with_the_job() {
 async fn a_job_that_closes_its_stdin_ends_the_writer() {
     let (pool, _dir) = pool("stdin-closed");
     // Closes its stdin, then keeps running.
-    let id = pool.create_job(piped("sh", &["-c", "exec 0<&-; sleep 1000"])).await;
+    let id = pool.try_create(piped("sh", &["-c", "exec 0<&-; sleep 1000"])).await.unwrap();
     let endless = futures_util::stream::repeat_with(|| Chunk::Ok(Bytes::from_static(b"y\n")));
     let copied = tokio::time::timeout(DEADLINE, pool.stdin(id).unwrap().copy_from(endless)).await.unwrap();
     assert!(matches!(copied.end, StdinEnd::JobClosed), "{:?}", copied.end);
-    assert_eq!(pool.status(id).unwrap().status, Status::Running);
+    assert_eq!(pool.status(id).unwrap().status(), Status::Running);
     pool.delete(id).await.unwrap();
 }
 
@@ -121,13 +121,15 @@ async fn a_job_that_closes_its_stdin_ends_the_writer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eof_reaches_a_job_while_later_jobs_run() {
     let (pool, _dir) = pool("stdin-hygiene");
-    let first = pool.create_job(piped("cat", &[])).await;
-    let later =
-        [pool.create_job(piped("sleep", &["1000"])).await, pool.create("sleep", vec!["1000".into()]).await];
+    let first = pool.try_create(piped("cat", &[])).await.unwrap();
+    let later = [
+        pool.try_create(piped("sleep", &["1000"])).await.unwrap(),
+        pool.try_create(JobSpec::new("sleep", vec!["1000".into()])).await.unwrap(),
+    ];
     let copied = pool.stdin(first).unwrap().copy_from(chunks(&[b"x"])).await;
     assert!(matches!(copied.end, StdinEnd::Complete));
     let status = tokio::time::timeout(DEADLINE, pool.wait(first)).await.expect("cat saw EOF").unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     for id in later {
         pool.delete(id).await.unwrap();
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::util::TempDir;
 use rcmd::jobs::{
-    GroupWatcher, JobError, JobId, JobPool, JobSpec, PoolConfig, Quota, Status, Stream, Termination,
+    Containment, GroupWatcher, JobError, JobId, JobPool, JobSpec, PoolConfig, Quota, Status, Stream,
+    Termination,
 };
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -43,7 +44,7 @@ impl Fixture {
     }
 
     async fn run(&self, (cmd, args): (String, Vec<String>)) -> JobId {
-        self.pool.create(cmd, args).await
+        self.pool.try_create(JobSpec::new(cmd, args)).await.unwrap()
     }
 }
 
@@ -52,11 +53,11 @@ async fn exit_codes_zero_and_non_zero_are_reported() {
     let f = pool("exit");
     let ok = f.run(sh("exit 0")).await;
     let three = f.run(sh("exit 3")).await;
-    assert_eq!(f.pool.wait(ok).await.unwrap().status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(f.pool.wait(ok).await.unwrap().status(), Status::Completed(Termination::Exited(0)));
     let status = f.pool.wait(three).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(3)));
-    assert!(status.pid.is_some());
-    assert!(status.finished_at.unwrap() >= status.started_at);
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(3)));
+    assert!(status.pid().is_some());
+    assert!(status.finished_at().unwrap() >= status.started_at);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,8 +65,8 @@ async fn status_is_running_while_the_process_runs() {
     let f = pool("running");
     let id = f.run(("sleep".into(), args(&["30"]))).await;
     let status = f.pool.status(id).unwrap();
-    assert_eq!(status.status, Status::Running);
-    assert!(status.finished_at.is_none());
+    assert_eq!(status.status(), Status::Running);
+    assert!(status.finished_at().is_none());
     assert_eq!(status.command, "sleep");
     assert_eq!(status.args, args(&["30"]));
 }
@@ -74,11 +75,11 @@ async fn status_is_running_while_the_process_runs() {
 async fn a_job_killed_from_outside_reports_the_signal() {
     let f = pool("outside-kill");
     let id = f.run(("sleep".into(), args(&["30"]))).await;
-    let pid = f.pool.status(id).unwrap().pid.unwrap();
+    let pid = f.pool.status(id).unwrap().pid().unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)
         .unwrap();
     let status = f.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
+    assert_eq!(status.status(), Status::Completed(Termination::Signaled(9)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,16 +94,16 @@ async fn commands_that_cannot_start_are_jobs_in_the_error_state() {
         ("echo".to_string(), vec!["a\0b".to_string()], "nul byte"),
     ];
     for (cmd, cmd_args, expected) in cases {
-        let id = f.pool.create(cmd.clone(), cmd_args).await;
+        let id = f.pool.try_create(JobSpec::new(cmd.clone(), cmd_args)).await.unwrap();
         let status = f.pool.status(id).unwrap();
-        match &status.status {
+        match &status.status() {
             Status::Error(message) => {
                 assert!(message.contains(expected), "{cmd:?}: {message:?} lacks {expected:?}")
             }
             other => panic!("{cmd:?} should be an error, is {other:?}"),
         }
-        assert_eq!(status.pid, None);
-        assert!(status.finished_at.is_some());
+        assert_eq!(status.pid(), None);
+        assert!(status.finished_at().is_some());
         let output = f.pool.output(id).unwrap();
         assert!(output.stdout.is_empty() && output.stderr.is_empty());
         assert!(f.pool.reader(id, Stream::Stdout, 0).unwrap().read_to_end().await.unwrap().is_empty());
@@ -149,7 +150,7 @@ async fn a_job_never_blocks_on_output_nobody_reads() {
     // 8 MiB is far more than a pipe holds; no reader exists while it runs.
     let id = f.run(sh("head -c 8388608 /dev/zero; head -c 8388608 /dev/zero >&2")).await;
     let status = f.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     let output = f.pool.output(id).unwrap();
     assert_eq!((output.stdout.len(), output.stderr.len()), (8 << 20, 8 << 20));
 }
@@ -170,7 +171,7 @@ async fn huge_output_is_complete_and_exact() {
         offset += chunk.len() as u64;
     }
     assert_eq!(offset, SIZE);
-    assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(f.pool.status(id).unwrap().status(), Status::Completed(Termination::Exited(0)));
     let spool = std::fs::metadata(f.output_dir().join(format!("{id}.stdout"))).unwrap();
     assert_eq!(spool.len(), SIZE, "output lives in the spool file");
 }
@@ -181,7 +182,7 @@ async fn output_past_the_cap_is_dropped_and_marked_truncated() {
     let id = f.run(sh("head -c 100000 /dev/zero; echo done >&2; exit 7")).await;
     let status = f.pool.wait(id).await.unwrap();
     // The job ran to its own end, unharmed by the cap (no SIGPIPE).
-    assert_eq!(status.status, Status::Completed(Termination::Exited(7)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(7)));
     assert!(status.truncated);
     let output = f.pool.output(id).unwrap();
     assert_eq!(output.stdout.len() + output.stderr.len(), 1000);
@@ -202,7 +203,7 @@ async fn completes_when_the_main_process_exits_even_if_a_child_holds_the_pipe() 
     let sleep = crate::util::marked_sleep(f.dir.path(), "grandchild");
     let id = f.run(sh(&format!("{sleep} 1000 & echo hi"))).await;
     let status = f.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert_eq!(f.pool.output(id).unwrap().stdout, b"hi\n");
     crate::util::wait_no_process(&sleep);
 }
@@ -212,7 +213,7 @@ async fn stdin_is_dev_null() {
     let f = pool("stdin");
     let id = f.run(("cat".into(), vec![])).await;
     let status = f.pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert!(f.pool.output(id).unwrap().stdout.is_empty());
 }
 
@@ -226,7 +227,7 @@ async fn each_job_leads_its_own_process_group() {
     assert_eq!(lines.next(), lines.next(), "pgid equals the job's pid");
     assert_ne!(
         nix::unistd::getpgrp().as_raw().to_string(),
-        f.pool.status(id).unwrap().pid.unwrap().to_string()
+        f.pool.status(id).unwrap().pid().unwrap().to_string()
     );
 }
 
@@ -269,10 +270,10 @@ async fn stop_sends_sigterm_to_the_group() {
         crate::util::pids_matching(&sleep).len() >= 2
     });
     let status = f.pool.stop(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Signaled(15)));
+    assert_eq!(status.status(), Status::Completed(Termination::Signaled(15)));
     crate::util::wait_no_process(&sleep);
     // The record stays.
-    assert_eq!(f.pool.status(id).unwrap().status, Status::Completed(Termination::Signaled(15)));
+    assert_eq!(f.pool.status(id).unwrap().status(), Status::Completed(Termination::Signaled(15)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +283,7 @@ async fn stop_escalates_to_sigkill_after_the_grace_period() {
     let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done")).await;
     f.pool.reader(id, Stream::Stdout, 0).unwrap().next_chunk().await.unwrap();
     let status = f.pool.stop(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
+    assert_eq!(status.status(), Status::Completed(Termination::Signaled(9)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +292,7 @@ async fn stop_without_grace_kills_at_once() {
     let id = f.run(sh("trap '' TERM; echo ready; while :; do sleep 0.05; done")).await;
     f.pool.reader(id, Stream::Stdout, 0).unwrap().next_chunk().await.unwrap();
     let status = f.pool.stop_with_grace(id, Duration::ZERO).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Signaled(9)));
+    assert_eq!(status.status(), Status::Completed(Termination::Signaled(9)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +301,7 @@ async fn stop_of_a_finished_job_changes_nothing() {
     let id = f.run(sh("exit 4")).await;
     f.pool.wait(id).await.unwrap();
     let status = f.pool.stop(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(4)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(4)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +354,7 @@ async fn shutdown_kills_every_job_and_its_children_and_marks_them_lost() {
     for id in ids {
         let status = f.pool.status(id).unwrap();
         assert!(
-            status.lost && matches!(&status.status, Status::Error(m) if m.starts_with("lost:")),
+            status.lost() && matches!(&status.status(), Status::Error(m) if m.starts_with("lost:")),
             "{status:?}"
         );
     }
@@ -367,7 +368,7 @@ async fn dropping_the_pool_kills_every_job_and_its_children() {
     let mut pids: Vec<u32> = Vec::new();
     for _ in 0..3 {
         let id = f.run(sh(&format!("{sleep} 1000 & {sleep} 1000"))).await;
-        pids.push(f.pool.status(id).unwrap().pid.unwrap());
+        pids.push(f.pool.status(id).unwrap().pid().unwrap());
     }
     crate::util::wait_until("all sleeps run", Duration::from_secs(10), || {
         crate::util::pids_matching(&sleep).len() >= 6
@@ -395,10 +396,12 @@ fn many_threads_create_and_query_at_once() {
                     .map(|i| {
                         (
                             i,
-                            runtime.block_on(pool.create(
-                                "sh",
-                                args(&["-c", &format!("echo {t}-{i}; echo e{i} >&2; exit {}", i % 5)]),
-                            )),
+                            runtime
+                                .block_on(pool.try_create(JobSpec::new(
+                                    "sh",
+                                    args(&["-c", &format!("echo {t}-{i}; echo e{i} >&2; exit {}", i % 5)]),
+                                )))
+                                .unwrap(),
                         )
                     })
                     .collect();
@@ -415,7 +418,7 @@ fn many_threads_create_and_query_at_once() {
         for (t, ids) in &all {
             for (i, id) in ids {
                 let status = pool.wait(*id).await.unwrap();
-                assert_eq!(status.status, Status::Completed(Termination::Exited(i % 5)));
+                assert_eq!(status.status(), Status::Completed(Termination::Exited(i % 5)));
                 let output = pool.output(*id).unwrap();
                 assert_eq!(output.stdout, format!("{t}-{i}\n").into_bytes());
                 assert_eq!(output.stderr, format!("e{i}\n").into_bytes());
@@ -434,13 +437,14 @@ async fn a_new_pool_answers_for_the_last_ones_jobs_and_never_reuses_an_id() {
     let dir = TempDir::new("reopen");
     let data = dir.path().join("data");
     let pool = JobPool::new(PoolConfig::new(&data)).unwrap();
-    let done = pool.create("sh", args(&["-c", "echo out; echo err >&2; exit 3"])).await;
-    let gone = pool.create("sh", args(&["-c", "echo bye"])).await;
+    let done =
+        pool.try_create(JobSpec::new("sh", args(&["-c", "echo out; echo err >&2; exit 3"]))).await.unwrap();
+    let gone = pool.try_create(JobSpec::new("sh", args(&["-c", "echo bye"]))).await.unwrap();
     pool.wait(done).await.unwrap();
     pool.wait(gone).await.unwrap();
     pool.delete(gone).await.unwrap();
-    let running = pool.create("sleep", args(&["1000"])).await;
-    let pid = pool.status(running).unwrap().pid.unwrap();
+    let running = pool.try_create(JobSpec::new("sleep", args(&["1000"]))).await.unwrap();
+    let pid = pool.status(running).unwrap().pid().unwrap();
     // While it holds the directory, nobody else may open it.
     let Err(JobError::DataDir(refused)) = JobPool::new(PoolConfig::new(&data)) else {
         panic!("opened twice")
@@ -451,7 +455,7 @@ async fn a_new_pool_answers_for_the_last_ones_jobs_and_never_reuses_an_id() {
 
     let pool = JobPool::new(PoolConfig::new(&data)).unwrap();
     let status = pool.status(done).unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(3)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(3)));
     assert_eq!((status.command.as_str(), status.args.len()), ("sh", 2));
     let output = pool.output(done).unwrap();
     assert_eq!((&output.stdout[..], &output.stderr[..]), (&b"out\n"[..], &b"err\n"[..]));
@@ -459,11 +463,11 @@ async fn a_new_pool_answers_for_the_last_ones_jobs_and_never_reuses_an_id() {
     assert_eq!(followed, b"out\n");
     assert!(matches!(pool.status(gone), Err(JobError::NotFound(_))));
     let lost = pool.wait(running).await.unwrap();
-    assert!(lost.lost);
-    assert!(matches!(&lost.status, Status::Error(m) if m.starts_with("lost:")), "{:?}", lost.status);
+    assert!(lost.lost());
+    assert!(matches!(&lost.status(), Status::Error(m) if m.starts_with("lost:")), "{:?}", lost.status());
     let listed: Vec<JobId> = pool.list().unwrap().iter().map(|s| s.id).collect();
     assert_eq!(listed, [done, running]);
-    let next = pool.create("true", vec![]).await;
+    let next = pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
     assert!(next > running, "{next} after {running}");
 }
 
@@ -511,9 +515,10 @@ async fn try_create_refuses_past_the_running_quota_until_a_job_ends() {
     let err = f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::Running(2))), "{err}");
     assert!(err.to_string().contains("stop one"));
-    // A job that cannot start never counts as running.
-    f.pool.create("/no/such/command", vec![]).await;
     f.pool.stop_with_grace(a, Duration::ZERO).await.unwrap();
+    // A job that cannot start never counts as running: the place it took
+    // is free again for the next.
+    f.pool.try_create(JobSpec::new("/no/such/command", vec![])).await.unwrap();
     f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
 }
 
@@ -537,7 +542,7 @@ async fn the_stored_bytes_quota_truncates_and_then_refuses() {
     let b = f.pool.try_create(JobSpec::new("head", args(&["-c", "6000", "/dev/zero"]))).await.unwrap();
     let status = f.pool.wait(b).await.unwrap();
     assert!(status.truncated);
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)));
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)));
     assert_eq!(f.pool.output(b).unwrap().stdout.len(), 4000, "cut at the pool's quota");
     let err = f.pool.try_create(JobSpec::new("true", vec![])).await.unwrap_err();
     assert!(matches!(err, JobError::Quota(Quota::StoredBytes(10_000))), "{err}");
@@ -560,9 +565,9 @@ impl GroupWatcher for RecordingWatcher {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_hears_of_each_group_started_and_reaped() {
     let watcher = Arc::new(RecordingWatcher::default());
-    let f = pool_with("watcher", |c| c.watcher = Some(watcher.clone()));
+    let f = pool_with("watcher", |c| c.containment = Containment::Guard(watcher.clone()));
     let id = f.run(sh("exit 0")).await;
-    let pid = f.pool.wait(id).await.unwrap().pid.unwrap();
-    f.pool.create("/no/such/command", vec![]).await;
+    let pid = f.pool.wait(id).await.unwrap().pid().unwrap();
+    f.pool.try_create(JobSpec::new("/no/such/command", vec![])).await.unwrap();
     assert_eq!(*watcher.0.lock().unwrap(), vec![(true, pid), (false, pid)]);
 }

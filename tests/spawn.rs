@@ -18,7 +18,7 @@ fn sh(script: &str) -> JobSpec {
 
 async fn stdout_of(pool: &JobPool, id: JobId) -> String {
     let status = pool.wait(id).await.unwrap();
-    assert_eq!(status.status, Status::Completed(Termination::Exited(0)), "{status:?}");
+    assert_eq!(status.status(), Status::Completed(Termination::Exited(0)), "{status:?}");
     String::from_utf8(pool.output(id).unwrap().stdout).unwrap()
 }
 
@@ -49,7 +49,7 @@ async fn a_job_gets_exactly_stdin_stdout_and_stderr() {
     let leaked = unsafe { OwnedFd::from_raw_fd(libc::dup2(file.as_raw_fd(), 251)) };
     assert_eq!(leaked.as_raw_fd(), 251);
     let pool = pool(&dir);
-    let id = pool.create_job(sh("ls /proc/$$/fd")).await;
+    let id = pool.try_create(sh("ls /proc/$$/fd")).await.unwrap();
     assert_eq!(stdout_of(&pool, id).await, "0\n1\n2\n");
 }
 
@@ -63,7 +63,7 @@ async fn a_job_starts_with_default_signal_handling_and_nothing_blocked() {
         let mut set = nix::sys::signal::SigSet::empty();
         set.add(nix::sys::signal::Signal::SIGUSR1);
         let old = set.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK).unwrap();
-        let id = pool.create_job(JobSpec::new("cat", vec!["/proc/self/status".into()])).await;
+        let id = pool.try_create(JobSpec::new("cat", vec!["/proc/self/status".into()])).await.unwrap();
         old.thread_set_mask().unwrap();
         id
     };
@@ -78,13 +78,13 @@ async fn a_job_starts_with_default_signal_handling_and_nothing_blocked() {
 async fn a_stdin_pipe_carries_what_is_written_and_closes_when_dropped() {
     let dir = TempDir::new("spawn-stdin");
     let pool = pool(&dir);
-    let id = pool.create_job(JobSpec { stdin: true, ..JobSpec::new("cat", vec![]) }).await;
+    let id = pool.try_create(JobSpec { stdin: true, ..JobSpec::new("cat", vec![]) }).await.unwrap();
     let stdin = pool.stdin(id).expect("a stdin pipe");
     assert!(pool.stdin(id).is_err(), "taken once");
     let hello = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"hello\n"))]);
     stdin.copy_from(hello).await;
     assert_eq!(stdout_of(&pool, id).await, "hello\n");
-    let plain = pool.create_job(JobSpec::new("true", vec![])).await;
+    let plain = pool.try_create(JobSpec::new("true", vec![])).await.unwrap();
     assert!(pool.stdin(plain).is_err(), "no pipe unless asked for");
 }
 
@@ -112,17 +112,20 @@ async fn a_job_as_another_user_has_its_ids_home_and_only_five_variables() {
     let _oom = OomScore::set("100");
     let pool = pool(&dir);
     let as_nobody = |spec: JobSpec| JobSpec { run_as: Some(nobody(&home)), ..spec };
-    let id = pool.create_job(as_nobody(sh("id -u; id -g; id -G; pwd; cat /proc/self/oom_score_adj"))).await;
+    let id = pool
+        .try_create(as_nobody(sh("id -u; id -g; id -G; pwd; cat /proc/self/oom_score_adj")))
+        .await
+        .unwrap();
     // A positive score stays (it protects nothing).
     assert_eq!(stdout_of(&pool, id).await, format!("65534\n65534\n65534\n{}\n100\n", home.display()));
-    let id = pool.create_job(as_nobody(JobSpec::new("env", vec![]))).await;
+    let id = pool.try_create(as_nobody(JobSpec::new("env", vec![]))).await.unwrap();
     let env = stdout_of(&pool, id).await;
     let mut names: Vec<&str> = env.lines().map(|l| l.split('=').next().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["HOME", "LOGNAME", "PATH", "SHELL", "USER"], "{env}");
     assert!(env.contains("USER=nobody\n") && env.contains(&format!("HOME={}\n", home.display())));
     // The server's own jobs keep the server's environment.
-    let id = pool.create_job(sh("cat /proc/self/oom_score_adj; env")).await;
+    let id = pool.try_create(sh("cat /proc/self/oom_score_adj; env")).await.unwrap();
     let own = stdout_of(&pool, id).await;
     assert!(own.starts_with("100\n") && own.lines().count() > 5, "{own}");
 }
@@ -138,7 +141,7 @@ async fn no_job_keeps_the_protection_from_the_oom_killer_that_the_server_gave_it
     let _protected = OomScore::set("-500");
     let as_nobody = JobSpec { run_as: Some(nobody(&home)), ..sh("cat /proc/self/oom_score_adj") };
     for spec in [sh("cat /proc/self/oom_score_adj"), as_nobody] {
-        let id = pool.create_job(spec).await;
+        let id = pool.try_create(spec).await.unwrap();
         assert_eq!(stdout_of(&pool, id).await, "0\n");
     }
 }
@@ -152,16 +155,16 @@ async fn a_failed_step_before_exec_is_the_jobs_error() {
     let dir = TempDir::new("spawn-no-home");
     let pool = pool(&dir);
     let spec = JobSpec { run_as: Some(nobody(&dir.path().join("missing"))), ..JobSpec::new("true", vec![]) };
-    let id = pool.create_job(spec).await;
-    match pool.status(id).unwrap().status {
+    let id = pool.try_create(spec).await.unwrap();
+    match pool.status(id).unwrap().status() {
         Status::Error(message) => assert!(
             message.contains("cannot enter the user's home directory") && message.contains("No such file"),
             "{message}"
         ),
         other => panic!("expected an error, got {other:?}"),
     }
-    let id = pool.create_job(JobSpec::new("/no/such/program", vec![])).await;
-    assert!(matches!(pool.status(id).unwrap().status, Status::Error(m) if m.contains("No such file")));
+    let id = pool.try_create(JobSpec::new("/no/such/program", vec![])).await.unwrap();
+    assert!(matches!(pool.status(id).unwrap().status(), Status::Error(m) if m.contains("No such file")));
 }
 
 /// Capability sets of /proc/self/status, as "NAME:HEX" words.
@@ -194,10 +197,10 @@ fn a_job_as_another_user_keeps_no_capability_of_the_servers_threads() {
         std::fs::create_dir(&home).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let pool = pool(&dir);
-        let own = pool.create_job(sh(CAPS)).await;
+        let own = pool.try_create(sh(CAPS)).await.unwrap();
         let own = stdout_of(&pool, own).await;
         assert!(own.contains("CapInh:0000000000002000") && own.contains("CapAmb:0000000000002000"), "{own}");
-        let id = pool.create_job(JobSpec { run_as: Some(nobody(&home)), ..sh(CAPS) }).await;
+        let id = pool.try_create(JobSpec { run_as: Some(nobody(&home)), ..sh(CAPS) }).await.unwrap();
         assert_eq!(
             stdout_of(&pool, id).await,
             "CapInh:0000000000000000 CapPrm:0000000000000000 CapEff:0000000000000000 \

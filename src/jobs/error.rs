@@ -17,13 +17,13 @@ pub enum JobError {
     Io { path: PathBuf, source: std::io::Error },
 
     #[error("the job records in {} cannot be used: {source}", path.display())]
-    Records { path: PathBuf, source: rusqlite::Error },
+    Records { path: PathBuf, source: super::records::RecordsError },
 
-    #[error("{0}")]
-    CommandLine(String),
+    #[error(transparent)]
+    CommandLine(#[from] super::pool::CommandLineTooLong),
 
     #[error("cannot change the job's record: {0}")]
-    Record(String),
+    Record(super::records::RecordsError),
 
     #[error("the job pool must be created inside a tokio runtime")]
     NoRuntime,

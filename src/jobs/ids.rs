@@ -11,7 +11,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::JobId;
-use super::records::{Change, Records};
+use super::records::{Change, Outcome, Records};
 
 /// Ids reserved at a time.
 const BLOCK: u64 = 1024;
@@ -57,7 +57,7 @@ impl Ids {
             // Sent without the lock: a closed store calls back at once.
             drop(state);
             let waiting = Arc::clone(&self.state);
-            let done = Box::new(move |outcome: Result<Option<u64>, String>| {
+            let done = Box::new(move |outcome: Outcome| {
                 if let Err(e) = outcome {
                     tracing::error!(error = %e, "cannot reserve job ids on disk; an id may be given again after a crash");
                 }

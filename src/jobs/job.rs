@@ -19,13 +19,13 @@ use tokio::sync::watch;
 use super::data_dir::Folder;
 use super::limits::Usage;
 use super::process::{self, ExitEvent, Process, Spawned, Started};
-use super::records::{Change, End};
+use super::records::{Change, Ended, StartOutcome};
 use super::spool::{self, OutputReader, Progress, Sink, Stream, Truncation};
 use super::start::{Place, Reserved, Unclaimed};
 use super::stdin::{StdinRefused, StdinSlot, StdinWriter};
 use super::store::{self, Store};
 use super::watchdog::Watchdog;
-use super::{JobId, JobSpec, JobStatus, Limits, Output, PoolConfig, Status, Termination};
+use super::{End, JobId, JobSpec, JobState, JobStatus, Limits, Output, PoolConfig, Termination};
 use crate::cgroup::{JobGroup, ResourceUsage};
 
 /// How long the pumps may keep draining after the job was killed. Only a
@@ -51,7 +51,6 @@ pub(crate) struct Job {
     /// The spec as its record holds it, to record the job again if its
     /// first record was lost.
     recorded_spec: String,
-    pid: Option<u32>,
     /// The job's cgroups; `None` on a host without them (process group only).
     group: Option<JobGroup>,
     lifecycle: Mutex<Lifecycle>,
@@ -64,16 +63,35 @@ struct Lifecycle {
     /// Present until the process is reaped. Whoever takes it kills what is
     /// left of the group and reaps; afterwards no signal may be sent.
     child: Option<Process>,
-    status: Status,
-    finished_at: Option<SystemTime>,
+    /// `Running` until the job's end is committed to the records; `Done`
+    /// from the start for a job that never started.
+    state: JobState,
     output_error: Option<String>,
-    /// What the kernel counted, once the job has finished.
-    usage: ResourceUsage,
-    oom_killed: bool,
-    /// Ended by the pool's shutdown: recorded as lost.
-    lost: bool,
     /// The job's unit of its pool's running quota, until it finishes.
     running: Option<Reserved>,
+}
+
+/// What a start made of a job: a process to supervise, or the reason there
+/// is none.
+enum Launch {
+    // Boxed: the failure is small, and a job is launched once.
+    Started { group: Option<JobGroup>, started: Box<Started> },
+    Failed { message: String },
+}
+
+/// What comes after a job is made.
+enum Next {
+    /// Its process runs: a supervisor watches it.
+    Supervise(Supervision),
+    /// It never started: its end, which it has from the start, is recorded.
+    Record(End),
+}
+
+/// What the supervisor of a started job watches.
+struct Supervision {
+    pid: u32,
+    exit: ExitEvent,
+    pipes: [pipe::Receiver; 2],
 }
 
 /// What a pool shares with its jobs: its settings, its counters, where its
@@ -115,6 +133,26 @@ fn spec_json(spec: &JobSpec) -> String {
     .to_string()
 }
 
+/// The change that records job `id` as made.
+fn create_change(
+    shared: &Shared,
+    id: JobId,
+    spec: &JobSpec,
+    recorded: &str,
+    at: SystemTime,
+    if_missing: bool,
+) -> Change {
+    Change::Create {
+        client: Arc::clone(&shared.client),
+        id,
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        spec: recorded.to_owned(),
+        at,
+        if_missing,
+    }
+}
+
 impl Job {
     /// Records the job, starts its process and supervisor, and puts it in
     /// the pool's live map. Never fails: a job that cannot start (no
@@ -128,61 +166,59 @@ impl Job {
         reserved: Reserved,
         place: Option<Place>,
     ) -> Arc<Job> {
-        let records = &shared.store.records;
-        let client = Arc::clone(&shared.client);
         let created_at = SystemTime::now();
         let recorded_spec = spec_json(&spec);
-        let create = Change::Create {
-            client: Arc::clone(&client),
-            id,
-            command: spec.command.clone(),
-            args: spec.args.clone(),
-            spec: recorded_spec.clone(),
-            at: created_at,
-            if_missing: false,
-        };
-        records.send(create, None);
+        shared.store.records.send(create_change(&shared, id, &spec, &recorded_spec, created_at, false), None);
         let running = reserved.recorded();
-        let contained = match place {
-            Some(_) if !shared.stopping.load(Ordering::SeqCst) => {
-                start_contained(&spec, &shared.config).await
+        let launch = launch(&spec, &shared, place.is_some()).await;
+        record_start(&shared, id, &launch, created_at);
+        let (job, next) = Job::new(id, spec, recorded_spec, created_at, launch, running, shared);
+        job.admit();
+        // In the live map: a shutdown that drains the places sees it.
+        drop(place);
+        let supervised = Arc::clone(&job);
+        match next {
+            Next::Supervise(supervision) => tokio::spawn(supervised.supervise(supervision)),
+            Next::Record(end) => tokio::spawn(async move { supervised.finish(end, created_at).await }),
+        };
+        job
+    }
+
+    /// The job as its start left it, and what comes next.
+    fn new(
+        id: JobId,
+        spec: JobSpec,
+        recorded_spec: String,
+        created_at: SystemTime,
+        launch: Launch,
+        running: Reserved,
+        shared: Arc<Shared>,
+    ) -> (Arc<Job>, Next) {
+        let (group, lifecycle, stdin, next) = match launch {
+            Launch::Started { group, started } => {
+                let Started { process, exit, stdin, stdout, stderr } = *started;
+                let pid = process.id();
+                let lifecycle = Lifecycle {
+                    state: JobState::Running { pid, usage: ResourceUsage::default() },
+                    child: Some(process),
+                    output_error: None,
+                    running: Some(running),
+                };
+                let supervision = Supervision { pid, exit, pipes: [stdout, stderr] };
+                (group, lifecycle, StdinSlot::new(stdin), Next::Supervise(supervision))
             }
-            _ => Err(io::Error::other("its job pool is shutting down")),
-        };
-        let (group, started) = match contained.map(Unclaimed::claim) {
-            Ok((group, started)) => (group, Ok(started)),
-            Err(e) => (None, Err(e)),
-        };
-        let started =
-            started.map_err(|e| io::Error::new(e.kind(), format!("cannot start {:?}: {e}", spec.command)));
-        let (child, stdin, supervision, status, running) = match started {
-            Ok(Started { process, exit, stdin, stdout, stderr }) => (
-                Some(process),
-                StdinSlot::new(stdin),
-                Some((exit, stdout, stderr)),
-                Status::Running,
-                Some(running),
-            ),
             // Never running: it does not count as such (`running` goes).
-            Err(e) => (None, StdinSlot::never_started(spec.stdin), None, Status::Error(e.to_string()), None),
+            Launch::Failed { message } => {
+                let end = End::Failed { message };
+                let lifecycle = Lifecycle {
+                    state: JobState::Done { finished_at: created_at, end: end.clone() },
+                    child: None,
+                    output_error: None,
+                    running: None,
+                };
+                (None, lifecycle, StdinSlot::never_started(spec.stdin), Next::Record(end))
+            }
         };
-        let pid = child.as_ref().map(Process::id);
-        let error = match &status {
-            Status::Error(message) => Some(message.clone()),
-            _ => None,
-        };
-        let start = Change::Start {
-            client,
-            id,
-            pid,
-            proc_start: pid.and_then(store::process_start),
-            error,
-            at: created_at,
-        };
-        records.send(start, None);
-        if let (Some(pid), Some(watcher)) = (pid, &shared.config.watcher) {
-            watcher.started(pid);
-        }
         let job = Arc::new(Job {
             id,
             command: spec.command,
@@ -190,46 +226,30 @@ impl Job {
             started_at: created_at,
             limits: spec.limits,
             recorded_spec,
-            pid,
             group,
-            lifecycle: Mutex::new(Lifecycle {
-                child,
-                status,
-                // One that never started is over when it is made.
-                finished_at: supervision.is_none().then_some(created_at),
-                output_error: None,
-                usage: ResourceUsage::default(),
-                oom_killed: false,
-                lost: false,
-                running,
-            }),
+            lifecycle: Mutex::new(lifecycle),
             stdin,
-            events: watch::Sender::new(Progress::new(supervision.is_some())),
+            events: watch::Sender::new(Progress::new(matches!(next, Next::Supervise(_)))),
             shared,
         });
-        if let Some(observer) = &job.shared.config.observer {
+        (job, next)
+    }
+
+    /// Tells the observer, and puts the job in the live map.
+    fn admit(self: &Arc<Self>) {
+        if let Some(observer) = &self.shared.config.observer {
             observer.started();
         }
-        job.shared.live().insert(id, Arc::clone(&job));
+        self.shared.live().insert(self.id, Arc::clone(self));
         // A shutdown that began while this one started may not see it.
-        if job.shared.stopping.load(Ordering::SeqCst) {
-            job.signal(Signal::SIGKILL);
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            self.signal(Signal::SIGKILL);
         }
-        // In the live map: a shutdown that drains the places sees it.
-        drop(place);
-        match supervision {
-            Some((exit, stdout, stderr)) => tokio::spawn(Arc::clone(&job).supervise(exit, [stdout, stderr])),
-            None => {
-                let job = Arc::clone(&job);
-                tokio::spawn(async move { job.finish(None).await })
-            }
-        };
-        job
     }
 
     /// Drains the job's output, waits for its main process to exit, kills what
     /// is left of its group, reaps, and marks the job finished.
-    async fn supervise(self: Arc<Self>, exit: ExitEvent, [stdout, stderr]: [pipe::Receiver; 2]) {
+    async fn supervise(self: Arc<Self>, Supervision { pid, exit, pipes: [stdout, stderr] }: Supervision) {
         let sink = Sink {
             events: &self.events,
             folder: &self.shared.folder,
@@ -262,15 +282,25 @@ impl Job {
             tracing::warn!(job = %self.id, "a process that escaped the job holds its output open; the rest is dropped");
             self.events.send_modify(|p| p.truncate(Truncation::Detached));
         }
-        if let Some(group) = &self.group {
-            let (usage, oom_kills) = self.retire(group).await;
-            let mut lifecycle = self.lock();
-            lifecycle.usage = usage;
-            lifecycle.oom_killed = oom_kills > 0;
+        let (usage, oom_killed) = match &self.group {
+            Some(group) => {
+                let (usage, oom_kills) = self.retire(group).await;
+                (usage, oom_kills > 0)
+            }
+            None => (ResourceUsage::default(), false),
+        };
+        if let JobState::Running { usage: counted, .. } = &mut self.lock().state {
+            *counted = usage;
         }
-        // Someone else reaped (the pool was dropped): it was killed.
-        let termination = termination.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32));
-        self.finish(Some(termination)).await;
+        // Ended by the pool's shutdown: lost, not completed.
+        let end = if self.shared.stopping.load(Ordering::SeqCst) {
+            End::Lost { pid: Some(pid), usage, oom_killed }
+        } else {
+            // Someone else reaped (the pool was dropped): it was killed.
+            let termination = termination.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32));
+            End::Completed { pid, termination, usage, oom_killed }
+        };
+        self.finish(end, SystemTime::now()).await;
     }
 
     /// Waits until every process of the job's cgroups has exited, reads what
@@ -316,7 +346,7 @@ impl Job {
         self.events.send_modify(|p| p.exited = true);
         // Before the reap frees the id for reuse: told after, the watcher
         // could drop a new job's group of the same id.
-        if let Some(watcher) = &self.shared.config.watcher {
+        if let Some(watcher) = self.shared.config.containment.watcher() {
             watcher.reaping(child.id());
         }
         child.wait().ok()
@@ -365,48 +395,31 @@ impl Job {
         lifecycle.output_error.get_or_insert_with(|| format!("cannot store {}: {e}", stream.name()));
     }
 
-    /// Records how the job ended (`None`: it never started), and only once
-    /// that is committed publishes it as finished and leaves the live map.
-    /// If the record cannot be written the job stays in memory, so nothing
-    /// a client was told is lost while this server runs.
-    async fn finish(&self, termination: Option<Termination>) {
+    /// Records how the job ended, and only once that is committed publishes
+    /// it as finished and leaves the live map. If the record cannot be
+    /// written the job stays in memory, so nothing a client was told is lost
+    /// while this server runs.
+    async fn finish(&self, end: End, at: SystemTime) {
         let progress = *self.events.borrow();
-        let lost = termination.is_some() && self.shared.stopping.load(Ordering::SeqCst);
-        let (status, output_error, at, usage, oom_killed) = {
-            let lifecycle = self.lock();
-            let status = match termination {
-                Some(_) if lost => Status::Error(store::LOST_MESSAGE.to_owned()),
-                Some(termination) => Status::Completed(termination),
-                None => lifecycle.status.clone(),
-            };
-            let at = lifecycle.finished_at.unwrap_or_else(SystemTime::now);
-            (status, lifecycle.output_error.clone(), at, lifecycle.usage, lifecycle.oom_killed)
-        };
-        let end = End {
-            status: status.clone(),
-            usage,
-            oom_killed,
-            lost,
+        let ended = Ended {
+            end,
             at,
             stored: progress.stored_both(),
             truncated: progress.truncated.map(|t| t.to_string()),
-            output_error,
+            output_error: self.lock().output_error.clone(),
         };
-        let finished_at = end.at;
         let shared = &self.shared;
         let recorded = shared
             .store
             .records
-            .apply(Change::Finish { client: Arc::clone(&shared.client), id: self.id, end: end.clone() })
+            .apply(Change::Finish { client: Arc::clone(&shared.client), id: self.id, ended: ended.clone() })
             .await;
         {
             let mut lifecycle = self.lock();
-            lifecycle.status = status;
-            lifecycle.finished_at = Some(finished_at);
-            lifecycle.lost = lost;
+            lifecycle.state = JobState::Done { finished_at: at, end: ended.end.clone() };
+            // No longer running (a job that never started gave it back then).
+            drop(lifecycle.running.take());
         }
-        // No longer running (a job that never started gave it back then).
-        drop(self.lock().running.take());
         self.events.send_modify(|p| {
             p.exited = true;
             p.finished = true;
@@ -416,7 +429,7 @@ impl Job {
         }
         match recorded {
             Ok(_) => drop(shared.live().remove(&self.id)),
-            Err(_) => self.record_later(end),
+            Err(_) => self.record_later(ended),
         }
     }
 
@@ -424,10 +437,11 @@ impl Job {
     /// finished (a full disk, say), trying again with growing pauses. Until
     /// then the job stays in the live map, so clients still see it; its
     /// create is written again first, in case that was what failed.
-    fn record_later(&self, end: End) {
+    fn record_later(&self, ended: Ended) {
         let shared = Arc::clone(&self.shared);
-        let (id, command, args, spec, at) =
-            (self.id, self.command.clone(), self.args.clone(), self.recorded_spec.clone(), self.started_at);
+        let (id, at) = (self.id, self.started_at);
+        let create = JobSpec::new(self.command.clone(), self.args.clone());
+        let recorded_spec = self.recorded_spec.clone();
         tokio::spawn(async move {
             let mut pause = RECORD_RETRY_FIRST;
             for attempt in 2.. {
@@ -439,21 +453,9 @@ impl Job {
                     return;
                 }
                 let client = Arc::clone(&shared.client);
-                let (command, args, spec) = (command.clone(), args.clone(), spec.clone());
-                records.send(
-                    Change::Create {
-                        client: Arc::clone(&client),
-                        id,
-                        command,
-                        args,
-                        spec,
-                        at,
-                        if_missing: true,
-                    },
-                    None,
-                );
+                records.send(create_change(&shared, id, &create, &recorded_spec, at, true), None);
                 if records
-                    .apply(Change::Finish { client: Arc::clone(&client), id, end: end.clone() })
+                    .apply(Change::Finish { client: Arc::clone(&client), id, ended: ended.clone() })
                     .await
                     .is_ok()
                 {
@@ -471,25 +473,23 @@ impl Job {
     pub fn status(&self) -> JobStatus {
         let truncated = self.events.borrow().truncated;
         let lifecycle = self.lock();
-        let running = lifecycle.child.is_some();
+        let state = match (&lifecycle.state, &self.group, &lifecycle.child) {
+            // Unreaped, so its cgroups are still there to read.
+            (JobState::Running { pid, .. }, Some(group), Some(_)) => {
+                JobState::Running { pid: *pid, usage: group.usage() }
+            }
+            (state, _, _) => state.clone(),
+        };
         JobStatus {
             id: self.id,
             command: self.command.clone(),
             args: self.args.clone(),
-            status: lifecycle.status.clone(),
-            pid: self.pid,
             started_at: self.started_at,
-            finished_at: lifecycle.finished_at,
+            limits: self.limits,
+            state,
             truncated: truncated.is_some(),
             truncated_reason: truncated.map(|t| t.to_string()),
             output_error: lifecycle.output_error.clone(),
-            lost: lifecycle.lost,
-            limits: self.limits,
-            oom_killed: lifecycle.oom_killed,
-            usage: match (&self.group, running) {
-                (Some(group), true) => group.usage(),
-                _ => lifecycle.usage,
-            },
         }
     }
 
@@ -545,26 +545,47 @@ pub(crate) fn read_output(
     Ok(output)
 }
 
+/// Starts the job's process, unless its pool is shutting down (it has no
+/// `place`, or has begun to stop since).
+async fn launch(spec: &JobSpec, shared: &Shared, has_place: bool) -> Launch {
+    let contained = match has_place && !shared.stopping.load(Ordering::SeqCst) {
+        true => start_contained(spec, &shared.config).await,
+        false => Err(io::Error::other("its job pool is shutting down")),
+    };
+    match contained.map(Unclaimed::claim) {
+        Ok((group, started)) => Launch::Started { group, started: Box::new(started) },
+        Err(e) => Launch::Failed { message: format!("cannot start {:?}: {e}", spec.command) },
+    }
+}
+
+/// Records how the job's start went, and tells the watcher of its process
+/// group.
+fn record_start(shared: &Shared, id: JobId, launch: &Launch, at: SystemTime) {
+    let started = match launch {
+        Launch::Started { started, .. } => {
+            let pid = started.process.id();
+            if let Some(watcher) = shared.config.containment.watcher() {
+                watcher.started(pid);
+            }
+            StartOutcome::Running { pid, proc_start: store::process_start(pid) }
+        }
+        Launch::Failed { message } => StartOutcome::Failed { message: message.clone() },
+    };
+    shared.store.records.send(Change::Start { client: Arc::clone(&shared.client), id, started, at }, None);
+}
+
 /// Makes the job's cgroups (on a host that has them), starts its process
 /// in them and registers it with the runtime, all on a blocking thread
-/// under a [`Watchdog`]. Without cgroups, a job that asks for limits cannot
-/// start. What a start made is [`Unclaimed`] until its job takes it.
+/// under a [`Watchdog`]. What a start made is [`Unclaimed`] until its job
+/// takes it.
 async fn start_contained(spec: &JobSpec, config: &PoolConfig) -> io::Result<Unclaimed> {
     let watchdog = Arc::new(Watchdog::default());
     let blocking = {
         let (spec, watchdog) = (spec.clone(), Arc::clone(&watchdog));
-        let (cgroups, init) = (config.cgroups.clone(), config.isolate_init.clone());
+        let (cgroups, init) = (config.containment.cgroups().cloned(), config.isolate_init.clone());
         tokio::task::spawn_blocking(move || {
-            let group = match cgroups {
-                Some(cgroups) => Some(cgroups.create(&spec.limits)?),
-                None if spec.limits != Limits::default() => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        "this server has no cgroups to enforce limits with",
-                    ));
-                }
-                None => None,
-            };
+            // Limits without cgroups were refused before the job was made.
+            let group = cgroups.map(|cgroups| cgroups.create(&spec.limits)).transpose()?;
             let made = Unclaimed::new(group, RETIRE_LIMIT);
             // On this thread, as the failure of either may wait for the
             // child to exit.

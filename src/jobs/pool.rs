@@ -27,7 +27,9 @@ use super::watchdog::STUCK_LIMIT;
 use super::{JobError, JobId, JobObserver, JobSpec, JobStatus, Limits, Output};
 use crate::cgroup::{Cgroups, Unsupported};
 
-/// Settings shared by every job of a pool.
+/// Settings shared by every job of a pool. Made whole: [`PoolConfig::new`]
+/// gives the defaults, and struct update syntax changes some
+/// (`PoolConfig { max_jobs: 10, ..PoolConfig::new(dir) }`).
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// The data directory of a pool made with [`JobPool::new`], which owns
@@ -44,12 +46,8 @@ pub struct PoolConfig {
     /// Output bytes stored by all jobs together. Past it, new jobs are
     /// refused and running ones have further output dropped (truncated).
     pub max_stored_bytes: u64,
-    /// Told of every job's process group as it starts and is reaped.
-    pub watcher: Option<Arc<dyn GroupWatcher>>,
-    /// The host's cgroups, shared by every pool of a server: each job gets
-    /// its own group there, which is how it is killed and limited. `None`:
-    /// jobs are process groups only, and limits cannot be enforced.
-    pub cgroups: Option<Arc<Cgroups>>,
+    /// What holds each job's processes together (see [`Containment`]).
+    pub containment: Containment,
     /// Told of every job's start and end.
     pub observer: Option<Arc<dyn JobObserver>>,
     /// The rcmd binary, which an isolated job runs as its process 1
@@ -72,11 +70,45 @@ impl PoolConfig {
             max_running: usize::MAX,
             max_jobs: usize::MAX,
             max_stored_bytes: u64::MAX,
-            watcher: None,
-            cgroups: None,
+            containment: Containment::None,
             observer: None,
             isolate_init: None,
             start_limit: StartLimit::default(),
+        }
+    }
+}
+
+/// What holds a job's processes together, so that all of them are killed
+/// with it and none outlives it.
+#[derive(Debug, Clone)]
+pub enum Containment {
+    /// The host's cgroups, shared by every pool of a server: each job gets
+    /// its own group there, which nothing can leave, and which is how it is
+    /// killed and limited.
+    Cgroups(Arc<Cgroups>),
+    /// No cgroups: each job is a process group, and this watcher (the
+    /// server's guard) is told of every one as it starts and is reaped.
+    /// Limits cannot be enforced.
+    Guard(Arc<dyn GroupWatcher>),
+    /// No cgroups and nobody watching: each job is a process group only.
+    /// Limits cannot be enforced.
+    None,
+}
+
+impl Containment {
+    /// The host's cgroups, if jobs are contained in them.
+    pub(crate) fn cgroups(&self) -> Option<&Arc<Cgroups>> {
+        match self {
+            Containment::Cgroups(cgroups) => Some(cgroups),
+            Containment::Guard(_) | Containment::None => None,
+        }
+    }
+
+    /// Who is told of every job's process group.
+    pub(crate) fn watcher(&self) -> Option<&dyn GroupWatcher> {
+        match self {
+            Containment::Guard(watcher) => Some(&**watcher),
+            Containment::Cgroups(_) | Containment::None => None,
         }
     }
 }
@@ -103,7 +135,7 @@ pub struct Page {
 }
 
 /// A thread-safe pool of jobs. Dropping it (or [`JobPool::shutdown`]) kills
-/// every job's process group and reaps it; the records stay.
+/// every job (its cgroups and process group) and reaps it; the records stay.
 pub struct JobPool {
     shared: Arc<Shared>,
     ids: Ids,
@@ -142,7 +174,7 @@ impl JobPool {
         let recorded = store
             .records
             .usage(client)
-            .map_err(|source| JobError::Records { path: store.path().into(), source })?;
+            .map_err(|e| JobError::Records { path: store.path().into(), source: e.into() })?;
         let usage = Usage::default();
         usage.jobs.store(recorded.jobs as usize, Ordering::SeqCst);
         usage.stored.store(recorded.stored, Ordering::SeqCst);
@@ -165,7 +197,7 @@ impl JobPool {
     }
 
     fn records_error(&self, source: rusqlite::Error) -> JobError {
-        JobError::Records { path: self.shared.store.path().into(), source }
+        JobError::Records { path: self.shared.store.path().into(), source: source.into() }
     }
 
     fn find(&self, id: JobId) -> Result<Found, JobError> {
@@ -180,21 +212,12 @@ impl JobPool {
         }
     }
 
-    /// Starts `command` with `args` and returns the new job's id. This always
-    /// creates a job, whatever the quotas: one that cannot start has status
-    /// `Error` with the reason.
-    pub async fn create(&self, command: impl Into<String>, args: Vec<String>) -> JobId {
-        self.create_job(JobSpec::new(command, args)).await
-    }
-
-    /// Like [`JobPool::create`], for a job with stdin, limits or a user.
-    pub async fn create_job(&self, spec: JobSpec) -> JobId {
-        self.start(spec, Reserved::counted(&self.shared.usage)).await
-    }
-
-    /// Like [`JobPool::create`], but refuses a job that would exceed one of
-    /// the pool's quotas or the server's disk budget, or whose command line
-    /// the kernel would refuse, saying which.
+    /// Starts a job and returns its id. Refuses a job that would exceed one
+    /// of the pool's quotas or the server's disk budget, that asks for what
+    /// this pool cannot do (limits without cgroups, isolation without its
+    /// init), or whose command line the kernel would refuse, saying which.
+    /// A job that passes is always created: one whose process cannot start
+    /// has status `Error` with the reason.
     pub async fn try_create(&self, spec: JobSpec) -> Result<JobId, JobError> {
         let (config, usage, disk) = (&self.shared.config, &self.shared.usage, &self.shared.store.disk);
         command_line_fits(&spec)?;
@@ -204,7 +227,7 @@ impl JobPool {
         if disk.stored.load(Ordering::SeqCst) >= disk.limit {
             return Err(JobError::Quota(Quota::Disk(disk.limit)));
         }
-        match &config.cgroups {
+        match config.containment.cgroups() {
             Some(cgroups) => cgroups.check(&spec.limits).map_err(JobError::Unsupported)?,
             None if spec.limits != Limits::default() => {
                 return Err(JobError::Unsupported(Unsupported(
@@ -479,20 +502,25 @@ impl Drop for JobPool {
     }
 }
 
+/// A command line the kernel would refuse with E2BIG.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandLineTooLong {
+    #[error("an argument of {len} bytes is longer than the kernel allows ({max} bytes)")]
+    Argument { len: usize, max: usize },
+    #[error("the command line and environment take {len} bytes, more than the kernel allows ({max} bytes)")]
+    Total { len: usize, max: usize },
+}
+
 /// Refuses a command line the kernel would refuse with E2BIG, before any of
 /// it is kept: one string longer than MAX_ARG_STRLEN, or arguments and
 /// environment together over ARG_MAX.
-fn command_line_fits(spec: &JobSpec) -> Result<(), JobError> {
+fn command_line_fits(spec: &JobSpec) -> Result<(), CommandLineTooLong> {
     /// The kernel's MAX_ARG_STRLEN: 32 pages, with the terminating NUL.
     const MAX_ARG_STRLEN: usize = 32 * 4096;
     let pointer = std::mem::size_of::<usize>();
     let words = std::iter::once(&spec.command).chain(&spec.args);
     if let Some(long) = words.clone().find(|w| w.len() + 1 > MAX_ARG_STRLEN) {
-        return Err(JobError::CommandLine(format!(
-            "an argument of {} bytes is longer than the kernel allows ({} bytes)",
-            long.len(),
-            MAX_ARG_STRLEN - 1
-        )));
+        return Err(CommandLineTooLong::Argument { len: long.len(), max: MAX_ARG_STRLEN - 1 });
     }
     let env: usize = match spec.environment() {
         Some(env) => env.iter().map(|(k, v)| k.len() + v.len() + 2 + pointer).sum(),
@@ -502,10 +530,7 @@ fn command_line_fits(spec: &JobSpec) -> Result<(), JobError> {
     let arg_max =
         nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX).ok().flatten().unwrap_or(1 << 21) as usize;
     if args + env > arg_max {
-        return Err(JobError::CommandLine(format!(
-            "the command line and environment take {} bytes, more than the kernel allows ({arg_max} bytes)",
-            args + env
-        )));
+        return Err(CommandLineTooLong::Total { len: args + env, max: arg_max });
     }
     Ok(())
 }

@@ -17,6 +17,12 @@
 //! * **WAL.** Readers never wait for the writer; `synchronous=NORMAL` makes
 //!   a commit a write into the page cache: it survives the server's death
 //!   (SIGKILL included), not the machine's.
+//! * **Versioned.** The schema's version is the database's `user_version`.
+//!   Opening a database migrates it to [`SCHEMA_VERSION`] step by step, and
+//!   refuses one written by a newer rcmd, or whose tables are not what its
+//!   version says. Version 0 is the schema from before versions were kept; a
+//!   database written then is kept as a fixture (`fixtures/jobs-v0.db`)
+//!   that every later version must read in full.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -25,13 +31,50 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
-use super::{JobId, JobStatus, Limits, ResourceUsage, Status, Termination};
+use super::{End, JobId, JobState, JobStatus, LOST_MESSAGE, Limits, ResourceUsage, Termination};
 
 /// The most changes applied in one transaction.
 const MAX_BATCH: usize = 1024;
 /// Read connections kept open between reads.
 const IDLE_READERS: usize = 4;
 
+/// The version of the schema this code reads and writes.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The tables of schema versions 0 and 1, with their columns in order.
+const TABLES: [(&str, &[&str]); 3] = [
+    (
+        "jobs",
+        &[
+            "client",
+            "id",
+            "command",
+            "args",
+            "spec",
+            "state",
+            "exit_code",
+            "signal",
+            "error_msg",
+            "lost",
+            "pid",
+            "proc_start",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "stdout_bytes",
+            "stderr_bytes",
+            "truncated",
+            "output_error",
+            "oom_killed",
+            "cpu_ms",
+            "memory_peak",
+        ],
+    ),
+    ("clients", &["client", "reserved"]),
+    ("meta", &["key", "value"]),
+];
+
+/// The tables of schema version 1 (the same as version 0's).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
     client TEXT NOT NULL,
@@ -86,19 +129,10 @@ pub(crate) enum Change {
         at: SystemTime,
         if_missing: bool,
     },
-    /// Its process started (`pid`, with its start time in clock ticks since
-    /// boot, so that a later server can tell it from a reused pid), or could
-    /// not (`error`: the job is then over).
-    Start {
-        client: Arc<str>,
-        id: JobId,
-        pid: Option<u32>,
-        proc_start: Option<u64>,
-        error: Option<String>,
-        at: SystemTime,
-    },
+    /// Its process started, or could not (the job is then over).
+    Start { client: Arc<str>, id: JobId, started: StartOutcome, at: SystemTime },
     /// It ended, and its output is complete.
-    Finish { client: Arc<str>, id: JobId, end: End },
+    Finish { client: Arc<str>, id: JobId, ended: Ended },
     /// The bytes stored for a job whose server died while it ran, as found
     /// on disk.
     Stored { client: Arc<str>, id: JobId, stored: [u64; 2] },
@@ -109,23 +143,47 @@ pub(crate) enum Change {
     Reserve { client: Arc<str>, up_to: u64 },
 }
 
-/// How a job ended, as recorded.
+/// How a job's start went, as recorded.
 #[derive(Debug, Clone)]
-pub(crate) struct End {
-    pub status: Status,
-    /// What the kernel counted, where it counts.
-    pub usage: ResourceUsage,
-    pub oom_killed: bool,
-    /// Ended by its server's shutdown (`status` is then an error).
-    pub lost: bool,
+pub(crate) enum StartOutcome {
+    /// Its process runs as `pid`, which started at `proc_start` (clock ticks
+    /// since boot), so that a later server can tell it from a reused pid.
+    Running { pid: u32, proc_start: Option<u64> },
+    /// It could not start, for this reason.
+    Failed { message: String },
+}
+
+/// How a job ended and what its output came to, as recorded. An end is
+/// never running: that is the type of `end`.
+#[derive(Debug, Clone)]
+pub(crate) struct Ended {
+    pub end: End,
     pub at: SystemTime,
     pub stored: [u64; 2],
     pub truncated: Option<String>,
     pub output_error: Option<String>,
 }
 
+/// Why the records cannot be opened, read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A version this code does not know: a newer rcmd wrote them.
+    #[error(
+        "their schema version is {found}, and this rcmd knows versions 0 to {SCHEMA_VERSION}: they were written by a newer rcmd; run that version or a later one"
+    )]
+    UnknownVersion { found: i64 },
+    #[error(
+        "their tables are not those of schema version {version} (the table {table} has the columns [{columns}])"
+    )]
+    Tables { version: i64, table: &'static str, columns: String },
+    #[error("the record store is closed")]
+    Closed,
+}
+
 /// What a change's callback is told: the deleted row's bytes for a delete.
-pub(crate) type Outcome = Result<Option<u64>, String>;
+pub(crate) type Outcome = Result<Option<u64>, RecordsError>;
 pub(crate) type Done = Box<dyn FnOnce(Outcome) + Send>;
 
 struct Message {
@@ -190,11 +248,11 @@ impl Records {
     /// Opens (or creates) the database at `path`, and marks every job that
     /// was still starting or running as lost. Returns those jobs, so their
     /// processes can be made sure dead.
-    pub fn open(path: &std::path::Path, lost_message: &str) -> rusqlite::Result<(Records, Vec<Lost>)> {
+    pub fn open(path: &std::path::Path) -> Result<(Records, Vec<Lost>), RecordsError> {
         let mut conn = open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
-        let lost = recover(&mut conn, lost_message)?;
+        migrate(&mut conn)?;
+        let lost = recover(&mut conn)?;
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("rcmd-records".into())
@@ -217,7 +275,7 @@ impl Records {
             None => Some(done),
         };
         if let Some(Some(done)) = failed {
-            done(Err("the record store is closed".into()));
+            done(Err(RecordsError::Closed));
         }
     }
 
@@ -230,7 +288,7 @@ impl Records {
     pub async fn apply(&self, change: Change) -> Outcome {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(change, Some(Box::new(move |outcome| drop(tx.send(outcome)))));
-        rx.await.unwrap_or_else(|_| Err("the record store is closed".into()))
+        rx.await.unwrap_or(Err(RecordsError::Closed))
     }
 
     /// Runs `read` with a connection of its own.
@@ -374,42 +432,50 @@ const COLUMNS: &str = "id, command, args, state, exit_code, signal, error_msg, l
                        oom_killed, cpu_ms, memory_peak";
 
 fn record(r: &Row<'_>) -> rusqlite::Result<Record> {
-    let state: String = r.get(3)?;
-    let status = match state.as_str() {
-        "completed" => match (r.get::<_, Option<i32>>(4)?, r.get::<_, Option<i32>>(5)?) {
-            (Some(code), _) => Status::Completed(Termination::Exited(code)),
-            (None, Some(signal)) => Status::Completed(Termination::Signaled(signal)),
-            (None, None) => Status::Completed(Termination::Exited(-1)),
-        },
-        "error" => Status::Error(r.get::<_, Option<String>>(6)?.unwrap_or_default()),
-        _ => Status::Running,
-    };
     let args: String = r.get(2)?;
     let spec: serde_json::Value = serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or_default();
     let stored = [r.get(12)?, r.get(13)?];
     let truncated: Option<String> = r.get(14)?;
-    let started_at: Option<i64> = r.get(10)?;
-    let finished_at: Option<i64> = r.get(11)?;
+    let started_at = time(r.get::<_, Option<i64>>(10)?.unwrap_or(r.get(9)?));
     Ok(Record {
         status: JobStatus {
             id: JobId(r.get(0)?),
             command: r.get(1)?,
             args: serde_json::from_str(&args).unwrap_or_default(),
-            status,
-            pid: r.get(8)?,
-            started_at: time(started_at.unwrap_or(r.get(9)?)),
-            finished_at: finished_at.map(time),
+            started_at,
+            limits: limits(&spec),
+            state: state(r, started_at)?,
             truncated: truncated.is_some(),
             truncated_reason: truncated,
             output_error: r.get(15)?,
-            lost: r.get(7)?,
-            limits: limits(&spec),
-            oom_killed: r.get(17)?,
-            usage: ResourceUsage { cpu_ms: r.get(18)?, memory_peak: r.get(19)? },
         },
         stored,
         stdin: spec["stdin"].as_bool().unwrap_or(false),
     })
+}
+
+/// A row's state, from its `state` column and the columns that state uses.
+fn state(r: &Row<'_>, started_at: SystemTime) -> rusqlite::Result<JobState> {
+    let pid: Option<u32> = r.get(8)?;
+    let usage = ResourceUsage { cpu_ms: r.get(18)?, memory_peak: r.get(19)? };
+    let oom_killed = r.get(17)?;
+    // Every end has its time; a row without one is taken as over when it began.
+    let finished_at = r.get::<_, Option<i64>>(11)?.map_or(started_at, time);
+    let end = match (r.get::<_, String>(3)?.as_str(), pid) {
+        ("completed", _) => {
+            let termination = match (r.get::<_, Option<i32>>(4)?, r.get::<_, Option<i32>>(5)?) {
+                (Some(code), _) => Termination::Exited(code),
+                (None, Some(signal)) => Termination::Signaled(signal),
+                (None, None) => Termination::Exited(-1),
+            };
+            End::Completed { pid: pid.unwrap_or_default(), termination, usage, oom_killed }
+        }
+        ("error", _) if r.get(7)? => End::Lost { pid, usage, oom_killed },
+        ("error", _) => End::Failed { message: r.get::<_, Option<String>>(6)?.unwrap_or_default() },
+        ("running", Some(pid)) => return Ok(JobState::Running { pid, usage }),
+        _ => return Ok(JobState::Starting),
+    };
+    Ok(JobState::Done { finished_at, end })
 }
 
 /// The limits a job was started with, from its recorded spec.
@@ -447,8 +513,41 @@ fn time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+/// Brings the schema to [`SCHEMA_VERSION`], one version at a time.
+fn migrate(conn: &mut Connection) -> Result<(), RecordsError> {
+    let tx = conn.transaction()?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    match version {
+        // Before versions were kept, or new: version 1 has the same tables,
+        // so a database that has them (or none yet) only gets the number.
+        0 => {
+            tx.execute_batch(SCHEMA)?;
+            check_tables(&tx, 0)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        SCHEMA_VERSION => check_tables(&tx, SCHEMA_VERSION)?,
+        found => return Err(RecordsError::UnknownVersion { found }),
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Refuses a database whose tables are not those of `version`.
+fn check_tables(conn: &Connection, version: i64) -> Result<(), RecordsError> {
+    for (table, expected) in TABLES {
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
+            .query_map([table], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if columns != expected {
+            return Err(RecordsError::Tables { version, table, columns: columns.join(", ") });
+        }
+    }
+    Ok(())
+}
+
 /// Marks every unfinished job lost, and returns them.
-fn recover(conn: &mut Connection, message: &str) -> rusqlite::Result<Vec<Lost>> {
+fn recover(conn: &mut Connection) -> rusqlite::Result<Vec<Lost>> {
     let tx = conn.transaction()?;
     let lost = tx
         .prepare("SELECT client, id, pid, proc_start FROM jobs WHERE finished_at IS NULL")?
@@ -459,7 +558,7 @@ fn recover(conn: &mut Connection, message: &str) -> rusqlite::Result<Vec<Lost>> 
     tx.execute(
         "UPDATE jobs SET state = 'error', lost = 1, error_msg = ?1, finished_at = ?2, exit_code = NULL,
          signal = NULL WHERE finished_at IS NULL",
-        params![message, millis(SystemTime::now())],
+        params![LOST_MESSAGE, millis(SystemTime::now())],
     )?;
     // After a reboot no process of theirs can live, and their pids mean
     // nothing: forget them.
@@ -492,7 +591,7 @@ fn write_loop(mut conn: Connection, receiver: mpsc::Receiver<Message>) {
                     .iter()
                     .map(|m| {
                         apply_all(&mut conn, std::slice::from_ref(m))
-                            .map_or_else(|e| Err(e.to_string()), |mut o| o.remove(0))
+                            .map_or_else(|e| Err(e.into()), |mut o| o.remove(0))
                     })
                     .collect()
             }
@@ -511,7 +610,7 @@ fn write_loop(mut conn: Connection, receiver: mpsc::Receiver<Message>) {
 /// Applies `batch` in one transaction; each change's own outcome, if it commits.
 fn apply_all(conn: &mut Connection, batch: &[Message]) -> rusqlite::Result<Vec<Outcome>> {
     let tx = conn.transaction()?;
-    let outcomes = batch.iter().map(|m| apply(&tx, &m.change).map_err(|e| e.to_string())).collect();
+    let outcomes = batch.iter().map(|m| apply(&tx, &m.change).map_err(RecordsError::from)).collect();
     tx.commit()?;
     Ok(outcomes)
 }
@@ -527,10 +626,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
             ))?
             .execute(params![&**client, id.0, command, args, spec, millis(*at)])?;
         }
-        Change::Start { client, id, pid, proc_start, error, at } => {
-            let (state, finished) = match error {
-                Some(_) => ("error", Some(millis(*at))),
-                None => ("running", None),
+        Change::Start { client, id, started, at } => {
+            let (state, pid, proc_start, error, finished) = match started {
+                StartOutcome::Running { pid, proc_start } => ("running", Some(pid), *proc_start, None, None),
+                StartOutcome::Failed { message } => ("error", None, None, Some(message), Some(millis(*at))),
             };
             tx.prepare_cached(
                 "UPDATE jobs SET state = ?3, pid = ?4, proc_start = ?5, error_msg = ?6, started_at = ?7,
@@ -539,13 +638,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
             .execute(params![&**client, id.0, state, pid, proc_start, error, millis(*at), finished])
             .and_then(one_row)?;
         }
-        Change::Finish { client, id, end } => {
-            let (state, exit_code, signal, error) = match &end.status {
-                // Not an end: never sent.
-                Status::Running => ("running", None, None, None),
-                Status::Completed(Termination::Exited(code)) => ("completed", Some(*code), None, None),
-                Status::Completed(Termination::Signaled(signal)) => ("completed", None, Some(*signal), None),
-                Status::Error(message) => ("error", None, None, Some(message.as_str())),
+        Change::Finish { client, id, ended } => {
+            let none = ResourceUsage::default();
+            let (state, exit_code, signal, error, lost, usage, oom_killed) = match &ended.end {
+                End::Completed { termination: Termination::Exited(code), usage, oom_killed, .. } => {
+                    ("completed", Some(*code), None, None, false, usage, *oom_killed)
+                }
+                End::Completed { termination: Termination::Signaled(signal), usage, oom_killed, .. } => {
+                    ("completed", None, Some(*signal), None, false, usage, *oom_killed)
+                }
+                End::Failed { message } => ("error", None, None, Some(message.as_str()), false, &none, false),
+                End::Lost { usage, oom_killed, .. } => {
+                    ("error", None, None, Some(LOST_MESSAGE), true, usage, *oom_killed)
+                }
             };
             tx.prepare_cached(
                 "UPDATE jobs SET state = ?3, exit_code = ?4, signal = ?5, error_msg = coalesce(?6, error_msg),
@@ -559,15 +664,15 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
                 exit_code,
                 signal,
                 error,
-                millis(end.at),
-                end.stored[0],
-                end.stored[1],
-                end.truncated,
-                end.output_error,
-                end.lost,
-                end.oom_killed,
-                end.usage.cpu_ms,
-                end.usage.memory_peak
+                millis(ended.at),
+                ended.stored[0],
+                ended.stored[1],
+                ended.truncated,
+                ended.output_error,
+                lost,
+                oom_killed,
+                usage.cpu_ms,
+                usage.memory_peak
             ])
             .and_then(one_row)?;
         }
@@ -595,4 +700,248 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder for one test's database, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Scratch {
+            let path = std::env::temp_dir().join(format!("rcmd-records-{label}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir(&path).unwrap();
+            Scratch(path)
+        }
+
+        /// A copy of the fixture written before schema versions were kept.
+        fn with_v0_fixture(label: &str) -> (Scratch, std::path::PathBuf) {
+            let scratch = Scratch::new(label);
+            let db = scratch.0.join("jobs.db");
+            std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/src/jobs/fixtures/jobs-v0.db"), &db).unwrap();
+            (scratch, db)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn version(db: &std::path::Path) -> i64 {
+        Connection::open(db).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    }
+
+    fn usage(cpu_ms: Option<u64>, memory_peak: Option<u64>) -> ResourceUsage {
+        ResourceUsage { cpu_ms, memory_peak }
+    }
+
+    fn done(finished_at: i64, end: End) -> JobState {
+        JobState::Done { finished_at: time(finished_at), end }
+    }
+
+    fn completed(pid: u32, termination: Termination, usage: ResourceUsage) -> End {
+        End::Completed { pid, termination, usage, oom_killed: false }
+    }
+
+    /// Every field of one record, as the fixture's README says it was made.
+    struct Expected {
+        client: &'static str,
+        id: u64,
+        command: &'static str,
+        args: &'static [&'static str],
+        started_at: i64,
+        state: JobState,
+        stored: [u64; 2],
+        truncated: Option<&'static str>,
+        limits: Limits,
+        stdin: bool,
+    }
+
+    fn check(records: &Records, expected: &Expected) {
+        let record = records.get(expected.client, JobId(expected.id)).unwrap().expect("recorded");
+        let label = format!("{}/{}", expected.client, expected.id);
+        let status = &record.status;
+        assert_eq!(status.id, JobId(expected.id), "{label}");
+        assert_eq!(status.command, expected.command, "{label}");
+        assert_eq!(status.args, expected.args, "{label}");
+        assert_eq!(status.started_at, time(expected.started_at), "{label}");
+        assert_eq!(status.state, expected.state, "{label}");
+        assert_eq!(status.limits, expected.limits, "{label}");
+        assert_eq!(status.truncated, expected.truncated.is_some(), "{label}");
+        assert_eq!(status.truncated_reason.as_deref(), expected.truncated, "{label}");
+        assert_eq!(status.output_error, None, "{label}");
+        assert_eq!(record.stored, expected.stored, "{label}");
+        assert_eq!(record.stdin, expected.stdin, "{label}");
+    }
+
+    #[test]
+    fn the_v0_fixture_is_migrated_and_read_in_full() {
+        let (_scratch, db) = Scratch::with_v0_fixture("v0");
+        assert_eq!(version(&db), 0);
+        let (records, lost) = Records::open(&db).unwrap();
+        assert_eq!(version(&db), SCHEMA_VERSION);
+        // The job that was running when its server died is lost now; its pid
+        // is of another boot, so nothing is signalled.
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert_eq!((lost[0].client.as_str(), lost[0].id, lost[0].pid), ("dave", JobId(1), None));
+        assert_eq!(lost[0].proc_start, Some(82326));
+
+        let plain = Limits::default();
+        let limited = Limits {
+            memory: Some(crate::limits::Memory::new(64 << 20).unwrap()),
+            cpus: Some(crate::limits::Cpus::new(0.5).unwrap()),
+            pids: Some(crate::limits::Pids::new(32).unwrap()),
+            ..Limits::default()
+        };
+        let lost_at = |pid, usage| End::Lost { pid: Some(pid), usage, oom_killed: false };
+        let expected = [
+            Expected {
+                client: "alice",
+                id: 1,
+                command: "sh",
+                args: &["-c", "echo out; echo err >&2; exit 3"],
+                started_at: 1796688832690,
+                state: done(1796688832705, completed(1130, Termination::Exited(3), usage(Some(1), None))),
+                stored: [4, 4],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "alice",
+                id: 2,
+                command: "sh",
+                args: &["-c", "kill -TERM $$"],
+                started_at: 1796688832705,
+                state: done(1796688832708, completed(1131, Termination::Signaled(15), usage(Some(1), None))),
+                stored: [0, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "alice",
+                id: 3,
+                command: "/nonexistent/rcmd-fixture",
+                args: &["x"],
+                started_at: 1796688832708,
+                state: done(
+                    1796688832708,
+                    End::Failed {
+                        message: "cannot start \"/nonexistent/rcmd-fixture\": No such file or directory (os error 2)"
+                            .into(),
+                    },
+                ),
+                stored: [0, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "alice",
+                id: 5,
+                command: "sh",
+                args: &["-c", "head -c 3; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo limited"],
+                started_at: 1796688832717,
+                state: done(1796688832760, completed(1136, Termination::Exited(0), usage(Some(35), Some(524288)))),
+                stored: [11, 0],
+                truncated: None,
+                limits: limited,
+                stdin: true,
+            },
+            Expected {
+                client: "bob",
+                id: 1,
+                command: "sh",
+                args: &["-c", "printf 0123456789abcdef"],
+                started_at: 1796688832765,
+                state: done(1796688832784, completed(1138, Termination::Exited(0), usage(Some(1), None))),
+                stored: [10, 0],
+                truncated: Some("the job wrote more than the 10 bytes a job may keep"),
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "carol",
+                id: 1,
+                command: "sh",
+                args: &["-c", "echo before; sleep 1000"],
+                started_at: 1796688832785,
+                state: done(1796688832787, lost_at(1139, usage(Some(0), None))),
+                stored: [7, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+            Expected {
+                client: "dave",
+                id: 2,
+                command: "sh",
+                args: &["-c", "true"],
+                started_at: 1796688832964,
+                state: done(1796688832965, completed(1153, Termination::Exited(0), usage(None, None))),
+                stored: [0, 0],
+                truncated: None,
+                limits: plain,
+                stdin: false,
+            },
+        ];
+        for job in &expected {
+            check(&records, job);
+        }
+        // Lost on this open: its end is the time it was found.
+        let found = records.get("dave", JobId(1)).unwrap().unwrap().status;
+        assert_eq!(found.args, ["-c", "echo started; exec sleep 1000"]);
+        let JobState::Done { end, finished_at } = &found.state else { panic!("{found:?}") };
+        assert_eq!(*end, End::Lost { pid: Some(1152), usage: ResourceUsage::default(), oom_killed: false });
+        assert!(*finished_at > time(1796688832964));
+        assert!(matches!(found.status(), super::super::Status::Error(m) if m == LOST_MESSAGE));
+        assert!(records.get("alice", JobId(4)).unwrap().is_none(), "deleted before the fixture was taken");
+
+        let alice = records.usage("alice").unwrap();
+        assert_eq!((alice.jobs, alice.stored, alice.last_id), (4, 19, 1025));
+        assert_eq!(records.clients_after("", 10).unwrap(), ["alice", "bob", "carol", "dave"]);
+        assert_eq!(records.page("alice", JobId(0), 10, usize::MAX).unwrap().len(), 4);
+        records.close();
+        drop(records);
+        // Migrated once: opened again, it is as it was.
+        let (records, lost) = Records::open(&db).unwrap();
+        assert!(lost.is_empty());
+        check(&records, &expected[0]);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_rcmd_is_refused_and_left_alone() {
+        let (_scratch, db) = Scratch::with_v0_fixture("newer");
+        Connection::open(&db).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        let Err(e) = Records::open(&db) else { panic!("opened") };
+        assert!(matches!(e, RecordsError::UnknownVersion { found } if found == SCHEMA_VERSION + 1), "{e}");
+        assert!(e.to_string().contains("newer rcmd"), "{e}");
+        assert_eq!(version(&db), SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn an_unversioned_database_with_other_tables_is_refused_and_left_alone() {
+        let (_scratch, db) = Scratch::with_v0_fixture("tables");
+        Connection::open(&db).unwrap().execute_batch("ALTER TABLE jobs ADD COLUMN surprise TEXT").unwrap();
+        let Err(e) = Records::open(&db) else { panic!("opened") };
+        assert!(matches!(e, RecordsError::Tables { version: 0, table: "jobs", .. }), "{e}");
+        assert_eq!(version(&db), 0);
+    }
+
+    #[test]
+    fn a_new_database_starts_at_the_current_version() {
+        let scratch = Scratch::new("new");
+        let db = scratch.0.join("jobs.db");
+        let (records, lost) = Records::open(&db).unwrap();
+        assert!(lost.is_empty());
+        drop(records);
+        assert_eq!(version(&db), SCHEMA_VERSION);
+        assert!(Records::open(&db).is_ok());
+    }
 }

@@ -179,13 +179,6 @@ impl Reserved {
         Ok(reserved)
     }
 
-    /// Takes a unit of each, whatever the quotas.
-    pub fn counted(usage: &Arc<Usage>) -> Reserved {
-        usage.jobs.fetch_add(1, Ordering::SeqCst);
-        usage.running.fetch_add(1, Ordering::SeqCst);
-        Reserved { usage: Arc::clone(usage), jobs: true, running: true }
-    }
-
     /// The job's record is sent: it holds the jobs unit from now on. What
     /// is left is the running unit, given back when the job finishes.
     pub fn recorded(mut self) -> Reserved {
@@ -300,7 +293,7 @@ mod tests {
         assert_eq!(counts(&usage), (0, 0), "the jobs unit taken first went back");
         // Once recorded, the record holds the jobs unit; the running one
         // goes when the job is done with it.
-        let running = Reserved::counted(&usage).recorded();
+        let running = Reserved::take(&usage, 1, 1).unwrap().recorded();
         assert_eq!(counts(&usage), (1, 1));
         drop(running);
         assert_eq!(counts(&usage), (1, 0));

@@ -36,10 +36,6 @@ const DATABASE: &str = "jobs.db";
 /// The folder that holds every client's output folder.
 const OUTPUT: &str = "output";
 
-/// The message of a job found running when its server started.
-pub const LOST_MESSAGE: &str =
-    "lost: the server stopped while the job was running; its output is kept as far as it got";
-
 /// Output bytes stored by all jobs of all clients, and the most allowed.
 #[derive(Debug)]
 pub(crate) struct DiskBudget {
@@ -67,11 +63,10 @@ impl Store {
         let output = dir.root().folder(OUTPUT).map_err(io)?;
         let database = path.join(DATABASE);
         let db_error = |source| JobError::Records { path: database.clone(), source };
-        let (records, lost) =
-            Records::open(&dir.real_path().join(DATABASE), LOST_MESSAGE).map_err(db_error)?;
+        let (records, lost) = Records::open(&dir.real_path().join(DATABASE)).map_err(db_error)?;
         let store = Store { dir, output, records, disk: DiskBudget { stored: AtomicU64::new(0), limit: 0 } };
         store.bury(&lost);
-        let stored = store.records.total_stored().map_err(db_error)?;
+        let stored = store.records.total_stored().map_err(|e| db_error(e.into()))?;
         let limit = match max_disk {
             Some(limit) => limit,
             None => stored.saturating_add(store.output.free_space().map_err(io)? / 2),
@@ -123,14 +118,14 @@ impl Store {
     pub fn clients_after(&self, after: &str, limit: usize) -> Result<Vec<String>, JobError> {
         self.records
             .clients_after(after, limit)
-            .map_err(|source| JobError::Records { path: self.path().join(DATABASE), source })
+            .map_err(|e| JobError::Records { path: self.path().join(DATABASE), source: e.into() })
     }
 
     /// Clients that have jobs which finished before `before`.
     pub fn clients_finished_before(&self, before: std::time::SystemTime) -> Result<Vec<String>, JobError> {
         self.records
             .clients_finished_before(before)
-            .map_err(|source| JobError::Records { path: self.path().join(DATABASE), source })
+            .map_err(|e| JobError::Records { path: self.path().join(DATABASE), source: e.into() })
     }
 
     /// Makes sure no process of a lost job lives, and records how much of

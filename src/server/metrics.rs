@@ -138,14 +138,14 @@ impl JobObserver for Metrics {
     }
 
     fn finished(&self, status: &JobStatus) {
-        let outcome = match status.status {
+        let outcome = match status.status() {
             Status::Completed(Termination::Exited(0)) => "success",
             Status::Completed(Termination::Exited(_)) => "failure",
             Status::Completed(Termination::Signaled(_)) => "signal",
             Status::Error(_) | Status::Running => "error",
         };
         self.jobs_finished.get_or_create(&OutcomeLabel { outcome }).inc();
-        if status.oom_killed {
+        if status.oom_killed() {
             self.oom_kills.inc();
         }
         self.jobs_running.dec();

@@ -85,17 +85,21 @@ pub(crate) fn pool_template(
     isolate_init: Option<PathBuf>,
     observer: Option<Arc<dyn jobs::JobObserver>>,
 ) -> PoolConfig {
-    let mut template = PoolConfig::new(store.path());
-    template.output_limit = config.max_output;
-    template.stop_grace = config.stop_grace;
-    template.max_running = config.max_running;
-    template.max_jobs = config.max_jobs;
-    template.max_stored_bytes = config.max_stored.unwrap_or((store.max_disk() / 4).min(16 << 30));
-    if cgroups.is_none() {
-        template.watcher = guard.map(|guard| Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>);
+    let containment = match (cgroups, guard) {
+        (Some(cgroups), _) => jobs::Containment::Cgroups(cgroups),
+        (None, Some(guard)) => jobs::Containment::Guard(Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>),
+        (None, None) => jobs::Containment::None,
+    };
+    PoolConfig {
+        data_dir: store.path().to_owned(),
+        output_limit: config.max_output,
+        stop_grace: config.stop_grace,
+        max_running: config.max_running,
+        max_jobs: config.max_jobs,
+        max_stored_bytes: config.max_stored.unwrap_or((store.max_disk() / 4).min(16 << 30)),
+        containment,
+        observer,
+        isolate_init,
+        start_limit: jobs::StartLimit::default(),
     }
-    template.cgroups = cgroups;
-    template.isolate_init = isolate_init;
-    template.observer = observer;
-    template
 }

@@ -207,7 +207,7 @@ async fn create(
         Ok(id) => Ok(Json(wire::Created { id: id.0 })),
         Err(JobError::Quota(quota)) => Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, quota.to_string())),
         Err(JobError::Unsupported(why)) => Err(ApiError::bad_request(why.to_string())),
-        Err(JobError::CommandLine(why)) => Err(ApiError::bad_request(why)),
+        Err(JobError::CommandLine(why)) => Err(ApiError::bad_request(why.to_string())),
         Err(other) => Err(ApiError::internal("cannot create the job", other)),
     }
 }

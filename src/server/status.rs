@@ -14,14 +14,14 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// A job's status as the API shows it.
 pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
-    let (status, exit_code, signal, error_msg) = match &s.status {
+    let (status, exit_code, signal, error_msg) = match s.status() {
         jobs::Status::Running => (wire::State::Running, None, None, None),
-        jobs::Status::Error(message) => (wire::State::Error, None, None, Some(message.clone())),
+        jobs::Status::Error(message) => (wire::State::Error, None, None, Some(message)),
         jobs::Status::Completed(jobs::Termination::Exited(code)) => {
-            (wire::State::Completed, Some(*code), None, None)
+            (wire::State::Completed, Some(code), None, None)
         }
         jobs::Status::Completed(jobs::Termination::Signaled(sig)) => {
-            (wire::State::Completed, None, Some(*sig), None)
+            (wire::State::Completed, None, Some(sig), None)
         }
     };
     wire::JobStatus {
@@ -32,16 +32,16 @@ pub(crate) fn status_body(s: &jobs::JobStatus) -> wire::JobStatus {
         id: s.id.0,
         cmd: s.command.clone(),
         args: s.args.clone(),
-        pid: s.pid,
+        pid: s.pid(),
         started_at: rfc3339(s.started_at),
-        finished_at: s.finished_at.map(rfc3339),
+        finished_at: s.finished_at().map(rfc3339),
         truncated: s.truncated,
         truncated_reason: s.truncated_reason.clone(),
         output_error: s.output_error.clone(),
         client: None,
         limits: s.limits,
-        oom_killed: s.oom_killed,
-        usage: wire::Usage { cpu_ms: s.usage.cpu_ms, memory_peak: s.usage.memory_peak },
-        lost: s.lost,
+        oom_killed: s.oom_killed(),
+        usage: wire::Usage { cpu_ms: s.usage().cpu_ms, memory_peak: s.usage().memory_peak },
+        lost: s.lost(),
     }
 }
