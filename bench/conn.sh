@@ -22,10 +22,8 @@
 # Each binary is its own client in 1 (as its users would run it); 2 and 3
 # use examples/h2flood.rs. Every process it starts is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   rounds=1; secs=0.5; runs=5; conns=2; streams=50; hold=2; resets=500
 else

@@ -15,16 +15,14 @@
 # Needs root (cgroups, and a second user, removed after); says so and
 # exits 0 without it. Every process it starts is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   secs=0.5; rounds=1; kills=2; procs=50; rss_mib=64; spawns=20
 else
   secs=5; rounds=5; kills=15; procs=500; rss_mib=1024; spawns=300
 fi
 if [ "$(id -u)" != 0 ]; then say "8. containment: needs root (cgroups, a second user)"; exit 0; fi
-bench_init
 bench_build spawn_rss
 
 # The server that is not root reads the PKI and its data dir as that user.

@@ -18,10 +18,8 @@
 # process it starts is stopped by pid; as root, ssh logs in as a throwaway
 # user whose shell is /bin/sh (root's profile here is slow), removed after.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   sizes="1 3"; rounds=1; runs=2; bulk_n=3; bulk_mib=8
 else

@@ -4,17 +4,19 @@
 # variable of another script. Sourcing defines functions and nothing more;
 # a script then calls, in this order:
 #
-#   bench_args "quick baseline" "$@"  the flags it takes, of --quick and
-#                                     --baseline PATH (plus --help, always)
-#   bench_init                        $tmp with a fresh PKI, cleanup at exit
-#   bench_build [EXAMPLE...]          this tree's release binary and examples
+#   bench_start "quick baseline" "$@"  goes to the repository's root, parses
+#                                      the flags the script takes, of --quick
+#                                      and --baseline PATH (and --help, always),
+#                                      makes $tmp and the cleanup at exit
+#   bench_build [EXAMPLE...]           builds this tree's release binary and
+#                                      examples, makes a fresh PKI in $tmp
 #
 # What a script then has:
 #   $quick        1 with --quick (tiny sizes, to prove the harness), else 0
 #   $tmp          a private temp dir, removed at exit
 #   $certs        a fresh PKI in $tmp: CA, a server for 127.0.0.1 and
 #                 localhost, a first client `bench`; client_dir makes more
-#   $rcmd, $load  this tree's release rcmd and examples/loadgen
+#   $rcmd, $load  this tree's release rcmd (or RCMD_BENCH_NOW) and examples/loadgen
 #   $examples     the folder of the release examples
 #   labels        the binaries compared: `now` ($rcmd) and, with --baseline
 #                 PATH (or RCMD_BASELINE=PATH), `base`; bin_of LABEL is its
@@ -25,7 +27,9 @@
 #                 are stopped, by pid, and the users add_user made removed.
 #
 # Set RCMD_BENCH_PREBUILT=1 when target/release is already current (bench/run.sh
-# sets it for the scripts it runs): then bench_build runs no cargo.
+# sets it for the scripts it runs): then bench_build runs no cargo. Set
+# RCMD_BENCH_NOW=PATH to measure the binary PATH as `now` instead of this
+# tree's (with --baseline PATH too, a run shows the noise of the machine).
 
 # A command that fails inside $(...) fails the substitution too.
 shopt -s inherit_errexit
@@ -44,7 +48,8 @@ bench_args() {
   local takes=" $1 " flag
   shift
   quick=0
-  baseline=${RCMD_BASELINE:-}
+  baseline=
+  [[ $takes != *" baseline "* ]] || baseline=${RCMD_BASELINE:-}
   while [ $# -gt 0 ]; do
     flag=$1
     case $flag in
@@ -64,6 +69,7 @@ bench_args() {
     say "$(basename "$0"): the baseline $baseline is not an executable file" >&2
     exit 2
   fi
+  [ -z "$baseline" ] || baseline=$(realpath "$baseline")
 }
 bench_bad_flag() {
   say "$(basename "$0"): unknown or incomplete flag $1" >&2
@@ -72,6 +78,13 @@ bench_bad_flag() {
 }
 
 # --- Set-up and cleanup ----------------------------------------------------
+
+# bench_start TAKES "$@": the start of every script (see the top of this file).
+bench_start() {
+  bench_args "$@"
+  cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit
+  bench_init
+}
 
 pids=()
 users=()
@@ -120,7 +133,7 @@ bench_build() {
   for example in "$@"; do build+=(--example "$example"); done
   [ "${RCMD_BENCH_PREBUILT:-}" = 1 ] || cargo build --release -q "${build[@]}"
   examples=$PWD/target/release/examples
-  rcmd=$PWD/target/release/rcmd
+  rcmd=${RCMD_BENCH_NOW:-$PWD/target/release/rcmd}
   load=$examples/loadgen
   labels=(now)
   declare -gA bin_path=([now]=$rcmd)

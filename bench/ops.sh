@@ -20,10 +20,8 @@
 #
 # Every process it starts is stopped by pid. Needs curl.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then rounds=1; secs=0.5; else rounds=10; secs=3; fi
 bench_build
 need curl=curl

@@ -10,10 +10,8 @@
 #
 # Every process it starts is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then rounds=1; secs=0.5; runs=3; jobs=20; else rounds=5; secs=5; runs=30; jobs=200; fi
 bench_build
 

@@ -18,10 +18,8 @@
 # with its own config and keys; openssh-server is installed with apt if
 # missing) and stops every process it started, by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 
 if [ "$quick" = 1 ]; then
   rounds=1; runs=3; secs=0.5; out_runs=1; big=$((16 << 20)); sizes="100"; many=200; sleepers=50; stamps=20

@@ -23,10 +23,8 @@
 # columns are read from the database, not written down here). Every
 # process it starts is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   rounds=1; secs=0.5; records=2000; starts=3
 else

@@ -12,10 +12,8 @@
 #
 # Every process it starts is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "quick baseline" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   rounds=1; runs=3; big_runs=1; big=$((16 << 20))
 else

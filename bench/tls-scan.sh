@@ -7,10 +7,8 @@
 #
 #   bench/tls-scan.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source bench/lib.sh
-bench_args "" "$@"
-bench_init
+source "$(dirname "$0")/lib.sh"
+bench_start "" "$@"
 bench_build
 
 venv=${SSLYZE_VENV:-/tmp/rcmd-sslyze-venv}
