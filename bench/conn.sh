@@ -27,7 +27,7 @@ bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   rounds=1; secs=0.5; runs=5; conns=2; streams=50; hold=2; resets=500
 else
-  rounds=7; secs=3; runs=30; conns=10; streams=200; hold=4; resets=10000
+  rounds=8; secs=3; runs=30; conns=10; streams=200; hold=4; resets=10000
 fi
 bench_build h2flood
 flood=$examples/h2flood

@@ -7,7 +7,7 @@
 #   c. the spawn path's cost per job with a 1 GiB server RSS: rcmd's pool
 #      vs std's posix_spawn vs fork (examples/spawn_rss.rs; this tree only).
 #
-#   bench/contain.sh                   5 rounds (a few minutes)
+#   bench/contain.sh                   6 rounds (a few minutes)
 #   bench/contain.sh --quick           one short round (CI runs it via bench/run.sh)
 #   bench/contain.sh --baseline PATH   also the rcmd binary PATH in a and b,
 #                                      alternating with this tree's round by round
@@ -20,7 +20,7 @@ bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   secs=0.5; rounds=1; kills=2; procs=50; rss_mib=64; spawns=20
 else
-  secs=5; rounds=5; kills=15; procs=500; rss_mib=1024; spawns=300
+  secs=4; rounds=6; kills=16; procs=500; rss_mib=1024; spawns=300
 fi
 if [ "$(id -u)" != 0 ]; then say "8. containment: needs root (cgroups, a second user)"; exit 0; fi
 bench_build spawn_rss

@@ -5,14 +5,14 @@
 # addresses, and against a shell loop of single-host `rcmd run`, all in
 # the same rounds; then the client's peak RSS with 1 host and with the most.
 #
-#   bench/fleet.sh                   N = 1, 10, 50; 3 rounds of 4 runs (about 4 minutes)
+#   bench/fleet.sh                   N = 1, 10, 50; 4 rounds of 3 runs (about 4 minutes)
 #   bench/fleet.sh --quick           N = 1, 3; 2 runs (CI runs it via bench/run.sh)
 #   bench/fleet.sh --baseline PATH   also the rcmd binary PATH as the client,
 #                                    alternating with this tree's round by round
 #
 # Then bulk output: every one of 10 hosts (3 when quick) prints 32 MiB
 # (8 MiB) of 100-byte lines; the fan-out's throughput into /dev/null, and
-# the client's peak RSS behind a slow reader, for each binary.
+# the client's peak RSS behind a slow reader, for each binary, once a round.
 #
 # pssh, pdsh and openssh-server are installed with apt if missing. Every
 # process it starts is stopped by pid; as root, ssh logs in as a throwaway
@@ -23,7 +23,7 @@ bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   sizes="1 3"; rounds=1; runs=2; bulk_n=3; bulk_mib=8
 else
-  sizes="1 10 50"; rounds=3; runs=4; bulk_n=10; bulk_mib=32
+  sizes="1 10 50"; rounds=4; runs=3; bulk_n=10; bulk_mib=32
 fi
 most=${sizes##* }
 bench_build
@@ -101,11 +101,9 @@ print("%.1f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))'
     "$1" "$certs" @"$bulk_inv" --fanout 64 run --rm -n sh -c "$bulk_script"
 }
 for round in $(seq "$rounds"); do
-  for _ in $(seq "$runs"); do
-    for which in $(round_order "$round"); do
-      record bulk-rate "$which" "$(bulk_rate "$(bin_of "$which")")"
-      record bulk-rss "$which" "$(slow_peak_mib "$(bin_of "$which")")"
-    done
+  for which in $(round_order "$round"); do
+    record bulk-rate "$which" "$(bulk_rate "$(bin_of "$which")")"
+    record bulk-rss "$which" "$(slow_peak_mib "$(bin_of "$which")")"
   done
 done
 say "fleet. bulk, $bulk_n hosts x $bulk_mib MiB of 100-byte lines: MiB/s into /dev/null $(figure bulk-rate) || peak RSS behind a slow reader, MiB $(figure bulk-rss)"

@@ -1,8 +1,8 @@
 # shellcheck shell=bash disable=SC2034 # (it sets variables for the scripts)
 # bench/lib.sh: the one library of the scripts in bench/. Every script is
 # standalone on it: it sources this file and nothing else, and reads no
-# variable of another script. Sourcing defines functions and nothing more;
-# a script then calls, in this order:
+# variable of another script. Sourcing defines functions (and turns on
+# inherit_errexit) and nothing more; a script then calls, in this order:
 #
 #   bench_start "quick baseline" "$@"  goes to the repository's root, parses
 #                                      the flags the script takes, of --quick
@@ -86,9 +86,9 @@ bench_start() {
   bench_init
 }
 
-pids=()
-users=()
 bench_init() {
+  pids=()
+  users=()
   tmp=$(mktemp -d "/tmp/rcmd-bench-$(basename "$0" .sh).XXXXXX")
   trap bench_cleanup EXIT
 }
@@ -293,7 +293,7 @@ bin_of() { echo "${bin_path[$1]}"; }
 
 # round_order ROUND: the labels in the order of that round: reversed every
 # other round, so that a machine that speeds up or slows down during a round
-# favours no binary.
+# favours no binary (with an even number of rounds, each goes first as often).
 round_order() {
   if [ $(($1 % 2)) = 1 ]; then
     echo "${labels[@]}"

@@ -3,7 +3,7 @@
 # no policy and one with a 100-client policy, in the same run, alternating
 # the two so that drift on a noisy machine hits both alike.
 #
-#   bench/policy.sh                   5 rounds (about a minute)
+#   bench/policy.sh                   6 rounds (about two minutes)
 #   bench/policy.sh --quick           one short round (CI runs it via bench/run.sh)
 #   bench/policy.sh --baseline PATH   also the rcmd binary PATH, alternating
 #                                     with this tree's round by round
@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_start "quick baseline" "$@"
-if [ "$quick" = 1 ]; then rounds=1; secs=0.5; runs=3; jobs=20; else rounds=5; secs=5; runs=30; jobs=200; fi
+if [ "$quick" = 1 ]; then rounds=1; secs=0.5; runs=3; jobs=20; else rounds=6; secs=4; runs=24; jobs=200; fi
 bench_build
 
 # 99 clients that never connect, and the one that measures, whose jobs run

@@ -3,7 +3,7 @@
 # one run (these machines are noisy: only ratios from the same run count),
 # then runs every other script of bench/ but tls-scan.sh with the same flags.
 #
-#   bench/run.sh                   full run (about 20 minutes), results on stdout
+#   bench/run.sh                   full run (about 15 minutes, 30 with a baseline), results on stdout
 #   bench/run.sh --quick           tiny sizes: proves the harness works (CI runs it)
 #   bench/run.sh --baseline PATH   also measures the rcmd binary PATH (one built
 #                                  before a change; or RCMD_BASELINE=PATH),
@@ -24,7 +24,7 @@ bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   rounds=1; runs=3; secs=0.5; out_runs=1; big=$((16 << 20)); sizes="100"; many=200; sleepers=50; stamps=20
 else
-  rounds=3; runs=10; secs=2; out_runs=2; big=$((1 << 30)); sizes="100 1000 10000"; many=10000; sleepers=1000; stamps=200
+  rounds=4; runs=8; secs=2; out_runs=2; big=$((1 << 30)); sizes="100 1000 10000"; many=10000; sleepers=1000; stamps=200
 fi
 
 bench_build h2flood spawn_rss

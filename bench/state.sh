@@ -28,7 +28,7 @@ bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   rounds=1; secs=0.5; records=2000; starts=3
 else
-  rounds=5; secs=3; records=100000; starts=10
+  rounds=6; secs=3; records=100000; starts=10
 fi
 bench_build
 

@@ -5,7 +5,7 @@
 # real servers on loopback and an OpenSSH server on a loopback port
 # (openssh-server is installed with apt if missing).
 #
-#   bench/stdin.sh                   3 rounds (a few minutes)
+#   bench/stdin.sh                   4 rounds (a few minutes)
 #   bench/stdin.sh --quick           16 MiB, one round (CI runs it via bench/run.sh)
 #   bench/stdin.sh --baseline PATH   also the rcmd binary PATH, alternating
 #                                    with this tree's round by round
@@ -17,7 +17,7 @@ bench_start "quick baseline" "$@"
 if [ "$quick" = 1 ]; then
   rounds=1; runs=3; big_runs=1; big=$((16 << 20))
 else
-  rounds=3; runs=10; big_runs=2; big=$((1 << 30))
+  rounds=4; runs=8; big_runs=1; big=$((1 << 30))
 fi
 bench_build
 
