@@ -185,8 +185,9 @@ launch() {
 }
 
 # server_launch [--ready REGEX] COMMAND...: launch a COMMAND that is an rcmd
-# server; returns once it listens (and, with --ready, once a line of its
-# stdout matches REGEX too). Sets server_pid, addr and server_out.
+# server; returns once it listens (with --ready, once a line of its stdout
+# matches REGEX instead: one it prints after the listening line). Sets
+# server_pid, addr and server_out.
 server_launch() {
   local ready='^rcmd listening on '
   if [ "$1" = --ready ]; then ready=$2; shift 2; fi
