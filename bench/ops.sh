@@ -13,72 +13,85 @@
 #
 # Ratios are medians of the per-round ratios (with / without).
 #
-#   bench/ops.sh           10 rounds of 3 s per figure and server
-#   bench/ops.sh --quick   one short round (CI runs it via bench/run.sh)
+#   bench/ops.sh                   10 rounds of 3 s per figure and server
+#   bench/ops.sh --quick           one short round (CI runs it via bench/run.sh)
+#   bench/ops.sh --baseline PATH   also the rcmd binary PATH, alternating
+#                                  with this tree's round by round
+#
+# Every process it starts is stopped by pid. Needs curl.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-if [ "${1:-}" = "--quick" ]; then rounds=1; secs=0.5; else rounds=10; secs=3; fi
-
-cargo build --release -q --bin rcmd --example loadgen
-rcmd=$PWD/target/release/rcmd
-load=$PWD/target/release/examples/loadgen
-source bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
+if [ "$quick" = 1 ]; then rounds=1; secs=0.5; else rounds=10; secs=3; fi
+bench_build
+need curl=curl
 
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 # cpu_ticks PID: the process's user + system time so far, in clock ticks.
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
-start "$rcmd" "$tmp/data-plain"
-pid_plain=$server_pid addr_plain=$addr
-start "$rcmd" "$tmp/data-metrics" --metrics-listen 127.0.0.1:0
-pid_metrics=$server_pid addr_metrics=$addr
-for _ in $(seq 100); do grep -q '^rcmd metrics on' "$server_out" && break; sleep 0.05; done
-metrics_url=$(sed -n 's/^rcmd metrics on //p' "$server_out")
-# A scraper, as Prometheus would be, once a second.
-(while true; do curl -s -o /dev/null "$metrics_url" || true; sleep 1; done) &
-pids+=($!)
-
-# Ids 1..1000 exist for every status client.
-for name in plain metrics; do
-  c=$(client_dir "status-$name")
-  addr_var=addr_$name
-  "$load" fill "$c" "${!addr_var}" 1000 /bin/true >/dev/null
-done
-
-# measure NAME KIND OUTFILE LOADGEN-ARGS...: one round of load; appends the
-# rate to OUTFILE and the server's CPU microseconds per request (or job) to
-# OUTFILE.cpu (loadgen says how many: count= for jobs, n= for requests).
-measure() {
-  local name=$1 kind=$2 out=$3 pid_var=pid_$1
-  shift 3
-  local before after line
-  before=$(cpu_ticks "${!pid_var}")
-  line=$("$load" "$kind" "$@")
-  after=$(cpu_ticks "${!pid_var}")
-  echo "$line" | field per_second >>"$out"
-  echo "$line" | awk -v t=$((after - before)) -v us="$tick_us" '
-    { for (i = 1; i <= NF; i++) if ($i ~ /^(count|n)=/) { split($i, kv, "="); n = kv[2] } }
-    END { printf "%.2f\n", t * us / n }' >>"$out.cpu"
-}
-
-for round in $(seq "$rounds"); do
-  order="plain metrics"
-  [ $((round % 2)) = 0 ] && order="metrics plain"
-  for name in $order; do
-    addr_var=addr_$name
-    measure "$name" status "$tmp/status-$name" "$tmp/certs/status-$name" "${!addr_var}" 8 "$secs" 1000
-    c=$(client_dir "jobs-$name-$round")
-    measure "$name" throughput "$tmp/jobs-$name" "$c" "${!addr_var}" 8 "$secs"
+# A plain server and one with metrics for every binary; ids 1..1000 exist for
+# every status client.
+declare -A server_pids server_addrs
+for which in "${labels[@]}"; do
+  for kind in plain metrics; do
+    name=$kind-$which
+    if [ $kind = metrics ]; then
+      server_start --ready '^rcmd metrics on ' "$(bin_of "$which")" "$tmp/data-$name" --metrics-listen 127.0.0.1:0
+      url=$(sed -n 's/^rcmd metrics on //p' "$server_out")
+      # A scraper, as Prometheus would be, once a second.
+      (while true; do curl -s -o /dev/null "$url" || true; sleep 1; done) &
+      pids+=($!)
+    else
+      server_start "$(bin_of "$which")" "$tmp/data-$name"
+    fi
+    server_pids[$name]=$server_pid
+    server_addrs[$name]=$addr
+    "$load" fill "$(client_dir "status-$name")" "$addr" 1000 /bin/true >/dev/null
   done
 done
 
-for f in status jobs; do
-  echo "   per round, $f/s without:         $(tr '\n' ' ' <"$tmp/$f-plain")" >&2
-  echo "   per round, $f/s with:            $(tr '\n' ' ' <"$tmp/$f-metrics")" >&2
-  echo "   per round, CPU us per $f without: $(tr '\n' ' ' <"$tmp/$f-plain.cpu")" >&2
-  echo "   per round, CPU us per $f with:    $(tr '\n' ' ' <"$tmp/$f-metrics.cpu")" >&2
+# measure NAME KIND LOADGEN-ARGS...: one round of load on server NAME;
+# records the rate as KIND-NAME and the server's CPU microseconds per
+# request (or job) as KIND-NAME.cpu (loadgen says how many: count= for jobs,
+# n= for requests).
+measure() {
+  local name=$1 kind=$2 pid=${server_pids[$1]} before after line
+  shift 2
+  before=$(cpu_ticks "$pid")
+  line=$("$load" "$kind" "$@")
+  after=$(cpu_ticks "$pid")
+  record "$kind-${name%-*}" "${name##*-}" "$(echo "$line" | field per_second)"
+  record "$kind-${name%-*}.cpu" "${name##*-}" "$(echo "$line" | awk -v t=$((after - before)) -v us="$tick_us" '
+    { for (i = 1; i <= NF; i++) if ($i ~ /^(count|n)=/) { split($i, kv, "="); n = kv[2] } }
+    END { printf "%.2f\n", t * us / n }')"
+}
+
+for round in $(seq "$rounds"); do
+  for which in $(round_order "$round"); do
+    order="plain metrics"
+    [ $((round % 2)) = 0 ] && order="metrics plain"
+    for kind in $order; do
+      name=$kind-$which
+      measure "$name" status "$certs/status-$name" "${server_addrs[$name]}" 8 "$secs" 1000
+      measure "$name" throughput "$(client_dir "jobs-$name-$round")" "${server_addrs[$name]}" 8 "$secs"
+    done
+  done
 done
-m() { median <"$tmp/$1"; }
-say "metrics cost, median of $rounds rounds: server CPU per status request $(m status-plain.cpu) us without, $(m status-metrics.cpu) us with --metrics-listen (ratio $(paired "$tmp/status-metrics.cpu" "$tmp/status-plain.cpu" 3)) | per job $(m jobs-plain.cpu) us without, $(m jobs-metrics.cpu) us with (ratio $(paired "$tmp/jobs-metrics.cpu" "$tmp/jobs-plain.cpu" 3))"
-say "metrics cost, median of $rounds rounds: status $(m status-plain) req/s without, $(m status-metrics) with (ratio $(paired "$tmp/status-metrics" "$tmp/status-plain" 3)) | jobs $(m jobs-plain)/s without, $(m jobs-metrics)/s with (ratio $(paired "$tmp/jobs-metrics" "$tmp/jobs-plain" 3))"
+
+f=$tmp/figures
+for which in "${labels[@]}"; do
+  for kind in status throughput; do
+    echo "   $which, per round, $kind/s without:         $(tr '\n' ' ' <"$f/$kind-plain/$which")" >&2
+    echo "   $which, per round, $kind/s with:            $(tr '\n' ' ' <"$f/$kind-metrics/$which")" >&2
+    echo "   $which, per round, CPU us per $kind without: $(tr '\n' ' ' <"$f/$kind-plain.cpu/$which")" >&2
+    echo "   $which, per round, CPU us per $kind with:    $(tr '\n' ' ' <"$f/$kind-metrics.cpu/$which")" >&2
+  done
+done
+say "metrics, server CPU us per status request ($rounds rounds): without $(figure status-plain.cpu) || with --metrics-listen $(figure status-metrics.cpu)"
+say "metrics, server CPU us per job: without $(figure throughput-plain.cpu) || with $(figure throughput-metrics.cpu)"
+say "metrics, status req/s: without $(figure status-plain) || with $(figure status-metrics)"
+say "metrics, jobs/s: without $(figure throughput-plain) || with $(figure throughput-metrics)"
+for which in "${labels[@]}"; do
+  say "metrics cost, $which, median of per-round ratios with/without: CPU per status request $(paired "$f/status-metrics.cpu/$which" "$f/status-plain.cpu/$which" 3) | CPU per job $(paired "$f/throughput-metrics.cpu/$which" "$f/throughput-plain.cpu/$which" 3) | status req/s $(paired "$f/status-metrics/$which" "$f/status-plain/$which" 3) | jobs/s $(paired "$f/throughput-metrics/$which" "$f/throughput-plain/$which" 3)"
+done

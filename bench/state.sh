@@ -1,88 +1,65 @@
 #!/usr/bin/env bash
-# State on disk (issue 14): what job records in SQLite cost and what they
-# survive, measured on real servers on loopback with a fresh PKI.
+# State on disk: what job records in SQLite cost and what they survive,
+# measured on real servers on loopback with a fresh PKI.
 #
-#   bench/state.sh           full run (a few minutes; 100,000 records)
-#   bench/state.sh --quick   small sizes (CI runs it via bench/run.sh)
-#   RCMD_BASELINE=/path/to/rcmd bench/state.sh
-#       also measures jobs/s of that binary (built from the commit before
-#       the state series, d38e3b0), alternating rounds with this one.
+#   bench/state.sh                   full run (a few minutes; 100,000 records)
+#   bench/state.sh --quick           small sizes (CI runs it via bench/run.sh)
+#   bench/state.sh --baseline PATH   also measures 1. with the rcmd binary PATH,
+#                                    alternating rounds with this tree's
+#                                    (BENCHMARKS.md's figures: one built from
+#                                    d38e3b0, the commit before job records)
 #
 # 1. jobs/s through the API (1 and 8 clients) and status queries/s of
-#    finished jobs, now vs RCMD_BASELINE.
+#    finished jobs, for each binary.
 # 2. start-up with N finished job records vs an empty data directory.
 # 3. server RSS with N finished jobs: after start-up, after `list` of all.
 # 4. kill -9 of the server during 1,000 rapid completions: the database
 #    opens, and every job the client saw finished is there with its output.
+# 2-4 measure this tree's binary only.
 #
 # The N records of 2 and 3 are not made by running N jobs (100,000 would
 # take minutes): a real server runs 100 `echo` jobs, and their rows and
 # spool files are then copied, with new ids, by python3's sqlite3 (the
 # columns are read from the database, not written down here). Every
 # process it starts is stopped by pid.
-#
-# bench/run.sh runs it with RCMD_BASELINE=$RCMD_STATE_BASELINE (its own RCMD_BASELINE
-# is stdin.sh's). To build a baseline once:
-#   git worktree add --detach /tmp/rcmd-base d38e3b0
-#   (cd /tmp/rcmd-base && cargo build --release --bin rcmd)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-if [ "${1:-}" = "--quick" ]; then
-  quick=1; rounds=1; secs=0.5; records=2000; starts=3
+source "$(dirname "$0")/lib.sh"
+bench_start "quick baseline" "$@"
+if [ "$quick" = 1 ]; then
+  rounds=1; secs=0.5; records=2000; starts=3
 else
-  quick=0; rounds=5; secs=3; records=100000; starts=10
+  rounds=6; secs=3; records=100000; starts=10
 fi
+bench_build
 
-cargo build --release -q --bin rcmd --example loadgen
-rcmd=$PWD/target/release/rcmd
-load=$PWD/target/release/examples/loadgen
-base=${RCMD_BASELINE:-}
+say "# state benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores$([ "$quick" = 1 ] && echo ', QUICK MODE')"
 
-source bench/lib.sh
-
-say "# state benchmarks (issue 14), $(date -u +%Y-%m-%d), $(nproc) cores$([ $quick = 1 ] && echo ', QUICK MODE')"
-
-# --- 1. Jobs/s through the API, now vs before the records --------------------
-binaries=now
-[ -n "$base" ] && binaries="now before"
+# --- 1. Jobs/s through the API, for each binary ---------------------------------
 for round in $(seq "$rounds"); do
-  order=$binaries
-  [ $((round % 2)) = 0 ] && order=$(echo "$binaries" | awk '{ for (i = NF; i; i--) printf "%s ", $i }')
-  for which in $order; do
-    bin=$rcmd
-    [ "$which" = before ] && bin=$base
-    start "$bin" "$tmp/data-tp-$which-$round"
+  for which in $(round_order "$round"); do
+    server_start "$(bin_of "$which")" "$tmp/data-tp-$which-$round"
     for n in 1 8; do
       c=$(client_dir "tp-$which-$round-$n")
-      "$load" throughput "$c" "$addr" "$n" "$secs" | field per_second >>"$tmp/tp-$which-$n"
+      record "tp-$n" "$which" "$("$load" throughput "$c" "$addr" "$n" "$secs" | field per_second)"
     done
-    # Reading finished jobs: now from the records, before from memory.
+    # Reading finished jobs (from the records, where a binary has them).
     c=$(client_dir "st-$which-$round")
     "$load" fill "$c" "$addr" 200 true >/dev/null
-    "$load" status "$c" "$addr" 8 "$secs" 200 | field per_second >>"$tmp/tp-$which-status"
-    stop
+    record tp-status "$which" "$("$load" status "$c" "$addr" 8 "$secs" 200 | field per_second)"
+    server_stop
   done
 done
-for n in 1 8 status; do
-  what="jobs/s, $n clients"
-  [ $n = status ] && what="status queries/s of finished jobs, 8 clients"
-  now=$(median <"$tmp/tp-now-$n")
-  if [ -n "$base" ]; then
-    before=$(median <"$tmp/tp-before-$n")
-    say "14.1 $what ($rounds rounds, median, spread): now $now ($(spread <"$tmp/tp-now-$n")) | before the records $before ($(spread <"$tmp/tp-before-$n")) | now/before $(ratio "$now" "$before"), per round $(paired "$tmp/tp-now-$n" "$tmp/tp-before-$n")"
-  else
-    say "14.1 $what ($rounds rounds, median): now $now | before: comparison skipped (set RCMD_BASELINE to a binary built from d38e3b0)"
-  fi
-done
+say "14.1 jobs/s, 1 client ($rounds rounds): $(figure tp-1)"
+say "14.1 jobs/s, 8 clients: $(figure tp-8)"
+say "14.1 status queries/s of finished jobs, 8 clients: $(figure tp-status)"
 
 # --- 2. Start-up with N finished job records -----------------------------------
 # 100 real jobs, then copies of their rows and files up to N.
 full=$tmp/data-full
-start "$rcmd" "$full"
+server_start "$rcmd" "$full"
 c=$(client_dir records)
 "$load" fill "$c" "$addr" 100 echo rcmd-record >/dev/null
-stop
+server_stop
 python3 - "$full" "$records" 100 <<'PY'
 import os, sqlite3, sys
 data, total, template = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -111,7 +88,7 @@ say "14.2 $records finished job records made: 100 real 'echo' jobs, their rows a
 # startup BINARY DATADIR: ms from exec to the listening line, and to the first
 # answered `status 1` (the CLI's own start included).
 startup() {
-  python3 - "$@" "$tmp/certs" "$c" "$rcmd" <<'PY'
+  python3 - "$@" "$certs" "$c" "$rcmd" <<'PY'
 import subprocess, sys, time
 binary, data, certs, client, cli = sys.argv[1:]
 t0 = time.monotonic()
@@ -134,9 +111,9 @@ finally:
 PY
 }
 empty=$tmp/data-empty
-start "$rcmd" "$empty"
+server_start "$rcmd" "$empty"
 "$load" fill "$c" "$addr" 1 echo rcmd-record >/dev/null
-stop
+server_stop
 for _ in $(seq "$starts"); do
   for which in empty full; do
     out=$(startup "$rcmd" "$tmp/data-$which")
@@ -148,18 +125,18 @@ say "14.2 start-up to the listening line (ms, median of $starts, spread): $recor
 say "14.2 start-up to the first answered status (ms): $records records $(median <"$tmp/first-full") ($(spread <"$tmp/first-full")) | 1 record $(median <"$tmp/first-empty") ($(spread <"$tmp/first-empty"))"
 
 # --- 3. RSS with N finished jobs ----------------------------------------------
-start "$rcmd" "$full"
+server_start "$rcmd" "$full"
 "$rcmd" "$c" "$addr" status 1 >/dev/null
 started=$(mib "$server_pid" VmRSS)
 listed=$("$rcmd" "$c" "$addr" list | wc -l)
 after_list=$(mib "$server_pid" VmRSS)
 for id in $(seq 1 $((records / 100)) "$records"); do "$rcmd" "$c" "$addr" output "$id" >/dev/null; done
 say "14.3 server RSS with $records finished jobs (MiB): after start-up and a status $started | after a list of all ($listed lines) $after_list | after 100 outputs spread over them $(mib "$server_pid" VmRSS) | peak $(mib "$server_pid" VmHWM)"
-stop
+server_stop
 
 # --- 4. kill -9 during 1,000 rapid completions ---------------------------------
 crash=$tmp/data-crash
-start "$rcmd" "$crash"
+server_start "$rcmd" "$crash"
 c=$(client_dir crash)
 : >"$tmp/done"
 "$load" completions "$c" "$addr" 1000 16 >"$tmp/done" &
@@ -178,9 +155,9 @@ mkdir "$tmp/crash-copy"
 cp "$crash"/jobs.db* "$tmp/crash-copy/"
 integrity=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' \
   "$tmp/crash-copy/jobs.db")
-start "$rcmd" "$crash"
+server_start "$rcmd" "$crash"
 verified=$("$load" verify "$c" "$addr" "$tmp/done")
 highest=$(awk '{ if ($2 > m) m = $2 } END { print m + 0 }' "$tmp/done")
 new_id=$("$rcmd" "$c" "$addr" exec true)
-stop
+server_stop
 say "14.4 kill -9 during 1,000 rapid completions (16 clients): $seen seen finished before the kill | integrity_check: $integrity | after restart: intact $(echo "$verified" | field intact), lost or changed $(echo "$verified" | field broken) | a new job got id $new_id (highest seen $highest)"

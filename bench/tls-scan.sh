@@ -1,18 +1,15 @@
 #!/usr/bin/env bash
 # Scans a freshly started rcmd server with sslyze (from PyPI, in a private
-# virtualenv) and prints only what matters: the protocol versions accepted,
+# virtualenv: SSLYZE_VENV, /tmp/rcmd-sslyze-venv by default, kept for the
+# next run) and prints only what matters: the protocol versions accepted,
 # the cipher suites, the curves, and whether a client certificate is
 # required. Not part of CI (it installs sslyze and takes a minute).
 #
 #   bench/tls-scan.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q --bin rcmd
-rcmd=$PWD/target/release/rcmd
-tmp=$(mktemp -d /tmp/rcmd-scan.XXXXXX)
-server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$tmp"; }
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+bench_start "" "$@"
+bench_build
 
 venv=${SSLYZE_VENV:-/tmp/rcmd-sslyze-venv}
 if ! [ -x "$venv/bin/sslyze" ]; then
@@ -20,18 +17,14 @@ if ! [ -x "$venv/bin/sslyze" ]; then
   "$venv/bin/pip" install -q sslyze
 fi
 
-"$rcmd" pki init --dir "$tmp/certs" --client scanner >/dev/null
-RUST_LOG=warn "$rcmd" serve --certs "$tmp/certs" --listen 127.0.0.1:0 --data-dir "$tmp/data" >"$tmp/out" 2>/dev/null &
-server=$!
-for _ in $(seq 50); do grep -q listening "$tmp/out" && break; sleep 0.1; done
-addr=$(sed -n 's/^rcmd listening on \([^ ]*\).*/\1/p' "$tmp/out")
+server_start "$rcmd" "$tmp/data"
 
 # Without a client certificate: what the server offers, and that it requires one.
 "$venv/bin/sslyze" --json_out="$tmp/anon.json" --quiet \
   --sslv2 --sslv3 --tlsv1 --tlsv1_1 --tlsv1_2 --tlsv1_3 --elliptic_curves --certinfo "localhost:${addr##*:}{127.0.0.1}" >/dev/null || true
 # With one: the cipher suites actually accepted.
 "$venv/bin/sslyze" --json_out="$tmp/auth.json" --quiet \
-  --cert "$tmp/certs/client.crt" --key "$tmp/certs/client.key" --keyform PEM \
+  --cert "$certs/client.crt" --key "$certs/client.key" --keyform PEM \
   --tlsv1_2 --tlsv1_3 --elliptic_curves "localhost:${addr##*:}{127.0.0.1}" >/dev/null || true
 
 python3 - "$tmp/anon.json" "$tmp/auth.json" <<'PY'

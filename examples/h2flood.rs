@@ -27,8 +27,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
-#[path = "../bench/client_tls.rs"]
-mod client_tls;
+use rcmd::testing::ClientDir;
 
 /// How long to wait for the server to take one more stream: past it, the
 /// server is holding streams back (its concurrent stream limit).
@@ -39,7 +38,9 @@ type Connection = (h2::client::SendRequest<Bytes>, JoinHandle<Result<(), h2::Err
 /// An HTTP/2 connection whose streams start with `window` bytes of flow
 /// control.
 async fn connect(certs: &Path, addr: &str, window: u32) -> Connection {
-    let config = Arc::new(client_tls::client_config(certs, b"h2"));
+    let mut config = ClientDir::at(certs).rustls_config();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = Arc::new(config);
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let tls = TlsConnector::from(config).connect(name, tcp).await.expect("TLS handshake");

@@ -20,13 +20,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-#[path = "../bench/client_tls.rs"]
-mod client_tls;
-#[path = "../bench/raw_spawn.rs"]
-mod raw_spawn;
+use rcmd::testing::{ClientDir, raw_spawn_rate};
 
 fn client(certs: &Path) -> reqwest::Client {
-    let tls = client_tls::client_config(certs, b"http/1.1");
+    let mut tls = ClientDir::at(certs).rustls_config();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // reqwest is built without a crypto provider of its own: make this one the process's.
+    let _ = tls.crypto_provider().as_ref().clone().install_default();
     reqwest::Client::builder().tls_backend_preconfigured(tls).build().unwrap()
 }
 
@@ -66,7 +66,7 @@ fn latency(runs: usize, command: &[String]) {
 }
 
 fn spawn(threads: usize, seconds: f64) {
-    let rate = raw_spawn::raw_spawn_rate(threads, Duration::from_secs_f64(seconds));
+    let rate = raw_spawn_rate(threads, Duration::from_secs_f64(seconds));
     println!("spawn threads={threads} per_second={rate:.0}");
 }
 

@@ -9,6 +9,8 @@
 //! * [`TestServer`]: `rcmd serve` on an ephemeral loopback port, in this
 //!   process, with its job output in a temp dir; stopped, its jobs killed,
 //!   when dropped.
+//! * [`raw_spawn_rate`]: the machine's own spawn-and-wait rate, what job
+//!   throughput is measured against.
 //!
 //! ```
 //! use rcmd::testing::{TestPki, TestServer};
@@ -45,10 +47,12 @@
 //! Nothing here needs a dependency that rcmd itself does not have, so it is
 //! not behind a cargo feature.
 
+mod baseline;
 mod pki;
 mod server;
 mod temp;
 
+pub use baseline::raw_spawn_rate;
 pub use pki::{ClientDir, TestPki};
 pub use rcgen;
 pub use server::TestServer;

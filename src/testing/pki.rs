@@ -237,6 +237,12 @@ pub struct ClientDir {
 }
 
 impl ClientDir {
+    /// The client directory at `path`, made by `rcmd pki client` rather
+    /// than by a [`TestPki`]. Nothing is read until it is used.
+    pub fn at(path: impl Into<PathBuf>) -> ClientDir {
+        ClientDir { path: path.into() }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,12 +1,17 @@
-//! The baseline the job benchmarks compare with: `threads` OS threads, each
-//! spawning /bin/true (stdin from /dev/null, stdout and stderr piped, as a
-//! job is) and waiting for it, for `round`. Included by benches/jobs.rs and
-//! examples/loadgen.rs, so both measure exactly the same loop.
+//! [`raw_spawn_rate`]: what the machine itself does without rcmd, the
+//! baseline that job throughput is compared with (by rcmd's own
+//! benchmarks, and by anyone's who measure code on top of it).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Processes spawned and reaped per second.
+/// Processes spawned and reaped per second by `threads` OS threads, each
+/// spawning /bin/true (stdin from /dev/null, stdout and stderr piped, as a
+/// job's are) and waiting for it, over `round`.
+///
+/// # Panics
+///
+/// If /bin/true cannot be spawned or does not succeed.
 pub fn raw_spawn_rate(threads: usize, round: Duration) -> f64 {
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
