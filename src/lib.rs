@@ -5,9 +5,10 @@
 //! * [`server`]: the HTTPS API in front of a [`jobs::JobPool`] per client;
 //! * [`client`]: the command-line client;
 //!
-//! plus [`jobs`], the process-supervision library underneath the server,
-//! with `cgroup`, its per-job groups and limits on cgroup v1 and v2, and
-//! [`wire`], the JSON bodies that server and client share,
+//! plus [`jobs`], the process-supervision library underneath the server;
+//! `cgroup`, per-job groups and limits on cgroup v1 and v2, which only
+//! `jobs` uses (it re-exports what the server needs to detect them);
+//! [`wire`], the JSON bodies that server and client share;
 //! [`one_line`], how every error is printed; [`docs`] makes completions and
 //! the man page; [`testing`] gives other projects' tests a fresh PKI and a
 //! server in-process.
@@ -19,9 +20,10 @@
 //! flags, a client's ceilings in the policy and the client's own flags all
 //! use it, so each limit's rule is written once.
 //!
-//! The layers: `jobs`, `pki` and `wire` import nothing else of the crate
-//! but those two leaves (`units` imports nothing, `limits` only `units`),
-//! and `wire` is the only contract between client and server.
+//! The layers: `jobs` (with `cgroup`), `pki` and `wire` import nothing else
+//! of the crate but those two leaves (`units` imports nothing, `limits`
+//! only `units`), and `wire` is the only contract between client and
+//! server.
 
 mod cgroup;
 pub mod client;

@@ -7,8 +7,8 @@
 //! controllers to jobs; a child started earlier would stay behind in that
 //! group and keep it from doing so, while one started later is born in the
 //! leaf. [`HostCgroups::detect`] is the only way to get the value that
-//! [`super::guard::Guard::start`] and the pools' template take, so nothing
-//! can start a child before it.
+//! [`super::guard::Guard::start`] takes and the pools' [`jobs::Containment`]
+//! comes from, so nothing can start a child before it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,9 +49,14 @@ impl HostCgroups {
         }
     }
 
-    /// The cgroups, shared with the pools that make job groups in them.
-    pub fn shared(&self) -> Option<Arc<jobs::Cgroups>> {
-        self.0.clone()
+    /// How the pools contain jobs: in these cgroups, or, on a host without
+    /// them, by `watcher` (the guard) hearing of every job's process group.
+    pub fn containment(&self, watcher: Option<Arc<dyn jobs::GroupWatcher>>) -> jobs::Containment {
+        match (&self.0, watcher) {
+            (Some(cgroups), _) => jobs::Containment::Cgroups(Arc::clone(cgroups)),
+            (None, Some(watcher)) => jobs::Containment::Guard(watcher),
+            (None, None) => jobs::Containment::None,
+        }
     }
 
     /// The server's cgroup folders, which the guard purges.

@@ -210,8 +210,8 @@ fn app_state(
     // the running file, even if it was replaced on disk since.
     let isolate_init = own_exe.then(|| PathBuf::from("/proc/self/exe"));
     let observer = metrics.clone().map(|m| m as Arc<dyn jobs::JobObserver>);
-    let guard = guard.map(|watched| &watched.guard);
-    let template = pool_template(config, store, guard, cgroups.shared(), isolate_init, observer);
+    let watcher = guard.map(|watched| Arc::clone(&watched.guard) as Arc<dyn jobs::GroupWatcher>);
+    let template = pool_template(config, store, cgroups.containment(watcher), isolate_init, observer);
     tracing::info!(
         data_dir = %config.data_dir.display(),
         output_stored = store.disk_used(),

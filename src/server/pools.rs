@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::config::ServerConfig;
-use super::guard::Guard;
 use crate::jobs::{self, JobError, JobPool, PoolConfig, Store};
 use crate::pki::ClientName;
 
@@ -74,22 +73,16 @@ impl Pools {
     }
 }
 
-/// The limits every client's pool gets, its cgroups, and (without cgroups)
-/// the guard that hears of every job's process group; the `isolate_init`
-/// of isolated jobs and the `observer` of every job's start and end.
+/// The limits every client's pool gets, how its jobs are contained
+/// ([`super::host::HostCgroups::containment`]), the `isolate_init` of
+/// isolated jobs and the `observer` of every job's start and end.
 pub(crate) fn pool_template(
     config: &ServerConfig,
     store: &Store,
-    guard: Option<&Arc<Guard>>,
-    cgroups: Option<Arc<jobs::Cgroups>>,
+    containment: jobs::Containment,
     isolate_init: Option<PathBuf>,
     observer: Option<Arc<dyn jobs::JobObserver>>,
 ) -> PoolConfig {
-    let containment = match (cgroups, guard) {
-        (Some(cgroups), _) => jobs::Containment::Cgroups(cgroups),
-        (None, Some(guard)) => jobs::Containment::Guard(Arc::clone(guard) as Arc<dyn jobs::GroupWatcher>),
-        (None, None) => jobs::Containment::None,
-    };
     PoolConfig {
         data_dir: store.path().to_owned(),
         output_limit: config.max_output,
