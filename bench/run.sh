@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks rcmd against ssh and the machine's own limits, side by side in
 # one run (these machines are noisy: only ratios from the same run count),
-# then runs every other script of bench/ but tls-scan.sh with the same flags.
+# then runs every other script of bench/ but tls-scan.sh with the same flags
+# (RCMD_BENCH_OTHERS="" runs none of them; or name the ones to run).
 #
 #   bench/run.sh                   full run (about 15 minutes, 30 with a baseline), results on stdout
 #   bench/run.sh --quick           tiny sizes: proves the harness works (CI runs it)
@@ -150,7 +151,9 @@ stop_started
 flags=()
 [ "$quick" = 1 ] && flags+=(--quick)
 [ -n "$baseline" ] && flags+=(--baseline "$baseline")
-for script in policy ops stdin contain state conn fleet; do
+# RCMD_BENCH_OTHERS="" runs sections 1-7 alone (or names the scripts to run).
+# shellcheck disable=SC2086 # the list is split into names on purpose
+for script in ${RCMD_BENCH_OTHERS-policy ops stdin contain state conn fleet}; do
   bash "bench/$script.sh" "${flags[@]}"
 done
 say "done"
