@@ -27,7 +27,7 @@ use tokio::net::unix::pipe;
 use super::child::{self, Plan, Step, User, above_stdio};
 use super::isolate;
 use super::watchdog::Watchdog;
-use super::{JobSpec, Termination};
+use super::{JobSpec, RunAs, Termination};
 
 /// A started process and the handles its supervisor needs.
 pub(crate) struct Started {
@@ -59,6 +59,54 @@ pub(crate) fn start(
     init: Option<&Path>,
     watchdog: &Watchdog,
 ) -> io::Result<Spawned> {
+    let ExecTarget { program, words, report } = exec_target(spec, init)?;
+    let argv = null_terminated(&words);
+    let environment = environment_strings(spec)?;
+    let envp = match &environment {
+        Some(variables) => null_terminated(variables),
+        None => Vec::new(),
+    };
+    let user = spec
+        .run_as
+        .as_ref()
+        .map(|user| Ok::<_, io::Error>((user, c_string(user.home.as_os_str().as_bytes())?)))
+        .transpose()?;
+
+    let JobPipes { child_ends, stdin, stdout, stderr } = job_pipes(spec.stdin)?;
+
+    let report_end =
+        report.map(|(read, write)| Ok::<_, io::Error>((read, above_stdio(write)?))).transpose()?;
+    let mut plan =
+        Plan::new(&program, &argv, if environment.is_some() { envp.as_ptr() } else { server_environment() });
+    plan.stdio = child_ends.each_ref().map(AsRawFd::as_raw_fd);
+    plan.cgroups = cgroups;
+    plan.fd3 = report_end.as_ref().map(|(_, write)| write.as_raw_fd());
+    plan.isolate = spec.isolate;
+    plan.user = job_user(user.as_ref());
+    plan.reset_oom_score = resets_oom_score(own_oom_score_adj());
+    let (pid, pidfd) = child::spawn(&plan, watchdog).map_err(spawn_error)?;
+    drop(child_ends);
+    Ok(Spawned {
+        process: Process { pid: pid as u32, report: report_end.map(|(read, _)| read) },
+        pidfd,
+        stdin,
+        stdout,
+        stderr,
+    })
+}
+
+/// What the child executes: the file, its argument words and, for an
+/// isolated job, the pipe its init reports the program's wait status on.
+struct ExecTarget {
+    program: CString,
+    words: Vec<CString>,
+    report: Option<(OwnedFd, OwnedFd)>,
+}
+
+/// The job's [`ExecTarget`]. An isolated job runs `init` (this binary) in
+/// front of its program, so the words gain init's own; it cannot run
+/// without one.
+fn exec_target(spec: &JobSpec, init: Option<&Path>) -> io::Result<ExecTarget> {
     let resolved = c_string(spec.resolve_program()?.into_os_string().as_bytes())?;
     let mut words: Vec<CString> = std::iter::once(spec.command.as_str())
         .chain(spec.args.iter().map(String::as_str))
@@ -80,8 +128,13 @@ pub(crate) fn start(
             (init, Some(pipe_pair()?))
         }
     };
-    let argv = null_terminated(&words);
-    let environment = match spec.environment() {
+    Ok(ExecTarget { program, words, report })
+}
+
+/// The job's own environment as `NAME=value` strings, built here because
+/// the child may not allocate; `None` when it inherits the server's.
+fn environment_strings(spec: &JobSpec) -> io::Result<Option<Vec<CString>>> {
+    Ok(match spec.environment() {
         Some(variables) => Some(
             variables
                 .into_iter()
@@ -89,18 +142,23 @@ pub(crate) fn start(
                 .collect::<io::Result<Vec<_>>>()?,
         ),
         None => None,
-    };
-    let envp = match &environment {
-        Some(variables) => null_terminated(variables),
-        None => Vec::new(),
-    };
-    let user = spec
-        .run_as
-        .as_ref()
-        .map(|user| Ok::<_, io::Error>((user, c_string(user.home.as_os_str().as_bytes())?)))
-        .transpose()?;
+    })
+}
 
-    let (stdin_read, stdin_write) = match spec.stdin {
+/// A job's stdio: the child's ends (stdin, stdout, stderr), which the
+/// server closes once the child has exec'd, and the server's ends.
+struct JobPipes {
+    child_ends: [OwnedFd; 3],
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// Opens a job's stdio: a pipe for stdin if `stdin` (else /dev/null), and
+/// pipes for stdout and stderr. The child's ends are moved above the fds
+/// the child sets up, so that placing one cannot close another.
+fn job_pipes(stdin: bool) -> io::Result<JobPipes> {
+    let (stdin_read, stdin_write) = match stdin {
         true => {
             let (read, write) = pipe_pair()?;
             (read, Some(write))
@@ -110,39 +168,31 @@ pub(crate) fn start(
     let (stdout_read, stdout_write) = pipe_pair()?;
     let (stderr_read, stderr_write) = pipe_pair()?;
     let child_ends = [above_stdio(stdin_read)?, above_stdio(stdout_write)?, above_stdio(stderr_write)?];
+    Ok(JobPipes { child_ends, stdin: stdin_write, stdout: stdout_read, stderr: stderr_read })
+}
 
-    let report_end =
-        report.map(|(read, write)| Ok::<_, io::Error>((read, above_stdio(write)?))).transpose()?;
-    let mut plan =
-        Plan::new(&program, &argv, if environment.is_some() { envp.as_ptr() } else { server_environment() });
-    plan.stdio = child_ends.each_ref().map(AsRawFd::as_raw_fd);
-    plan.cgroups = cgroups;
-    plan.fd3 = report_end.as_ref().map(|(_, write)| write.as_raw_fd());
-    plan.isolate = spec.isolate;
-    // A server that is not root can only run jobs as itself: it keeps its
-    // ids (it could not set groups). Asked for anyone else, it tries, and
-    // the kernel refuses.
+/// The ids, groups and home the child takes for a policy user, with the
+/// home already a C string. A server that is not root can only run jobs
+/// as itself: it keeps its ids (it could not set groups). Asked for anyone
+/// else, it tries, and the kernel refuses.
+fn job_user<'a>(user: Option<&'a (&'a RunAs, CString)>) -> Option<User<'a>> {
     let euid = nix::unistd::geteuid();
-    plan.user = user.as_ref().map(|(user, home)| User {
+    user.map(|(user, home)| User {
         uid: user.uid,
         gid: user.gid,
         groups: &user.groups,
         home,
         switch: euid.is_root() || euid.as_raw() != user.uid,
-    });
-    plan.reset_oom_score = resets_oom_score(own_oom_score_adj());
-    let (pid, pidfd) = child::spawn(&plan, watchdog).map_err(|e| match e.step {
+    })
+}
+
+/// A failed spawn as an error for the client: it names the step that
+/// failed, except exec, whose own error (no such file, say) says it all.
+fn spawn_error(e: child::SpawnError) -> io::Error {
+    match e.step {
         None | Some(Step::Exec) => e.error,
         Some(step) => io::Error::new(e.error.kind(), format!("cannot {}: {}", step.doing(), e.error)),
-    })?;
-    drop(child_ends);
-    Ok(Spawned {
-        process: Process { pid: pid as u32, report: report_end.map(|(read, _)| read) },
-        pidfd,
-        stdin: stdin_write,
-        stdout: stdout_read,
-        stderr: stderr_read,
-    })
+    }
 }
 
 impl Spawned {

@@ -626,56 +626,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
             ))?
             .execute(params![&**client, id.0, command, args, spec, millis(*at)])?;
         }
-        Change::Start { client, id, started, at } => {
-            let (state, pid, proc_start, error, finished) = match started {
-                StartOutcome::Running { pid, proc_start } => ("running", Some(pid), *proc_start, None, None),
-                StartOutcome::Failed { message } => ("error", None, None, Some(message), Some(millis(*at))),
-            };
-            tx.prepare_cached(
-                "UPDATE jobs SET state = ?3, pid = ?4, proc_start = ?5, error_msg = ?6, started_at = ?7,
-                 finished_at = ?8 WHERE client = ?1 AND id = ?2",
-            )?
-            .execute(params![&**client, id.0, state, pid, proc_start, error, millis(*at), finished])
-            .and_then(one_row)?;
-        }
-        Change::Finish { client, id, ended } => {
-            let none = ResourceUsage::default();
-            let (state, exit_code, signal, error, lost, usage, oom_killed) = match &ended.end {
-                End::Completed { termination: Termination::Exited(code), usage, oom_killed, .. } => {
-                    ("completed", Some(*code), None, None, false, usage, *oom_killed)
-                }
-                End::Completed { termination: Termination::Signaled(signal), usage, oom_killed, .. } => {
-                    ("completed", None, Some(*signal), None, false, usage, *oom_killed)
-                }
-                End::Failed { message } => ("error", None, None, Some(message.as_str()), false, &none, false),
-                End::Lost { usage, oom_killed, .. } => {
-                    ("error", None, None, Some(LOST_MESSAGE), true, usage, *oom_killed)
-                }
-            };
-            tx.prepare_cached(
-                "UPDATE jobs SET state = ?3, exit_code = ?4, signal = ?5, error_msg = coalesce(?6, error_msg),
-                 finished_at = ?7, stdout_bytes = ?8, stderr_bytes = ?9, truncated = ?10, output_error = ?11,
-                 lost = ?12, oom_killed = ?13, cpu_ms = ?14, memory_peak = ?15 WHERE client = ?1 AND id = ?2",
-            )?
-            .execute(params![
-                &**client,
-                id.0,
-                state,
-                exit_code,
-                signal,
-                error,
-                millis(ended.at),
-                ended.stored[0],
-                ended.stored[1],
-                ended.truncated,
-                ended.output_error,
-                lost,
-                oom_killed,
-                usage.cpu_ms,
-                usage.memory_peak
-            ])
-            .and_then(one_row)?;
-        }
+        Change::Start { client, id, started, at } => record_start(tx, client, id, started, *at)?,
+        Change::Finish { client, id, ended } => record_finish(tx, client, id, ended)?,
         Change::Stored { client, id, stored } => {
             tx.prepare_cached(
                 "UPDATE jobs SET stdout_bytes = ?3, stderr_bytes = ?4 WHERE client = ?1 AND id = ?2",
@@ -700,6 +652,71 @@ fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> rusqlite::Result<Op
         }
     }
     Ok(None)
+}
+
+/// A job's start, or its failure to start, which ends it at once.
+fn record_start(
+    tx: &rusqlite::Transaction<'_>,
+    client: &str,
+    id: &JobId,
+    started: &StartOutcome,
+    at: SystemTime,
+) -> rusqlite::Result<()> {
+    let (state, pid, proc_start, error, finished) = match started {
+        StartOutcome::Running { pid, proc_start } => ("running", Some(pid), *proc_start, None, None),
+        StartOutcome::Failed { message } => ("error", None, None, Some(message), Some(millis(at))),
+    };
+    tx.prepare_cached(
+        "UPDATE jobs SET state = ?3, pid = ?4, proc_start = ?5, error_msg = ?6, started_at = ?7,
+         finished_at = ?8 WHERE client = ?1 AND id = ?2",
+    )?
+    .execute(params![client, id.0, state, pid, proc_start, error, millis(at), finished])
+    .and_then(one_row)
+}
+
+/// A job's end: how it ended, its stored output and what it used.
+fn record_finish(
+    tx: &rusqlite::Transaction<'_>,
+    client: &str,
+    id: &JobId,
+    ended: &Ended,
+) -> rusqlite::Result<()> {
+    let none = ResourceUsage::default();
+    let (state, exit_code, signal, error, lost, usage, oom_killed) = match &ended.end {
+        End::Completed { termination: Termination::Exited(code), usage, oom_killed, .. } => {
+            ("completed", Some(*code), None, None, false, usage, *oom_killed)
+        }
+        End::Completed { termination: Termination::Signaled(signal), usage, oom_killed, .. } => {
+            ("completed", None, Some(*signal), None, false, usage, *oom_killed)
+        }
+        End::Failed { message } => ("error", None, None, Some(message.as_str()), false, &none, false),
+        End::Lost { usage, oom_killed, .. } => {
+            ("error", None, None, Some(LOST_MESSAGE), true, usage, *oom_killed)
+        }
+    };
+    tx.prepare_cached(
+        "UPDATE jobs SET state = ?3, exit_code = ?4, signal = ?5, error_msg = coalesce(?6, error_msg),
+         finished_at = ?7, stdout_bytes = ?8, stderr_bytes = ?9, truncated = ?10, output_error = ?11,
+         lost = ?12, oom_killed = ?13, cpu_ms = ?14, memory_peak = ?15 WHERE client = ?1 AND id = ?2",
+    )?
+    .execute(params![
+        client,
+        id.0,
+        state,
+        exit_code,
+        signal,
+        error,
+        millis(ended.at),
+        ended.stored[0],
+        ended.stored[1],
+        ended.truncated,
+        ended.output_error,
+        lost,
+        oom_killed,
+        usage.cpu_ms,
+        usage.memory_peak
+    ])
+    .and_then(one_row)
 }
 
 #[cfg(test)]

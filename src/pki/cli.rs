@@ -114,86 +114,108 @@ pub struct IssueArgs {
 
 pub fn run(command: PkiCommand) -> anyhow::Result<()> {
     match command {
-        PkiCommand::Init { dir, san, days, client, force } => {
-            let options = InitOptions {
-                sans: san,
-                days,
-                client: match client {
-                    Some(name) => ClientName::parse(&name)?,
-                    None => default_client_name(),
-                },
-                force,
-                ..InitOptions::new(dir)
-            };
-            let written = super::init(&options)?;
-            println!("created:");
-            for path in &written {
-                println!("  {}", path.display());
-            }
-            let dir = options.dir.display();
-            println!("the first client identity is {:?}; next:", options.client.as_str());
-            println!("  rcmd serve --certs {dir}");
-            println!("  rcmd {dir} 127.0.0.1:8443 exec echo hello");
-        }
-        PkiCommand::Client { name, issue: IssueArgs { dir, days, force } } => {
-            let target = super::issue_client_dir(&dir, &ClientName::parse(&name)?, days, force)?;
-            println!("created {} (ca.crt, client.crt, client.key) for {name:?}", target.display());
-            println!(
-                "hand that folder to {name}, who runs: rcmd {} HOST:PORT exec echo hello",
-                target.display()
-            );
-        }
-        PkiCommand::Server { name, san, issue: IssueArgs { dir, days, force } } => {
-            let target = super::issue_server_dir(&dir, &ServerName::parse(&name)?, &san, days, force)?;
-            println!("created {} (ca.crt, server.crt, server.key) for host {name:?}", target.display());
-            println!("copy that folder to {name}, which runs: rcmd serve --certs FOLDER --listen ADDR:8443");
-        }
+        PkiCommand::Init { dir, san, days, client, force } => init(dir, san, days, client, force)?,
+        PkiCommand::Client { name, issue } => issue_client(&name, issue)?,
+        PkiCommand::Server { name, san, issue } => issue_server(&name, &san, issue)?,
         PkiCommand::List { dir, json } => list(&dir, json)?,
-        PkiCommand::Revoke { target, dir } => {
-            let revoked = super::revoke(&dir, &target)?;
-            if revoked.is_empty() {
-                println!("{target} was already revoked");
-            }
-            for entry in &revoked {
-                println!("revoked {} {} (serial {})", entry.kind.name(), entry.cn, entry.serial);
-            }
-            println!(
-                "wrote {}; make servers reload it: kill -HUP <server pid>",
-                dir.join(files::CRL).display()
-            );
-            let hosts = super::lifecycle::host_folders(&dir)?;
-            if !hosts.is_empty() {
-                println!(
-                    "and wrote crl.pem into the {} host folder(s) under {}: copy it to each host, then kill -HUP there",
-                    hosts.len(),
-                    dir.join(super::SERVERS_DIR).display()
-                );
-            }
-        }
-        PkiCommand::Renew { name, host, dir, days } => {
-            let what = match (name.as_str(), host.as_deref()) {
-                ("server", None) => Renewal::Server,
-                ("server", Some(host)) => Renewal::Host(host),
-                (_, Some(extra)) => anyhow::bail!(
-                    "unexpected {extra:?} after {name:?}: only `renew server HOST` takes a second name"
-                ),
-                (client, None) => Renewal::Client(client),
-            };
-            let folder = super::renew(&dir, what, days)?;
-            println!("renewed {} in {}", host.as_deref().unwrap_or(&name), folder.display());
-            match what {
-                Renewal::Server => {
-                    println!("make the server use it, without downtime: kill -HUP <server pid>")
-                }
-                Renewal::Host(host) => println!(
-                    "copy server.crt and server.key to {host}, then without downtime: kill -HUP <server pid>"
-                ),
-                Renewal::Client(_) => {}
-            }
-        }
+        PkiCommand::Revoke { target, dir } => revoke(&target, &dir)?,
+        PkiCommand::Renew { name, host, dir, days } => renew(&name, host.as_deref(), &dir, days)?,
         PkiCommand::Show { file } => show(&super::read_info(&file)?),
     }
     Ok(())
+}
+
+/// `pki init`: creates the CA and first identities, then prints what was
+/// written and the two commands to try next.
+fn init(dir: PathBuf, sans: Vec<San>, days: u32, client: Option<String>, force: bool) -> anyhow::Result<()> {
+    let options = InitOptions {
+        sans,
+        days,
+        client: match client {
+            Some(name) => ClientName::parse(&name)?,
+            None => default_client_name(),
+        },
+        force,
+        ..InitOptions::new(dir)
+    };
+    let written = super::init(&options)?;
+    println!("created:");
+    for path in &written {
+        println!("  {}", path.display());
+    }
+    let dir = options.dir.display();
+    println!("the first client identity is {:?}; next:", options.client.as_str());
+    println!("  rcmd serve --certs {dir}");
+    println!("  rcmd {dir} 127.0.0.1:8443 exec echo hello");
+    Ok(())
+}
+
+/// `pki client NAME`: issues the client's folder and says who gets it.
+fn issue_client(name: &str, IssueArgs { dir, days, force }: IssueArgs) -> anyhow::Result<()> {
+    let target = super::issue_client_dir(&dir, &ClientName::parse(name)?, days, force)?;
+    println!("created {} (ca.crt, client.crt, client.key) for {name:?}", target.display());
+    println!("hand that folder to {name}, who runs: rcmd {} HOST:PORT exec echo hello", target.display());
+    Ok(())
+}
+
+/// `pki server NAME`: issues a host's server folder and says where it goes.
+fn issue_server(name: &str, sans: &[San], IssueArgs { dir, days, force }: IssueArgs) -> anyhow::Result<()> {
+    let target = super::issue_server_dir(&dir, &ServerName::parse(name)?, sans, days, force)?;
+    println!("created {} (ca.crt, server.crt, server.key) for host {name:?}", target.display());
+    println!("copy that folder to {name}, which runs: rcmd serve --certs FOLDER --listen ADDR:8443");
+    Ok(())
+}
+
+/// `pki revoke TARGET`: revokes, then tells the operator which CRL copies
+/// servers must reload, since revocation only bites once they do.
+fn revoke(target: &str, dir: &Path) -> anyhow::Result<()> {
+    let revoked = super::revoke(dir, target)?;
+    if revoked.is_empty() {
+        println!("{target} was already revoked");
+    }
+    for entry in &revoked {
+        println!("revoked {} {} (serial {})", entry.kind.name(), entry.cn, entry.serial);
+    }
+    println!("wrote {}; make servers reload it: kill -HUP <server pid>", dir.join(files::CRL).display());
+    let hosts = super::lifecycle::host_folders(dir)?;
+    if !hosts.is_empty() {
+        println!(
+            "and wrote crl.pem into the {} host folder(s) under {}: copy it to each host, then kill -HUP there",
+            hosts.len(),
+            dir.join(super::SERVERS_DIR).display()
+        );
+    }
+    Ok(())
+}
+
+/// `pki renew NAME [HOST]`: renews, then says how the new certificate
+/// reaches its user without downtime.
+fn renew(name: &str, host: Option<&str>, dir: &Path, days: u32) -> anyhow::Result<()> {
+    let what = renewal(name, host)?;
+    let folder = super::renew(dir, what, days)?;
+    println!("renewed {} in {}", host.unwrap_or(name), folder.display());
+    match what {
+        Renewal::Server => {
+            println!("make the server use it, without downtime: kill -HUP <server pid>")
+        }
+        Renewal::Host(host) => println!(
+            "copy server.crt and server.key to {host}, then without downtime: kill -HUP <server pid>"
+        ),
+        Renewal::Client(_) => {}
+    }
+    Ok(())
+}
+
+/// Which certificate `renew NAME [HOST]` means: only `server` takes a host.
+fn renewal<'a>(name: &'a str, host: Option<&'a str>) -> anyhow::Result<Renewal<'a>> {
+    Ok(match (name, host) {
+        ("server", None) => Renewal::Server,
+        ("server", Some(host)) => Renewal::Host(host),
+        (_, Some(extra)) => {
+            anyhow::bail!("unexpected {extra:?} after {name:?}: only `renew server HOST` takes a second name")
+        }
+        (client, None) => Renewal::Client(client),
+    })
 }
 
 /// Whether an index entry is usable now, and its days left.

@@ -59,6 +59,7 @@ pub use targets::{Selector, SelectorError};
 use super::commands;
 use super::connection::{ClientTls, Connection, Protocol, client_tls};
 use super::error::exit;
+use super::limits::LimitFlags;
 use super::sink::{OutputSink, warn};
 use super::stdin::LocalStdin;
 use super::{ClientArgs, ClientCommand, ClientError, JobRef, run as single};
@@ -290,45 +291,15 @@ impl Fleet {
         command: &ClientCommand,
         report: &mut Report<'_>,
     ) -> Result<Outcome, ClientError> {
-        let host = report.host;
         let given = || job.expect("a command that takes a job has one for each host");
         match command {
-            ClientCommand::Exec { limits, cmd, args } => {
-                let job = commands::create(conn, cmd, args, false, limits).await?;
-                report.field("id", job.id);
-                if !self.json {
-                    self.write(&self.stdout, format!("{} {job}\n", host.name))?;
-                }
-            }
+            ClientCommand::Exec { limits, cmd, args } => self.exec(conn, cmd, args, limits, report).await?,
             ClientCommand::Run { rm, limits, cmd, args, .. } => {
                 let create = commands::create(conn, cmd, args, stdin.is_some(), limits);
                 let Some(job) = self.create_unless_interrupted(create, verified).await? else {
                     return Ok(Outcome::not_started("interrupted while connecting"));
                 };
-                report.field("id", job.id);
-                self.running.borrow_mut().insert(host.name.clone(), job.clone());
-                // The job's end ends the host's part, whatever became of stdin.
-                let upload = async {
-                    if let Some(stdin) = stdin
-                        && let Err(message) = single::upload(conn, &job, stdin).await
-                    {
-                        warn(format_args!("{}: {message}", host.name));
-                    }
-                    std::future::pending().await
-                };
-                tokio::select! {
-                    streamed = self.stream(conn, &job, Follow::Run { remove: *rm }, report) => streamed?,
-                    never = upload => never,
-                }
-                let status = commands::fetch_status(conn, &job, true).await?;
-                self.running.borrow_mut().remove(&host.name);
-                if let Some(notice) = status.truncation_notice() {
-                    warn(format_args!("{}: {notice}", host.name));
-                }
-                if *rm {
-                    commands::delete(conn, &job).await?;
-                }
-                return Ok(self.job_outcome(&status, report));
+                return self.follow_run(conn, job, stdin, *rm, report).await;
             }
             ClientCommand::Output { follow, .. } | ClientCommand::Logs { follow, .. } => {
                 report.field("id", given().id);
@@ -351,27 +322,89 @@ impl Fleet {
                 commands::delete(conn, given()).await?;
                 report.field("id", given().id);
             }
-            ClientCommand::List { all } => {
-                let mut jobs = Vec::new();
-                if !self.json {
-                    self.host_line(host, &commands::list_header(*all))?;
-                }
-                commands::list_pages(conn, *all, |page| {
-                    if self.json {
-                        jobs.extend_from_slice(page);
-                    } else {
-                        page.iter()
-                            .try_for_each(|job| self.host_line(host, &commands::list_line(job, *all)))?;
-                    }
-                    Ok(())
-                })
-                .await?;
-                if self.json {
-                    report.field("jobs", &jobs);
-                }
-            }
+            ClientCommand::List { all } => self.list(conn, *all, report).await?,
         }
         Ok(Outcome::Ok)
+    }
+
+    /// `exec` on one host: starts the job and reports its id, as a
+    /// `NAME ID` line that `@FILE` or `-` can take back.
+    async fn exec(
+        &self,
+        conn: &Connection,
+        cmd: &str,
+        args: &[String],
+        limits: &LimitFlags,
+        report: &mut Report<'_>,
+    ) -> Result<(), ClientError> {
+        let job = commands::create(conn, cmd, args, false, limits).await?;
+        report.field("id", job.id);
+        if !self.json {
+            self.write(&self.stdout, format!("{} {job}\n", report.host.name))?;
+        }
+        Ok(())
+    }
+
+    /// `run` on one host once its job exists: streams the output while
+    /// stdin is uploaded, then fetches the final status (and deletes the
+    /// job for `--rm`). The job stays in `running` until it has ended, so
+    /// that a second Ctrl-C can name it.
+    async fn follow_run(
+        &self,
+        conn: &Connection,
+        job: JobRef,
+        stdin: Option<LocalStdin>,
+        remove: bool,
+        report: &mut Report<'_>,
+    ) -> Result<Outcome, ClientError> {
+        let host = report.host;
+        report.field("id", job.id);
+        self.running.borrow_mut().insert(host.name.clone(), job.clone());
+        // The job's end ends the host's part, whatever became of stdin.
+        let upload = async {
+            if let Some(stdin) = stdin
+                && let Err(message) = single::upload(conn, &job, stdin).await
+            {
+                warn(format_args!("{}: {message}", host.name));
+            }
+            std::future::pending().await
+        };
+        tokio::select! {
+            streamed = self.stream(conn, &job, Follow::Run { remove }, report) => streamed?,
+            never = upload => never,
+        }
+        let status = commands::fetch_status(conn, &job, true).await?;
+        self.running.borrow_mut().remove(&host.name);
+        if let Some(notice) = status.truncation_notice() {
+            warn(format_args!("{}: {notice}", host.name));
+        }
+        if remove {
+            commands::delete(conn, &job).await?;
+        }
+        Ok(self.job_outcome(&status, report))
+    }
+
+    /// `list` on one host: its jobs as prefixed lines under a header, page
+    /// by page, or gathered into the host's JSON object.
+    async fn list(&self, conn: &Connection, all: bool, report: &mut Report<'_>) -> Result<(), ClientError> {
+        let host = report.host;
+        let mut jobs = Vec::new();
+        if !self.json {
+            self.host_line(host, &commands::list_header(all))?;
+        }
+        commands::list_pages(conn, all, |page| {
+            if self.json {
+                jobs.extend_from_slice(page);
+            } else {
+                page.iter().try_for_each(|job| self.host_line(host, &commands::list_line(job, all)))?;
+            }
+            Ok(())
+        })
+        .await?;
+        if self.json {
+            report.field("jobs", &jobs);
+        }
+        Ok(())
     }
 
     /// A job's creation on a host, abandoned (`None`) if Ctrl-C comes while
