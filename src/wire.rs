@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::Limits;
+pub use crate::limits::Limits;
 
 /// `PUT /jobs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -150,6 +150,10 @@ async fn a_cpus_limit_below_the_kernels_smallest_quota_is_refused_everywhere_nam
     let (code, error) = put_job(&owner, &server, json!({"cmd": "true", "limits": {"cpus": 0.005}})).await;
     assert_eq!(code, 400, "not raised to the kernel's minimum: {error}");
     assert!(error["error"].as_str().unwrap().contains(LEAST), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().starts_with("a cpus limit of 0.005 is too small"),
+        "the limit's own rule, not the body's shape: {error}"
+    );
     let (code, created) = put_job(&owner, &server, json!({"cmd": "true", "limits": {"cpus": 0.01}})).await;
     assert_eq!(code, 200, "the least itself is taken: {created}");
     let status = wait_status(&owner, &server, created["id"].as_u64().unwrap()).await;

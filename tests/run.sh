@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests/run.sh: not root, so the tests that need root or a tool stay ignored" >&2
-  exec cargo test -- "$@"
+  exec cargo test --no-fail-fast -- "$@"
 fi
 
 # The tools the tests call, by the package that has them.
@@ -58,4 +58,4 @@ if (((0x$cap_eff >> 24 & 1) == 0)); then
   skip+=(--skip "$oom")
 fi
 
-cargo test -- --include-ignored "${skip[@]}" "$@"
+cargo test --no-fail-fast -- --include-ignored "${skip[@]}" "$@"

@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::util::TempDir;
 use rcmd::jobs::{JobId, JobPool, JobSpec, PoolConfig, RunAs, Status, Termination};
@@ -22,20 +23,28 @@ async fn stdout_of(pool: &JobPool, id: JobId) -> String {
     String::from_utf8(pool.output(id).unwrap().stdout).unwrap()
 }
 
-/// Undoes a change to this process's oom_score_adj.
-struct OomScore(String);
+/// Undoes a change to this process's oom_score_adj. The score is the whole
+/// test process's, so one test holds it at a time.
+struct OomScore {
+    old: String,
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+static OOM_SCORE: Mutex<()> = Mutex::new(());
 
 impl OomScore {
     fn set(value: &str) -> OomScore {
+        let one_at_a_time = OOM_SCORE.lock().unwrap_or_else(|e| e.into_inner());
         let old = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap();
         std::fs::write("/proc/self/oom_score_adj", value).unwrap();
-        OomScore(old)
+        OomScore { old, _one_at_a_time: one_at_a_time }
     }
 }
 
 impl Drop for OomScore {
+    // Runs before the lock is released: the next test finds the score as it was.
     fn drop(&mut self) {
-        let _ = std::fs::write("/proc/self/oom_score_adj", self.0.trim());
+        let _ = std::fs::write("/proc/self/oom_score_adj", self.old.trim());
     }
 }
 
@@ -45,9 +54,14 @@ async fn a_job_gets_exactly_stdin_stdout_and_stderr() {
     // A descriptor this process holds without close-on-exec, like the ones
     // a server inherits from whatever started it.
     let file = std::fs::File::open("/dev/null").unwrap();
-    // SAFETY: dup2 onto a number this test owns; the OwnedFd closes it.
-    let leaked = unsafe { OwnedFd::from_raw_fd(libc::dup2(file.as_raw_fd(), 251)) };
-    assert_eq!(leaked.as_raw_fd(), 251);
+    // A high number, as an inherited one often is; F_DUPFD takes the first
+    // free one from there, so no other test's descriptor is replaced, and
+    // leaves close-on-exec off.
+    // SAFETY: fcntl only duplicates a descriptor we hold.
+    let raw = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD, 251) };
+    assert!(raw >= 251, "{}", std::io::Error::last_os_error());
+    // SAFETY: the new descriptor is this test's own; the OwnedFd closes it.
+    let _leaked = unsafe { OwnedFd::from_raw_fd(raw) };
     let pool = pool(&dir);
     let id = pool.try_create(sh("ls /proc/$$/fd")).await.unwrap();
     assert_eq!(stdout_of(&pool, id).await, "0\n1\n2\n");

@@ -270,6 +270,8 @@ fn a_job_that_ends_while_the_disk_is_full_stays_visible_and_is_recorded_once_the
         "{status}"
     );
     assert_eq!(status["args"].as_array().map(Vec::len), Some(6), "the whole command line was recorded");
+    // Its start was never written, so the record has no pid: none, not a made-up 0.
+    assert!(status["pid"].is_null(), "{status}");
     drop(server);
     drop(disk);
 }

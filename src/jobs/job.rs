@@ -298,7 +298,7 @@ impl Job {
         } else {
             // Someone else reaped (the pool was dropped): it was killed.
             let termination = termination.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32));
-            End::Completed { pid, termination, usage, oom_killed }
+            End::Completed { pid: Some(pid), termination, usage, oom_killed }
         };
         self.finish(end, SystemTime::now()).await;
     }

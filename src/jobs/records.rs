@@ -468,7 +468,7 @@ fn state(r: &Row<'_>, started_at: SystemTime) -> rusqlite::Result<JobState> {
                 (None, Some(signal)) => Termination::Signaled(signal),
                 (None, None) => Termination::Exited(-1),
             };
-            End::Completed { pid: pid.unwrap_or_default(), termination, usage, oom_killed }
+            End::Completed { pid, termination, usage, oom_killed }
         }
         ("error", _) if r.get(7)? => End::Lost { pid, usage, oom_killed },
         ("error", _) => End::Failed { message: r.get::<_, Option<String>>(6)?.unwrap_or_default() },
@@ -762,7 +762,7 @@ mod tests {
     }
 
     fn completed(pid: u32, termination: Termination, usage: ResourceUsage) -> End {
-        End::Completed { pid, termination, usage, oom_killed: false }
+        End::Completed { pid: Some(pid), termination, usage, oom_killed: false }
     }
 
     /// Every field of one record, as the fixture's README says it was made.

@@ -66,9 +66,11 @@ pub enum JobState {
 pub enum End {
     /// Its process could not be started; the message says why.
     Failed { message: String },
-    /// Its main process ended, and its output is complete.
+    /// Its main process ended, and its output is complete. `pid` is `None`
+    /// only in a record whose start could not be written (a full disk) and
+    /// was recorded once it ended.
     Completed {
-        pid: u32,
+        pid: Option<u32>,
         termination: Termination,
         #[serde(with = "UsageDef")]
         usage: ResourceUsage,
@@ -110,10 +112,8 @@ impl JobState {
     /// The main process's pid; `None` if it never started.
     pub fn pid(&self) -> Option<u32> {
         match self {
-            JobState::Running { pid, .. } | JobState::Done { end: End::Completed { pid, .. }, .. } => {
-                Some(*pid)
-            }
-            JobState::Done { end: End::Lost { pid, .. }, .. } => *pid,
+            JobState::Running { pid, .. } => Some(*pid),
+            JobState::Done { end: End::Completed { pid, .. } | End::Lost { pid, .. }, .. } => *pid,
             JobState::Starting | JobState::Done { end: End::Failed { .. }, .. } => None,
         }
     }
@@ -232,7 +232,7 @@ mod tests {
             JobState::Done {
                 finished_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1234),
                 end: End::Completed {
-                    pid: 7,
+                    pid: Some(7),
                     termination: Termination::Signaled(9),
                     usage: ResourceUsage { cpu_ms: Some(5), memory_peak: Some(1 << 20) },
                     oom_killed: true,

@@ -169,6 +169,20 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Api
     }
 }
 
+/// Why serde refused a job's body: an invalid limit is named by its own
+/// rule alone (`a cpus limit must be ...`), as the limit's type says it;
+/// anything else gets the shape the API takes.
+fn refused_body(body: &[u8], shape: &str, error: serde_json::Error) -> String {
+    let invalid_limit = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value.get("limits").cloned())
+        .and_then(|limits| serde_json::from_value::<crate::limits::Limits>(limits).err());
+    match invalid_limit {
+        Some(limit) => limit.to_string(),
+        None => format!("{shape}: {error}"),
+    }
+}
+
 async fn create(
     caller: Caller,
     State(state): State<Arc<AppState>>,
@@ -180,7 +194,7 @@ async fn create(
         return Err(ApiError::bad_request(shape));
     }
     let request: wire::CreateJob =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("{shape}: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(refused_body(&body, shape, e)))?;
     if request.cmd.is_empty() {
         return Err(ApiError::bad_request("cmd must not be empty"));
     }
