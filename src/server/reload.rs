@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum_server::tls_rustls::RustlsConfig;
 
 use super::host::HostCgroups;
-use super::policy::{CurrentPolicy, Policy, ServerUser};
+use super::policy::{CurrentPolicy, Policy, PolicyError, ServerUser};
 use super::registry::Registry;
 use super::tls::{self, ClientTrust, TlsConfigError};
 use super::warnings;
@@ -62,8 +62,8 @@ pub(crate) fn load_tls(certs: &Path) -> Result<LoadedTls, CertDirError> {
 }
 
 /// The policy file, if the server has one.
-pub(crate) fn load_policy(file: Option<&Path>) -> anyhow::Result<Option<Policy>> {
-    Ok(file.map(|path| Policy::load(path, ServerUser::current())).transpose()?)
+pub(crate) fn load_policy(file: Option<&Path>) -> Result<Option<Policy>, PolicyError> {
+    file.map(|path| Policy::load(path, ServerUser::current())).transpose()
 }
 
 /// What a reload reads from and what it changes, besides the policy.
